@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
@@ -72,6 +73,9 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A private redis-server on 127.0.0.1, on a free port, with its files in ``workdir``."""
 
+    host = LOOPBACK
+    password = None
+
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
         self.port = 0
@@ -107,7 +111,7 @@ class RedisServer:
             return False
 
     def client(self, db: int = PIPELINE_DB) -> redis.Redis:
-        return redis.Redis(host=LOOPBACK, port=self.port, db=db, decode_responses=True)
+        return redis.Redis(host=self.host, port=self.port, password=self.password, db=db, decode_responses=True)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -117,6 +121,28 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class ExternalRedis:
+    """A Redis the operator runs, given as ``redis://[:password@]host:port``; never stopped here."""
+
+    def __init__(self, url: str):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme != "redis" or not parsed.hostname:
+            raise HarnessError(f"Not a Redis URL (redis://host:port): {url!r}.")
+        self.host, self.port, self.password = parsed.hostname, parsed.port or 6379, parsed.password
+
+    def start(self) -> "ExternalRedis":
+        try:
+            self.client().ping()
+        except redis.exceptions.RedisError as exc:
+            raise HarnessError(f"Redis at {self.host}:{self.port} does not answer: {exc}.") from exc
+        return self
+
+    client = RedisServer.client
+
+    def stop(self) -> None:
+        """The operator's Redis keeps running."""
 
 
 def clean_environment(root: Path) -> dict:
@@ -146,17 +172,20 @@ class Pipeline:
     def _complete(self, runtime: dict) -> dict:
         """Fill in the global pipeline settings and each bot's boilerplate."""
         runtime = json.loads(json.dumps(runtime))  # a deep copy that stays plain YAML
-        port = self.redis.port
+        host, port, password = self.redis.host, self.redis.port, self.redis.password
         runtime["global"] = {
             "destination_pipeline_broker": "redis",
             "source_pipeline_broker": "redis",
-            "destination_pipeline_host": LOOPBACK,
-            "source_pipeline_host": LOOPBACK,
+            "destination_pipeline_host": host,
+            "source_pipeline_host": host,
+            "destination_pipeline_password": password,
+            "source_pipeline_password": password,
+            "statistics_password": password,
             "destination_pipeline_port": port,
             "source_pipeline_port": port,
             "destination_pipeline_db": PIPELINE_DB,
             "source_pipeline_db": PIPELINE_DB,
-            "statistics_host": LOOPBACK,
+            "statistics_host": host,
             "statistics_port": port,
             "statistics_database": STATISTICS_DB,
             "process_manager": "intelmq",
@@ -183,8 +212,9 @@ class Pipeline:
             parameters = bot.setdefault("parameters", {})
             # Bots with a Redis cache (deduplicator and friends) use the private server too.
             if "redis_cache_db" in parameters:
-                parameters.setdefault("redis_cache_host", LOOPBACK)
+                parameters["redis_cache_host"] = host
                 parameters["redis_cache_port"] = port
+                parameters["redis_cache_password"] = password
         return runtime
 
     def setup(self) -> "Pipeline":
