@@ -1,0 +1,50 @@
+"""``intelmq-nsm demo``: run the example NSM→IBD pipeline end to end and show who got what."""
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: The example in a source checkout: runtime-examples/nsm-ibd beside the package.
+DEFAULT_EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
+
+
+def run(args) -> int:
+    from intelmq_nsm.demo import Demo, DemoError
+    from intelmq_nsm.private_pipeline import HarnessError
+
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
+
+    keep = args.workdir is not None
+    workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
+    demo = Demo(Path(args.example), workdir, redis_url=args.redis_url, progress=progress, timeout=args.timeout)
+    try:
+        summary = demo.run()
+    except (DemoError, HarnessError) as exc:
+        print(f"intelmq-nsm demo: {exc}", file=sys.stderr)
+        print(f"Logs and dumps are in {workdir / 'intelmq' / 'var' / 'log'}.", file=sys.stderr)
+        return 1
+    print()
+    print(summary.render())
+    if keep:
+        print(f"\nEverything the demo wrote is in {workdir}.")
+    else:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the example NSM→IBD pipeline on a private Redis and print who got which findings",
+    )
+    parser.add_argument("--example", default=str(DEFAULT_EXAMPLE), help="the example folder (default: %(default)s)")
+    parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
+    parser.add_argument("--redis-url", help="use this Redis (redis://host:port) instead of a private redis-server")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for delivery (%(default)s)")
+    parser.set_defaults(func=run)

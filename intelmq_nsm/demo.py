@@ -1,0 +1,357 @@
+"""The example NSM→IBD pipeline, end to end, on a private Redis and IntelMQ root.
+
+``intelmq-nsm demo`` takes ``runtime-examples/nsm-ibd/`` as an operator would: its
+runtime.yaml, registry, token file and sample reports. It points the example's paths and
+ports at a private working directory (see ``localise_runtime``), starts the pipeline with
+intelmqctl, submits the sample reports over HTTP as a researcher would, waits until every
+finding is delivered in a digest or has left on the ``_default`` path, prints who got
+what, and stops everything it started.
+"""
+
+import contextlib
+import email
+import email.policy
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import yaml
+
+from intelmq_nsm.private_pipeline import (
+    LOOPBACK,
+    VENV_BIN,
+    ExternalRedis,
+    HarnessError,
+    Pipeline,
+    RedisServer,
+    free_port,
+    redis_server_binary,
+    wait_for,
+)
+
+#: Where the example keeps its files in a standard IntelMQ installation; the demo moves
+#: this prefix into its working directory.
+INTELMQ_PREFIX = "/opt/intelmq/"
+DIGEST_MODULE = "intelmq.bots.outputs.nsm.digest"
+INTAKE_MODULE = "intelmq.bots.collectors.nsm.intake"
+FILE_OUTPUT_MODULE = "intelmq.bots.outputs.file.output"
+#: The demo's researcher token; the example token file holds only its salted hash.
+DEMO_TOKEN_FILE = "demo-token.txt"  # noqa: S105 (a file name, not a secret)
+#: Digests go out after a few seconds in the demo, not after the example's hour.
+DEMO_PACE = {"max_age": 3, "delivery_interval": 0.5}
+MEDIA_TYPES = {".json": "application/json", ".jsonl": "application/x-ndjson", ".csv": "text/csv"}
+
+
+class DemoError(RuntimeError):
+    """Something the demo needs is missing or did not work; the message says what to do."""
+
+
+class SmtpSink:
+    """A local SMTP server (aiosmtpd) that keeps every mail it receives."""
+
+    def __init__(self):
+        self.messages = []
+        self._lock = threading.Lock()
+        self.controller = None
+        self.port = 0
+
+    def start(self) -> "SmtpSink":
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError as exc:
+            raise DemoError("aiosmtpd is not installed: install intelmq-nsm[demo].") from exc
+        self.port = free_port()
+        self.controller = Controller(self, hostname=LOOPBACK, port=self.port)
+        self.controller.start()
+        return self
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+
+
+@dataclass
+class Summary:
+    """Who got what: digests per organisation, and what went to the _default path."""
+
+    rows: list = field(default_factory=list)  # dicts: organisation, constituency, channel, findings, cases, digests
+    default_findings: int = 0
+    mails: int = 0
+    files: int = 0
+    submitted: list = field(default_factory=list)  # (file name, HTTP status, submission id)
+    dumped: dict = field(default_factory=dict)  # bot id -> number of dumped messages
+
+    def render(self) -> str:
+        header = ("Organisation", "Constituency", "Channel", "Findings", "Cases", "Digest ids")
+        body = [
+            (
+                f"{r['organisation']} {r['name']}",
+                r["constituency"],
+                r["channel"],
+                str(r["findings"]),
+                ", ".join(r["cases"]),
+                ", ".join(d[:12] for d in r["digests"]),
+            )
+            for r in sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
+        ]
+        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        total = sum(r["findings"] for r in self.rows)
+        lines += [
+            "",
+            f"{total} findings in {sum(len(r['digests']) for r in self.rows)} digests to "
+            f"{len({r['organisation'] for r in self.rows})} organisations "
+            f"({self.mails} mails received by the SMTP sink, {self.files} digest files written).",
+            f"{self.default_findings} findings claimed by no constituency went to the _default path.",
+        ]
+        if self.dumped:
+            lines.append("Dumped messages (bad records): " + ", ".join(f"{b}: {n}" for b, n in self.dumped.items()))
+        return "\n".join(lines)
+
+
+def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
+    """The example runtime with its paths moved under ``workdir`` and some parameters set.
+
+    Every string parameter that starts with ``/opt/intelmq/`` moves to ``workdir/``; the
+    parameters named in ``overrides`` (ports, and the digests' ``max_age`` so that the demo
+    does not wait an hour) get the given values wherever a bot has them, and
+    ``smtp_host`` becomes the loopback address. Nothing else changes.
+    """
+    runtime = json.loads(json.dumps(runtime))
+
+    def move(value):
+        if isinstance(value, str) and value.startswith(INTELMQ_PREFIX):
+            return str(workdir / value[len(INTELMQ_PREFIX) :])
+        if isinstance(value, list):
+            return [move(v) for v in value]
+        return value
+
+    for bot_id, bot in runtime.items():
+        if bot_id == "global":
+            continue
+        parameters = bot.setdefault("parameters", {})
+        for key, value in list(parameters.items()):
+            parameters[key] = move(value)
+        for key, value in overrides.items():
+            if key in parameters:
+                parameters[key] = value
+        if "smtp_host" in parameters:
+            parameters["smtp_host"] = LOOPBACK
+    return runtime
+
+
+class Demo:
+    """One run of the example pipeline; ``run()`` returns the Summary."""
+
+    def __init__(
+        self,
+        example: Path,
+        workdir: Path,
+        redis_url: Optional[str] = None,
+        progress: Callable[[str], None] = print,
+        timeout: float = 300.0,
+    ):
+        self.example = Path(example)
+        self.workdir = Path(workdir)
+        self.redis_url = redis_url
+        self.progress = progress
+        self.timeout = timeout
+        self.redis = None
+        self.sink = None
+        self.pipeline = None
+
+    # -- preflight ---------------------------------------------------------------------
+
+    def preflight(self) -> dict:
+        """Check what the demo needs before starting anything; return the example runtime."""
+        if not (VENV_BIN / "intelmqctl").exists():
+            raise DemoError(f"intelmqctl is not in {VENV_BIN}: install intelmq-nsm (scripts/main does).")
+        runtime_file = self.example / "runtime.yaml"
+        if not runtime_file.exists():
+            raise DemoError(f"No example runtime at {runtime_file}: give the example folder with --example.")
+        if not (self.example / DEMO_TOKEN_FILE).exists():
+            raise DemoError(f"The example has no researcher token ({self.example / DEMO_TOKEN_FILE}).")
+        if not self.reports():
+            raise DemoError(f"The example has no sample reports in {self.example / 'reports'}.")
+        if not self.redis_url:
+            try:
+                redis_server_binary()
+            except HarnessError as exc:
+                raise DemoError(f"{exc} Or give a running Redis with --redis-url redis://host:port.") from exc
+        return yaml.safe_load(runtime_file.read_text(encoding="utf-8"))
+
+    def reports(self) -> list:
+        return sorted(p for p in (self.example / "reports").glob("*") if p.suffix in MEDIA_TYPES)
+
+    # -- run ---------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        runtime = self.preflight()
+        try:
+            return self._run(runtime)
+        finally:
+            self.close()
+
+    def _run(self, runtime: dict) -> Summary:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.redis_url:
+            self.progress(f"Using the Redis at {self.redis_url}.")
+            self.redis = ExternalRedis(self.redis_url).start()
+        else:
+            self.progress(f"Starting a private redis-server ({redis_server_binary()}).")
+            self.redis = RedisServer(self.workdir / "redis").start()
+        self.sink = SmtpSink().start()
+        self.progress(f"Started an SMTP sink on {LOOPBACK}:{self.sink.port} for the IBD's mail.")
+
+        intake_port = free_port()
+        overrides = {"port": intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
+        runtime = localise_runtime(runtime, self.workdir, overrides)
+        self._copy_example_files()
+        self.pipeline = Pipeline(self.workdir / "intelmq", self.redis, runtime).setup()
+        problems = [line for line in self.pipeline.check() if line[0] in ("error", "warning")]
+        if problems:
+            raise DemoError("intelmqctl check found problems: " + "; ".join(m for _, m in problems))
+        self.progress(
+            f"Starting {len(self.pipeline.bot_ids)} bots with intelmqctl: {', '.join(self.pipeline.bot_ids)}."
+        )
+        self.pipeline.start()
+
+        summary = Summary()
+        token = (self.example / DEMO_TOKEN_FILE).read_text(encoding="utf-8").strip()
+        for report in self.reports():
+            status, submission = self._submit(intake_port, token, report)
+            summary.submitted.append((report.name, status, submission))
+            self.progress(f"Submitted {report.name}: HTTP {status}, submission {submission}.")
+
+        self.progress("Waiting until every finding is delivered.")
+        self._wait_until_delivered()
+        return self._summarise(summary)
+
+    def _copy_example_files(self) -> None:
+        """Put the example's data where the localised runtime expects it."""
+        target = self.workdir / "etc" / "nsm"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("registry", "tokens.json"):
+            source = self.example / name
+            if source.is_dir():
+                shutil.copytree(source, target / name, dirs_exist_ok=True)
+            elif source.exists():
+                shutil.copy2(source, target / name)
+
+    def _submit(self, port: int, token: str, report: Path):
+        import requests
+
+        url = f"http://{LOOPBACK}:{port}/v1/reports"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": MEDIA_TYPES[report.suffix]}
+        params = {}
+        case_file = report.with_suffix(".case.json")
+        if case_file.exists():  # case metadata of a CSV report goes in the query
+            params = json.loads(case_file.read_text(encoding="utf-8"))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.post(url, data=report.read_bytes(), headers=headers, params=params, timeout=30)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise DemoError(f"The intake collector does not answer on {url}.") from None
+                time.sleep(0.2)
+        body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else {}
+        if answer.status_code != 202:
+            raise DemoError(f"The intake refused {report.name}: HTTP {answer.status_code} {body or answer.text}.")
+        return answer.status_code, body.get("id") or body.get("submission_id")
+
+    def _digest_bots(self) -> dict:
+        return {b: bot for b, bot in self.pipeline.runtime.items() if b != "global" and bot["module"] == DIGEST_MODULE}
+
+    def _settled(self) -> bool:
+        from intelmq_nsm.digest.spool import Spool
+
+        if any(self.pipeline.queue_sizes().values()):
+            return False
+        for bot in self._digest_bots().values():
+            path = Path(bot["parameters"]["spool_file"])
+            if not path.exists():
+                continue
+            spool = Spool(path)
+            try:
+                counts = spool.counts()
+            finally:
+                spool.close()
+            if counts["waiting_findings"] or counts["pending"]:
+                return False
+        return True
+
+    def _wait_until_delivered(self) -> None:
+        # Settled twice in a row, a second apart: a report may still be crossing a bot.
+        last = [False]
+
+        def settled_twice():
+            now = self._settled()
+            both, last[0] = now and last[0], now
+            return both
+
+        wait_for(settled_twice, timeout=self.timeout, interval=1.0, what="all digests to be delivered")
+
+    def _summarise(self, summary: Summary) -> Summary:
+        from intelmq_nsm.digest.spool import Spool
+
+        per_org = {}
+        for bot in self._digest_bots().values():
+            parameters = bot["parameters"]
+            channel = parameters.get("channel", "file")
+            spool = Spool(Path(parameters["spool_file"]))
+            try:
+                for row in spool.digests(state="delivered"):
+                    digest = spool.load(row["id"])
+                    org = digest.organisation
+                    key = (org["id"], digest.constituency, channel)
+                    entry = per_org.setdefault(
+                        key,
+                        {
+                            "organisation": org["id"],
+                            "name": org.get("name", ""),
+                            "constituency": digest.constituency,
+                            "channel": channel,
+                            "findings": 0,
+                            "cases": set(),
+                            "digests": [],
+                        },
+                    )
+                    entry["findings"] += len(digest.findings)
+                    entry["cases"] |= {f.get("case_id") for f in digest.findings if f.get("case_id")}
+                    entry["digests"].append(digest.id)
+            finally:
+                spool.close()
+            if channel == "file" and parameters.get("file_directory"):
+                summary.files += len(list(Path(parameters["file_directory"]).glob("*.json")))
+        for entry in per_org.values():
+            entry["cases"] = sorted(entry["cases"])
+            summary.rows.append(entry)
+        summary.mails = len(self.sink.messages)
+        for bot in self.pipeline.runtime.values():
+            if isinstance(bot, dict) and bot.get("module") == FILE_OUTPUT_MODULE:
+                summary.default_findings += len(Pipeline.read_file_output(Path(bot["parameters"]["file"])))
+        summary.dumped = {bot_id: len(entries) for bot_id, entries in self.pipeline.dumps().items()}
+        return summary
+
+    def close(self) -> None:
+        if self.pipeline:
+            self.progress("Stopping the bots.")
+            with contextlib.suppress(Exception):
+                self.pipeline.close()
+        if self.sink:
+            self.sink.stop()
+        if self.redis:
+            self.redis.stop()
