@@ -429,7 +429,10 @@ def registry_files(paths) -> list:
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+            # Hidden files are skipped: a download in progress is written under a hidden name.
+            files += sorted(
+                p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and p.is_file()
+            )
         else:
             files.append(path)
     return files
