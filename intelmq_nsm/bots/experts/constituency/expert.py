@@ -87,9 +87,10 @@ class ConstituencyExpertBot(ExpertBot):
             self.logger.error("Reload failed, the last good registry %s stays in use: %s", self._registry.version, exc)
 
     def process(self):
+        event = self.receive_message()
+        # Checked after receiving: the event that waited for a change is routed by it.
         if self.reload_check_interval and time.monotonic() >= self._next_check:
             self._reload_if_changed()
-        event = self.receive_message()
         if self.field in event and not self.overwrite:
             self._send(event, event[self.field])
         else:
