@@ -199,7 +199,9 @@ class ConstituencyExpertBot(ExpertBot):
                 continue
             if verbose:
                 print(f"{bot_id}: registry written to {target}; reloading the bot.")
-            IntelMQController().bot_reload(bot_id)
+            code, status = IntelMQController().bot_reload(bot_id)
+            if verbose or code:
+                print(f"{bot_id}: reload {'done' if code == 0 else 'failed'}, the bot is {status}.")
         if failed:
             sys.exit(1)
 
