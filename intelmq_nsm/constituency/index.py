@@ -287,6 +287,16 @@ class Index:
                 todo.extend(links[current] - seen)
         return seen == ids
 
+    def owners(self, entry: Optional[Entry], day: date) -> tuple:
+        """Who an entry routes to on ``day``: sorted ``(constituency, organisation id)`` pairs."""
+        if entry is None:
+            return ()
+        assets = entry.assets
+        if any(asset.manual for asset in assets):
+            assets = [asset for asset in assets if asset.manual]
+        found = (self.effective_organisation(asset.organisation, day) for asset in assets)
+        return tuple(sorted({(o.constituency, o.id) for o in found if o is not None}))
+
     def stats(self) -> dict:
         return {
             "ipv4_ranges": len(self.networks[4]),
