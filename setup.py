@@ -23,7 +23,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["intelmq_nsm", "intelmq_nsm.*"]),
     include_package_data=True,
-    package_data={"intelmq_nsm": ["data/*", "templates/*", "schemas/*"]},
+    package_data={"intelmq_nsm": ["data/*", "templates/*", "schemas/*"], "intelmq_nsm.constituency": ["data/*"]},
     install_requires=[
         "intelmq>=3.5,<4",
         # IntelMQ 3.5 still imports pkg_resources, which setuptools 82 removed.

@@ -1,0 +1,249 @@
+"""The constituency expert: tags each event with the organisation that owns its system and
+routes it over the named path of that organisation's constituency.
+
+The registry, its validation and its index live in ``intelmq_nsm.constituency``; this
+module only adapts them to IntelMQ messages, reloads and downloads.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from intelmq.lib.bot import ExpertBot
+from intelmq.lib.exceptions import InvalidValue
+
+from intelmq_nsm import event_contract as contract
+from intelmq_nsm.constituency import RegistryError, load_registry, registry_files
+from intelmq_nsm.constituency.loader import SUFFIXES
+
+#: The entry point IntelMQ knows this bot by (runtime.yaml's ``module``).
+MODULE = "intelmq.bots.experts.nsm.constituency"
+
+
+def _paths(database) -> list:
+    return [database] if isinstance(database, str) else list(database or [])
+
+
+def _signature(database) -> tuple:
+    """What a reload depends on: each registry file's name, size and mtime (cheap stat calls)."""
+    signature = []
+    for path in registry_files(_paths(database)):
+        try:
+            stat = path.stat()
+        except OSError:
+            signature.append((str(path), None, None))
+        else:
+            signature.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
+class ConstituencyExpertBot(ExpertBot):
+    """Tag events with the owning organisation from the constituency registry and route them by constituency"""
+
+    database: Union[str, list] = "/opt/intelmq/var/lib/bots/nsm-constituency"  # file, directory or list
+    builtin_municipalities: bool = True  # the 342 municipalities as organisations of constituency ibd
+    fields: list = ["source.fqdn", "source.url", "source.ip", "source.asn"]
+    match_asn: bool = False  # an ASN often covers customers that are not the organisation itself
+    overwrite: bool = False  # look up events that already carry a constituency
+    field: str = "constituency"
+    fallback_path: Optional[str] = "_default"  # for constituencies without a path; null dumps them
+    reload_check_interval: int = 5  # seconds between checks of the files' mtimes; 0 turns it off
+    database_url: Optional[str] = None  # where --update-database downloads the registry from
+    autoupdate_cached_database: bool = True
+
+    def init(self):
+        registry = getattr(self, "_registry", None)
+        try:
+            self._load()
+        except RegistryError as exc:
+            if registry is None:
+                raise ValueError(f"Cannot start: {exc}") from None
+            self.logger.error("Reload failed, the last good registry %s stays in use: %s", registry.version, exc)
+        self._paths_configured = set(self.destination_queues or {})
+        self._warned_paths = set()
+
+    def _load(self) -> None:
+        signature = _signature(self.database)
+        self._signature = signature
+        registry = load_registry(_paths(self.database), include_builtin=self.builtin_municipalities)
+        for issue in registry.issues:
+            self.logger.warning("Registry warning: %s.", str(issue).rstrip("."))
+        self._registry = registry
+        self._next_check = time.monotonic() + self.reload_check_interval
+        self.logger.info("Loaded constituency registry %s: %s.", registry.version, _describe(registry.stats()))
+
+    def _reload_if_changed(self) -> None:
+        self._next_check = time.monotonic() + self.reload_check_interval
+        if _signature(self.database) == self._signature:
+            return
+        self.logger.info("A registry file changed, reloading.")
+        try:
+            self._load()
+        except RegistryError as exc:
+            # Remember the broken state so that it is reported once, not every interval.
+            self._signature = _signature(self.database)
+            self.logger.error("Reload failed, the last good registry %s stays in use: %s", self._registry.version, exc)
+
+    def process(self):
+        event = self.receive_message()
+        # Checked after receiving: the event that waited for a change is routed by it.
+        if self.reload_check_interval and time.monotonic() >= self._next_check:
+            self._reload_if_changed()
+        if self.field in event and not self.overwrite:
+            self._send(event, event[self.field])
+        else:
+            values = [(name, event[name]) for name in self.fields if name in event]
+            routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
+            if not routes:
+                self.send_message(event)
+            for route in routes:
+                self._send(self._tagged(event, route), route.constituency)
+        self.acknowledge_message()
+
+    def _tagged(self, event, route):
+        copy = event.copy()
+        copy.add(self.field, route.constituency, overwrite=True)
+        copy.add(contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations], overwrite=True)
+        copy.add(contract.MATCHES, [m.as_event_dict() for m in route.matches], overwrite=True)
+        if route.tie:
+            copy.add(contract.TIE, route.tie, overwrite=True)
+        elif contract.TIE in copy:
+            del copy[contract.TIE]
+        copy.add(contract.REGISTRY_VERSION, self._registry.version, overwrite=True)
+        return copy
+
+    def _send(self, event, constituency: str) -> None:
+        if constituency in self._paths_configured:
+            self.send_message(event, path=constituency)
+            return
+        if self.fallback_path is None:
+            raise InvalidValue(self.field, constituency, reason="no path of this name is configured for the bot")
+        if constituency not in self._warned_paths:
+            self._warned_paths.add(constituency)
+            self.logger.warning(
+                "No path %r is configured; events of constituency %r go to path %r.",
+                constituency, constituency, self.fallback_path,
+            )  # fmt: skip
+        self.send_message(event, path=self.fallback_path)
+
+    @staticmethod
+    def check(parameters):
+        database = parameters.get("database", ConstituencyExpertBot.database)
+        paths = _paths(database)
+        missing = [str(p) for p in paths if not Path(p).exists()]
+        if missing:
+            return [["error", f"The constituency registry {', '.join(missing)} does not exist."]]
+        try:
+            registry = load_registry(paths, include_builtin=parameters.get("builtin_municipalities", True))
+        except RegistryError as exc:
+            return [["error", str(exc)]]
+        result = [["warning", f"Constituency registry: {issue}."] for issue in registry.issues]
+        if not registry.assets:
+            result.append(["error", f"The constituency registry in {', '.join(map(str, paths))} holds no assets."])
+        queues = parameters.get("destination_queues")
+        if isinstance(queues, dict):
+            fallback = parameters.get("fallback_path", "_default")
+            for key in sorted(registry.constituencies):
+                if key not in queues:
+                    result.append(
+                        ["warning", f"Constituency {key!r} has no path of its own; its events go to {fallback!r}."]
+                    )
+        return result
+
+    # -- --update-database, as IntelMQ's asn_lookup expert does it -------------------------
+
+    @classmethod
+    def run(cls, parsed_args=None):
+        if not parsed_args:
+            parsed_args = cls._create_argparser().parse_args()
+        if parsed_args.update_database:
+            cls.update_database(verbose=parsed_args.verbose)
+        else:
+            super().run(parsed_args=parsed_args)
+
+    @classmethod
+    def _create_argparser(cls):
+        argparser = super()._create_argparser()
+        argparser.add_argument("--update-database", action="store_true", help="download the registry from database_url")
+        argparser.add_argument("--verbose", action="store_true", help="be verbose")
+        return argparser
+
+    @classmethod
+    def update_database(cls, verbose: bool = False):
+        """Download each configured bot's registry, validate it with the bot's other files,
+        swap it in atomically and reload the bots that use it."""
+        from intelmq.bin.intelmqctl import IntelMQController
+        from intelmq.lib.utils import create_request_session, get_bots_settings
+
+        bots = {}
+        for bot_id, settings in get_bots_settings().items():
+            parameters = settings.get("parameters", {})
+            if settings.get("module") != MODULE:
+                continue
+            if parameters.get("database_url") and parameters.get("autoupdate_cached_database", True):
+                bots[bot_id] = parameters
+        if not bots:
+            if verbose:
+                print("Database update skipped: no constituency expert has a database_url.")
+            sys.exit(0)
+        session = create_request_session()
+        failed = False
+        for bot_id, parameters in bots.items():
+            try:
+                target = update_registry(session, parameters, verbose)
+            except (OSError, ValueError) as exc:
+                print(f"Database update for {bot_id} failed: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            if verbose:
+                print(f"{bot_id}: registry written to {target}; reloading the bot.")
+            code, status = IntelMQController().bot_reload(bot_id)
+            if verbose or code:
+                print(f"{bot_id}: reload {'done' if code == 0 else 'failed'}, the bot is {status}.")
+        if failed:
+            sys.exit(1)
+
+
+def update_registry(session, parameters: dict, verbose: bool = False) -> Path:
+    """Download ``database_url`` into the bot's database, validated together with its other
+    files; the file is replaced only if the whole registry is valid (os.replace is atomic)."""
+    import requests
+
+    url = parameters["database_url"]
+    paths = _paths(parameters.get("database", ConstituencyExpertBot.database))
+    try:
+        response = session.get(url, timeout=60)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise ValueError(f"cannot download {url}: {exc}") from None
+    suffix = Path(url.split("?", 1)[0]).suffix.lower()
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        target = Path(paths[0]) / f"downloaded{suffix if suffix in SUFFIXES else '.yaml'}"
+    elif len(paths) == 1:
+        target = Path(paths[0])
+    else:
+        raise ValueError("database_url needs the parameter database to be one file or one directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden name: directory scans skip it, so a running bot never reads a half-written file.
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    partial.write_bytes(response.content)
+    others = [p for p in registry_files(paths) if p != target]
+    try:
+        load_registry([*others, partial], include_builtin=parameters.get("builtin_municipalities", True))
+    except RegistryError as exc:
+        partial.unlink()
+        raise ValueError(f"the downloaded registry is invalid, {target} is unchanged: {exc}") from None
+    os.replace(partial, target)
+    return target
+
+
+def _describe(stats: dict) -> str:
+    return (
+        f"{stats['organisations']} organisations, {stats['networks']} networks, {stats['domains']} domains, "
+        f"{stats['asns']} ASNs, {stats['exclusions']} exclusions"
+    )
+
+
+BOT = ConstituencyExpertBot

@@ -1,0 +1,85 @@
+"""What routing a new registry would change, compared with an old one.
+
+Networks are compared exactly: the boundaries of both registries' range tables cut the
+address space into pieces that each registry routes uniformly, so comparing one address
+per piece covers every address. Domains are compared for every name either registry
+mentions and for a subdomain of it (which tells exact entries apart); ASNs one by one.
+"""
+
+import ipaddress
+from datetime import date
+
+
+def _network_owner(index, version: int, address: int, day: date) -> tuple:
+    if index.exclusions[version].lookup(address) is not None:
+        return ()
+    return index.owners(index.networks[version].lookup(address), day)
+
+
+def network_changes(old, new, day: date):
+    """``(first address, last address, old owners, new owners)`` for each changed range."""
+    for version, bits in ((4, 32), (6, 128)):
+        cuts = set()
+        for index in (old, new):
+            cuts.update(index.networks[version].starts)
+            cuts.update(index.exclusions[version].starts)
+        cuts = sorted(c for c in cuts if c < 1 << bits)
+        if not cuts or cuts[0] != 0:
+            cuts.insert(0, 0)
+        pending = None
+        for i, start in enumerate(cuts):
+            end = cuts[i + 1] - 1 if i + 1 < len(cuts) else (1 << bits) - 1
+            before, after = _network_owner(old, version, start, day), _network_owner(new, version, start, day)
+            if before == after:
+                if pending:
+                    yield version, *pending
+                    pending = None
+            elif pending and pending[2:] == (before, after) and pending[1] + 1 == start:
+                pending = (pending[0], end, before, after)
+            else:
+                if pending:
+                    yield version, *pending
+                pending = (start, end, before, after)
+        if pending:
+            yield version, *pending
+
+
+def domain_changes(old, new, day: date):
+    names = set()
+    for index in (old, new):
+        names.update(index.domains)
+        names.update(index.excluded_domains)
+    for name in sorted(names):
+        for probe in (name, f"x.{name}"):
+            before = old.owners(old.lookup_domain(probe), day)
+            after = new.owners(new.lookup_domain(probe), day)
+            if before != after:
+                yield probe, before, after
+
+
+def asn_changes(old, new, day: date):
+    for asn in sorted(set(old.asns) | set(new.asns)):
+        before, after = old.owners(old.asns.get(asn), day), new.owners(new.asns.get(asn), day)
+        if before != after:
+            yield asn, before, after
+
+
+def describe(owners: tuple) -> str:
+    if not owners:
+        return "nobody (_default)"
+    return ", ".join(f"{constituency}:{organisation}" for constituency, organisation in owners)
+
+
+def changes(old_registry, new_registry, day: date) -> list:
+    """Readable lines, one per changed network range (as CIDRs), domain or ASN."""
+    old, new = old_registry.index, new_registry.index
+    lines = []
+    for version, first, last, before, after in network_changes(old, new, day):
+        cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+        cidrs = ", ".join(str(n) for n in ipaddress.summarize_address_range(cls(first), cls(last)))
+        lines.append(f"network {cidrs}: {describe(before)} -> {describe(after)}")
+    for name, before, after in domain_changes(old, new, day):
+        lines.append(f"domain {name}: {describe(before)} -> {describe(after)}")
+    for asn, before, after in asn_changes(old, new, day):
+        lines.append(f"asn AS{asn}: {describe(before)} -> {describe(after)}")
+    return lines

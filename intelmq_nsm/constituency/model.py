@@ -1,0 +1,128 @@
+"""The constituency registry's data model: plain dataclasses, no IntelMQ needed."""
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Optional
+
+#: Organisation kinds, in the order a decision lists them (municipality before its shared service).
+KINDS = ("municipality", "shared-service", "other")
+#: The source of an asset typed by hand; any other source is the name of an import.
+MANUAL = "manual"
+#: The constituency the shipped municipality list belongs to.
+DEFAULT_CONSTITUENCY = "ibd"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One validation finding: where it is (file, line or record, field) and why."""
+
+    level: str  # "error" or "warning"
+    file: str
+    location: str  # "line 12", "row 7" or a JSON path such as "assets[3]"
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = ", ".join(part for part in (self.file, self.location, self.field and f"field {self.field!r}") if part)
+        return f"{self.level}: {where}: {self.reason}"
+
+
+class RegistryError(ValueError):
+    """A registry that failed validation; ``issues`` lists every finding (errors and warnings)."""
+
+    def __init__(self, issues):
+        self.issues = list(issues)
+        errors = [i for i in self.issues if i.level == "error"]
+        shown = "; ".join(str(i) for i in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"The constituency registry is invalid: {shown}{more}.")
+
+
+@dataclass
+class Constituency:
+    key: str
+    name: str
+    contacts: tuple = ()
+
+
+@dataclass
+class Organisation:
+    id: str
+    name: str
+    kind: str
+    constituency: str
+    contacts: tuple = ()
+    valid_from: Optional[date] = None
+    valid_until: Optional[date] = None
+    successor: Optional[str] = None
+    members: tuple = ()
+    origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
+
+    def valid_on(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_until is None or day <= self.valid_until
+        )
+
+    def as_event_dict(self) -> dict:
+        """The organisation as ``extra.nsm.organisations`` carries it."""
+        return {"id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts)}
+
+
+class Asset:
+    """One network, domain or ASN of an organisation.
+
+    A plain class with slots, not a dataclass: a registry holds over a million of them and
+    a frozen dataclass's constructor costs three times as much.
+    """
+
+    __slots__ = ("exact", "key", "kind", "note", "organisation", "origin", "source", "value")
+
+    def __init__(self, kind, value, organisation, source=MANUAL, note="", exact=False, origin=("", ""), key=None):
+        self.kind = kind  # "network", "domain" or "asn"
+        self.value = value  # normalised: "192.0.2.0/24", "gemeente.example", "64496"
+        self.organisation = organisation
+        self.source = source or MANUAL
+        self.note = note or ""
+        self.exact = exact  # domains only: do not cover subdomains
+        self.origin = origin  # (file, "line 12")
+        self.key = key  # networks: (version, start, prefixlen) as parsed
+
+    @property
+    def manual(self) -> bool:
+        return self.source == MANUAL
+
+    def __repr__(self) -> str:
+        return f"Asset({self.kind}={self.value!r}, organisation={self.organisation!r}, source={self.source!r})"
+
+
+@dataclass
+class Match:
+    """A looked-up event value and the registry entry that matched it."""
+
+    field: str
+    value: str
+    kind: str
+    matched: str
+    asset: Asset
+    organisation: Organisation
+
+    def as_event_dict(self) -> dict:
+        return {
+            "field": self.field,
+            "value": self.value,
+            "kind": self.kind,
+            "matched": self.matched,
+            "organisation": self.organisation.id,
+            "source": self.asset.source,
+            "note": self.asset.note,
+        }
+
+
+@dataclass
+class Route:
+    """The decision for one constituency: its organisations, why, and any unresolved tie."""
+
+    constituency: str
+    organisations: list = field(default_factory=list)
+    matches: list = field(default_factory=list)
+    tie: list = field(default_factory=list)

@@ -1,0 +1,92 @@
+"""``intelmq-nsm constituency validate|lookup|stats|diff``: output and exit codes."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from intelmq_nsm.cli import main
+from tests.harness import VENV_BIN
+
+DATA = Path(__file__).resolve().parents[1] / "constituency" / "data"
+
+
+def run(capsys, *argv):
+    code = main(["constituency", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_accepts_a_good_registry_and_names_each_problem_of_a_bad_one(tmp_path, capsys):
+    code, out, _ = run(capsys, "validate", str(DATA / "registry.yaml"), str(DATA / "more-assets.csv"))
+    assert code == 0 and out.startswith("Valid: 345 organisations, 15 networks, 6 domains")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("type,value,organisation\nnetwork,192.0.2.1/24,GM0014\ndomain,ok.example,GM9999\n", "utf-8")
+    code, out, err = run(capsys, "validate", str(bad))
+    assert code == 1 and out == ""
+    assert f"error: {bad}, line 2, field 'network': host bits are set in '192.0.2.1/24'" in err
+    assert f"error: {bad}, line 3, field 'organisation': unknown organisation 'GM9999'" in err
+    assert "Invalid registry: 2 error(s)." in err
+
+
+def test_validate_can_check_a_registry_against_a_future_date(tmp_path, capsys):
+    path = tmp_path / "r.yaml"
+    organisations = "organisations:\n  - {id: GM0014, valid_until: 2025-12-31}\n"
+    path.write_text(organisations + "assets:\n  - {asn: 64496, organisation: GM0014}\n", "utf-8")
+    assert run(capsys, "validate", str(path), "--date", "2025-12-31")[0] == 0
+    code, _, err = run(capsys, "validate", str(path), "--date", "2026-01-01")
+    assert code == 1 and "ended on 2025-12-31 without a successor" in err
+
+
+def test_lookup_says_who_and_why_for_ips_domains_urls_and_asns(capsys):
+    code, out, _ = run(capsys, "lookup", "-d", str(DATA), "192.0.2.5", "https://x.AMSTERDAM.example:8443/", "AS64497")
+    assert code == 0
+    assert out.splitlines() == [
+        "192.0.2.5: constituency ibd: GM0363 Amsterdam (municipality)",
+        "    because network 192.0.2.0/24 belongs to GM0363 (source manual)",
+        "https://x.AMSTERDAM.example:8443/: constituency ibd: GM0363 Amsterdam (municipality)",
+        "    because domain amsterdam.example belongs to GM0363 (source manual)",
+        "AS64497: constituency ibd: GM0599 Rotterdam (municipality)",
+        "    because asn 64497 belongs to GM0599 (source manual)",
+    ]
+
+
+def test_lookup_reports_ties_copies_and_misses_with_exit_code_3(capsys):
+    code, out, _ = run(capsys, "lookup", "-d", str(DATA), "--json", "198.51.100.130", "203.0.113.5", "192.0.2.200")
+    assert code == 3
+    results = json.loads(out)["results"]
+    assert results[0]["routes"][0]["tie"] == ["GM0518", "GM0599"]
+    assert [r["constituency"] for r in results[1]["routes"]] == ["ibd", "surf"]
+    assert results[2]["routes"] == []
+
+
+def test_stats_counts_the_registry(capsys):
+    code, out, _ = run(capsys, "stats", "-d", str(DATA), "--json")
+    stats = json.loads(out)
+    assert code == 0 and (stats["networks"], stats["domains"], stats["asns"]) == (15, 6, 2)
+
+
+def test_diff_lists_exactly_the_routing_that_changes(tmp_path, capsys):
+    new = tmp_path / "new"
+    shutil.copytree(DATA, new)
+    text = (new / "registry.yaml").read_text("utf-8")
+    text = text.replace("192.0.2.128/25, organisation: GM0518", "192.0.2.128/26, organisation: GM0518")
+    text = text.replace("denhaag.example, organisation: GM0518", "denhaag.example, organisation: GM0014")
+    (new / "registry.yaml").write_text(text, "utf-8")
+    code, out, _ = run(capsys, "diff", str(DATA), str(new))
+    assert code == 1
+    # 192.0.2.192/28 stays excluded, so only .208-.255 move back to Amsterdam's /24.
+    assert out.splitlines()[:3] == [
+        "network 192.0.2.208/28, 192.0.2.224/27: ibd:GM0518 -> ibd:GM0363",
+        "domain denhaag.example: ibd:GM0518 -> ibd:GM0014",
+        "domain x.denhaag.example: ibd:GM0518 -> ibd:GM0014",
+    ]
+    assert run(capsys, "diff", str(DATA), str(DATA))[0] == 0
+
+
+def test_the_installed_command_runs(tmp_path):
+    result = subprocess.run(
+        [str(VENV_BIN / "intelmq-nsm"), "constituency", "lookup", "-d", str(DATA), "2001:db8:363::1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0 and "GM0363 Amsterdam" in result.stdout

@@ -1,0 +1,295 @@
+"""The registry and its index, without IntelMQ: loading, validation, precedence, routing."""
+
+import ipaddress
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intelmq_nsm.constituency import RegistryError, builtin_municipalities, load_registry
+from intelmq_nsm.constituency.index import RangeTable
+from intelmq_nsm.constituency.values import normalise_domain, parse_ip, parse_network, url_host
+
+DATA = Path(__file__).parent / "data"
+TODAY = date(2025, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry([DATA], today=TODAY)
+
+
+def route(registry, *values, **kwargs):
+    """``[(constituency, [organisation ids], tie)]`` for the event values given."""
+    return [
+        (r.constituency, [o.id for o in r.organisations], r.tie)
+        for r in registry.index.decide(list(values), day=TODAY, **kwargs)
+    ]
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors_of(paths, **kwargs):
+    with pytest.raises(RegistryError) as caught:
+        load_registry(paths, today=TODAY, **kwargs)
+    return [i for i in caught.value.issues if i.level == "error"]
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def test_the_342_municipalities_ship_with_the_package():
+    municipalities = builtin_municipalities()
+    assert len(municipalities) == 342
+    assert ("GM0363", "Amsterdam") in municipalities
+    assert len({code for code, _ in municipalities}) == 342
+
+
+def test_yaml_and_csv_files_form_one_registry(registry):
+    stats = registry.stats()
+    assert stats["organisations"] == 342 + 3  # the built-in list plus GM9001, SSC-DRECHT, SURF-UNI1
+    assert (stats["networks"], stats["domains"], stats["asns"], stats["exclusions"]) == (15, 6, 2, 3)
+    assert registry.organisations["GM0363"].contacts == ("ciso@amsterdam.example",)
+    assert registry.organisations["GM0363"].name == "Amsterdam"  # name from the built-in list
+    assert registry.version.startswith("test-1 (sha256:")
+
+
+def test_json_documents_load_like_yaml(tmp_path):
+    path = write(
+        tmp_path,
+        "r.json",
+        json.dumps({"assets": [{"network": "192.0.2.0/24", "organisation": "GM0014"}]}),
+    )
+    registry = load_registry([path], today=TODAY)
+    assert route(registry, ("source.ip", "192.0.2.77")) == [("ibd", ["GM0014"], [])]
+
+
+def test_the_version_is_a_content_hash_when_none_is_declared(tmp_path):
+    path = write(tmp_path, "r.csv", "type,value,organisation\nnetwork,192.0.2.0/24,GM0014\n")
+    first = load_registry([path], today=TODAY).version
+    path.write_text("type,value,organisation\nnetwork,192.0.2.0/25,GM0014\n", encoding="utf-8")
+    assert first.startswith("sha256:") and load_registry([path], today=TODAY).version != first
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def test_malformed_prefix_and_host_bits_are_errors_with_file_line_and_field(tmp_path):
+    path = write(
+        tmp_path,
+        "r.csv",
+        "type,value,organisation\nnetwork,192.0.2.0/24,GM0014\nnetwork,192.0.2.1/24,GM0014\nnetwork,192.0.2.300/32,GM0014\n",
+    )
+    first, second = errors_of([path])
+    assert (first.file, first.location, first.field) == (str(path), "line 3", "network")
+    assert "host bits are set" in first.reason
+    assert second.location == "line 4" and "not an IPv4 address" in second.reason
+    assert str(path) in str(first) and "line 3" in str(first)
+
+
+def test_unknown_organisation_and_section_are_errors_with_yaml_lines(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "assets:\n  - network: 192.0.2.0/24\n    organisation: GM9999\nnetworks: []\n",
+    )
+    issues = errors_of([path])
+    assert {(i.location, i.field) for i in issues} == {("line 2", "organisation"), ("line 1", "networks")}
+    assert any("unknown organisation 'GM9999'" in i.reason for i in issues)
+
+
+def test_one_asset_of_two_organisations_needs_a_note(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "assets:\n"
+        "  - {network: 192.0.2.0/24, organisation: GM0014}\n"
+        "  - {network: 192.0.2.0/24, organisation: GM0034, note: shared on purpose}\n",
+    )
+    [issue] = errors_of([path])
+    assert (issue.location, issue.field) == ("line 2", "note")
+    assert "also claimed by GM0034" in issue.reason
+
+
+def test_assets_of_an_organisation_that_ended_without_successor_are_an_error(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "organisations:\n  - {id: GM0014, valid_until: 2024-12-31}\n"
+        "assets:\n  - {domain: groningen.example, organisation: GM0014}\n",
+    )
+    [issue] = errors_of([path])
+    assert (issue.location, issue.field) == ("line 2", "valid_until")
+    assert "without a successor" in issue.reason
+
+
+def test_other_record_errors_name_their_field(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "organisations:\n"
+        "  - {id: X1, name: A, kind: ministry}\n"
+        "  - {id: X2, name: B, successor: X3}\n"
+        "  - {id: GM0014, valid_from: 2025-13-01}\n"
+        "  - {id: X4, name: D, kind: shared-service, members: [GM0000]}\n"
+        "  - {id: X5, name: E, constituency: nowhere}\n"
+        "assets:\n"
+        "  - {domain: 'bad domain.example', organisation: GM0014}\n"
+        "  - {asn: AS-X, organisation: GM0014}\n"
+        "  - {network: 192.0.2.0/24, domain: x.example, organisation: GM0014}\n"
+        "  - {network: 192.0.2.0/24, organisation: GM0014, exact: true}\n",
+    )
+    found = {(i.location, i.field) for i in errors_of([path])}
+    assert found == {
+        ("line 2", "kind"),
+        ("line 3", "successor"),
+        ("line 4", "valid_from"),
+        ("line 5", "members"),
+        ("line 6", "constituency"),
+        ("line 8", "domain"),
+        ("line 9", "asn"),
+        ("line 10", ""),
+        ("line 11", "exact"),
+    }
+
+
+def test_unreadable_and_unparsable_files_are_errors(tmp_path):
+    broken = write(tmp_path, "broken.yaml", "assets: [\n")
+    missing = tmp_path / "missing.yaml"
+    issues = errors_of([broken, missing])
+    assert [(Path(i.file).name, i.location != "" or "read" in i.reason) for i in issues] == [
+        ("broken.yaml", True),
+        ("missing.yaml", True),
+    ]
+    assert "not valid YAML" in issues[0].reason and "cannot be read" in issues[1].reason
+
+
+def test_an_organisation_declared_twice_across_files_is_an_error(tmp_path):
+    first = write(tmp_path, "a.yaml", "organisations:\n  - {id: X1, name: A}\n")
+    second = write(tmp_path, "b.yaml", "organisations:\n  - {id: X1, name: B}\n")
+    [issue] = errors_of([first, second])
+    assert issue.file == str(second) and "already declared" in issue.reason and str(first) in issue.reason
+
+
+def test_validation_can_look_ahead_to_a_merger_date(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "organisations:\n  - {id: GM0014, valid_until: 2025-12-31}\nassets:\n  - {asn: 64496, organisation: GM0014}\n",
+    )
+    assert load_registry([path], today=date(2025, 12, 31)).stats()["asns"] == 1
+    with pytest.raises(RegistryError):
+        load_registry([path], today=date(2026, 1, 1))
+
+
+# -- values -----------------------------------------------------------------------------------
+
+
+def test_values_are_normalised():
+    assert parse_network("2001:DB8::/32") == (6, 0x20010DB8 << 96, 32)
+    assert parse_ip("::ffff:192.0.2.1") == (4, 0xC0000201)
+    assert parse_ip("[2001:db8::1]") == (6, (0x20010DB8 << 96) + 1)
+    assert parse_ip("gemeente.example") is None
+    assert normalise_domain("WWW.Bürgerportal.TEST.") == "www.xn--brgerportal-thb.test"
+    assert url_host("https://user:secret@[2001:db8::1]:8443/path") == "2001:db8::1"
+    assert url_host("HTTP://Portal.Gemeente.Example:8080/x?y") == "portal.gemeente.example"
+
+
+# -- precedence and routing ----------------------------------------------------------------------
+
+
+def test_longest_prefix_wins_and_exclusions_never_match(registry):
+    assert route(registry, ("source.ip", "192.0.2.5")) == [("ibd", ["GM0363"], [])]
+    assert route(registry, ("source.ip", "192.0.2.130")) == [("ibd", ["GM0518"], [])]
+    assert route(registry, ("source.ip", "192.0.2.200")) == []  # the hoster's range inside the block
+
+
+def test_ipv6_and_ipv4_mapped_addresses(registry):
+    assert route(registry, ("source.ip", "2001:db8:518::25")) == [("ibd", ["GM0518"], [])]
+    assert route(registry, ("source.ip", "::ffff:192.0.2.9")) == [("ibd", ["GM0363"], [])]
+    assert route(registry, ("source.ip", "2001:db8:599:ffff::1")) == []  # excluded, from the CSV file
+    assert route(registry, ("source.ip", "2001:db8:599::1")) == [("ibd", ["GM0599"], [])]
+
+
+def test_domain_beats_network_and_network_beats_asn(registry):
+    values = [("source.ip", "192.0.2.130"), ("source.fqdn", "www.amsterdam.example"), ("source.asn", 64497)]
+    assert route(registry, *values, match_asn=True) == [("ibd", ["GM0363"], [])]
+    assert route(registry, ("source.asn", 64497), ("source.ip", "192.0.2.5"), match_asn=True) == [
+        ("ibd", ["GM0363"], [])
+    ]
+    assert route(registry, ("source.asn", "AS64497"), match_asn=True) == [("ibd", ["GM0599"], [])]
+    assert route(registry, ("source.asn", 64497)) == []  # ASN matching is off unless asked for
+
+
+def test_the_most_specific_domain_wins_and_exact_domains_cover_no_subdomains(registry):
+    assert route(registry, ("source.fqdn", "www.rotterdam.example")) == [("ibd", ["GM0599"], [])]
+    [decision] = registry.index.decide([("source.fqdn", "a.www.rotterdam.example")], day=TODAY)
+    assert decision.matches[0].matched == "rotterdam.example"  # not the exact www entry
+    assert route(registry, ("source.fqdn", "x.hosting.amsterdam.example")) == []  # excluded zone
+
+
+def test_url_hosts_idn_uppercase_trailing_dots_ports_and_userinfo(registry):
+    assert route(registry, ("source.url", "https://admin:pw@WWW.AMSTERDAM.example.:8443/login")) == [
+        ("ibd", ["GM0363"], [])
+    ]
+    assert route(registry, ("source.url", "http://[2001:db8:363::1]:80/")) == [("ibd", ["GM0363"], [])]
+    assert route(registry, ("source.fqdn", "mail.bürgerportal.test")) == [("ibd", ["GM0642"], [])]
+    assert route(registry, ("source.fqdn", "xn--brgerportal-thb.test.")) == [("ibd", ["GM0642"], [])]
+
+
+def test_manual_entries_beat_imported_ones_at_equal_specificity(registry):
+    [decision] = registry.index.decide([("source.ip", "198.51.100.70")], day=TODAY)
+    assert [o.id for o in decision.organisations] == ["GM0363"]
+    assert decision.matches[0].asset.source == "manual"
+
+
+def test_a_real_tie_is_reported_not_guessed(registry):
+    assert route(registry, ("source.ip", "198.51.100.130")) == [("ibd", ["GM0518", "GM0599"], ["GM0518", "GM0599"])]
+
+
+def test_a_shared_service_organisation_and_its_member_are_both_tagged(registry):
+    assert route(registry, ("source.ip", "198.51.100.10")) == [("ibd", ["GM0505", "SSC-DRECHT"], [])]
+
+
+def test_an_asset_of_two_constituencies_gives_one_route_each(registry):
+    assert route(registry, ("source.ip", "203.0.113.5")) == [("ibd", ["GM0363"], []), ("surf", ["SURF-UNI1"], [])]
+
+
+def test_an_ended_organisation_routes_to_its_successor(registry):
+    assert route(registry, ("source.ip", "203.0.113.130")) == [("ibd", ["GM0363"], [])]
+    [decision] = registry.index.decide([("source.ip", "203.0.113.130")], day=date(2022, 6, 1))
+    assert [o.id for o in decision.organisations] == ["GM9001"]
+
+
+def test_values_that_are_no_address_or_domain_match_nothing(registry):
+    assert route(registry, ("source.ip", "not-an-ip"), ("source.fqdn", "-bad-.example"), ("source.url", "::")) == []
+
+
+# -- the range table against ipaddress ----------------------------------------------------------
+
+prefixes = st.lists(
+    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(
+        lambda t: ipaddress.ip_network((t[0] >> (32 - t[1]) << (32 - t[1]), t[1]))
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefixes, st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20))
+def test_range_table_is_longest_prefix_match(networks, addresses):
+    entries = {int(n.network_address) << 8 | n.prefixlen: str(n) for n in networks}
+    table = RangeTable(32, entries)
+    edges = [int(n.network_address) for n in networks] + [int(n.broadcast_address) for n in networks]
+    for address in addresses + edges:
+        ip = ipaddress.ip_address(address)
+        covering = [n for n in networks if ip in n]
+        expected = str(max(covering, key=lambda n: n.prefixlen)) if covering else None
+        assert table.lookup(address) == expected

@@ -1,0 +1,120 @@
+"""The constituency expert in a real pipeline: named paths, live registry changes, --update-database."""
+
+import functools
+import shutil
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.harness import VENV_BIN
+
+DATA = Path(__file__).resolve().parents[1] / "constituency" / "data"
+MODULE = "intelmq.bots.experts.nsm.constituency"
+
+
+@pytest.fixture
+def http_directory(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving a directory: ``(directory, base URL)``."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def file_output(path):
+    return {"module": "intelmq.bots.outputs.file.output", "parameters": {"file": str(path)}}
+
+
+def event(**fields):
+    return {"__type": "Event", "classification.type": "vulnerable-system", **fields}
+
+
+def organisations(events):
+    return [[o["id"] for o in e["extra.nsm.organisations"]] for e in events]
+
+
+def test_events_leave_on_named_paths_and_registry_changes_are_picked_up(tmp_path, intelmq_pipeline, http_directory):
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    for name in ("registry.yaml", "more-assets.csv"):
+        shutil.copy(DATA / name, registry / name)
+    served, base_url = http_directory
+    out = {name: tmp_path / f"{name}.jsonl" for name in ("ibd", "surf", "default")}
+    pipeline = intelmq_pipeline({
+        "constituency": {
+            "module": MODULE,
+            "parameters": {
+                "database": str(registry),
+                "reload_check_interval": 1,
+                "database_url": f"{base_url}/registry.yaml",
+                "destination_queues": {
+                    "_default": ["default-out-queue"], "ibd": ["ibd-out-queue"], "surf": ["surf-out-queue"],
+                },
+            },
+        },
+        **{f"{name}-out": file_output(path) for name, path in out.items()},
+    })  # fmt: skip
+    pipeline.start()
+
+    # Named paths: one municipality, one asset of two constituencies, one excluded address.
+    pipeline.push("constituency", event(**{"source.ip": "192.0.2.5"}))
+    pipeline.push("constituency", event(**{"source.ip": "203.0.113.5"}))
+    pipeline.push("constituency", event(**{"source.ip": "192.0.2.200"}))
+    ibd = pipeline.wait_for_file_output(out["ibd"], 2)
+    [surf] = pipeline.wait_for_file_output(out["surf"], 1)
+    [unmatched] = pipeline.wait_for_file_output(out["default"], 1)
+    assert [e["source.ip"] for e in ibd] == ["192.0.2.5", "203.0.113.5"]
+    assert {e["constituency"] for e in ibd} == {"ibd"} and organisations(ibd) == [["GM0363"], ["GM0363"]]
+    assert (surf["constituency"], organisations([surf])) == ("surf", [["SURF-UNI1"]])
+    assert unmatched["source.ip"] == "192.0.2.200" and "constituency" not in unmatched
+
+    # A new registry file while the pipeline runs: picked up by the mtime check.
+    (registry / "late.csv").write_text("type,value,organisation\nnetwork,2001:db8:ffff::/48,GM0014\n", "utf-8")
+    time.sleep(1.2)
+    pipeline.push("constituency", event(**{"source.ip": "2001:db8:ffff::1"}))
+    ibd = pipeline.wait_for_file_output(out["ibd"], 3)
+    assert organisations(ibd[2:]) == [["GM0014"]]
+
+    # A broken file is refused; the last good registry keeps routing.
+    (registry / "broken.csv").write_text("type,value,organisation\nnetwork,192.0.2.1/24,GM0014\n", "utf-8")
+    time.sleep(1.2)
+    pipeline.push("constituency", event(**{"source.ip": "2001:db8:ffff::2"}))
+    ibd = pipeline.wait_for_file_output(out["ibd"], 4)
+    assert organisations(ibd[3:]) == [["GM0014"]]
+    [error] = pipeline.log_lines(["constituency"], level="ERROR")
+    assert "Reload failed, the last good registry" in error and "broken.csv, line 2, field 'network'" in error
+    (registry / "broken.csv").unlink()
+
+    # --update-database: a valid download is swapped in and the bot reloaded (SIGHUP).
+    (served / "registry.yaml").write_text("assets:\n  - {domain: updated.example, organisation: GM0034}\n", "utf-8")
+    update = pipeline._run([str(VENV_BIN / MODULE), "--update-database", "--verbose"])
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert (registry / "downloaded.yaml").exists()
+    assert "constituency: reload done, the bot is running." in update.stdout
+    # A bot blocked on its Redis queue handles the SIGHUP when the next message arrives:
+    # it puts the message back, runs init() again and then routes it with the new registry.
+    pipeline.push("constituency", event(**{"source.fqdn": "www.updated.example"}))
+    ibd = pipeline.wait_for_file_output(out["ibd"], 5)
+    assert organisations(ibd[4:]) == [["GM0034"]]
+    assert "Handling SIGHUP, initializing again now." in pipeline.log("constituency")
+
+    # An invalid download changes nothing.
+    (served / "registry.yaml").write_text("assets:\n  - {domain: updated.example, organisation: GM9999}\n", "utf-8")
+    update = pipeline._run([str(VENV_BIN / MODULE), "--update-database"])
+    assert update.returncode == 1 and "unknown organisation 'GM9999'" in update.stderr
+    assert "GM0034" in (registry / "downloaded.yaml").read_text("utf-8")
+    assert not list(registry.glob(".*"))
+
+    pipeline.wait_drained()
+    assert pipeline.status("constituency") == "running"
+    assert pipeline.dumps() == {}
