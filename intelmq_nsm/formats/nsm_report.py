@@ -12,7 +12,9 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Optional
 
+from intelmq_nsm import event_contract as ec
 from intelmq_nsm.formats import NSM_REPORT, Record, RecordError
+from intelmq_nsm.formats.case import require_address, truncate
 
 SCHEMA_RESOURCE = "nsm-report-1.schema.json"
 _WHITESPACE = json.decoder.WHITESPACE
@@ -77,6 +79,11 @@ def validate_nsm_report(document: dict) -> list:
 def validate_finding(finding) -> list:
     """Check one finding: a list of (JSON path relative to the finding, reason)."""
     return _errors(_validator("finding"), finding)
+
+
+def validate_part(part: str, instance, prefix: str = "$") -> list:
+    """Check a value against one of the schema's definitions (``case``, ``reporter``, ``finding``)."""
+    return _errors(_validator(part), instance, prefix)
 
 
 class DocumentError(ValueError):
@@ -169,10 +176,10 @@ def read_envelope(text: str) -> tuple:
         index += 1
 
 
-def iter_records(text: str, envelope_out: Optional[dict] = None) -> Iterator:
-    """Yield one :class:`Record` per finding. The envelope (schema, case, reporter) is read
-    first and checked; a broken envelope raises DocumentError before any record. If
-    ``envelope_out`` is a dict, the envelope is stored into it."""
+def read_report(text: str) -> tuple:
+    """Open an NSM report: ``(envelope, records)``. The envelope (schema, case, reporter;
+    findings left out) is read and checked at once, and a broken one raises DocumentError;
+    ``records`` then yields one :class:`Record` per finding, decoding one at a time."""
     text = text.lstrip("\ufeff")
     envelope, findings_start = read_envelope(text)
     if findings_start is not None:
@@ -181,8 +188,10 @@ def iter_records(text: str, envelope_out: Optional[dict] = None) -> Iterator:
     if problems:
         path, reason = problems[0]
         raise DocumentError(f"The report is not a valid {NSM_REPORT} document: {path} {reason}.")
-    if envelope_out is not None:
-        envelope_out.update(envelope)
+    return envelope, _records(text, findings_start)
+
+
+def _records(text: str, findings_start: Optional[int]) -> Iterator:
     if findings_start is None:
         return
     number = 0
@@ -200,3 +209,27 @@ def iter_records(text: str, envelope_out: Optional[dict] = None) -> Iterator:
             yield Record(number, text[start:end], value, RecordError(field, reason))
         else:
             yield Record(number, text[start:end], value)
+
+
+def map_record(finding: dict, evidence_limit: int) -> dict:
+    """One valid finding → its IntelMQ fields (the case's fields are added by the caller)."""
+    fields = {}
+    for key, field in _FIELDS:
+        if key in finding:
+            fields[field] = finding[key]
+    if "evidence" in finding:
+        fields[ec.EVIDENCE] = truncate(finding["evidence"], evidence_limit)
+    require_address(fields)
+    return fields
+
+
+_FIELDS = (
+    ("ip", "source.ip"),
+    ("port", "source.port"),
+    ("transport", "protocol.transport"),
+    ("protocol", "protocol.application"),
+    ("hostname", "source.fqdn"),
+    ("url", "source.url"),
+    ("observed", "time.source"),
+    ("product_version", "product.version"),
+)
