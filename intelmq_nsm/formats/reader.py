@@ -80,8 +80,8 @@ def fingerprint(fields: dict) -> bytes:
 class RecentFingerprints:
     """The fingerprints of the last ``capacity`` distinct findings of a report.
 
-    Memory is bounded: about 120 bytes per fingerprint (an ordered-dict entry and
-    a 16-byte bytes object), so 100,000 take about 12 MB. Two identical findings further apart
+    Memory is bounded: about 160 bytes per fingerprint (an ordered-dict entry and
+    a 16-byte bytes object, measured), so 100,000 take about 16 MB. Two identical findings further apart
     than ``capacity`` distinct ones both become events; a core deduplicator bot further
     down the pipeline catches those.
     """
