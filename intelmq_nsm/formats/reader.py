@@ -30,6 +30,8 @@ def open_report(
     fmt: str, text: str, report_case: Optional[dict], parameter_case: Optional[dict], evidence_limit: int
 ) -> OpenedReport:
     """Open ``text`` as format ``fmt``. Case metadata: see :mod:`intelmq_nsm.formats.case`."""
+    if report_case is not None and not isinstance(report_case, dict):
+        raise ReportError("The report's case metadata (extra.nsm.case) is not an object.")
     try:
         if fmt == NSM_REPORT:
             envelope, records = nsm_report.read_report(text)

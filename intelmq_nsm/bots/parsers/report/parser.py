@@ -44,15 +44,19 @@ class ReportParserBot(ParserBot):
             self.acknowledge_message()
             return
         try:
+            first_record = report.get(ec.FIRST_RECORD, 1)
+            if not isinstance(first_record, int) or isinstance(first_record, bool) or first_record < 1:
+                raise ValueError(f"The report's {ec.FIRST_RECORD} is {first_record!r}, not a positive integer.")
             text = decode_report(base64.b64decode(report["raw"]))
             fmt = detect_format(text) if self.format == "auto" else self.format
             opened = open_report(fmt, text, report.get(ec.CASE), self.case, self.evidence_max_length)
-        except (ValueError, binascii.Error) as exc:
+            # The shared fields are checked here, before any event is sent.
+            run = _Run(self, report, opened, first_record - 1)
+        except (ValueError, binascii.Error, IntelMQException) as exc:
             self.logger.warning("Report dumped: %s", str(exc).rstrip(".") + ".")
             self._dump_failure(report, None, f"{type(exc).__name__}: {exc}")
             self.acknowledge_message()
             return
-        run = _Run(self, report, opened)
         for record in opened.records:
             run.handle(record)
         run.finish()
@@ -85,9 +89,8 @@ class ReportParserBot(ParserBot):
 class _Run:
     """The state of parsing one report: counters, duplicate memory, overflowing dumps."""
 
-    def __init__(self, bot: ReportParserBot, report, opened):
-        self.bot, self.report, self.opened = bot, report, opened
-        self.offset = int(report.get(ec.FIRST_RECORD, 1)) - 1
+    def __init__(self, bot: ReportParserBot, report, opened, offset: int):
+        self.bot, self.report, self.opened, self.offset = bot, report, opened, offset
         self.seen = RecentFingerprints(bot.duplicate_memory)
         self.sent = self.duplicates = self.skipped = self.failed = 0
         self.overflow = []
@@ -127,6 +130,12 @@ class _Run:
         except RecordError as exc:
             self._fail(record, number, exc.field, exc.reason)
             return
+        except Exception as exc:
+            # Whatever else a record provokes stays with that record: failing the report
+            # would make IntelMQ retry it and send its good records twice.
+            self.bot.logger.exception("Record %d raised an unexpected error.", number)
+            self._fail(record, number, "record", f"raised {type(exc).__name__}: {str(exc)[:200]}")
+            return
         self.bot.send_message(event)
         self.sent += 1
 
@@ -135,7 +144,7 @@ class _Run:
         for key, value in combine(self.shared, fields).items():
             try:
                 event.add(key, value, overwrite=True)
-            except IntelMQException:
+            except (IntelMQException, ValueError, TypeError):
                 shown = repr(value)
                 shown = shown if len(shown) <= 80 else shown[:80] + "…"
                 raise RecordError(key, f"{shown} is not a valid value for {key}") from None
