@@ -36,6 +36,11 @@ REPORT_FORMAT = "extra.nsm.report_format"
 RECORD = "extra.nsm.record"
 #: str: the scanner's template or check id (nuclei ``template-id``).
 TEMPLATE_ID = "extra.nsm.template_id"
+#: dict: the reporter block of an NSM report: ``{"organisation": "...", "contact": "..."}``
+#: (self-declared by the researcher; ``feed.*`` stays what the collector set).
+REPORTER = "extra.nsm.reporter"
+#: str: where the DIVD CSV's abuse contact came from (its ``abuse_source`` column).
+ABUSE_SOURCE = "extra.nsm.abuse_source"
 
 # -- Event, written by the constituency expert ------------------------------------------
 #: list[dict]: the organisations the finding belongs to within this event's constituency,
