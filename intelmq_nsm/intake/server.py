@@ -363,21 +363,18 @@ class _Handler(BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     def do_POST(self):
+        body_read = False
         try:
-            checked = getattr(self, "_checked", None)
-            self._checked = None
+            checked, self._checked = getattr(self, "_checked", None), None
             entry, context = checked or self._post_context()
-        except Refusal as refusal:
-            self._refuse(refusal, body_unread=True)
-            return
-        try:
             body = self._read_body(context["length"])
+            body_read = True
             status, response = self.service.submit(entry, context, body)
         except Refusal as refusal:
-            self._refuse(refusal)
+            self._refuse(refusal, body_unread=not body_read)
             return
         except Exception:
-            self.service.logger.exception("The submission could not be stored.")
+            self.service.logger.exception("A submission could not be handled.")
             self.close_connection = True
             self._send(503, {"error": "unavailable", "message": "The submission could not be stored; try again."})
             return
