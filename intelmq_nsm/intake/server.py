@@ -442,7 +442,9 @@ class IntakeServer:
         return self.httpd.server_address[1]
 
     def start(self) -> "IntakeServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.1,), name="nsm-intake-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.1,), name="nsm-intake-http", daemon=True
+        )
         self._thread.start()
         return self
 
