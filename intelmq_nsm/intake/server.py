@@ -139,9 +139,8 @@ def case_metadata(query: dict, headers) -> Optional[dict]:
 class IntakeService:
     """The intake's logic behind the HTTP handler; the bot drains the spool into the pipeline."""
 
-    def __init__(self, verifier, spool, config: IntakeConfig, logger, accuracy: Optional[int] = None):
+    def __init__(self, verifier, spool, config: IntakeConfig, logger):
         self.verifier, self.spool, self.config, self.logger = verifier, spool, config, logger
-        self.accuracy = accuracy
         self.limiter = RateLimiter(config.requests_per_minute, config.burst)
         #: Set when the spool has new work for the bot.
         self.work = threading.Event()
@@ -250,8 +249,6 @@ class IntakeService:
                 ec.SUBMISSION_ID: sid,
                 ec.CONTENT_TYPE: context["content_type"],
             }
-            if self.accuracy is not None:
-                fields["feed.accuracy"] = self.accuracy
             if context["case"]:
                 fields[ec.CASE] = context["case"]
             if len(parts) > 1:

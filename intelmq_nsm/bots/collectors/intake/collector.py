@@ -48,11 +48,13 @@ class IntakeCollectorBot(CollectorBot):
             require_csv_case=self.require_csv_case,
         )
         self._spool = Spool(spool_file)
-        self._service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger, self.accuracy)
+        self._service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger)
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
         self._server = IntakeServer(self._service, self.http_host, self.http_port).start()
         pending = self._spool.pending_count()
+        if pending:
+            self._service.work.set()  # reports left from before a restart go first
         self.logger.info(
             "Listening on %s:%d; %d reports wait in the spool %s.",
             self.http_host,
@@ -86,7 +88,9 @@ class IntakeCollectorBot(CollectorBot):
     def _send(self, item):
         report = self.new_report()
         for key, value in item.fields.items():
-            report.add(key, value)
+            report.add(key, value, overwrite=True)
+        if self.accuracy is not None:
+            report.add("feed.accuracy", self.accuracy, overwrite=True)
         report.add("raw", item.raw)
         # The feed fields come from the researcher's token, not from this bot's parameters.
         self.send_message(report, auto_add=False)
