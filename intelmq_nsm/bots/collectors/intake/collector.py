@@ -1,0 +1,127 @@
+"""Researcher intake collector: an authenticated HTTP endpoint where researchers submit reports."""
+
+import os
+from typing import Optional
+
+from intelmq import VAR_STATE_PATH
+from intelmq.lib.bot import CollectorBot
+from intelmq.lib.exceptions import PipelineError
+
+from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
+from intelmq_nsm.intake.spool import Spool
+from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
+
+# Reports moved from the spool into the pipeline per round of the main loop.
+_BATCH = 100
+
+
+class IntakeCollectorBot(CollectorBot):
+    """Accept researchers' reports over HTTP (POST /v1/reports, Bearer token), store them durably and send them on."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8730
+    token_file: Optional[str] = None
+    spool_file: Optional[str] = None
+    max_body_size: int = 52428800
+    max_report_size: int = 2097152
+    body_timeout: int = 30
+    requests_per_minute: int = 60
+    burst: int = 30
+    send_wait: int = 5
+    require_csv_case: bool = True
+
+    _server: Optional[IntakeServer] = None
+    _spool: Optional[Spool] = None
+    _service: Optional[IntakeService] = None
+
+    def init(self):
+        if not self.token_file:
+            raise ValueError("Parameter token_file is required.")
+        spool_file = self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}-spool.sqlite")
+        config = IntakeConfig(
+            max_body_bytes=self.max_body_size,
+            max_report_bytes=self.max_report_size,
+            body_timeout=self.body_timeout,
+            requests_per_minute=self.requests_per_minute,
+            burst=self.burst,
+            send_wait=self.send_wait,
+            require_csv_case=self.require_csv_case,
+        )
+        self._spool = Spool(spool_file)
+        self._service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger)
+        # The HTTP threads only store submissions; this bot's main loop alone sends
+        # (IntelMQ's pipeline is not thread-safe).
+        self._server = IntakeServer(self._service, self.http_host, self.http_port).start()
+        pending = self._spool.pending_count()
+        if pending:
+            self._service.work.set()  # reports left from before a restart go first
+        self.logger.info(
+            "Listening on %s:%d; %d reports wait in the spool %s.",
+            self.http_host,
+            self._server.port,
+            pending,
+            spool_file,
+        )
+
+    def process(self):
+        self._service.work.wait(1.0)
+        self._service.work.clear()
+        while True:
+            try:
+                sent = drain(self._spool, self._send, _BATCH)
+            except PipelineError as exc:
+                if self._service.pipeline_ok is not False:
+                    self.logger.warning(
+                        "The pipeline refused a report (%s); reports stay in the spool until it takes them.", exc
+                    )
+                self._service.pipeline_ok = False
+                self._spool.mark_spooled()
+                self._service.notify_changed()
+                return
+            if self._service.pipeline_ok is False:
+                self.logger.info("The pipeline takes reports again; the spool is being sent.")
+            self._service.pipeline_ok = True
+            self._service.notify_changed()
+            if sent < _BATCH:
+                return
+
+    def _send(self, item):
+        report = self.new_report()
+        for key, value in item.fields.items():
+            report.add(key, value, overwrite=True)
+        if self.accuracy is not None:
+            report.add("feed.accuracy", self.accuracy, overwrite=True)
+        report.add("raw", item.raw)
+        # The feed fields come from the researcher's token, not from this bot's parameters.
+        self.send_message(report, auto_add=False)
+
+    def shutdown(self):
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    @staticmethod
+    def check(parameters: dict):
+        messages = []
+        token_file = parameters.get("token_file")
+        if not token_file:
+            messages.append(["error", "Parameter token_file is required: create it with 'intelmq-nsm tokens add'."])
+        else:
+            try:
+                entries = read_entries(token_file)
+            except TokenFileError as exc:
+                messages.append(["error", str(exc)])
+            else:
+                if not os.path.exists(token_file):
+                    messages.append(["warning", f"The token file {token_file} does not exist yet: nobody can submit."])
+                elif not any(entry.active for entry in entries):
+                    messages.append(["warning", f"The token file {token_file} has no active token: nobody can submit."])
+        if parameters.get("max_report_size", 2097152) > parameters.get("max_body_size", 52428800):
+            messages.append(["warning", "Parameter max_report_size is larger than max_body_size; no report is split."])
+        return messages or None
+
+
+BOT = IntakeCollectorBot

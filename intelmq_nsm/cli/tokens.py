@@ -1,0 +1,86 @@
+"""``intelmq-nsm tokens``: manage the intake collector's researcher tokens (add, list, revoke)."""
+
+import json
+import sys
+
+from intelmq_nsm.intake.tokens import TokenFileError, add_token, read_entries, revoke_token
+
+
+def _add(args) -> int:
+    codes = [code.strip() for value in args.feed_code for code in value.split(",") if code.strip()]
+    try:
+        entry, token = add_token(args.file, args.researcher, codes, feed_name=args.feed_name, comment=args.comment)
+    except (ValueError, TokenFileError) as exc:
+        print(f"intelmq-nsm tokens add: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        shown = {"id": entry.id, "researcher": entry.researcher, "feed_codes": entry.feed_codes, "token": token}
+        print(json.dumps(shown))
+    else:
+        print(f"Token {entry.id} for {entry.researcher} (feed codes: {', '.join(entry.feed_codes)}):")
+        print(token)
+        print("Hand it to the researcher now over a safe channel: it is stored only as a hash.", file=sys.stderr)
+    return 0
+
+
+def _list(args) -> int:
+    try:
+        entries = read_entries(args.file)
+    except TokenFileError as exc:
+        print(f"intelmq-nsm tokens list: {exc}", file=sys.stderr)
+        return 2
+    rows = [
+        {
+            "id": e.id,
+            "researcher": e.researcher,
+            "feed_name": e.feed_name,
+            "feed_codes": e.feed_codes,
+            "created": e.created,
+            "revoked": e.revoked,
+            "comment": e.comment,
+        }
+        for e in entries
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        state = f"revoked {row['revoked']}" if row["revoked"] else "active"
+        print(f"{row['id']}  {row['researcher']}  [{', '.join(row['feed_codes'])}]  created {row['created']}  {state}")
+    return 0
+
+
+def _revoke(args) -> int:
+    try:
+        entry = revoke_token(args.file, args.id)
+    except (KeyError, TokenFileError) as exc:
+        print(f"intelmq-nsm tokens revoke: {exc.args[0]}", file=sys.stderr)
+        return 1
+    print(f"Token {entry.id} of {entry.researcher} is revoked since {entry.revoked}.")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tokens", help="manage the intake collector's researcher tokens")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="create a token for a researcher organisation and print it once")
+    add.add_argument("--file", required=True, help="the token file (JSON, or YAML if it ends in .yaml/.yml)")
+    add.add_argument("--researcher", required=True, help="the organisation, becomes feed.provider, e.g. DIVD")
+    add.add_argument(
+        "--feed-code", action="append", required=True, help="feed code(s) it may use (repeat or comma-separate)"
+    )
+    add.add_argument("--feed-name", help="feed.name of its reports (default: the researcher's name)")
+    add.add_argument("--comment", default="", help="a note for operators, e.g. who holds the token")
+    add.add_argument("--json", action="store_true", help="print id and token as JSON")
+    add.set_defaults(func=_add)
+
+    listing = actions.add_parser("list", help="list tokens (ids, researchers, feed codes; never secrets)")
+    listing.add_argument("--file", required=True, help="the token file")
+    listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+    listing.set_defaults(func=_list)
+
+    revoke = actions.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("--file", required=True, help="the token file")
+    revoke.add_argument("id", help="the token id (8 hex digits, the part after nsm_)")
+    revoke.set_defaults(func=_revoke)

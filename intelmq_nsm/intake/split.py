@@ -1,0 +1,169 @@
+"""Edge validation and splitting of a submission into reports of bounded size.
+
+Records stay whole: an NDJSON line, a CSV row (with its quoted newlines) or an NSM
+report's finding is never cut. A CSV part repeats the header; an NSM report part repeats
+the schema, case and reporter blocks with a slice of the findings. A single record larger
+than the bound makes a part of its own. Record numbers count non-blank records from 1, as
+the report parser does, so ``first_record`` lets the parser number records within the
+whole submission.
+"""
+
+import json
+from dataclasses import dataclass
+
+from intelmq_nsm.formats import DIVD_CSV, detect_format
+from intelmq_nsm.formats import divd_csv as divd_csv_format
+from intelmq_nsm.formats.nsm_report import validate_nsm_report
+
+NDJSON = "application/x-ndjson"
+JSON = "application/json"
+CSV = "text/csv"
+CONTENT_TYPES = (JSON, NDJSON, CSV)
+#: Problems reported per submission at most; the rest are counted.
+MAX_PROBLEMS = 100
+
+
+class SubmissionError(ValueError):
+    """A submission refused at the edge: ``problems`` is ``[(json_path_or_place, reason)]``."""
+
+    def __init__(self, message: str, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+@dataclass
+class Part:
+    """One report of a submission: its text, its first record's number and its record count."""
+
+    text: str
+    first_record: int
+    records: int
+
+
+class _Packer:
+    """Packs records into parts of at most ``max_bytes`` (UTF-8) each, records whole."""
+
+    def __init__(self, max_bytes: int, head: str = "", tail: str = "", separator: str = ""):
+        self.max_bytes, self.head, self.tail, self.separator = max_bytes, head, tail, separator
+        self.fixed = len(head.encode()) + len(tail.encode())
+        self.parts, self.chunk, self.size, self.first, self.number = [], [], 0, 1, 0
+
+    def add(self, record: str) -> None:
+        self.number += 1
+        size = len(record.encode()) + (len(self.separator) if self.chunk else 0)
+        if self.chunk and self.fixed + self.size + size > self.max_bytes:
+            self.flush()
+            size = len(record.encode())
+        if not self.chunk:
+            self.first = self.number
+        self.chunk.append(record)
+        self.size += size
+
+    def flush(self) -> None:
+        if self.chunk:
+            text = self.head + self.separator.join(self.chunk) + self.tail
+            self.parts.append(Part(text, self.first, len(self.chunk)))
+        self.chunk, self.size = [], 0
+
+    def done(self) -> list:
+        self.flush()
+        return self.parts
+
+
+def _problems_error(what: str, problems: list) -> SubmissionError:
+    shown = problems[:MAX_PROBLEMS]
+    more = len(problems) - len(shown)
+    suffix = f" ({more} more not shown)" if more > 0 else ""
+    return SubmissionError(f"{what}: {len(problems)} problem(s){suffix}.", shown)
+
+
+def split_ndjson(text: str, max_bytes: int) -> list:
+    """JSON lines (nuclei's output): every non-blank line must be a JSON object."""
+    packer = _Packer(max_bytes, separator="\n", tail="\n")
+    problems = []
+    number = 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        number += 1
+        try:
+            value = json.loads(stripped)
+        except ValueError as exc:
+            problems.append((f"$[{number - 1}]", f"line {number} is not valid JSON: {exc}"))
+            continue
+        if not isinstance(value, dict):
+            problems.append((f"$[{number - 1}]", f"line {number} is not a JSON object"))
+            continue
+        packer.add(stripped)
+    if problems:
+        raise _problems_error("The NDJSON submission is not valid", problems)
+    parts = packer.done()
+    if not parts:
+        raise SubmissionError("The NDJSON submission holds no records.")
+    return parts
+
+
+def split_csv(text: str, max_bytes: int) -> list:
+    """A DIVD CSV: the header is checked and repeated at the top of every part."""
+    try:
+        fmt = detect_format(text)
+    except ValueError as exc:
+        raise SubmissionError(str(exc), [("header", str(exc).rstrip("."))]) from None
+    if fmt != DIVD_CSV:
+        raise SubmissionError(f"The submission is {fmt}, not a CSV report; send it with its own content type.")
+    records = divd_csv_format.iter_records(text)
+    problems, rows, header = [], [], None
+    try:
+        for record in records:
+            # The reader hands each row with the header line before it; the header is
+            # kept once per part instead.
+            if header is None:
+                header = record.raw[: record.raw.index("\n") + 1]
+            row = record.raw[len(header) :]
+            if record.error is not None:
+                problems.append((f"row {record.number}", f"{record.error.field} {record.error.reason}"))
+            rows.append(row if row.endswith("\n") else row + "\n")
+    except divd_csv_format.HeaderError as exc:
+        raise SubmissionError(str(exc), [("header", str(exc).rstrip("."))]) from None
+    if problems:
+        raise _problems_error("The CSV submission is not valid", problems)
+    if not rows:
+        raise SubmissionError("The CSV submission has a header but no rows.")
+    packer = _Packer(max_bytes, head=header)
+    for row in rows:
+        packer.add(row)
+    return packer.done()
+
+
+def split_nsm_report(text: str, max_bytes: int) -> list:
+    """An NSM report: parsed, checked against the JSON Schema, and cut into reports that
+    each carry the schema, case and reporter blocks and a slice of the findings."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise SubmissionError(f"The body is not valid JSON: {exc}.", [("$", f"is not valid JSON: {exc}")]) from None
+    if not isinstance(document, dict):
+        raise SubmissionError("The body is not a JSON object.", [("$", "is not a JSON object")])
+    problems = validate_nsm_report(document)
+    if problems:
+        raise _problems_error("The NSM report does not follow the schema nsm-report/1", problems)
+    envelope = {key: value for key, value in document.items() if key != "findings"}
+    # "schema" first: the parser's format detection looks for it at the start.
+    head_doc = {"schema": envelope.pop("schema"), **envelope}
+    head = json.dumps(head_doc, ensure_ascii=False)[:-1] + ', "findings": ['
+    packer = _Packer(max_bytes, head=head, tail="]}", separator=", ")
+    for finding in document["findings"]:
+        packer.add(json.dumps(finding, ensure_ascii=False))
+    return packer.done()
+
+
+def split_submission(content_type: str, text: str, max_bytes: int) -> list:
+    """Check and split a submission by its declared content type."""
+    if content_type == JSON:
+        return split_nsm_report(text, max_bytes)
+    if content_type == NDJSON:
+        return split_ndjson(text, max_bytes)
+    if content_type == CSV:
+        return split_csv(text, max_bytes)
+    raise ValueError(f"Unsupported content type {content_type!r}.")

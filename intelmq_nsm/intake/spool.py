@@ -1,0 +1,173 @@
+"""The intake's durable spool and idempotency record, in one SQLite database (WAL mode,
+``synchronous=FULL``: a committed submission survives a crash or power loss).
+
+A submission is written here, with all its reports, in one transaction before the
+researcher hears ``202``; the bot then moves the reports into the pipeline and deletes
+each one after it was sent. A crash between sending and deleting sends that report
+again after the restart (repeated, never lost). The submission's row stays as the
+idempotency record: the same submission id again creates nothing new.
+
+States: ``accepted`` (stored, not yet sent), ``spooled`` (the pipeline refused it; sent
+when it can), ``queued`` (every report is in the pipeline).
+"""
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ACCEPTED, SPOOLED, QUEUED = "accepted", "spooled", "queued"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    id TEXT PRIMARY KEY,
+    researcher TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    reports INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    submission_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    fields TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_submission ON outbox (submission_id);
+"""
+
+
+@dataclass
+class Submission:
+    id: str
+    researcher: str
+    token_id: str
+    content_type: str
+    state: str
+    records: int
+    reports: int
+    created: float
+    updated: float
+
+    def public(self) -> dict:
+        """What the submitter may see."""
+        return {
+            "submission_id": self.id,
+            "status": self.state,
+            "content_type": self.content_type,
+            "records": self.records,
+            "reports": self.reports,
+            "received": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created)),
+        }
+
+
+@dataclass
+class OutboxItem:
+    seq: int
+    submission_id: str
+    part: int
+    fields: dict
+    raw: bytes
+
+
+class Spool:
+    """Thread-safe: one connection, one lock (SQLite serialises writers anyway)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def accept(self, submission: Submission, reports: list) -> tuple:
+        """Store a submission with its reports ``[(fields, raw_bytes), ...]`` unless its id
+        is known. Returns ``(stored submission, created)``; ``created`` is False for a repeat."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                known = self._get(submission.id)
+                if known is not None:
+                    self._db.execute("ROLLBACK")
+                    return known, False
+                self._db.execute(
+                    "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        submission.id,
+                        submission.researcher,
+                        submission.token_id,
+                        submission.content_type,
+                        submission.state,
+                        submission.records,
+                        submission.reports,
+                        submission.created,
+                        submission.updated,
+                    ),
+                )
+                self._db.executemany(
+                    "INSERT INTO outbox (submission_id, part, fields, raw) VALUES (?, ?, ?, ?)",
+                    [(submission.id, n, json.dumps(fields), raw) for n, (fields, raw) in enumerate(reports, 1)],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return submission, True
+
+    def _get(self, submission_id: str) -> Optional[Submission]:
+        row = self._db.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+        return Submission(*row) if row else None
+
+    def get(self, submission_id: str) -> Optional[Submission]:
+        with self._lock:
+            return self._get(submission_id)
+
+    def pending(self, limit: int = 100) -> list:
+        """The oldest reports not yet in the pipeline."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, submission_id, part, fields, raw FROM outbox ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [OutboxItem(seq, sid, part, json.loads(fields), bytes(raw)) for seq, sid, part, fields, raw in rows]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def sent(self, item: OutboxItem) -> None:
+        """A report is in the pipeline: forget it; the submission is queued once all are."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+            left = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE submission_id = ?", (item.submission_id,)
+            ).fetchone()[0]
+            if not left:
+                self._db.execute(
+                    "UPDATE submissions SET state = ?, updated = ? WHERE id = ?",
+                    (QUEUED, time.time(), item.submission_id),
+                )
+            self._db.execute("COMMIT")
+
+    def mark_spooled(self) -> int:
+        """The pipeline refused: every submission still waiting is now ``spooled``."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE submissions SET state = ?, updated = ? WHERE state = ? "
+                "AND id IN (SELECT DISTINCT submission_id FROM outbox)",
+                (SPOOLED, time.time(), ACCEPTED),
+            )
+            return cursor.rowcount

@@ -1,0 +1,76 @@
+"""The intake collector bot with IntelMQ's BotTestCase: spooled reports go into the pipeline."""
+
+import base64
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from intelmq.lib.test import BotTestCase
+
+from intelmq_nsm import event_contract as ec
+from intelmq_nsm.bots.collectors.intake.collector import IntakeCollectorBot
+from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, Spool, Submission
+from intelmq_nsm.intake.tokens import add_token
+
+CSV = b"ip,asn\n192.0.2.20,64496\n"
+FIELDS = {
+    "feed.provider": "DIVD",
+    "feed.name": "DIVD scans",
+    "feed.code": "divd",
+    "time.observation": "2024-04-15T09:00:00+00:00",
+    ec.SUBMISSION_ID: "c" * 64,
+    ec.CONTENT_TYPE: "text/csv",
+    ec.CASE: {"id": "DIVD-2024-00032", "title": "Open example service"},
+}
+OUTPUT = {
+    "__type": "Report",
+    **FIELDS,
+    "feed.accuracy": 100.0,
+    "raw": base64.b64encode(CSV).decode(),
+}
+
+
+class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
+    @classmethod
+    def set_bot(cls):
+        cls.directory = tempfile.TemporaryDirectory()
+        cls.token_file = Path(cls.directory.name) / "tokens.json"
+        add_token(cls.token_file, "DIVD", ["divd"], feed_name="DIVD scans")
+        cls.spool_file = Path(cls.directory.name) / "spool.sqlite"
+        cls.bot_reference = IntakeCollectorBot
+        cls.sysconfig = {
+            "token_file": str(cls.token_file),
+            "spool_file": str(cls.spool_file),
+            "http_port": 0,
+            "name": "Intake",
+        }
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.directory.cleanup()
+
+    def tearDown(self):
+        if getattr(self, "bot", None) is not None:
+            self.bot.shutdown()
+        super().tearDown()
+
+    def test_a_spooled_report_is_sent_with_the_token_s_identity_and_marked_queued(self):
+        spool = Spool(self.spool_file)
+        submission = Submission("c" * 64, "DIVD", "0badc0de", "text/csv", ACCEPTED, 1, 1, 1.0, 1.0)
+        spool.accept(submission, [(FIELDS, CSV)])
+        self.run_bot()
+        self.assertMessageEqual(0, OUTPUT)
+        self.assertEqual(len(self.get_output_queue()), 1)
+        self.assertEqual(spool.get("c" * 64).state, QUEUED)
+        self.assertEqual(spool.pending_count(), 0)
+        spool.close()
+
+    def test_check_names_a_missing_token_file(self):
+        self.assertEqual(
+            IntakeCollectorBot.check({"token_file": None}),
+            [["error", "Parameter token_file is required: create it with 'intelmq-nsm tokens add'."]],
+        )
+        missing = str(Path(self.directory.name) / "none.json")
+        self.assertIn("does not exist yet", json.dumps(IntakeCollectorBot.check({"token_file": missing})))
