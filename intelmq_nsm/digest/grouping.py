@@ -34,5 +34,5 @@ def digest_id(org_id: str, constituency: str, key: str, event_hashes) -> str:
 
 
 def backoff(attempts: int, base: float, maximum: float) -> float:
-    """Seconds to wait before attempt ``attempts + 1``: base, 2×base, 4×base, … capped."""
+    """Seconds to wait before attempt ``attempts + 1``: base, 2 * base, 4 * base, … capped."""
     return min(maximum, base * 2 ** max(0, attempts - 1))

@@ -120,6 +120,7 @@ def to_text(digest, language: str = "nl") -> str:
 def subject(digest, language: str = "nl") -> str:
     name = _one_line(digest.organisation.get("name") or digest.organisation.get("id"))
     count = len(digest.findings)
+    tag = digest.constituency.upper()
     if language == "en":
-        return f"[{digest.constituency.upper()}] {count} vulnerable {'system' if count == 1 else 'systems'} reported for {name}"
-    return f"[{digest.constituency.upper()}] {count} {'kwetsbaar systeem' if count == 1 else 'kwetsbare systemen'} gemeld voor {name}"
+        return f"[{tag}] {count} vulnerable {'system' if count == 1 else 'systems'} reported for {name}"
+    return f"[{tag}] {count} {'kwetsbaar systeem' if count == 1 else 'kwetsbare systemen'} gemeld voor {name}"

@@ -165,7 +165,8 @@ class Spool:
         """Ids of pending digests whose next attempt is due, oldest first."""
         now = time.time() if now is None else now
         rows = self.db.execute(
-            "SELECT id FROM digests WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, created LIMIT ?",
+            "SELECT id FROM digests WHERE state = 'pending' AND next_attempt <= ?"
+            " ORDER BY next_attempt, created LIMIT ?",
             (now, limit),
         ).fetchall()
         return [r["id"] for r in rows]
