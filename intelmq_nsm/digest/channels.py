@@ -6,6 +6,7 @@ until an operator acts) otherwise. Retry scheduling is the spool's business, nev
 sleep in here.
 """
 
+import email.policy
 import email.utils
 import hashlib
 import hmac
@@ -162,7 +163,9 @@ class SmtpChannel:
         return valid
 
     def message(self, digest) -> EmailMessage:
-        msg = EmailMessage()
+        # Long ids stay on one line (RFC 5322 allows 998 characters), so the Message-ID
+        # and X-NSM-Digest-Id headers read back exactly as written.
+        msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
         # EmailMessage refuses header values with line breaks, and render.subject strips
         # control characters from the organisation's name: event values cannot add headers.
         msg["Subject"] = render.subject(digest, self.language)

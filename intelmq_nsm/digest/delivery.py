@@ -31,13 +31,20 @@ class Deliverer:
         for digest_id in formed:
             self.logger.debug("Formed digest %s.", digest_id)
         result = {"formed": len(formed), "delivered": 0, "retry": 0, "failed": 0}
-        for digest_id in self.spool.due(now=now):
-            if stop is not None and stop.is_set():
+        attempted = set()
+        while not (stop is not None and stop.is_set()):
+            # Each digest at most once per round, even if its retry is due at once again.
+            batch = [d for d in self.spool.due(now=now) if d not in attempted]
+            if not batch:
                 break
-            result[self.deliver(digest_id)] += 1
+            for digest_id in batch:
+                if stop is not None and stop.is_set():
+                    break
+                attempted.add(digest_id)
+                result[self.deliver(digest_id, now=now)] += 1
         return result
 
-    def deliver(self, digest_id: str) -> str:
+    def deliver(self, digest_id: str, now=None) -> str:
         digest = self.spool.load(digest_id)
         try:
             self.channel.send(digest)
@@ -45,9 +52,9 @@ class Deliverer:
             delay = grouping.backoff(digest.attempts + 1, self.retry_base, self.retry_max)
             if exc.retry_after is not None:
                 delay = min(self.retry_max, max(delay, exc.retry_after))
-            attempts = self.spool.mark_retry(digest_id, str(exc), delay)
+            attempts = self.spool.mark_retry(digest_id, str(exc), delay, now=now)
             if self.max_attempts and attempts >= self.max_attempts:
-                self.spool.mark_failed(digest_id, f"Gave up after {attempts} attempts: {exc}")
+                self.spool.mark_failed(digest_id, f"Gave up after {attempts} attempts: {exc}", count_attempt=False)
                 self.logger.error("Digest %s failed after %d attempts, kept in the spool: %s", digest_id, attempts, exc)
                 return "failed"
             self.logger.warning(
@@ -58,7 +65,7 @@ class Deliverer:
             self.spool.mark_failed(digest_id, str(exc))
             self.logger.error("Digest %s failed, kept in the spool for an operator: %s", digest_id, exc)
             return "failed"
-        self.spool.mark_delivered(digest_id)
+        self.spool.mark_delivered(digest_id, now=now)
         self.logger.info(
             "Delivered digest %s for %s with %d findings.", digest_id, digest.organisation["id"], len(digest.findings)
         )

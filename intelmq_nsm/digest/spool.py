@@ -215,12 +215,14 @@ class Spool:
             )
             return self.db.execute("SELECT attempts FROM digests WHERE id = ?", (digest_id,)).fetchone()[0]
 
-    def mark_failed(self, digest_id: str, error: str) -> None:
-        """A permanent failure: kept in the spool, visible, retried only on request."""
+    def mark_failed(self, digest_id: str, error: str, count_attempt: bool = True) -> None:
+        """A permanent failure: kept in the spool, visible, retried only on request.
+
+        ``count_attempt=False`` when the attempt was counted already (giving up after retries)."""
         with self._transaction():
             self.db.execute(
-                "UPDATE digests SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
-                (error, digest_id),
+                "UPDATE digests SET state = 'failed', attempts = attempts + ?, last_error = ? WHERE id = ?",
+                (1 if count_attempt else 0, error, digest_id),
             )
 
     # -- operator ----------------------------------------------------------------------
