@@ -94,6 +94,7 @@ class DeliveryThread(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     deliverer.run_once(stop=self.stopping)
+                    spool.checkpoint()
                 except Exception:
                     # The spool keeps everything; the next round tries again.
                     self.logger.exception("Delivery round failed, trying again in %s s.", self.interval)

@@ -13,6 +13,11 @@ kernel crash in the moment after a commit can lose the last transactions, while 
 message is already gone from Redis. ``synchronous=FULL`` closes that window at the cost
 of an fsync per message (see benchmarks/RESULTS.md); choose it with the bot's
 ``spool_synchronous`` parameter.
+
+Checkpoints: SQLite copies the WAL back into the database file (a checkpoint, with fsyncs)
+from whichever connection commits when the WAL passed ``wal_autocheckpoint`` pages. The
+bot's intake connection sets a high threshold, and the delivery thread runs a passive
+checkpoint every round, so this cost stays off the per-message path.
 """
 
 import json
@@ -77,7 +82,14 @@ class Digest:
 class Spool:
     """One SQLite spool file. A connection belongs to one thread: open a Spool per thread."""
 
-    def __init__(self, path, synchronous: str = "NORMAL", by_case: bool = False, busy_timeout: float = 30.0):
+    def __init__(
+        self,
+        path,
+        synchronous: str = "NORMAL",
+        by_case: bool = False,
+        busy_timeout: float = 30.0,
+        autocheckpoint: int = 1000,
+    ):
         if synchronous.upper() not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}.")
         self.path = Path(path)
@@ -89,10 +101,15 @@ class Spool:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self.db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, without waiting for anyone."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _transaction(self):
         return _Transaction(self.db)

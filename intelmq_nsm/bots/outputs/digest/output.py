@@ -7,6 +7,9 @@ from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import OutputBot
 from intelmq.lib.exceptions import InvalidValue
 
+#: WAL pages (4 KiB) after which an intake commit checkpoints itself: ~40 MiB.
+INTAKE_CHECKPOINT = 10000
+
 
 class DigestOutputBot(OutputBot):
     """Spool findings per organisation on disk and deliver them as digests (JSON, CSV, text) over REST, SMTP or files"""
@@ -49,7 +52,11 @@ class DigestOutputBot(OutputBot):
         from intelmq_nsm.digest.spool import Spool
 
         path = self.spool_path()
-        self._spool = Spool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case)
+        # The delivery thread checkpoints the WAL every round; the high threshold here only
+        # keeps the WAL bounded if it cannot (see intelmq_nsm.digest.spool).
+        self._spool = Spool(
+            path, synchronous=self.spool_synchronous, by_case=self.group_by_case, autocheckpoint=INTAKE_CHECKPOINT
+        )
         self._thread = DeliveryThread(
             lambda: Spool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case),
             self.make_channel(),
@@ -101,7 +108,9 @@ class DigestOutputBot(OutputBot):
 
         event = self.receive_message()
         try:
-            found = findings(event.to_dict(hierarchical=False), constituency=self.constituency)
+            # An Event is a dict of flat keys and harmonised values already; dict() copies it
+            # without Message.to_dict's per-key type lookups, a third of this bot's own cost.
+            found = findings(dict(event), constituency=self.constituency)
         except FindingError as exc:
             raise InvalidValue(exc.field, exc.value, exc.reason) from exc
         # Committed to disk before the acknowledgement: a crash in between repeats the
