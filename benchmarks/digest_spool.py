@@ -1,0 +1,162 @@
+"""Digest output throughput: events/s into the spool against IntelMQ's core file output, and
+digests/s delivered to a local HTTP endpoint.
+
+Runs a real pipeline (private redis-server, intelmqctl) as in the tests. Each output gets the
+same N events in its queue, one output at a time so that each has the machine to itself;
+the clock runs from the push until the output acknowledged the last message (both outputs
+acknowledge only after writing), then the script checks the file lines and spool rows.
+Run as an unprivileged user with the test venv, e.g.
+``.venv/bin/python benchmarks/digest_spool.py --events 10000``.
+"""
+
+import argparse
+import logging
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from intelmq_nsm.digest import channels
+from intelmq_nsm.digest.delivery import Deliverer
+from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.spool import Spool
+from tests.digest.events import event, municipalities, organisation
+from tests.digest.servers import Receiver
+from tests.harness import Pipeline, RedisServer, wait_for
+
+
+def spool_rows(path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def file_lines(path) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+def push_all(pipeline, bot_id, messages) -> None:
+    client = pipeline.redis.client()
+    with client.pipeline(transaction=False) as batch:
+        for message in messages:
+            batch.lpush(pipeline.queue(bot_id), message)
+        batch.execute()
+
+
+def drained(pipeline, bot_id) -> bool:
+    """The bot acknowledged everything: its queue and its internal queue are empty."""
+    client = pipeline.redis.client()
+    queue = pipeline.queue(bot_id)
+    return client.llen(queue) == 0 and client.llen(f"{queue}-internal") == 0
+
+
+def timed(pipeline, bot_id, messages, written, expected) -> float:
+    """Seconds from the push until the bot acknowledged the last message (which both outputs
+    do only after writing it); then check that everything was written."""
+    start = time.monotonic()
+    push_all(pipeline, bot_id, messages)
+    wait_for(lambda: drained(pipeline, bot_id), timeout=600, interval=0.02, what=f"{bot_id} to finish")
+    seconds = time.monotonic() - start
+    if written() != expected:
+        raise SystemExit(f"{bot_id} wrote {written()} events, expected {expected}.")
+    return seconds
+
+
+def intake(work: Path, count: int, rounds: int) -> dict:
+    import json
+
+    orgs = [organisation(code, name) for code, name in municipalities()]
+    redis_server = RedisServer(work / "redis").start()
+    results = {"file": [], "spool NORMAL": [], "spool FULL": []}
+    try:
+        runtime = {
+            "core-file": {"module": "intelmq.bots.outputs.file.output", "parameters": {"file": str(work / "f.jsonl")}},
+        }
+        for sync in ("NORMAL", "FULL"):
+            runtime[f"digest-{sync.lower()}"] = {
+                "module": "intelmq.bots.outputs.nsm.digest",
+                "parameters": {
+                    "channel": "file",
+                    "file_directory": str(work / "digests"),
+                    "constituency": "ibd",
+                    "spool_file": str(work / f"{sync}.sqlite"),
+                    "spool_synchronous": sync,
+                    "max_age": 86400,
+                    "max_events": 10**9,
+                },
+            }
+        pipeline = Pipeline(work / "intelmq", redis_server, runtime).setup()
+        # The bots log every message at DEBUG in the test harness; measure at INFO like production.
+        pipeline.runtime["global"]["logging_level"] = "INFO"
+        pipeline.write_runtime()
+        pipeline.start()
+        try:
+            for r in range(rounds):
+                base = r * count
+                messages = [json.dumps(event(base + n, [orgs[(base + n) % len(orgs)]])) for n in range(count)]
+                outputs = {
+                    "file": ("core-file", lambda: file_lines(work / "f.jsonl")),
+                    "spool NORMAL": ("digest-normal", lambda: spool_rows(work / "NORMAL.sqlite")),
+                    "spool FULL": ("digest-full", lambda: spool_rows(work / "FULL.sqlite")),
+                }
+                for name, (bot_id, written) in outputs.items():
+                    seconds = timed(pipeline, bot_id, messages, written, base + count)
+                    results[name].append(count / seconds)
+                    print(f"round {r + 1}: {name:<13} {count / seconds:8.0f} events/s", flush=True)
+        finally:
+            pipeline.close()
+    finally:
+        redis_server.stop()
+    return results
+
+
+def delivery(work: Path, digests: int, per_digest: int) -> float:
+    orgs = [organisation(code, name) for code, name in municipalities()]
+    spool = Spool(work / "deliver.sqlite")
+    for n in range(digests * per_digest):
+        spool.add(findings(event(n, [orgs[n % len(orgs)]])), now=0)
+    logger = logging.getLogger("benchmark")
+    with Receiver() as receiver:
+        run = Deliverer(spool, channels.RestChannel(receiver.url, "secret"), logger, max_events=per_digest, max_age=0)
+        start = time.monotonic()
+        result = run.run_once(now=1)
+        seconds = time.monotonic() - start
+        assert result["delivered"] == len(receiver.accepted), result
+    print(
+        f"delivered {result['delivered']} digests ({per_digest} findings each, formed in the same run)"
+        f" in {seconds:.2f} s: {result['delivered'] / seconds:.0f} digests/s",
+        flush=True,
+    )
+    return result["delivered"] / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--digests", type=int, default=1000)
+    parser.add_argument("--per-digest", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nsm-bench-") as tmp:
+        work = Path(tmp)
+        results = intake(work, args.events, args.rounds)
+        best = {name: max(values) for name, values in results.items()}
+        for name in ("spool NORMAL", "spool FULL"):
+            print(
+                f"{name}: best {best[name]:.0f} events/s = {best[name] / best['file']:.2f} x core file output"
+                f" ({best['file']:.0f} events/s)"
+            )
+        delivery(work, args.digests, args.per_digest)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The delivery loop: form due digests from the spool and hand them to the channel."""
+
+import threading
+from typing import Optional
+
+from intelmq_nsm.digest import channels, grouping
+from intelmq_nsm.digest.spool import Spool
+
+
+class Deliverer:
+    """One round of forming and delivering, on a spool connection of the calling thread."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        channel,
+        logger,
+        max_events: int = 500,
+        max_age: float = 3600,
+        retry_base: float = 30,
+        retry_max: float = 3600,
+        max_attempts=None,
+    ):
+        self.spool, self.channel, self.logger = spool, channel, logger
+        self.max_events, self.max_age = max_events, max_age
+        self.retry_base, self.retry_max, self.max_attempts = retry_base, retry_max, max_attempts
+
+    def run_once(self, now=None, flush: bool = False, stop: Optional[threading.Event] = None) -> dict:
+        """Form what is due, deliver what is due; return counts of this round."""
+        formed = self.spool.form_digests(self.max_events, self.max_age, now=now, flush=flush)
+        for digest_id in formed:
+            self.logger.debug("Formed digest %s.", digest_id)
+        result = {"formed": len(formed), "delivered": 0, "retry": 0, "failed": 0}
+        attempted = set()
+        while not (stop is not None and stop.is_set()):
+            # Each digest at most once per round, even if its retry is due at once again.
+            batch = [d for d in self.spool.due(now=now) if d not in attempted]
+            if not batch:
+                break
+            for digest_id in batch:
+                if stop is not None and stop.is_set():
+                    break
+                attempted.add(digest_id)
+                result[self.deliver(digest_id, now=now)] += 1
+        return result
+
+    def deliver(self, digest_id: str, now=None) -> str:
+        digest = self.spool.load(digest_id)
+        try:
+            self.channel.send(digest)
+        except channels.TransientError as exc:
+            delay = grouping.backoff(digest.attempts + 1, self.retry_base, self.retry_max)
+            if exc.retry_after is not None:
+                delay = min(self.retry_max, max(delay, exc.retry_after))
+            attempts = self.spool.mark_retry(digest_id, str(exc), delay, now=now)
+            if self.max_attempts and attempts >= self.max_attempts:
+                self.spool.mark_failed(digest_id, f"Gave up after {attempts} attempts: {exc}", count_attempt=False)
+                self.logger.error("Digest %s failed after %d attempts, kept in the spool: %s", digest_id, attempts, exc)
+                return "failed"
+            self.logger.warning(
+                "Digest %s not delivered (attempt %d), retry in %.0f s: %s", digest_id, attempts, delay, exc
+            )
+            return "retry"
+        except (channels.PermanentError, ValueError) as exc:
+            self.spool.mark_failed(digest_id, str(exc))
+            self.logger.error("Digest %s failed, kept in the spool for an operator: %s", digest_id, exc)
+            return "failed"
+        self.spool.mark_delivered(digest_id, now=now)
+        self.logger.info(
+            "Delivered digest %s for %s with %d findings.", digest_id, digest.organisation["id"], len(digest.findings)
+        )
+        return "delivered"
+
+
+class DeliveryThread(threading.Thread):
+    """Runs :class:`Deliverer` rounds every ``interval`` seconds until stopped.
+
+    IntelMQ calls a bot only when a message arrives, so digests that become due by age while
+    the queue is idle need their own clock. The thread opens its own SQLite connection
+    (connections are per thread) and stops between two digests when asked.
+    """
+
+    def __init__(self, spool_factory, channel, logger, interval: float = 5.0, **settings):
+        super().__init__(name="nsm-digest-delivery", daemon=True)
+        self.spool_factory, self.channel, self.logger = spool_factory, channel, logger
+        self.interval = interval
+        self.settings = settings
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        spool = self.spool_factory()
+        try:
+            deliverer = Deliverer(spool, self.channel, self.logger, **self.settings)
+            while not self.stopping.is_set():
+                try:
+                    deliverer.run_once(stop=self.stopping)
+                    spool.checkpoint()
+                except Exception:
+                    # The spool keeps everything; the next round tries again.
+                    self.logger.exception("Delivery round failed, trying again in %s s.", self.interval)
+                self.stopping.wait(self.interval)
+        finally:
+            spool.close()
+            self.channel.close()
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        self.stopping.set()
+        self.join(timeout)

@@ -1,0 +1,143 @@
+"""From an IntelMQ event (as a flat dict) to the findings a digest lists, one per organisation."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from intelmq_nsm import event_contract as ec
+
+
+class FindingError(ValueError):
+    """The event cannot be delivered: ``field`` is missing or wrong for ``reason``."""
+
+    def __init__(self, field: str, value, reason: str):
+        self.field, self.value, self.reason = field, value, reason
+        super().__init__(f"Field {field!r} with value {value!r}: {reason}.")
+
+
+#: The columns of one finding in a digest, in the order CSV and text show them.
+COLUMNS = (
+    "time",
+    "ip",
+    "port",
+    "fqdn",
+    "url",
+    "cves",
+    "severity",
+    "product",
+    "case_id",
+    "case_title",
+    "case_url",
+    "recommendation",
+    "classification",
+    "description",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One row of a digest for one organisation."""
+
+    event_hash: str
+    organisation: dict
+    constituency: str
+    case_id: str
+    row: dict
+
+
+def _get(event: dict, key: str):
+    """Read ``key`` from a flat event, or from the ``extra`` dict of a flat-but-nested one."""
+    if key in event:
+        return event[key]
+    if key.startswith("extra.") and isinstance(event.get("extra"), dict):
+        return event["extra"].get(key[len("extra.") :])
+    return None
+
+
+def event_hash(event: dict) -> str:
+    """A hash of the whole event: the same message delivered twice hashes the same."""
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _product(event: dict) -> str:
+    parts = [_get(event, f"product.{k}") for k in ("vendor", "name", "version")]
+    return " ".join(str(p) for p in parts if p) or (_get(event, "product.full_name") or "")
+
+
+def finding_row(event: dict) -> dict:
+    """The columns of :data:`COLUMNS` for one event; absent values are empty strings."""
+    cves = _get(event, "product.vulnerabilities") or ""
+    classification = "/".join(
+        str(v) for v in (_get(event, "classification.type"), _get(event, "classification.identifier")) if v
+    )
+    row = {
+        "time": _get(event, "time.source") or _get(event, "time.observation"),
+        "ip": _get(event, "source.ip"),
+        "port": _get(event, "source.port"),
+        "fqdn": _get(event, "source.fqdn"),
+        "url": _get(event, "source.url"),
+        "cves": ";".join(c.strip().upper() for c in str(cves).split(";") if c.strip()),
+        "severity": _get(event, "severity"),
+        "product": _product(event),
+        "case_id": _get(event, ec.CASE_ID),
+        "case_title": _get(event, ec.CASE_TITLE),
+        "case_url": _get(event, "event_description.url"),
+        "recommendation": _get(event, ec.RECOMMENDATION),
+        "classification": classification,
+        "description": _get(event, "event_description.text"),
+    }
+    return {k: "" if v is None else v for k, v in row.items()}
+
+
+def _organisations(event: dict) -> list:
+    organisations = _get(event, ec.ORGANISATIONS)
+    if isinstance(organisations, str):
+        try:
+            organisations = json.loads(organisations)
+        except json.JSONDecodeError:
+            raise FindingError(ec.ORGANISATIONS, organisations, "is not a JSON list") from None
+    if not organisations:
+        raise FindingError(
+            ec.ORGANISATIONS, organisations, "is missing or empty, so no organisation can receive this finding"
+        )
+    if not isinstance(organisations, list):
+        raise FindingError(ec.ORGANISATIONS, organisations, "is not a list of organisations")
+    for org in organisations:
+        if not isinstance(org, dict) or not isinstance(org.get("id"), str) or not org["id"].strip():
+            raise FindingError(ec.ORGANISATIONS, org, "an organisation has no 'id'")
+    return organisations
+
+
+def findings(event: dict, constituency: Optional[str] = None) -> list:
+    """The findings of one event: one per organisation it names.
+
+    Raises :class:`FindingError` when the event has no constituency, a constituency other
+    than ``constituency`` (if given: a digest bot serves one constituency, so anything else
+    is a routing error), or no organisations. Such an event must not be delivered and must
+    not vanish either; the bot dumps it.
+    """
+    value = _get(event, "constituency")
+    if not value:
+        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
+    if constituency and value != constituency:
+        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
+    organisations = _organisations(event)
+    digest = event_hash(event)
+    row = finding_row(event)
+    case_id = str(row["case_id"] or "")
+    seen = set()
+    result = []
+    for org in organisations:
+        if org["id"] in seen:
+            continue
+        seen.add(org["id"])
+        organisation = {
+            "id": org["id"],
+            "name": org.get("name") or org["id"],
+            "kind": org.get("kind") or "other",
+            "contacts": [c for c in org.get("contacts") or [] if isinstance(c, str)],
+        }
+        result.append(Finding(digest, organisation, value, case_id, row))
+    return result

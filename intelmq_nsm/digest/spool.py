@@ -1,0 +1,317 @@
+"""The durable spool: SQLite in WAL mode holding findings until a channel confirmed them.
+
+A finding is written (and committed) before IntelMQ's message is acknowledged, so a
+crash at any point leaves it either still in Redis or on disk. A message delivered again
+after a crash before the acknowledgement is ignored by the unique (event hash,
+organisation) key. A digest is formed in one transaction (digest row plus the events'
+``digest_id``) and counts as delivered only after the channel confirmed it.
+
+Durability: ``synchronous=NORMAL`` in WAL mode (the default here) survives a crash or
+SIGKILL of the process, which is what IntelMQ's acknowledge protects against: the commit
+is in the WAL file in the OS page cache before we acknowledge. Only a power loss or
+kernel crash in the moment after a commit can lose the last transactions, while the
+message is already gone from Redis. ``synchronous=FULL`` closes that window at the cost
+of an fsync per message (see benchmarks/RESULTS.md); choose it with the bot's
+``spool_synchronous`` parameter.
+
+Checkpoints: SQLite copies the WAL back into the database file (a checkpoint, with fsyncs)
+from whichever connection commits when the WAL passed ``wal_autocheckpoint`` pages. The
+bot's intake connection sets a high threshold, and the delivery thread runs a passive
+checkpoint every round, so this cost stays off the per-message path.
+"""
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from intelmq_nsm.digest import grouping
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    event_hash TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    constituency TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    row TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    digest_id TEXT,
+    UNIQUE (event_hash, org_id)
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (group_key, received_at) WHERE digest_id IS NULL;
+CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id);
+CREATE TABLE IF NOT EXISTS digests (
+    id TEXT PRIMARY KEY,
+    group_key TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    constituency TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    last_error TEXT,
+    created REAL NOT NULL,
+    delivered_at REAL,
+    event_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS digests_due ON digests (state, next_attempt);
+"""
+
+STATES = ("pending", "delivered", "failed")
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+@dataclass
+class Digest:
+    """A formed digest with everything a channel needs to render and send it."""
+
+    id: str
+    organisation: dict
+    constituency: str
+    created: float
+    findings: list
+    attempts: int = 0
+    state: str = "pending"
+    last_error: Optional[str] = None
+
+
+class Spool:
+    """One SQLite spool file. A connection belongs to one thread: open a Spool per thread."""
+
+    def __init__(
+        self,
+        path,
+        synchronous: str = "NORMAL",
+        by_case: bool = False,
+        busy_timeout: float = 30.0,
+        autocheckpoint: int = 1000,
+    ):
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}.")
+        self.path = Path(path)
+        self.by_case = by_case
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE), so a
+        # write never upgrades a read lock half-way and meets SQLITE_BUSY without waiting.
+        self.db = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self.db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, without waiting for anyone."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+    # -- intake ------------------------------------------------------------------------
+
+    def add(self, findings, now: Optional[float] = None) -> int:
+        """Store the findings of one event in one committed transaction; return how many were new."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            before = self.db.total_changes
+            self.db.executemany(
+                "INSERT OR IGNORE INTO events (event_hash, group_key, org_id, constituency, case_id,"
+                " organisation, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        f.event_hash,
+                        grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
+                        f.organisation["id"],
+                        f.constituency,
+                        f.case_id,
+                        json.dumps(f.organisation, sort_keys=True),
+                        json.dumps(f.row, sort_keys=True, default=str),
+                        now,
+                    )
+                    for f in findings
+                ],
+            )
+            return self.db.total_changes - before
+
+    # -- forming digests ---------------------------------------------------------------
+
+    def form_digests(self, max_events: int, max_age: float, now: Optional[float] = None, flush: bool = False) -> list:
+        """Turn every due group into digests of at most ``max_events`` findings; return their ids."""
+        now = time.time() if now is None else now
+        groups = self.db.execute(
+            "SELECT group_key, COUNT(*) AS n, MIN(received_at) AS oldest FROM events"
+            " WHERE digest_id IS NULL GROUP BY group_key"
+        ).fetchall()
+        formed = []
+        for group in groups:
+            if grouping.is_due(group["n"], group["oldest"], now, max_events, max_age, flush):
+                formed += self._form_group(group["group_key"], max_events, max_age, now, flush)
+        return formed
+
+    def _form_group(self, key: str, max_events: int, max_age: float, now: float, flush: bool) -> list:
+        formed = []
+        while True:
+            with self._transaction():
+                rows = self.db.execute(
+                    "SELECT id, event_hash, org_id, constituency, received_at FROM events"
+                    " WHERE digest_id IS NULL AND group_key = ? ORDER BY received_at, id LIMIT ?",
+                    (key, max_events),
+                ).fetchall()
+                if not rows or not grouping.is_due(len(rows), rows[0]["received_at"], now, max_events, max_age, flush):
+                    return formed
+                org_id, constituency = rows[0]["org_id"], rows[0]["constituency"]
+                digest = grouping.digest_id(org_id, constituency, key, [r["event_hash"] for r in rows])
+                self.db.execute(
+                    "INSERT OR IGNORE INTO digests (id, group_key, org_id, constituency, state, attempts,"
+                    " next_attempt, created, event_count) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                    (digest, key, org_id, constituency, now, now, len(rows)),
+                )
+                self.db.executemany("UPDATE events SET digest_id = ? WHERE id = ?", [(digest, r["id"]) for r in rows])
+            formed.append(digest)
+
+    # -- delivery ----------------------------------------------------------------------
+
+    def due(self, now: Optional[float] = None, limit: int = 100) -> list:
+        """Ids of pending digests whose next attempt is due, oldest first."""
+        now = time.time() if now is None else now
+        rows = self.db.execute(
+            "SELECT id FROM digests WHERE state = 'pending' AND next_attempt <= ?"
+            " ORDER BY next_attempt, created LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [r["id"] for r in rows]
+
+    def next_due(self) -> Optional[float]:
+        """When the next pending digest is due (None if there is none)."""
+        row = self.db.execute("SELECT MIN(next_attempt) FROM digests WHERE state = 'pending'").fetchone()
+        return row[0]
+
+    def load(self, digest_id: str) -> Digest:
+        """A digest with its organisation and findings (rows in arrival order)."""
+        info = self.db.execute("SELECT * FROM digests WHERE id = ?", (digest_id,)).fetchone()
+        if info is None:
+            raise KeyError(f"No digest {digest_id!r} in {self.path}.")
+        rows = self.db.execute(
+            "SELECT organisation, row FROM events WHERE digest_id = ? ORDER BY received_at, id", (digest_id,)
+        ).fetchall()
+        organisation = json.loads(rows[0]["organisation"]) if rows else {"id": info["org_id"], "name": info["org_id"]}
+        return Digest(
+            id=info["id"],
+            organisation=organisation,
+            constituency=info["constituency"],
+            created=info["created"],
+            findings=[json.loads(r["row"]) for r in rows],
+            attempts=info["attempts"],
+            state=info["state"],
+            last_error=info["last_error"],
+        )
+
+    def mark_delivered(self, digest_id: str, now: Optional[float] = None) -> None:
+        now = time.time() if now is None else now
+        with self._transaction():
+            self.db.execute(
+                "UPDATE digests SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL"
+                " WHERE id = ?",
+                (now, digest_id),
+            )
+
+    def mark_retry(self, digest_id: str, error: str, delay: float, now: Optional[float] = None) -> int:
+        """Record a transient failure and schedule the next attempt; return the attempts so far."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            self.db.execute(
+                "UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt = ? WHERE id = ?",
+                (error, now + delay, digest_id),
+            )
+            return self.db.execute("SELECT attempts FROM digests WHERE id = ?", (digest_id,)).fetchone()[0]
+
+    def mark_failed(self, digest_id: str, error: str, count_attempt: bool = True) -> None:
+        """A permanent failure: kept in the spool, visible, retried only on request.
+
+        ``count_attempt=False`` when the attempt was counted already (giving up after retries)."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE digests SET state = 'failed', attempts = attempts + ?, last_error = ? WHERE id = ?",
+                (1 if count_attempt else 0, error, digest_id),
+            )
+
+    # -- operator ----------------------------------------------------------------------
+
+    def digests(self, state: Optional[str] = None) -> list:
+        """Summary rows of the digests (all, or in one state), newest first."""
+        query = "SELECT * FROM digests"
+        args = ()
+        if state:
+            query += " WHERE state = ?"
+            args = (state,)
+        return [dict(r) for r in self.db.execute(query + " ORDER BY created DESC, id", args)]
+
+    def counts(self) -> dict:
+        """Digests per state and findings not yet in a digest."""
+        result = {state: 0 for state in STATES}
+        for row in self.db.execute("SELECT state, COUNT(*) FROM digests GROUP BY state"):
+            result[row[0]] = row[1]
+        result["waiting_findings"] = self.db.execute("SELECT COUNT(*) FROM events WHERE digest_id IS NULL").fetchone()[
+            0
+        ]
+        return result
+
+    def retry(self, digest_id: str, now: Optional[float] = None) -> bool:
+        """Put a failed (or pending) digest back in line for delivery now; False if no such digest
+        or it was delivered already."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            cursor = self.db.execute(
+                "UPDATE digests SET state = 'pending', next_attempt = ? WHERE id = ? AND state != 'delivered'",
+                (now, digest_id),
+            )
+            return cursor.rowcount == 1
+
+    def purge(self, older_than: float, state: str = "delivered", digest_ids=(), now: Optional[float] = None) -> int:
+        """Delete digests (and their findings) in ``state`` created more than ``older_than`` seconds
+        ago, or exactly the given ids; never pending ones. Returns how many digests went."""
+        now = time.time() if now is None else now
+        if state not in ("delivered", "failed"):
+            raise ValueError("Only delivered or failed digests can be purged.")
+        with self._transaction():
+            if digest_ids:
+                marks = ",".join("?" * len(digest_ids))
+                ids = [
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT id FROM digests WHERE state = ? AND id IN ({marks})",  # noqa: S608 (placeholders only)
+                        (state, *digest_ids),
+                    )
+                ]
+            else:
+                ids = [
+                    r[0]
+                    for r in self.db.execute(
+                        "SELECT id FROM digests WHERE state = ? AND created <= ?", (state, now - older_than)
+                    )
+                ]
+            self.db.executemany("DELETE FROM events WHERE digest_id = ?", [(i,) for i in ids])
+            self.db.executemany("DELETE FROM digests WHERE id = ?", [(i,) for i in ids])
+            return len(ids)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

@@ -1,0 +1,76 @@
+"""DigestOutputBot with IntelMQ's BotTestCase: events into the spool, bad events dumped."""
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import unittest
+from pathlib import Path
+
+from intelmq.lib.test import BotTestCase
+
+from intelmq_nsm.bots.outputs.digest.output import DigestOutputBot
+from tests.digest.events import event, organisation
+
+AMSTERDAM = organisation("GM0363", "Amsterdam")
+SSO = organisation("SSO-0001", "Shared Service Noord", kind="shared-service")
+EVENT = event(1, [AMSTERDAM, SSO])
+NO_CONSTITUENCY = {k: v for k, v in event(2, [AMSTERDAM]).items() if k != "constituency"}
+NO_ORGANISATIONS = {k: v for k, v in event(3, [AMSTERDAM]).items() if k != "extra.nsm.organisations"}
+OTHER_CONSTITUENCY = event(4, [AMSTERDAM], constituency="surfcert")
+
+
+class TestDigestOutputBot(BotTestCase, unittest.TestCase):
+    @classmethod
+    def set_bot(cls):
+        cls.bot_reference = DigestOutputBot
+        cls.workdir = Path(tempfile.mkdtemp(prefix="nsm-digest-"))
+        cls.sysconfig = {
+            "channel": "file",
+            "constituency": "ibd",
+            "file_directory": str(cls.workdir / "out"),
+            "spool_file": str(cls.workdir / "spool.sqlite"),
+            "max_age": 3600,
+            "delivery_interval": 0.05,
+        }
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+        super().tearDownClass()
+
+    def spooled(self):
+        with sqlite3.connect(self.sysconfig["spool_file"]) as db:
+            return db.execute("SELECT org_id, constituency, case_id, row FROM events ORDER BY org_id").fetchall()
+
+    def test_event_is_spooled_once_per_organisation(self):
+        self.input_message = [EVENT, EVENT]  # the second is a redelivery after a crash
+        self.run_bot(iterations=2)
+        rows = [r for r in self.spooled() if json.loads(r[3])["ip"] == "198.51.100.2"]
+        assert [(r[0], r[1], r[2]) for r in rows] == [
+            ("GM0363", "ibd", "DIVD-2024-00012"),
+            ("SSO-0001", "ibd", "DIVD-2024-00012"),
+        ]
+
+    def test_event_without_constituency_is_dumped_naming_the_field(self):
+        self.input_message = NO_CONSTITUENCY
+        self.run_bot(allowed_error_count=1)
+        self.assertLogMatches(r".*InvalidValue: invalid value None .* for key 'constituency'.*", levelname="ERROR")
+
+    def test_event_without_organisations_is_dumped_naming_the_field(self):
+        self.input_message = NO_ORGANISATIONS
+        self.run_bot(allowed_error_count=1)
+        self.assertLogMatches(r".*for key 'extra.nsm.organisations': is missing or empty.*", levelname="ERROR")
+
+    def test_event_of_another_constituency_is_dumped(self):
+        self.input_message = OTHER_CONSTITUENCY
+        self.run_bot(allowed_error_count=1)
+        self.assertLogMatches(r".*'surfcert'.*differs from this output's constituency 'ibd'.*", levelname="ERROR")
+
+    def test_check_names_missing_channel_parameters(self):
+        assert DigestOutputBot.check({"channel": "rest", "constituency": "ibd"}) == [
+            ["error", "The rest channel needs parameter rest_url, which is not set."],
+            ["error", "The rest channel needs parameter rest_secret, which is not set."],
+        ]
+        assert DigestOutputBot.check({"channel": "pigeon"})[0][0] == "error"
+        assert DigestOutputBot.check(self.sysconfig) is None

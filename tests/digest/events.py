@@ -1,0 +1,50 @@
+"""Events as the constituency expert emits them, for digest tests."""
+
+import csv
+from pathlib import Path
+
+GEMEENTEN = Path("/work/shared/data/gemeenten.csv")
+
+
+def municipalities() -> list:
+    """The 342 municipalities (CBS code, name) from the shared list, or a generated stand-in."""
+    if GEMEENTEN.exists():
+        with GEMEENTEN.open(encoding="utf-8") as handle:
+            return [(row["cbs_code"], row["name"]) for row in csv.DictReader(handle)]
+    return [(f"GM{i:04d}", f"Gemeente {i}") for i in range(1, 343)]
+
+
+def organisation(code: str, name: str, kind: str = "municipality") -> dict:
+    return {"id": code, "name": name, "kind": kind, "contacts": [f"security@{code.lower()}.example"]}
+
+
+def event(n: int, organisations: list, constituency: str = "ibd", case: str = "DIVD-2024-00012", **extra) -> dict:
+    """A vulnerability finding; ``n`` makes it unique and picks an address from the doc ranges."""
+    ip = f"{('192.0.2', '198.51.100', '203.0.113')[n % 3]}.{n % 250 + 1}"
+    result = {
+        "__type": "Event",
+        "feed.name": "DIVD",
+        "time.observation": "2024-05-01T10:00:00+00:00",
+        "time.source": f"2024-05-01T09:{n // 60 % 60:02d}:{n % 60:02d}+00:00",
+        "classification.taxonomy": "vulnerable",
+        "classification.type": "vulnerable-system",
+        "classification.identifier": "citrix-bleed",
+        "severity": "high",
+        "source.ip": ip,
+        "source.port": 443,
+        "source.fqdn": f"host{n}.gemeente.example",
+        "product.vendor": "Citrix",
+        "product.name": "NetScaler ADC",
+        "product.version": "13.1-48.47",
+        "product.vulnerabilities": "cve-2023-4966",
+        "event_description.url": f"https://csirt.divd.example/cases/{case}",
+        "event_description.text": "Session token leak.",
+        "constituency": constituency,
+        "extra.nsm.case_id": case,
+        "extra.nsm.case_title": "Citrix Bleed",
+        "extra.nsm.recommendation": "Update to 13.1-49.15 and kill all sessions.",
+        "extra.nsm.organisations": organisations,
+        "extra.nsm.record": n,
+    }
+    result.update(extra)
+    return result

@@ -1,0 +1,249 @@
+"""Delivery against real receivers: a local HTTP server and a real SMTP server (aiosmtpd)."""
+
+import hashlib
+import hmac
+import json
+import logging
+from collections import Counter, defaultdict
+
+import pytest
+
+from intelmq_nsm.digest import channels
+from intelmq_nsm.digest.delivery import Deliverer, DeliveryThread
+from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.spool import Spool
+from tests.digest.events import event, municipalities, organisation
+from tests.digest.servers import Receiver, SmtpSink
+from tests.harness import LOOPBACK, free_port, wait_for
+
+SECRET = "s3cret-shared-with-the-ibd"
+AMSTERDAM = organisation("GM0363", "Amsterdam")
+UTRECHT = organisation("GM0344", "Utrecht")
+LOG = logging.getLogger("tests.digest")
+
+
+@pytest.fixture
+def spool(tmp_path):
+    spool = Spool(tmp_path / "spool.sqlite")
+    yield spool
+    spool.close()
+
+
+def deliverer(spool, channel, **settings):
+    settings = {"max_events": 100, "max_age": 0, "retry_base": 1, "retry_max": 8, **settings}
+    return Deliverer(spool, channel, LOG, **settings)
+
+
+def fill(spool, *orgs, per_org=2):
+    n = 0
+    for org in orgs:
+        for _ in range(per_org):
+            n += 1
+            spool.add(findings(event(n, [org])), now=0)
+
+
+def test_rest_posts_signed_json_with_the_digest_id_as_idempotency_key(spool):
+    fill(spool, AMSTERDAM, UTRECHT)
+    with Receiver() as receiver:
+        result = deliverer(spool, channels.RestChannel(receiver.url, SECRET)).run_once(now=1)
+        assert result == {"formed": 2, "delivered": 2, "retry": 0, "failed": 0}
+        for headers, body, _ in receiver.requests:
+            expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            assert headers["X-NSM-Signature"] == expected
+            assert headers["Idempotency-Key"] == json.loads(body)["id"]
+            assert headers["Content-Type"].startswith("application/json")
+    assert spool.counts()["delivered"] == 2
+
+
+def test_endpoint_down_for_a_while_then_up_delivers_everything_once(spool):
+    fill(spool, AMSTERDAM, UTRECHT)
+    port = free_port()  # nothing listens here yet
+    rest = channels.RestChannel(f"http://{LOOPBACK}:{port}/digests", SECRET, timeout=2)
+    run = deliverer(spool, rest)
+    assert run.run_once(now=1) == {"formed": 2, "delivered": 0, "retry": 2, "failed": 0}
+    assert run.run_once(now=1.5)["retry"] == 0  # backoff: nothing is due yet
+    assert run.run_once(now=2)["retry"] == 2  # second attempt, still down
+    assert [d["attempts"] for d in spool.digests()] == [2, 2]
+    assert all("ConnectionError" in d["last_error"] for d in spool.digests())
+    with Receiver() as receiver:
+        rest.url = receiver.url
+        assert run.run_once(now=3.9)["delivered"] == 0  # 2nd retry waits 2 s
+        assert run.run_once(now=4)["delivered"] == 2
+        assert run.run_once(now=100)["delivered"] == 0
+        assert sorted(receiver.keys().values()) == [1, 1]
+    assert spool.counts()["delivered"] == 2
+
+
+def test_500_then_200(spool):
+    fill(spool, AMSTERDAM)
+    with Receiver(script=[500, 503]) as receiver:
+        run = deliverer(spool, channels.RestChannel(receiver.url, SECRET))
+        assert run.run_once(now=1)["retry"] == 1
+        assert run.run_once(now=2)["retry"] == 1
+        assert run.run_once(now=4)["delivered"] == 1
+        assert [status for _, _, status in receiver.requests] == [500, 503, 200]
+        assert len(set(receiver.keys())) == 1
+    [row] = spool.digests()
+    assert row["state"] == "delivered" and row["attempts"] == 3
+
+
+def test_429_is_retried_and_honours_retry_after(spool):
+    fill(spool, AMSTERDAM)
+    with Receiver(script=[429]) as receiver:
+        run = deliverer(spool, channels.RestChannel(receiver.url, SECRET))
+        assert run.run_once(now=1)["retry"] == 1
+        assert run.run_once(now=2)["delivered"] == 1
+
+
+def test_a_slow_endpoint_times_out_and_the_retry_succeeds(spool):
+    fill(spool, AMSTERDAM)
+    with Receiver(script=[("slow", 1.5)]) as receiver:
+        run = deliverer(spool, channels.RestChannel(receiver.url, SECRET, timeout=0.5))
+        assert run.run_once(now=1)["retry"] == 1
+        assert "Timeout" in spool.digests()[0]["last_error"]
+        assert run.run_once(now=2)["delivered"] == 1
+        receiver.wait_for(lambda r: len(r.requests) == 2)
+        # The slow request arrived too: the receiver deduplicates by Idempotency-Key.
+        assert list(receiver.keys().values()) == [2]
+
+
+def test_other_4xx_is_not_retried_but_kept_as_failed_and_can_be_retried(spool):
+    fill(spool, AMSTERDAM)
+    with Receiver(script=[422]) as receiver:
+        run = deliverer(spool, channels.RestChannel(receiver.url, SECRET))
+        assert run.run_once(now=1)["failed"] == 1
+        assert run.run_once(now=10_000) == {"formed": 0, "delivered": 0, "retry": 0, "failed": 0}
+        [row] = spool.digests("failed")
+        assert "422" in row["last_error"]
+        assert spool.retry(row["id"], now=10_000)
+        assert run.run_once(now=10_001)["delivered"] == 1
+        assert len(receiver.requests) == 2
+
+
+def test_max_attempts_turns_a_retried_digest_into_a_failed_one(spool):
+    fill(spool, AMSTERDAM)
+    with Receiver(default=503) as receiver:
+        run = deliverer(spool, channels.RestChannel(receiver.url, SECRET), max_attempts=2)
+        assert run.run_once(now=1)["retry"] == 1
+        assert run.run_once(now=100)["failed"] == 1
+        [row] = spool.digests("failed")
+        assert row["attempts"] == len(receiver.requests) == 2
+        assert row["last_error"].startswith("Gave up after 2 attempts")
+
+
+def test_10000_events_over_342_municipalities_each_digest_holds_only_its_own(spool):
+    gemeenten = municipalities()
+    assert len(gemeenten) == 342
+    orgs = [organisation(code, name) for code, name in gemeenten]
+    expected = defaultdict(set)
+    for n in range(10_000):
+        org = orgs[(n * 7) % len(orgs)]
+        message = event(n, [org], **{"source.fqdn": f"host{n}.{org['id'].lower()}.example"})
+        spool.add(findings(message), now=n / 1000)
+        expected[org["id"]].add(message["source.fqdn"])
+    with Receiver() as receiver:
+        result = deliverer(spool, channels.RestChannel(receiver.url, SECRET), max_events=25).run_once(now=100)
+        assert result["failed"] == result["retry"] == 0
+        received = defaultdict(set)
+        for doc in receiver.accepted:
+            org_id = doc["organisation"]["id"]
+            for row in doc["findings"]:
+                # every finding in a digest belongs to the digest's organisation
+                assert row["fqdn"].endswith(f".{org_id.lower()}.example"), (org_id, row["fqdn"])
+                received[org_id].add(row["fqdn"])
+        assert received == expected
+        assert sum(len(doc["findings"]) for doc in receiver.accepted) == 10_000
+        assert set(receiver.keys().values()) == {1}
+        assert len(receiver.keys()) == result["delivered"] == spool.counts()["delivered"]
+
+
+def test_smtp_sends_text_and_csv_to_the_organisations_contacts(spool):
+    fill(spool, AMSTERDAM, UTRECHT)
+    with SmtpSink() as sink:
+        smtp = channels.SmtpChannel(LOOPBACK, sink.port, "ibd@ibd.example", security="none")
+        assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 2
+        by_recipient = {tuple(rcpt): msg for _, rcpt, msg in sink.messages}
+    msg = by_recipient[("security@gm0363.example",)]
+    assert msg["From"] == "ibd@ibd.example" and msg["To"] == "security@gm0363.example"
+    assert msg["Subject"] == "[IBD] 2 kwetsbare systemen gemeld voor Amsterdam"
+    assert msg["Message-ID"] == f"<{msg['X-NSM-Digest-Id']}@ibd.example>"
+    body = msg.get_body(("plain",)).get_content()
+    assert body.startswith("Beste Amsterdam,") and "security@gm0344.example" not in body
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_content_type() == "text/csv"
+    assert attachment.get_filename().startswith("GM0363-")
+    csv_text = attachment.get_content()
+    assert csv_text.startswith("time,ip,port") and csv_text.count("\n") == 3
+
+
+def test_smtp_fixed_recipient_and_testing_to_override(spool):
+    fill(spool, AMSTERDAM)
+    with SmtpSink() as sink:
+        smtp = channels.SmtpChannel(
+            LOOPBACK, sink.port, "ibd@ibd.example", to="desk@ibd.example", testing_to="tester@ibd.example",
+            security="none", language="en",
+        )  # fmt: skip
+        deliverer(spool, smtp).run_once(now=1)
+        [(_, rcpt, msg)] = sink.wait_for(1)
+    assert rcpt == ["tester@ibd.example"] and msg["To"] == "tester@ibd.example"
+    assert msg["Subject"] == "[IBD] 2 vulnerable systems reported for Amsterdam"
+
+
+def test_smtp_header_injection_from_event_values_is_impossible(spool):
+    evil = organisation("GM0363", "Amsterdam\r\nBcc: victim@evil.example")
+    evil["contacts"] = ["security@gm0363.example\r\nBcc: victim@evil.example", "ok@gm0363.example"]
+    spool.add(findings(event(1, [evil])), now=0)
+    with SmtpSink() as sink:
+        smtp = channels.SmtpChannel(LOOPBACK, sink.port, "ibd@ibd.example", security="none")
+        assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 1
+        [(_, rcpt, msg)] = sink.wait_for(1)
+    assert rcpt == ["ok@gm0363.example"]
+    assert msg["Bcc"] is None and "victim" not in msg["To"]
+    assert msg["Subject"] == "[IBD] 1 kwetsbaar systeem gemeld voor Amsterdam Bcc: victim@evil.example"
+
+
+def test_smtp_without_a_valid_contact_fails_visibly(spool):
+    org = organisation("GM0363", "Amsterdam")
+    org["contacts"] = []
+    spool.add(findings(event(1, [org])), now=0)
+    smtp = channels.SmtpChannel(LOOPBACK, free_port(), "ibd@ibd.example", security="none")
+    assert deliverer(spool, smtp).run_once(now=1)["failed"] == 1
+    assert "no valid contact" in spool.digests("failed")[0]["last_error"]
+
+
+def test_smtp_server_down_is_retried(spool):
+    fill(spool, AMSTERDAM)
+    port = free_port()
+    smtp = channels.SmtpChannel(LOOPBACK, port, "ibd@ibd.example", security="none", timeout=2)
+    run = deliverer(spool, smtp)
+    assert run.run_once(now=1)["retry"] == 1
+    with SmtpSink() as sink:
+        smtp.port = sink.port
+        assert run.run_once(now=2)["delivered"] == 1
+        assert len(sink.wait_for(1)) == 1
+
+
+def test_file_channel_writes_each_format_atomically(spool, tmp_path):
+    fill(spool, AMSTERDAM)
+    out = tmp_path / "out"
+    deliverer(spool, channels.FileChannel(out)).run_once(now=1)
+    [row] = spool.digests("delivered")
+    assert sorted(p.name for p in out.iterdir()) == [f"{row['id']}.{ext}" for ext in ("csv", "json", "txt")]
+    assert json.loads((out / f"{row['id']}.json").read_text())["organisation"]["id"] == "GM0363"
+
+
+def test_delivery_thread_delivers_by_age_while_idle_and_stops(tmp_path):
+    path = tmp_path / "spool.sqlite"
+    writer = Spool(path)
+    with Receiver() as receiver:
+        thread = DeliveryThread(
+            lambda: Spool(path), channels.RestChannel(receiver.url, SECRET), LOG, interval=0.05,
+            max_events=100, max_age=0.2, retry_base=1, retry_max=1,
+        )  # fmt: skip
+        thread.start()
+        writer.add(findings(event(1, [AMSTERDAM])))
+        receiver.wait_for(lambda r: len(r.accepted) == 1, timeout=10)
+        thread.stop(timeout=5)
+        assert not thread.is_alive()
+    wait_for(lambda: writer.counts()["delivered"] == 1, timeout=5)
+    assert Counter(d["state"] for d in writer.digests()) == {"delivered": 1}

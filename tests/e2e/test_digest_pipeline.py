@@ -1,0 +1,186 @@
+"""Digest outputs in a real pipeline (real Redis, real intelmqctl), real HTTP and SMTP receivers.
+
+The constituency expert's named path is played by IntelMQ's core filter expert: events
+arrive tagged as the expert emits them (``constituency``, ``extra.nsm.organisations``)
+and are routed by a named path to the digest outputs.
+"""
+
+import json
+import sqlite3
+from collections import defaultdict
+
+import pytest
+
+from tests.digest.events import event, organisation
+from tests.digest.servers import Receiver, SmtpSink
+from tests.harness import LOOPBACK, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "pipeline-secret"
+AMSTERDAM = organisation("GM0363", "Amsterdam")
+UTRECHT = organisation("GM0344", "Utrecht")
+ZAANSTAD = organisation("GM0479", "Zaanstad")
+SSO = organisation("SSO-0001", "Shared Service Zaanstreek", kind="shared-service")
+
+
+def rest_bot(spool, url, **parameters):
+    return {
+        "module": "intelmq.bots.outputs.nsm.digest",
+        "parameters": {
+            "channel": "rest",
+            "constituency": "ibd",
+            "rest_url": url,
+            "rest_secret": SECRET,
+            "rest_timeout": 5,
+            "spool_file": str(spool),
+            "max_events": 1000,
+            "max_age": 1,
+            "delivery_interval": 0.1,
+            "retry_base": 0.2,
+            "retry_max": 1,
+            **parameters,
+        },
+    }
+
+
+def spooled(path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def digest_states(path) -> dict:
+    with sqlite3.connect(path, timeout=5) as db:
+        return dict(db.execute("SELECT id, state FROM digests").fetchall())
+
+
+def test_events_from_the_named_path_reach_a_real_http_and_a_real_smtp_server(tmp_path, intelmq_pipeline):
+    with Receiver() as receiver, SmtpSink() as sink:
+        pipeline = intelmq_pipeline({
+            "constituency-router": {
+                "module": "intelmq.bots.experts.filter.expert",
+                "parameters": {
+                    "filter_key": "constituency",
+                    "filter_value": "ibd",
+                    "filter_action": "keep",
+                    "destination_queues": {
+                        "_default": [],  # the filter expert also sends every kept event here
+                        "filter_match": ["ibd-rest-queue", "ibd-mail-queue"],
+                        "filter_no_match": ["others-queue"],
+                    },
+                },
+            },
+            "ibd-rest": rest_bot(tmp_path / "rest.sqlite", receiver.url),
+            "ibd-mail": {
+                "module": "intelmq.bots.outputs.nsm.digest",
+                "parameters": {
+                    "channel": "smtp",
+                    "constituency": "ibd",
+                    "smtp_host": LOOPBACK,
+                    "smtp_port": sink.port,
+                    "smtp_security": "none",
+                    "smtp_from": "meldingen@ibd.example",
+                    "spool_file": str(tmp_path / "mail.sqlite"),
+                    "max_age": 1,
+                    "delivery_interval": 0.1,
+                    "language": "nl",
+                },
+            },
+            "others": {
+                "module": "intelmq.bots.outputs.file.output",
+                "parameters": {"file": str(tmp_path / "others.jsonl")},
+            },
+        })  # fmt: skip
+        assert not [c for c in pipeline.check() if c[0] == "error" and "ibd-" in c[1]]
+        pipeline.start()
+        events = [event(n, [[AMSTERDAM, UTRECHT, ZAANSTAD][n % 3]]) for n in range(12)]
+        events.append(event(12, [ZAANSTAD, SSO]))  # a municipality and its shared-service organisation
+        other = event(13, [organisation("UNI-1", "Universiteit")], constituency="surfcert")
+        broken = {k: v for k, v in event(14, []).items() if k != "extra.nsm.organisations"}
+        pipeline.push("constituency-router", *events, other, broken)
+
+        receiver.wait_for(lambda r: len(r.accepted) == 4, timeout=60)
+        mails = sink.wait_for(4, timeout=60)
+        pipeline.wait_drained()
+
+        by_org = defaultdict(list)
+        for doc in receiver.accepted:
+            by_org[doc["organisation"]["id"]] += [row["ip"] for row in doc["findings"]]
+        expected = defaultdict(list)
+        for message in events:
+            for org in message["extra.nsm.organisations"]:
+                expected[org["id"]].append(message["source.ip"])
+        assert {k: sorted(v) for k, v in by_org.items()} == {k: sorted(v) for k, v in expected.items()}
+        recipients = sorted(rcpt for _, rcpts, _ in mails for rcpt in rcpts)
+        assert recipients == sorted(f"security@{o['id'].lower()}.example" for o in (AMSTERDAM, UTRECHT, ZAANSTAD, SSO))
+        for _, rcpts, msg in mails:
+            assert rcpts[0].split("@")[1].split(".")[0].upper() in msg.get_body(("plain",)).get_content().upper()
+        assert [e["source.ip"] for e in pipeline.read_file_output(tmp_path / "others.jsonl")] == [other["source.ip"]]
+        dumps = pipeline.dumps()
+        for bot_id in ("ibd-rest", "ibd-mail"):
+            [dumped] = dumps[bot_id]
+            traceback = "".join(dumped["traceback"])
+            assert "InvalidValue" in traceback and "'extra.nsm.organisations': is missing or empty" in traceback
+        assert set(receiver.keys().values()) == {1}
+
+
+def test_sigkill_between_spool_write_and_delivery_loses_nothing_and_sends_once(tmp_path, intelmq_pipeline):
+    spool = tmp_path / "rest.sqlite"
+    with Receiver() as receiver:
+        # A digest goes out only when Amsterdam's group holds 10 findings.
+        pipeline = intelmq_pipeline({"ibd-rest": rest_bot(spool, receiver.url, max_events=10, max_age=3600)})
+        pipeline.start()
+        first = [event(n, [AMSTERDAM]) for n in range(6)]
+        pipeline.push("ibd-rest", *first)
+        wait_for(lambda: spooled(spool) == 6, timeout=30, what="6 spooled findings")
+        pipeline.kill("ibd-rest")
+        assert receiver.requests == []
+        # After the crash IntelMQ may hand over messages again: the spool ignores repeats.
+        pipeline.push("ibd-rest", *first[:2], *[event(n, [AMSTERDAM]) for n in range(6, 10)])
+        pipeline.start("ibd-rest")
+        receiver.wait_for(lambda r: len(r.accepted) == 1, timeout=30)
+        pipeline.wait_drained()
+        wait_for(lambda: set(digest_states(spool).values()) == {"delivered"}, timeout=10, what="delivered")
+        [doc] = receiver.accepted
+        assert sorted(row["ip"] for row in doc["findings"]) == sorted(event(n, [])["source.ip"] for n in range(10))
+        assert spooled(spool) == 10 and len(receiver.requests) == 1
+
+
+def test_sigkill_between_delivery_and_marking_repeats_once_with_the_same_key(tmp_path, intelmq_pipeline):
+    spool = tmp_path / "rest.sqlite"
+    # The endpoint takes the first digest but holds its answer until the bot was killed.
+    with Receiver(script=["hold"]) as receiver:
+        pipeline = intelmq_pipeline({"ibd-rest": rest_bot(spool, receiver.url, max_age=0.5)})
+        pipeline.start()
+        pipeline.push("ibd-rest", *[event(n, [UTRECHT]) for n in range(3)])
+        assert receiver.held.wait(30), "The digest never reached the endpoint."
+        pipeline.kill("ibd-rest")
+        receiver.release.set()
+        receiver.wait_for(lambda r: len(r.requests) == 1)
+        assert set(digest_states(spool).values()) == {"pending"}  # sent, but not confirmed to the spool
+
+        pipeline.start("ibd-rest")
+        receiver.wait_for(lambda r: len(r.requests) == 2, timeout=30)
+        wait_for(lambda: set(digest_states(spool).values()) == {"delivered"}, timeout=10, what="delivered")
+        [(key, count)] = receiver.keys().items()
+        assert count == 2 and key in digest_states(spool)
+        first, second = receiver.accepted
+        assert first == second and len(first["findings"]) == 3
+
+
+def test_endpoint_down_then_up_through_the_running_bot(tmp_path, intelmq_pipeline):
+    spool = tmp_path / "rest.sqlite"
+    with Receiver(script=[503, 503]) as receiver:
+        pipeline = intelmq_pipeline({"ibd-rest": rest_bot(spool, receiver.url, max_age=0.2)})
+        pipeline.start()
+        pipeline.push("ibd-rest", *[event(n, [AMSTERDAM]) for n in range(3)])
+        receiver.wait_for(lambda r: len(r.accepted) == 1, timeout=30)
+        wait_for(lambda: set(digest_states(spool).values()) == {"delivered"}, timeout=10, what="delivered")
+        assert [status for _, _, status in receiver.requests] == [503, 503, 200]
+        assert len(receiver.keys()) == 1
+        warnings = pipeline.log_lines(["ibd-rest"], level="WARNING")
+        assert sum("not delivered" in line for line in warnings) == 2
+        assert json.loads(receiver.requests[-1][1])["organisation"]["id"] == "GM0363"
