@@ -84,22 +84,24 @@ class SmtpSink:
 class Summary:
     """Who got what: digests per organisation, and what went to the _default path."""
 
-    rows: list = field(default_factory=list)  # dicts: organisation, constituency, channel, findings, cases, digests
-    default_findings: int = 0
+    #: one dict per organisation: organisation, name, constituency, channels, findings
+    #: (their addresses), cases, digests (ids), failed (digests that could not be delivered)
+    rows: list = field(default_factory=list)
+    default_findings: list = field(default_factory=list)  # addresses of what went to _default
     mails: int = 0
     files: int = 0
     submitted: list = field(default_factory=list)  # (file name, HTTP status, submission id)
     dumped: dict = field(default_factory=dict)  # bot id -> number of dumped messages
 
     def render(self) -> str:
-        header = ("Organisation", "Constituency", "Channel", "Findings", "Cases", "Digest ids")
+        header = ("Organisation", "Constituency", "Findings", "Cases", "Delivered by", "Digests")
         body = [
             (
                 f"{r['organisation']} {r['name']}",
                 r["constituency"],
-                r["channel"],
-                str(r["findings"]),
-                ", ".join(r["cases"]),
+                str(len(r["findings"])),
+                ", ".join(r["cases"]) or "-",
+                "+".join(r["channels"]) or "-",
                 ", ".join(d[:12] for d in r["digests"]),
             )
             for r in sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
@@ -107,14 +109,16 @@ class Summary:
         widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        total = sum(r["findings"] for r in self.rows)
         lines += [
             "",
-            f"{total} findings in {sum(len(r['digests']) for r in self.rows)} digests to "
-            f"{len({r['organisation'] for r in self.rows})} organisations "
-            f"({self.mails} mails received by the SMTP sink, {self.files} digest files written).",
-            f"{self.default_findings} findings claimed by no constituency went to the _default path.",
+            f"{sum(len(r['findings']) for r in self.rows)} findings in {sum(len(r['digests']) for r in self.rows)} "
+            f"digests to {len(self.rows)} organisations ({self.mails} mails received by the SMTP sink, "
+            f"{self.files} digest files written).",
+            f"{len(self.default_findings)} findings claimed by no constituency went to the _default path: "
+            + (", ".join(sorted(self.default_findings)) or "none")
+            + ".",
         ]
+        lines += [f"NOT DELIVERED to {r['organisation']}: {failure}" for r in self.rows for failure in r["failed"]]
         if self.dumped:
             lines.append("Dumped messages (bad records): " + ", ".join(f"{b}: {n}" for b, n in self.dumped.items()))
         return "\n".join(lines)
@@ -149,6 +153,37 @@ def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
         if "smtp_host" in parameters:
             parameters["smtp_host"] = LOOPBACK
     return runtime
+
+
+def finding_address(finding: dict) -> str:
+    """What a person recognises a finding by: its URL, else host name, else address and port."""
+    if finding.get("url"):
+        return finding["url"]
+    host = finding.get("fqdn") or finding.get("ip") or "?"
+    return f"{host}:{finding['port']}" if finding.get("port") else host
+
+
+def event_finding(event: dict) -> dict:
+    """The digest row fields of an IntelMQ event, for findings that left on _default."""
+    return {
+        "url": event.get("source.url"),
+        "fqdn": event.get("source.fqdn"),
+        "ip": event.get("source.ip"),
+        "port": event.get("source.port"),
+    }
+
+
+def delivered_digests(spool_file: Path):
+    """``(state, Digest)`` for every digest in a digest bot's spool."""
+    from intelmq_nsm.digest.spool import Spool
+
+    if not spool_file.exists():
+        return []
+    spool = Spool(spool_file)
+    try:
+        return [(row["state"], spool.load(row["id"])) for row in spool.digests()]
+    finally:
+        spool.close()
 
 
 class Demo:
@@ -192,7 +227,9 @@ class Demo:
         return yaml.safe_load(runtime_file.read_text(encoding="utf-8"))
 
     def reports(self) -> list:
-        return sorted(p for p in (self.example / "reports").glob("*") if p.suffix in MEDIA_TYPES)
+        """The sample reports; ``NAME.case.json`` beside a CSV holds its case metadata."""
+        reports = (self.example / "reports").glob("*")
+        return sorted(p for p in reports if p.suffix in MEDIA_TYPES and not p.name.endswith(".case.json"))
 
     # -- run ---------------------------------------------------------------------------
 
@@ -215,7 +252,7 @@ class Demo:
         self.progress(f"Started an SMTP sink on {LOOPBACK}:{self.sink.port} for the IBD's mail.")
 
         intake_port = free_port()
-        overrides = {"port": intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
+        overrides = {"http_port": intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
         runtime = localise_runtime(runtime, self.workdir, overrides)
         self._copy_example_files()
         self.pipeline = Pipeline(self.workdir / "intelmq", self.redis, runtime).setup()
@@ -305,44 +342,43 @@ class Demo:
         wait_for(settled_twice, timeout=self.timeout, interval=1.0, what="all digests to be delivered")
 
     def _summarise(self, summary: Summary) -> Summary:
-        from intelmq_nsm.digest.spool import Spool
-
+        """One row per organisation over all digest bots: its findings, cases, digests, channels."""
         per_org = {}
         for bot in self._digest_bots().values():
             parameters = bot["parameters"]
             channel = parameters.get("channel", "file")
-            spool = Spool(Path(parameters["spool_file"]))
-            try:
-                for row in spool.digests(state="delivered"):
-                    digest = spool.load(row["id"])
-                    org = digest.organisation
-                    key = (org["id"], digest.constituency, channel)
-                    entry = per_org.setdefault(
-                        key,
-                        {
-                            "organisation": org["id"],
-                            "name": org.get("name", ""),
-                            "constituency": digest.constituency,
-                            "channel": channel,
-                            "findings": 0,
-                            "cases": set(),
-                            "digests": [],
-                        },
-                    )
-                    entry["findings"] += len(digest.findings)
-                    entry["cases"] |= {f.get("case_id") for f in digest.findings if f.get("case_id")}
-                    entry["digests"].append(digest.id)
-            finally:
-                spool.close()
+            for state, digest in delivered_digests(Path(parameters["spool_file"])):
+                org = digest.organisation
+                entry = per_org.setdefault(
+                    (org["id"], digest.constituency),
+                    {
+                        "organisation": org["id"],
+                        "name": org.get("name", ""),
+                        "constituency": digest.constituency,
+                        "channels": set(),
+                        "findings": set(),
+                        "cases": set(),
+                        "digests": set(),
+                        "failed": [],
+                    },
+                )
+                if state != "delivered":
+                    entry["failed"].append(f"{channel} {digest.id[:12]}: {digest.last_error}")
+                    continue
+                entry["channels"].add(channel)
+                # The same finding reaches several channels: count it once.
+                entry["findings"] |= {finding_address(f) for f in digest.findings}
+                entry["cases"] |= {f["case_id"] for f in digest.findings if f.get("case_id")}
+                entry["digests"].add(digest.id)
             if channel == "file" and parameters.get("file_directory"):
                 summary.files += len(list(Path(parameters["file_directory"]).glob("*.json")))
         for entry in per_org.values():
-            entry["cases"] = sorted(entry["cases"])
-            summary.rows.append(entry)
+            summary.rows.append({key: sorted(v) if isinstance(v, set) else v for key, v in entry.items()})
         summary.mails = len(self.sink.messages)
         for bot in self.pipeline.runtime.values():
             if isinstance(bot, dict) and bot.get("module") == FILE_OUTPUT_MODULE:
-                summary.default_findings += len(Pipeline.read_file_output(Path(bot["parameters"]["file"])))
+                events = Pipeline.read_file_output(Path(bot["parameters"]["file"]))
+                summary.default_findings += [finding_address(event_finding(e)) for e in events]
         summary.dumped = {bot_id: len(entries) for bot_id, entries in self.pipeline.dumps().items()}
         return summary
 

@@ -173,21 +173,9 @@ class Pipeline:
         """Fill in the global pipeline settings and each bot's boilerplate."""
         runtime = json.loads(json.dumps(runtime))  # a deep copy that stays plain YAML
         host, port, password = self.redis.host, self.redis.port, self.redis.password
+        # The runtime's own global settings count, except where the pipeline lives: that is
+        # this private (or the given) Redis, whatever the runtime says.
         runtime["global"] = {
-            "destination_pipeline_broker": "redis",
-            "source_pipeline_broker": "redis",
-            "destination_pipeline_host": host,
-            "source_pipeline_host": host,
-            "destination_pipeline_password": password,
-            "source_pipeline_password": password,
-            "statistics_password": password,
-            "destination_pipeline_port": port,
-            "source_pipeline_port": port,
-            "destination_pipeline_db": PIPELINE_DB,
-            "source_pipeline_db": PIPELINE_DB,
-            "statistics_host": host,
-            "statistics_port": port,
-            "statistics_database": STATISTICS_DB,
             "process_manager": "intelmq",
             "logging_level": "DEBUG",
             "error_dump_message": True,
@@ -197,6 +185,20 @@ class Pipeline:
             "error_max_retries": 0,
             "error_retry_delay": 1,
             **runtime.get("global", {}),
+            "destination_pipeline_broker": "redis",
+            "source_pipeline_broker": "redis",
+            "destination_pipeline_host": host,
+            "source_pipeline_host": host,
+            "destination_pipeline_port": port,
+            "source_pipeline_port": port,
+            "destination_pipeline_password": password,
+            "source_pipeline_password": password,
+            "destination_pipeline_db": PIPELINE_DB,
+            "source_pipeline_db": PIPELINE_DB,
+            "statistics_host": host,
+            "statistics_port": port,
+            "statistics_password": password,
+            "statistics_database": STATISTICS_DB,
         }
         for bot_id, bot in runtime.items():
             if bot_id == "global":
@@ -274,10 +276,15 @@ class Pipeline:
 
     def start(self, *bot_ids: str) -> None:
         """Start the given bots (all enabled bots if none are given) and wait until they run."""
-        ids = list(bot_ids) or [b for b in self.bot_ids if self.runtime[b].get("enabled", True)]
-        for bot_id in ids:
-            self.ctl("start", bot_id, check=True, timeout=60)
-            self._started.add(bot_id)
+        if bot_ids:
+            ids = list(bot_ids)
+            for bot_id in ids:
+                self.ctl("start", bot_id, check=True, timeout=60)
+        else:
+            # The whole botnet with one intelmqctl call: its start-up cost is paid once.
+            ids = [b for b in self.bot_ids if self.runtime[b].get("enabled", True)]
+            self.ctl("start", check=True, timeout=60 + 10 * len(ids))
+        self._started.update(ids)
         for bot_id in ids:
             wait_for(lambda b=bot_id: self.status(b) == "running", timeout=30, what=f"{bot_id} to run")
 
