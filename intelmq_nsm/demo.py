@@ -155,12 +155,22 @@ def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
     return runtime
 
 
+def install_example_files(example: Path, workdir: Path) -> None:
+    """Put the example's registry and token file where its localised runtime expects them."""
+    target = workdir / "etc" / "nsm"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(example / "registry", target / "registry", dirs_exist_ok=True)
+    shutil.copy2(example / "tokens.json", target / "tokens.json")
+
+
 def finding_address(finding: dict) -> str:
     """What a person recognises a finding by: its URL, else host name, else address and port."""
     if finding.get("url"):
         return finding["url"]
     host = finding.get("fqdn") or finding.get("ip") or "?"
-    return f"{host}:{finding['port']}" if finding.get("port") else host
+    if not finding.get("port"):
+        return host
+    return f"[{host}]:{finding['port']}" if ":" in host else f"{host}:{finding['port']}"
 
 
 def event_finding(event: dict) -> dict:
@@ -205,6 +215,7 @@ class Demo:
         self.redis = None
         self.sink = None
         self.pipeline = None
+        self.intake_port = 0
 
     # -- preflight ---------------------------------------------------------------------
 
@@ -234,13 +245,23 @@ class Demo:
     # -- run ---------------------------------------------------------------------------
 
     def run(self) -> Summary:
+        """Start, submit every sample report, wait for delivery, summarise, stop."""
         runtime = self.preflight()
         try:
-            return self._run(runtime)
+            self.start(runtime)
+            summary = Summary()
+            for report in self.reports():
+                status, submission = self.submit(report)
+                summary.submitted.append((report.name, status, submission))
+                self.progress(f"Submitted {report.name}: HTTP {status}, submission {submission}.")
+            self.progress("Waiting until every finding is delivered.")
+            self.wait_until_delivered()
+            return self.summarise(summary)
         finally:
             self.close()
 
-    def _run(self, runtime: dict) -> Summary:
+    def start(self, runtime: dict) -> None:
+        """Redis, the SMTP sink and the example's bots, running on the private IntelMQ root."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.redis_url:
             self.progress(f"Using the Redis at {self.redis_url}.")
@@ -251,45 +272,24 @@ class Demo:
         self.sink = SmtpSink().start()
         self.progress(f"Started an SMTP sink on {LOOPBACK}:{self.sink.port} for the IBD's mail.")
 
-        intake_port = free_port()
-        overrides = {"http_port": intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
+        self.intake_port = free_port()
+        overrides = {"http_port": self.intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
         runtime = localise_runtime(runtime, self.workdir, overrides)
-        self._copy_example_files()
+        install_example_files(self.example, self.workdir)
         self.pipeline = Pipeline(self.workdir / "intelmq", self.redis, runtime).setup()
-        problems = [line for line in self.pipeline.check() if line[0] in ("error", "warning")]
+        problems = [line for line in self.pipeline.check()["lines"] if line[0] in ("error", "warning")]
         if problems:
             raise DemoError("intelmqctl check found problems: " + "; ".join(m for _, m in problems))
-        self.progress(
-            f"Starting {len(self.pipeline.bot_ids)} bots with intelmqctl: {', '.join(self.pipeline.bot_ids)}."
-        )
+        bots = self.pipeline.bot_ids
+        self.progress(f"Starting {len(bots)} bots with intelmqctl: {', '.join(bots)}.")
         self.pipeline.start()
 
-        summary = Summary()
-        token = (self.example / DEMO_TOKEN_FILE).read_text(encoding="utf-8").strip()
-        for report in self.reports():
-            status, submission = self._submit(intake_port, token, report)
-            summary.submitted.append((report.name, status, submission))
-            self.progress(f"Submitted {report.name}: HTTP {status}, submission {submission}.")
-
-        self.progress("Waiting until every finding is delivered.")
-        self._wait_until_delivered()
-        return self._summarise(summary)
-
-    def _copy_example_files(self) -> None:
-        """Put the example's data where the localised runtime expects it."""
-        target = self.workdir / "etc" / "nsm"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("registry", "tokens.json"):
-            source = self.example / name
-            if source.is_dir():
-                shutil.copytree(source, target / name, dirs_exist_ok=True)
-            elif source.exists():
-                shutil.copy2(source, target / name)
-
-    def _submit(self, port: int, token: str, report: Path):
+    def submit(self, report: Path):
+        """POST one report to the intake as the example's researcher; ``(status, submission id)``."""
         import requests
 
-        url = f"http://{LOOPBACK}:{port}/v1/reports"
+        token = (self.example / DEMO_TOKEN_FILE).read_text(encoding="utf-8").strip()
+        url = f"http://{LOOPBACK}:{self.intake_port}/v1/reports"
         headers = {"Authorization": f"Bearer {token}", "Content-Type": MEDIA_TYPES[report.suffix]}
         params = {}
         case_file = report.with_suffix(".case.json")
@@ -330,7 +330,7 @@ class Demo:
                 return False
         return True
 
-    def _wait_until_delivered(self) -> None:
+    def wait_until_delivered(self) -> None:
         # Settled twice in a row, a second apart: a report may still be crossing a bot.
         last = [False]
 
@@ -341,7 +341,7 @@ class Demo:
 
         wait_for(settled_twice, timeout=self.timeout, interval=1.0, what="all digests to be delivered")
 
-    def _summarise(self, summary: Summary) -> Summary:
+    def summarise(self, summary: Summary) -> Summary:
         """One row per organisation over all digest bots: its findings, cases, digests, channels."""
         per_org = {}
         for bot in self._digest_bots().values():

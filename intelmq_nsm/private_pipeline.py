@@ -270,8 +270,8 @@ class Pipeline:
         except json.JSONDecodeError as exc:
             raise HarnessError(f"intelmqctl {' '.join(args)} printed no JSON: {result.stdout}{result.stderr}") from exc
 
-    def check(self) -> list:
-        """``intelmqctl check``: a list of ``[level, message]``, and the exit status."""
+    def check(self) -> dict:
+        """``intelmqctl check``: ``{"status": "success"|"error", "lines": [[level, message], ...]}``."""
         return self.ctl_json("check")
 
     def start(self, *bot_ids: str) -> None:

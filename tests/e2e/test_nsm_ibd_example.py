@@ -1,0 +1,125 @@
+"""The example NSM→IBD runtime, whole: intake → parser → deduplicator → constituency → digests.
+
+These run the example as ``intelmq-nsm demo`` does (real redis-server, real intelmqctl,
+real HTTP submissions, a real SMTP server) and check who received what, finding by finding.
+"""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from intelmq_nsm.demo import (
+    Demo,
+    Summary,
+    delivered_digests,
+    finding_address,
+    install_example_files,
+    localise_runtime,
+)
+from intelmq_nsm.private_pipeline import Pipeline
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
+
+#: Who owns what in runtime-examples/nsm-ibd/registry/registry.yaml, worked out by hand
+#: from the registry and the three sample reports.
+EXPECTED = {
+    ("GM0014", "ibd"): {"192.0.2.35", "https://portal.groningen.example:8443/global-protect/login.esp"},
+    ("GM0080", "ibd"): {"https://remote.leeuwarden.example:443/oauth/idp/.well-known/openid-configuration"},
+    ("GM0106", "ibd"): {"192.0.2.170"},
+    ("GM0150", "ibd"): {"192.0.2.236"},
+    ("GM0344", "ibd"): {"[2001:db8:4::443]:443"},
+    # vpn.amsterdam.example by its domain; gw.weesp.example: Weesp's domain passed to Amsterdam.
+    ("GM0363", "ibd"): {"vpn.amsterdam.example:443", "gw.weesp.example:443"},
+    ("GM0505", "ibd"): {"198.51.100.5:443"},  # Dordrecht's /28 beats the shared-service /26
+    ("GM0518", "ibd"): {"192.0.2.19:4443", "198.51.100.70:443"},
+    ("GM0599", "ibd"): {
+        "192.0.2.10:443",
+        "2001:db8:2::25",
+        "https://adc.rotterdam.example:443/oauth/idp/.well-known/openid-configuration",
+    },
+    # 198.51.100.70 belongs to Den Haag and its shared-service organisation: both are told.
+    ("SSC-DEN-HAAG-REGIO", "ibd"): {"198.51.100.70:443"},
+    ("SSC-DRECHTSTEDEN", "ibd"): {
+        "198.51.100.40:443",
+        "https://adc.drechtsteden.example:443/oauth/idp/.well-known/openid-configuration",
+    },
+    ("SURF-UNI-VOORBEELD", "surf"): {"203.0.113.20:443", "203.0.113.99"},
+}
+#: An excluded address, an excluded domain, and an address nobody claims.
+EXPECTED_DEFAULT = {
+    "192.0.2.5:443",
+    "203.0.113.200:443",
+    "https://hosting.rotterdam.example:443/oauth/idp/.well-known/openid-configuration",
+}
+CONTACTS = {
+    "GM0363": "ciso@amsterdam.example",
+    "GM0599": "security@rotterdam.example",
+    "GM0518": "security@s-gravenhage.example",
+    "GM0505": "security@dordrecht.example",
+    "SSC-DRECHTSTEDEN": "soc@drechtsteden.example",
+    "SSC-DEN-HAAG-REGIO": "soc@haaglanden-ict.example",
+}
+
+
+def test_example_runtime_passes_intelmqctl_check_without_errors_or_warnings(tmp_path, redis_server):
+    runtime = yaml.safe_load((EXAMPLE / "runtime.yaml").read_text(encoding="utf-8"))
+    install_example_files(EXAMPLE, tmp_path)
+    pipeline = Pipeline(tmp_path / "intelmq", redis_server, localise_runtime(runtime, tmp_path, {})).setup()
+    result = pipeline.ctl("check")
+    lines = (result.stdout + result.stderr).splitlines()
+    assert result.returncode == 0, lines
+    assert [line for line in lines if "error" in line.lower() or "warning" in line.lower()] == []
+    check = pipeline.check()
+    assert check["status"] == "success"
+    assert check["lines"] and {level for level, _ in check["lines"]} == {"info"}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    demo = Demo(EXAMPLE, tmp_path_factory.mktemp("demo"), progress=lambda message: None, timeout=240)
+    summary = demo.run()
+    return demo, summary
+
+
+def test_every_organisation_gets_exactly_its_own_findings(demo_run):
+    _, summary = demo_run
+    delivered = {(row["organisation"], row["constituency"]): set(row["findings"]) for row in summary.rows}
+    assert delivered == EXPECTED
+    assert set(summary.default_findings) == EXPECTED_DEFAULT
+    assert all(row["failed"] == [] for row in summary.rows)
+    assert summary.dumped == {}
+
+
+def test_ibd_digests_go_by_mail_and_to_the_archive(demo_run):
+    _, summary = demo_run
+    for row in summary.rows:
+        expected = {"file", "smtp"} if row["constituency"] == "ibd" else {"file"}
+        assert set(row["channels"]) == expected, row
+    assert summary.mails == len([row for row in summary.rows if row["constituency"] == "ibd"])
+
+
+def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run):
+    demo, _ = demo_run
+    spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
+    digests = {digest.id: digest for _, digest in delivered_digests(spool)}
+    assert len(demo.sink.messages) == len(digests)
+    for recipients, message in demo.sink.messages:
+        digest = digests[message["X-NSM-Digest-Id"]]
+        organisation = digest.organisation["id"]
+        if organisation in CONTACTS:
+            assert recipients == [CONTACTS[organisation]]
+        [attachment] = list(message.iter_attachments())
+        rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+        assert {finding_address(row) for row in rows} == EXPECTED[(organisation, "ibd")]
+
+
+def test_the_summary_names_every_organisation_and_the_default_path(demo_run):
+    _, summary = demo_run
+    text = summary.render()
+    for organisation, _ in EXPECTED:
+        assert organisation in text
+    assert "3 findings claimed by no constituency went to the _default path" in text
+    assert isinstance(summary, Summary) and "NOT DELIVERED" not in text
