@@ -312,7 +312,7 @@ class Demo:
     def _digest_bots(self) -> dict:
         return {b: bot for b, bot in self.pipeline.runtime.items() if b != "global" and bot["module"] == DIGEST_MODULE}
 
-    def _settled(self) -> bool:
+    def settled(self) -> bool:
         from intelmq_nsm.digest.spool import Spool
 
         if any(self.pipeline.queue_sizes().values()):
@@ -335,7 +335,7 @@ class Demo:
         last = [False]
 
         def settled_twice():
-            now = self._settled()
+            now = self.settled()
             both, last[0] = now and last[0], now
             return both
 

@@ -2,18 +2,15 @@
 
 import csv
 import io
-import ipaddress
 import json
 import random
-import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 from intelmq_nsm.demo import Demo
 from intelmq_nsm.private_pipeline import wait_for
+from tests.e2e.synthetic import synthetic_example
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 FINDINGS = 5000
@@ -29,42 +26,6 @@ KILLABLE = (
     "ibd-digest-archive",
 )
 SEED = 20261129
-
-
-def ipv6_owners() -> dict:
-    """The example registry's IPv6 networks and their organisations."""
-    registry = yaml.safe_load((EXAMPLE / "registry" / "registry.yaml").read_text(encoding="utf-8"))
-    return {
-        ipaddress.ip_network(asset["network"]): asset["organisation"]
-        for asset in registry["assets"]
-        if "network" in asset and ":" in asset["network"]
-    }
-
-
-def chaos_example(tmp_path: Path) -> tuple:
-    """A copy of the example whose reports hold FINDINGS findings in the IPv6 networks."""
-    example = tmp_path / "example"
-    shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns("reports"))
-    (example / "reports").mkdir()
-    owners = ipv6_owners()
-    networks = sorted(owners, key=str)
-    expected = {}
-    per_report = FINDINGS // REPORTS
-    for number in range(REPORTS):
-        findings = []
-        for i in range(number * per_report, (number + 1) * per_report):
-            network = networks[i % len(networks)]
-            address = str(network[i + 1])
-            expected[address] = owners[network]
-            findings.append({"ip": address, "port": 443, "protocol": "https", "observed": "2026-11-01T12:00:00Z"})
-        report = {
-            "schema": "nsm-report/1",
-            "case": {"id": f"CHAOS-2026-{number:05d}", "title": "Chaos run", "severity": "high"},
-            "reporter": {"organisation": "DIVD"},
-            "findings": findings,
-        }
-        (example / "reports" / f"chaos-{number:02d}.json").write_text(json.dumps(report), encoding="utf-8")
-    return example, expected
 
 
 def kill_and_restart(pipeline, bot_id: str) -> None:
@@ -87,7 +48,7 @@ def delivered(paths) -> dict:
 
 
 def test_sigkilled_bots_lose_nothing_and_repeat_no_finding(tmp_path):
-    example, expected = chaos_example(tmp_path)
+    example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(SEED)
     demo = Demo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
     runtime = demo.preflight()
