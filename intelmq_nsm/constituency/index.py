@@ -33,32 +33,47 @@ class RangeTable:
 
     @staticmethod
     def _flatten(bits: int, entries: dict):
+        # Written out inline rather than with a helper: this loop runs once per network
+        # (a million times for a large registry) and a call per step doubles its cost.
         starts, values = [], []
-        stack = []  # enclosing prefixes still open: (last address, value)
-
-        def put(position, value):
-            if starts and starts[-1] == position:
+        ends, open_values = [], []  # the enclosing prefixes still open: last address, value
+        for key in sorted(entries):  # by start, then by prefix length: enclosing ones first
+            start = key >> 8
+            while ends and ends[-1] < start:
+                position = ends.pop() + 1
+                open_values.pop()
+                value = open_values[-1] if open_values else None
+                if starts[-1] == position:
+                    values[-1] = value
+                    if len(values) > 1 and values[-2] is value:
+                        starts.pop()
+                        values.pop()
+                elif values[-1] is not value:
+                    starts.append(position)
+                    values.append(value)
+            value = entries[key]
+            if starts and starts[-1] == start:
                 values[-1] = value
                 if len(values) > 1 and values[-2] is value:
                     starts.pop()
                     values.pop()
             elif not values or values[-1] is not value:
+                starts.append(start)
+                values.append(value)
+            ends.append(start + (1 << (bits - (key & 0xFF))) - 1)
+            open_values.append(value)
+        while ends:
+            position = ends.pop() + 1
+            open_values.pop()
+            value = open_values[-1] if open_values else None
+            if starts[-1] == position:
+                values[-1] = value
+                if len(values) > 1 and values[-2] is value:
+                    starts.pop()
+                    values.pop()
+            elif values[-1] is not value:
                 starts.append(position)
                 values.append(value)
-
-        # Sorting by start, then by prefix length, puts each prefix after the ones enclosing it.
-        for key in sorted(entries):
-            prefixlen = key & 0xFF
-            start = key >> 8
-            while stack and stack[-1][0] < start:
-                end = stack.pop()[0]
-                put(end + 1, stack[-1][1] if stack else None)
-            value = entries[key]
-            put(start, value)
-            stack.append((start + (1 << (bits - prefixlen)) - 1, value))
-        while stack:
-            end = stack.pop()[0]
-            put(end + 1, stack[-1][1] if stack else None)
         return starts, values
 
     def lookup(self, address: int):
@@ -70,46 +85,60 @@ class RangeTable:
 
 
 class Entry:
-    """The assets registered under one network, domain or ASN (several when owners share it)."""
+    """The assets registered under one network, domain or ASN when several claim it.
+
+    A network or domain with a single asset is indexed by that ``Asset`` itself, which
+    offers the same three attributes.
+    """
 
     __slots__ = ("assets", "matched", "specificity")
 
-    def __init__(self, matched: str, specificity: int):
-        self.matched = matched
-        self.specificity = specificity
-        self.assets = []
+    def __init__(self, first, second):
+        self.matched = first.matched
+        self.specificity = first.specificity
+        self.assets = [first, second]
+
+
+def add_entry(table: dict, key, asset, shared: list) -> None:
+    """Index ``asset`` under ``key``; a second claim turns the slot into an Entry (noted in ``shared``)."""
+    present = table.get(key)
+    if present is None:
+        table[key] = asset
+    elif type(present) is Entry:
+        present.assets.append(asset)
+    else:
+        table[key] = entry = Entry(present, asset)
+        shared.append(entry)
 
 
 class Index:
     """Every asset and exclusion of a registry, ready for lookups."""
 
-    def __init__(self, registry):
+    def __init__(self, registry, networks=None, shared=None):
+        """``networks`` (``{4: {start << 8 | prefixlen: Asset or Entry}, 6: {...}}``) and
+        ``shared`` may come from the loader, which fills them while reading; otherwise
+        they are built from ``registry.assets``."""
         self.registry = registry
-        networks = {4: {}, 6: {}}
-        excluded = {4: {}, 6: {}}
-        self.domains = {}  # name → Entry of every asset registered for exactly that name
-        self.subdomains = {}  # name → Entry of the assets that also cover its subdomains
+        self.shared = [] if shared is None else shared  # entries claimed more than once
+        if networks is None:
+            networks = {4: {}, 6: {}}
+            for asset in registry.assets:
+                if asset.kind == "network":
+                    version, start, prefixlen = parse_network(asset.value)
+                    add_entry(networks[version], start << 8 | prefixlen, asset, self.shared)
+        self.domains = {}  # name → the asset(s) registered for exactly that name
+        self.subdomains = {}  # name → the asset(s) that also cover its subdomains
         self.asns = {}
-        self.excluded_domains = set()
-        self.shared = []  # entries that more than one asset claims (the loader checks them)
+        subdomain_claims = []  # a name claimed twice is already noted through self.domains
         for asset in registry.assets:
-            if asset.kind == "network":
-                version, start, prefixlen = asset.key or parse_network(asset.value)
-                table = networks[version]
-                key = start << 8 | prefixlen
-                entry = table.get(key)
-                if entry is None:
-                    entry = table[key] = Entry(asset.value, prefixlen)
-                elif len(entry.assets) == 1:
-                    self.shared.append(entry)
-                entry.assets.append(asset)
-            elif asset.kind == "domain":
-                specificity = asset.value.count(".") + 1
-                self._entry(self.domains, asset.value, specificity).assets.append(asset)
+            if asset.kind == "domain":
+                add_entry(self.domains, asset.value, asset, self.shared)
                 if not asset.exact:
-                    self._entry(self.subdomains, asset.value, specificity).assets.append(asset)
-            else:
-                self._entry(self.asns, int(asset.value), 0).assets.append(asset)
+                    add_entry(self.subdomains, asset.value, asset, subdomain_claims)
+            elif asset.kind == "asn":
+                add_entry(self.asns, int(asset.value), asset, self.shared)
+        excluded = {4: {}, 6: {}}
+        self.excluded_domains = set()
         for kind, value, _note, _origin in registry.exclusions:
             if kind == "network":
                 version, start, prefixlen = parse_network(value)
@@ -119,14 +148,6 @@ class Index:
         self.networks = {4: RangeTable(32, networks[4]), 6: RangeTable(128, networks[6])}
         self.exclusions = {4: RangeTable(32, excluded[4]), 6: RangeTable(128, excluded[6])}
         self._effective = {}  # (organisation id, day) → organisation that answers for it that day
-
-    def _entry(self, table: dict, key, specificity: int) -> Entry:
-        entry = table.get(key)
-        if entry is None:
-            entry = table[key] = Entry(str(key), specificity)
-        elif len(entry.assets) == 1 and table is not self.subdomains:
-            self.shared.append(entry)
-        return entry
 
     # -- raw lookups --------------------------------------------------------------------
 
