@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--sieve-events", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    # Stopped from outside, still stop the bots and redis-server it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     generate(args.workdir)
     registry = args.workdir / "registry.csv"
     rng = random.Random(11)
@@ -137,7 +139,9 @@ def main() -> None:
         sieve_file(sieve, [(n, owners[n]) for n in chosen])
         server = RedisServer(tmp / "redis").start()
         try:
-            pipeline = Pipeline(tmp / "intelmq", server, runtime(registry, sieve)).setup()
+            pipeline = Pipeline(tmp / "intelmq", server, runtime(registry, sieve))
+            pipeline.env["PYTHONPATH"] = str(ROOT)  # the bots run this checkout's code
+            pipeline.setup()
             results = {name: [] for name in ("passthrough", "constituency", "sieve")}
             for round_number in range(args.rounds):
                 order = ["passthrough", "constituency", "sieve"]

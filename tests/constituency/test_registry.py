@@ -311,3 +311,9 @@ def test_the_schema_accepts_the_sample_registry_and_rejects_a_malformed_one():
     with pytest.raises(jsonschema.ValidationError):
         two_kinds = {"network": "192.0.2.0/24", "domain": "x.example", "organisation": "A"}
         jsonschema.validate({"assets": [two_kinds]}, schema)
+
+
+def test_the_runtime_example_registry_is_valid():
+    example = Path(__file__).resolve().parents[2] / "runtime-examples" / "registry-sample"
+    registry = load_registry([example], today=TODAY)
+    assert route(registry, ("source.ip", "192.0.2.5")) == [("ibd", ["GM0363"], [])]

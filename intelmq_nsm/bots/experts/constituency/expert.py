@@ -98,21 +98,24 @@ class ConstituencyExpertBot(ExpertBot):
             routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
             if not routes:
                 self.send_message(event)
-            for route in routes:
-                self._send(self._tagged(event, route), route.constituency)
+            # Copies only for the second and further constituencies: a copy re-validates
+            # every field and costs about as much as receiving the message.
+            for route in routes[:-1]:
+                self._send(self._tag(event.copy(), route), route.constituency)
+            if routes:
+                self._send(self._tag(event, routes[-1]), routes[-1].constituency)
         self.acknowledge_message()
 
-    def _tagged(self, event, route):
-        copy = event.copy()
-        copy.add(self.field, route.constituency, overwrite=True)
-        copy.add(contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations], overwrite=True)
-        copy.add(contract.MATCHES, [m.as_event_dict() for m in route.matches], overwrite=True)
+    def _tag(self, event, route):
+        event.add(self.field, route.constituency, overwrite=True)
+        event.add(contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations], overwrite=True)
+        event.add(contract.MATCHES, [m.as_event_dict() for m in route.matches], overwrite=True)
         if route.tie:
-            copy.add(contract.TIE, route.tie, overwrite=True)
-        elif contract.TIE in copy:
-            del copy[contract.TIE]
-        copy.add(contract.REGISTRY_VERSION, self._registry.version, overwrite=True)
-        return copy
+            event.add(contract.TIE, route.tie, overwrite=True)
+        elif contract.TIE in event:
+            del event[contract.TIE]
+        event.add(contract.REGISTRY_VERSION, self._registry.version, overwrite=True)
+        return event
 
     def _send(self, event, constituency: str) -> None:
         if constituency in self._paths_configured:
