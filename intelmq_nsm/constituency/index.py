@@ -147,7 +147,8 @@ class Index:
                 excluded[version][start << 8 | prefixlen] = value
             else:
                 self.excluded_domains.add(value)
-        self.networks = {4: RangeTable(32, networks[4]), 6: RangeTable(128, networks[6])}
+        # Popped one at a time: each dictionary is freed before the next table is built.
+        self.networks = {4: RangeTable(32, networks.pop(4)), 6: RangeTable(128, networks.pop(6))}
         self.exclusions = {4: RangeTable(32, excluded[4]), 6: RangeTable(128, excluded[6])}
         self._effective = {}  # (organisation id, day) → organisation that answers for it that day
 
