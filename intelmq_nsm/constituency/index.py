@@ -7,14 +7,16 @@ a lookup is then one C-level ``bisect`` on a list of integers. Measured on this 
 answers twice as many lookups per second (see ``benchmarks/RESULTS.md``).
 """
 
+import socket
 from bisect import bisect_right
 from collections import defaultdict
 from datetime import date
 from typing import Optional
 
-from .model import KINDS, Match, Route
+from .model import KINDS, Asset, Match, Route
 from .values import format_network, normalise_domain, parse_asn, parse_ip, parse_network, url_host
 
+_inet_pton, _AF_INET, _from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
 #: Which kind of value an event field holds, by the field name's last part.
 FIELD_KINDS = {"fqdn": "domain", "url": "url", "ip": "ip", "asn": "asn"}
 #: Precedence: a domain decides before a network, a network before an ASN.
@@ -33,32 +35,47 @@ class RangeTable:
 
     @staticmethod
     def _flatten(bits: int, entries: dict):
+        # Written out inline rather than with a helper: this loop runs once per network
+        # (a million times for a large registry) and a call per step doubles its cost.
         starts, values = [], []
-        stack = []  # enclosing prefixes still open: (last address, value)
-
-        def put(position, value):
-            if starts and starts[-1] == position:
+        ends, open_values = [], []  # the enclosing prefixes still open: last address, value
+        for key in sorted(entries):  # by start, then by prefix length: enclosing ones first
+            start = key >> 8
+            while ends and ends[-1] < start:
+                position = ends.pop() + 1
+                open_values.pop()
+                value = open_values[-1] if open_values else None
+                if starts[-1] == position:
+                    values[-1] = value
+                    if len(values) > 1 and values[-2] is value:
+                        starts.pop()
+                        values.pop()
+                elif values[-1] is not value:
+                    starts.append(position)
+                    values.append(value)
+            value = entries[key]
+            if starts and starts[-1] == start:
                 values[-1] = value
                 if len(values) > 1 and values[-2] is value:
                     starts.pop()
                     values.pop()
             elif not values or values[-1] is not value:
+                starts.append(start)
+                values.append(value)
+            ends.append(start + (1 << (bits - (key & 0xFF))) - 1)
+            open_values.append(value)
+        while ends:
+            position = ends.pop() + 1
+            open_values.pop()
+            value = open_values[-1] if open_values else None
+            if starts[-1] == position:
+                values[-1] = value
+                if len(values) > 1 and values[-2] is value:
+                    starts.pop()
+                    values.pop()
+            elif values[-1] is not value:
                 starts.append(position)
                 values.append(value)
-
-        # Sorting by start, then by prefix length, puts each prefix after the ones enclosing it.
-        for key in sorted(entries):
-            prefixlen = key & 0xFF
-            start = key >> 8
-            while stack and stack[-1][0] < start:
-                end = stack.pop()[0]
-                put(end + 1, stack[-1][1] if stack else None)
-            value = entries[key]
-            put(start, value)
-            stack.append((start + (1 << (bits - prefixlen)) - 1, value))
-        while stack:
-            end = stack.pop()[0]
-            put(end + 1, stack[-1][1] if stack else None)
         return starts, values
 
     def lookup(self, address: int):
@@ -70,82 +87,99 @@ class RangeTable:
 
 
 class Entry:
-    """The assets registered under one network, domain or ASN (several when owners share it)."""
+    """The assets registered under one network, domain or ASN when several claim it.
+
+    A network or domain with a single asset is indexed by that ``Asset`` itself, which
+    offers the same three attributes.
+    """
 
     __slots__ = ("assets", "matched", "specificity")
 
-    def __init__(self, matched: str, specificity: int):
-        self.matched = matched
-        self.specificity = specificity
-        self.assets = []
+    def __init__(self, first, second):
+        self.matched = first.matched
+        self.specificity = first.specificity
+        self.assets = [first, second]
+
+
+def add_entry(table: dict, key, asset, shared: list) -> None:
+    """Index ``asset`` under ``key``; a second claim turns the slot into an Entry (noted in ``shared``)."""
+    present = table.get(key)
+    if present is None:
+        table[key] = asset
+    elif type(present) is Entry:
+        present.assets.append(asset)
+    else:
+        table[key] = entry = Entry(present, asset)
+        shared.append(entry)
 
 
 class Index:
     """Every asset and exclusion of a registry, ready for lookups."""
 
-    def __init__(self, registry):
+    def __init__(self, registry, networks=None, shared=None):
+        """``networks`` (``{4: {start << 8 | prefixlen: Asset or Entry}, 6: {...}}``) and
+        ``shared`` may come from the loader, which fills them while reading; otherwise
+        they are built from ``registry.assets``."""
         self.registry = registry
-        networks = {4: {}, 6: {}}
-        excluded = {4: {}, 6: {}}
-        self.domains = {}  # name → Entry of every asset registered for exactly that name
-        self.subdomains = {}  # name → Entry of the assets that also cover its subdomains
+        self.shared = [] if shared is None else shared  # entries claimed more than once
+        if networks is None:
+            networks = {4: {}, 6: {}}
+            for asset in registry.assets:
+                if asset.kind == "network":
+                    version, start, prefixlen = parse_network(asset.value)
+                    add_entry(networks[version], start << 8 | prefixlen, asset, self.shared)
+        self.domains = {}  # name → the asset(s) registered for exactly that name
+        self.subdomains = {}  # name → the asset(s) that also cover its subdomains
         self.asns = {}
-        self.excluded_domains = set()
-        self.shared = []  # entries that more than one asset claims (the loader checks them)
+        subdomain_claims = []  # a name claimed twice is already noted through self.domains
         for asset in registry.assets:
-            if asset.kind == "network":
-                version, start, prefixlen = asset.key or parse_network(asset.value)
-                table = networks[version]
-                key = start << 8 | prefixlen
-                entry = table.get(key)
-                if entry is None:
-                    entry = table[key] = Entry(asset.value, prefixlen)
-                elif len(entry.assets) == 1:
-                    self.shared.append(entry)
-                entry.assets.append(asset)
-            elif asset.kind == "domain":
-                specificity = asset.value.count(".") + 1
-                self._entry(self.domains, asset.value, specificity).assets.append(asset)
+            if asset.kind == "domain":
+                add_entry(self.domains, asset.value, asset, self.shared)
                 if not asset.exact:
-                    self._entry(self.subdomains, asset.value, specificity).assets.append(asset)
-            else:
-                self._entry(self.asns, int(asset.value), 0).assets.append(asset)
+                    add_entry(self.subdomains, asset.value, asset, subdomain_claims)
+            elif asset.kind == "asn":
+                add_entry(self.asns, int(asset.value), asset, self.shared)
+        excluded = {4: {}, 6: {}}
+        self.excluded_domains = set()
         for kind, value, _note, _origin in registry.exclusions:
             if kind == "network":
                 version, start, prefixlen = parse_network(value)
                 excluded[version][start << 8 | prefixlen] = value
             else:
                 self.excluded_domains.add(value)
-        self.networks = {4: RangeTable(32, networks[4]), 6: RangeTable(128, networks[6])}
+        # Popped one at a time: each dictionary is freed before the next table is built.
+        self.networks = {4: RangeTable(32, networks.pop(4)), 6: RangeTable(128, networks.pop(6))}
         self.exclusions = {4: RangeTable(32, excluded[4]), 6: RangeTable(128, excluded[6])}
         self._effective = {}  # (organisation id, day) → organisation that answers for it that day
-
-    def _entry(self, table: dict, key, specificity: int) -> Entry:
-        entry = table.get(key)
-        if entry is None:
-            entry = table[key] = Entry(str(key), specificity)
-        elif len(entry.assets) == 1 and table is not self.subdomains:
-            self.shared.append(entry)
-        return entry
 
     # -- raw lookups --------------------------------------------------------------------
 
     def lookup_ip(self, text: str) -> Optional[Entry]:
         """The most specific network entry holding ``text``, unless an exclusion covers it."""
-        parsed = parse_ip(text)
-        if parsed is None:
+        try:  # the common case first, without the general parser's checks
+            address, version = _from_bytes(_inet_pton(_AF_INET, text), "big"), 4
+        except (OSError, TypeError):
+            parsed = parse_ip(str(text))
+            if parsed is None:
+                return None
+            version, address = parsed
+        excluded = self.exclusions[version]
+        if excluded.starts and excluded.lookup(address) is not None:
             return None
-        version, address = parsed
-        if self.exclusions[version].lookup(address) is not None:
-            return None
-        return self.networks[version].lookup(address)
+        table = self.networks[version]
+        index = bisect_right(table.starts, address) - 1
+        return table.values[index] if index >= 0 else None
 
     def lookup_domain(self, text: str) -> Optional[Entry]:
         """The most specific domain entry for ``text`` (a name, or a subdomain of a non-exact one)."""
-        try:
-            name = normalise_domain(text)
-        except ValueError:
-            return None
+        # Only the normalisation the registry applied; a name that is not valid simply
+        # matches nothing, as the registry holds valid names only.
+        name = text.strip().rstrip(".").lower()
+        if not name.isascii():
+            try:
+                name = normalise_domain(name)
+            except ValueError:
+                return None
         if self._domain_excluded(name):
             return None
         entry = self.domains.get(name)
@@ -206,8 +240,8 @@ class Index:
         """
         found = []
         for field, value in values:
-            kind = FIELD_KINDS.get(field.rsplit(".", 1)[-1])
-            text = str(value)
+            kind = FIELD_KINDS.get(field.rpartition(".")[2])
+            original = text = value if type(value) is str else str(value)
             if kind == "url":
                 host = url_host(text)
                 if host is None:
@@ -222,7 +256,7 @@ class Index:
             else:
                 continue
             if entry is not None:
-                found.append((kind, field, str(value), entry))
+                found.append((kind, field, original, entry))
         return found
 
     def decide(self, values, match_asn: bool = False, day: Optional[date] = None) -> list:
@@ -234,14 +268,29 @@ class Index:
         Organisations that ended are replaced by their successors. Two or more unrelated
         organisations of one constituency that remain are a tie: all are kept and reported.
         """
-        day = day or date.today()
         found = self.candidates(values, match_asn)
+        if not found:
+            return []
+        day = day or date.today()
         for kind in PRECEDENCE:
-            of_kind = [c for c in found if c[0] == kind]
-            if not of_kind:
+            best, deciding = -1, []
+            for candidate in found:
+                if candidate[0] == kind:
+                    specificity = candidate[3].specificity
+                    if specificity > best:
+                        best, deciding = specificity, [candidate]
+                    elif specificity == best:
+                        deciding.append(candidate)
+            if not deciding:
                 continue
-            best = max(c[3].specificity for c in of_kind)
-            deciding = [c for c in of_kind if c[3].specificity == best]
+            if len(deciding) == 1 and type(deciding[0][3]) is Asset:
+                # The common case, one value matching one asset, without the general grouping.
+                _, field, value, asset = deciding[0]
+                organisation = self.effective_organisation(asset.organisation, day)
+                if organisation is None:
+                    continue
+                match = Match(field, value, kind, asset.value, asset, organisation)
+                return [Route(organisation.constituency, [organisation], [match], [])]
             assets = [(c, asset) for c in deciding for asset in c[3].assets]
             if any(asset.manual for _, asset in assets):
                 assets = [(c, asset) for c, asset in assets if asset.manual]

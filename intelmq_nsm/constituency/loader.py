@@ -19,7 +19,7 @@ from typing import Optional
 
 import yaml
 
-from .index import Index
+from .index import Index, add_entry
 from .model import DEFAULT_CONSTITUENCY, KINDS, MANUAL, Asset, Constituency, Issue, Organisation, RegistryError
 from .values import format_network, normalise_domain, parse_asn, parse_network
 
@@ -97,6 +97,9 @@ class _Reader:
         self.today = today
         self.builtin = set()
         self.declared = {}  # organisation id → where it was declared (not built-in)
+        self.strings = {}  # one object per distinct organisation id, source and note
+        self.networks = {4: {}, 6: {}}  # the index's network tables, filled while reading
+        self.shared = []  # index entries claimed by more than one asset
         if include_builtin:
             self.registry.constituencies[DEFAULT_CONSTITUENCY] = Constituency(
                 DEFAULT_CONSTITUENCY, "IBD (Informatiebeveiligingsdienst voor gemeenten)"
@@ -113,10 +116,23 @@ class _Reader:
     # -- documents ---------------------------------------------------------------------
 
     def read(self, path: Path) -> None:
+        suffix = path.suffix.lower()
         try:
+            if suffix == ".csv":
+                # Streamed: a bulk export is large, and its text need not sit in memory twice.
+                with open(path, "rb") as stream:
+                    for chunk in iter(lambda: stream.read(1 << 20), b""):
+                        self.registry.digest.update(chunk)
+                self.registry.files.append(str(path))
+                with open(path, encoding="utf-8-sig", newline="") as stream:
+                    self.read_csv(path, stream)
+                return
             data = path.read_bytes()
         except OSError as exc:
             self.issue("error", path, "", "", f"cannot be read: {exc.strerror or exc}")
+            return
+        except UnicodeDecodeError as exc:
+            self.issue("error", path, "", "", f"is not UTF-8 (byte {exc.start} of a block)")
             return
         self.registry.files.append(str(path))
         self.registry.digest.update(data)
@@ -125,10 +141,7 @@ class _Reader:
         except UnicodeDecodeError as exc:
             self.issue("error", path, f"byte {exc.start}", "", "is not UTF-8")
             return
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            self.read_csv(path, text)
-            return
+        del data
         try:
             document = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_LineLoader)  # noqa: S506
         except json.JSONDecodeError as exc:
@@ -174,8 +187,8 @@ class _Reader:
             return f"line {record[_LINE]}"
         return fallback
 
-    def read_csv(self, path, text: str) -> None:
-        reader = csv.reader(io.StringIO(text))
+    def read_csv(self, path, stream) -> None:
+        reader = csv.reader(stream)
         header = next(reader, None)
         if header is None:
             return
@@ -188,23 +201,57 @@ class _Reader:
             return
         columns = {name: header.index(name) for name in header}
         width = len(header)
-        add_asset = self.asset
+        file = str(path)
+        # Bulk exports run to a million rows: networks take a short path here, without a
+        # dict per row; every other row, and any row with a problem, takes the general one.
+        type_column, value_column, organisation_column = columns["type"], columns["value"], columns["organisation"]
+        source_column, note_column = columns.get("source"), columns.get("note")
+        exact_column = columns.get("exact")
+        strings = self.strings
+        assets = self.registry.assets
+        tables, shared = self.networks, self.shared
         for line, row in enumerate(reader, start=2):
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
             if len(row) != width:
-                self.issue("error", path, f"line {line}", "", f"has {len(row)} columns, the header {width}")
+                if row and (len(row) > 1 or row[0].strip()):
+                    self.issue("error", path, f"line {line}", "", f"has {len(row)} columns, the header {width}")
+                continue
+            kind = row[type_column]
+            organisation = row[organisation_column]
+            if kind == "network" and organisation and (exact_column is None or not row[exact_column]):
+                value = row[value_column]
+                try:
+                    version, start, prefixlen = parse_network(value)
+                except ValueError as exc:
+                    self.issue("error", path, f"line {line}", "network", str(exc))
+                    continue
+                if version == 6 or "/" not in value or value != value.strip():
+                    value = format_network(version, start, prefixlen)
+                source = row[source_column] if source_column is not None else MANUAL
+                note = row[note_column] if note_column is not None else ""
+                asset = Asset(
+                    "network",
+                    value,
+                    strings.setdefault(organisation, organisation),
+                    strings.setdefault(source, source),
+                    strings.setdefault(note, note),
+                    False,
+                    file,
+                    line,
+                )
+                assets.append(asset)
+                add_entry(tables[version], start << 8 | prefixlen, asset, shared)
                 continue
             record = {name: row[i] for name, i in columns.items()}
-            kind = record["type"].strip().lower()
-            location = f"line {line}"
+            kind = kind.strip().lower()
             if kind == "exclusion":
                 value = record["value"].strip()
-                self.exclusion(path, location, "network" if _looks_like_network(value) else "domain", value, record)
+                kind = "network" if _looks_like_network(value) else "domain"
+                self.exclusion(path, f"line {line}", kind, value, record)
             elif kind in ASSET_KINDS:
-                add_asset(path, location, kind, record["value"], record)
+                self.asset(path, line, kind, record["value"], record)
             else:
-                self.issue("error", path, location, "type", f"{kind!r} is not one of network, domain, asn, exclusion")
+                reason = f"{kind!r} is not one of network, domain, asn, exclusion"
+                self.issue("error", path, f"line {line}", "type", reason)
 
     # -- records -----------------------------------------------------------------------
 
@@ -292,7 +339,9 @@ class _Reader:
             return
         self.asset(path, location, kinds[0], record[kinds[0]], record)
 
-    def asset(self, path, location, kind, value, record) -> None:
+    def asset(self, path, line, kind, value, record) -> None:
+        """One asset; ``line`` is a CSV line number or a location such as ``"line 12"``."""
+        location = f"line {line}" if isinstance(line, int) else line
         organisation = record.get("organisation")
         if not isinstance(organisation, str) or not organisation.strip():
             self.issue("error", path, location, "organisation", "every asset needs the id of its organisation")
@@ -301,8 +350,7 @@ class _Reader:
         try:
             if kind == "network":
                 key = parse_network(str(value))
-                text = str(value).strip()
-                normalised = format_network(*key) if key[0] == 6 or "/" not in text else text
+                normalised = format_network(*key)
             elif kind == "domain":
                 normalised = normalise_domain(str(value))
             else:
@@ -315,18 +363,19 @@ class _Reader:
             exact = exact.strip().lower() in ("true", "yes", "1", "exact")
         if exact and kind != "domain":
             self.issue("error", path, location, "exact", "only a domain can be exact")
-        self.registry.assets.append(
-            Asset(
-                kind,
-                normalised,
-                organisation.strip(),
-                str(record.get("source") or MANUAL).strip(),
-                str(record.get("note") or "").strip(),
-                bool(exact),
-                (str(path), location),
-                key,
-            )
+        asset = Asset(
+            kind,
+            normalised,
+            organisation.strip(),
+            str(record.get("source") or MANUAL).strip(),
+            str(record.get("note") or "").strip(),
+            bool(exact),
+            str(path),
+            line,
         )
+        self.registry.assets.append(asset)
+        if key is not None:
+            add_entry(self.networks[key[0]], key[1] << 8 | key[2], asset, self.shared)
 
     def exclusion_record(self, path, location, record) -> None:
         kinds = [k for k in ("network", "domain") if k in record]
@@ -365,14 +414,15 @@ class _Reader:
                     self.issue("error", path, location, "successor", f"unknown organisation {organisation.successor!r}")
                 elif self.successor_cycle(organisation):
                     self.issue("error", path, location, "successor", "the successors form a cycle")
-        owners = Counter()
-        for asset in registry.assets:
-            if asset.organisation not in organisations:
+        owners = Counter(asset.organisation for asset in registry.assets)
+        unknown = {ident for ident in owners if ident not in organisations}
+        for asset in registry.assets if unknown else ():
+            if asset.organisation in unknown:
                 path, location = asset.origin
                 self.issue("error", path, location, "organisation", f"unknown organisation {asset.organisation!r}")
-            else:
-                owners[asset.organisation] += 1
         for ident, count in sorted(owners.items()):
+            if ident in unknown:
+                continue
             organisation = organisations[ident]
             path, location = organisation.origin
             if organisation.valid_until is not None and organisation.valid_until < self.today:
@@ -454,7 +504,8 @@ def load_registry(paths, include_builtin: bool = True, today: Optional[date] = N
     reader.check_references()
     registry = reader.registry
     if not any(i.level == "error" for i in reader.issues):
-        registry.index = Index(registry)
+        registry.index = Index(registry, reader.networks, reader.shared)
+        reader.networks = None  # the range tables hold what is needed; free the dictionaries
         reader.check_shared(registry.index)
     if any(i.level == "error" for i in reader.issues):
         raise RegistryError(reader.issues)

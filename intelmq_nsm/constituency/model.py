@@ -71,25 +71,46 @@ class Organisation:
 class Asset:
     """One network, domain or ASN of an organisation.
 
-    A plain class with slots, not a dataclass: a registry holds over a million of them and
-    a frozen dataclass's constructor costs three times as much.
+    A plain class with slots, not a dataclass: a registry holds over a million of them.
+    A single asset also serves as its own index entry (``assets``, ``matched``,
+    ``specificity``), so that only networks claimed twice need an ``Entry`` of their own.
     """
 
-    __slots__ = ("exact", "key", "kind", "note", "organisation", "origin", "source", "value")
+    __slots__ = ("exact", "file", "kind", "line", "note", "organisation", "source", "value")
 
-    def __init__(self, kind, value, organisation, source=MANUAL, note="", exact=False, origin=("", ""), key=None):
+    def __init__(self, kind, value, organisation, source=MANUAL, note="", exact=False, file="", line=""):
         self.kind = kind  # "network", "domain" or "asn"
         self.value = value  # normalised: "192.0.2.0/24", "gemeente.example", "64496"
         self.organisation = organisation
         self.source = source or MANUAL
         self.note = note or ""
         self.exact = exact  # domains only: do not cover subdomains
-        self.origin = origin  # (file, "line 12")
-        self.key = key  # networks: (version, start, prefixlen) as parsed
+        self.file = file
+        self.line = line  # a line number, or a location such as "assets[3]"
+
+    @property
+    def origin(self) -> tuple:
+        return self.file, f"line {self.line}" if isinstance(self.line, int) else self.line
 
     @property
     def manual(self) -> bool:
         return self.source == MANUAL
+
+    @property
+    def assets(self) -> tuple:
+        return (self,)
+
+    @property
+    def matched(self) -> str:
+        return self.value
+
+    @property
+    def specificity(self) -> int:
+        if self.kind == "network":
+            return int(self.value.rpartition("/")[2])
+        if self.kind == "domain":
+            return self.value.count(".") + 1
+        return 0
 
     def __repr__(self) -> str:
         return f"Asset({self.kind}={self.value!r}, organisation={self.organisation!r}, source={self.source!r})"

@@ -293,3 +293,27 @@ def test_range_table_is_longest_prefix_match(networks, addresses):
         covering = [n for n in networks if ip in n]
         expected = str(max(covering, key=lambda n: n.prefixlen)) if covering else None
         assert table.lookup(address) == expected
+
+
+# -- the documented schema -------------------------------------------------------------------
+
+
+def test_the_schema_accepts_the_sample_registry_and_rejects_a_malformed_one():
+    import jsonschema
+    import yaml
+
+    schema_file = Path(__file__).resolve().parents[2] / "harmonization" / "constituency-db.schema.json"
+    schema = json.loads(schema_file.read_text("utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    sample = yaml.safe_load((DATA / "registry.yaml").read_text("utf-8"))
+    sample = json.loads(json.dumps(sample, default=str))  # dates as the strings they are in JSON
+    jsonschema.validate(sample, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        two_kinds = {"network": "192.0.2.0/24", "domain": "x.example", "organisation": "A"}
+        jsonschema.validate({"assets": [two_kinds]}, schema)
+
+
+def test_the_runtime_example_registry_is_valid():
+    example = Path(__file__).resolve().parents[2] / "runtime-examples" / "registry-sample"
+    registry = load_registry([example], today=TODAY)
+    assert route(registry, ("source.ip", "192.0.2.5")) == [("ibd", ["GM0363"], [])]

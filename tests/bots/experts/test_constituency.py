@@ -233,3 +233,18 @@ class TestConstituencyExpertReload(RoutedOutputs, BotTestCase, unittest.TestCase
 
 if __name__ == "__main__":  # pragma: no cover
     unittest.main()
+
+
+def test_check_reports_a_missing_an_invalid_and_an_empty_registry_and_paths_missing(tmp_path):
+    check = ConstituencyExpertBot.check
+    [[level, message]] = check({"database": str(tmp_path / "missing.yaml")})
+    assert level == "error" and "missing.yaml does not exist" in message
+    (tmp_path / "bad.csv").write_text("type,value,organisation\nnetwork,192.0.2.1/24,GM0014\n", "utf-8")
+    [[level, message]] = check({"database": str(tmp_path / "bad.csv")})
+    assert level == "error" and "host bits are set" in message
+    (tmp_path / "empty.csv").write_text("type,value,organisation\n", "utf-8")
+    [[level, message]] = check({"database": str(tmp_path / "empty.csv")})
+    assert level == "error" and "holds no assets" in message
+    result = check({"database": str(DATA), "destination_queues": {"_default": ["a"], "ibd": ["b"]}})
+    assert ["warning", "Constituency 'surf' has no path of its own; its events go to '_default'."] in result
+    assert all(level == "warning" for level, _ in result)

@@ -5,6 +5,7 @@ The registry, its validation and its index live in ``intelmq_nsm.constituency``;
 module only adapts them to IntelMQ messages, reloads and downloads.
 """
 
+import gc
 import os
 import sys
 import time
@@ -67,10 +68,22 @@ class ConstituencyExpertBot(ExpertBot):
     def _load(self) -> None:
         signature = _signature(self.database)
         self._signature = signature
-        registry = load_registry(_paths(self.database), include_builtin=self.builtin_municipalities)
+        # The previous registry's objects go back to the collector's care, so that the
+        # cycles among them are freed once it is replaced.
+        gc.unfreeze()
+        try:
+            registry = load_registry(_paths(self.database), include_builtin=self.builtin_municipalities)
+        except RegistryError:
+            gc.freeze()  # the last good registry stays, and stays out of the collector's way
+            raise
         for issue in registry.issues:
             self.logger.warning("Registry warning: %s.", str(issue).rstrip("."))
         self._registry = registry
+        # A large registry is millions of objects that live as long as it does; a full
+        # garbage collection would walk all of them, stalling the bot for a second or more
+        # every few thousand messages. Frozen, the collector leaves them alone.
+        gc.collect()
+        gc.freeze()
         self._next_check = time.monotonic() + self.reload_check_interval
         self.logger.info("Loaded constituency registry %s: %s.", registry.version, _describe(registry.stats()))
 
@@ -98,21 +111,24 @@ class ConstituencyExpertBot(ExpertBot):
             routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
             if not routes:
                 self.send_message(event)
-            for route in routes:
-                self._send(self._tagged(event, route), route.constituency)
+            # Copies only for the second and further constituencies: a copy re-validates
+            # every field and costs about as much as receiving the message.
+            for route in routes[:-1]:
+                self._send(self._tag(event.copy(), route), route.constituency)
+            if routes:
+                self._send(self._tag(event, routes[-1]), routes[-1].constituency)
         self.acknowledge_message()
 
-    def _tagged(self, event, route):
-        copy = event.copy()
-        copy.add(self.field, route.constituency, overwrite=True)
-        copy.add(contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations], overwrite=True)
-        copy.add(contract.MATCHES, [m.as_event_dict() for m in route.matches], overwrite=True)
+    def _tag(self, event, route):
+        event.add(self.field, route.constituency, overwrite=True)
+        event.add(contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations], overwrite=True)
+        event.add(contract.MATCHES, [m.as_event_dict() for m in route.matches], overwrite=True)
         if route.tie:
-            copy.add(contract.TIE, route.tie, overwrite=True)
-        elif contract.TIE in copy:
-            del copy[contract.TIE]
-        copy.add(contract.REGISTRY_VERSION, self._registry.version, overwrite=True)
-        return copy
+            event.add(contract.TIE, route.tie, overwrite=True)
+        elif contract.TIE in event:
+            del event[contract.TIE]
+        event.add(contract.REGISTRY_VERSION, self._registry.version, overwrite=True)
+        return event
 
     def _send(self, event, constituency: str) -> None:
         if constituency in self._paths_configured:

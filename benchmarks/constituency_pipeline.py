@@ -1,0 +1,167 @@
+"""Throughput of the constituency expert in a real Redis pipeline, against two baselines.
+
+In the same run, one after the other on the same redis-server and the same events:
+a pass-through expert (receive, send, acknowledge), the constituency expert with the
+national-scale registry of ``constituency_data.py`` loaded, and IntelMQ's core sieve
+expert tagging the same events with 1,000 networks written as sieve rules. Each bot runs
+as its own process, as intelmqctl would start it; the clock runs from pushing the events
+into its source queue until all of them are in its destination queues.
+
+    python benchmarks/constituency_pipeline.py [--events 10000] [--rounds 2]
+
+The sieve side needs IntelMQ's optional sieve dependencies: ``pip install textX pendulum``.
+"""
+
+import argparse
+import csv
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.constituency_data import generate  # noqa: E402
+from tests.harness import VENV_BIN, Pipeline, RedisServer, wait_for  # noqa: E402
+
+SIEVE_RULES = 1_000
+
+
+def sieve_file(path: Path, networks) -> None:
+    rules = [
+        f"if source.ip << '{network}' {{\n"
+        f"  add! constituency = 'ibd'\n  add! extra.nsm.organisation_id = '{organisation}'\n  path 'ibd'\n}}\n"
+        for network, organisation in networks
+    ]
+    path.write_text("".join(rules), encoding="utf-8")
+
+
+def runtime(registry: Path, sieve: Path) -> dict:
+    def queues(name):
+        return {"_default": [f"{name}-out-default"], "ibd": [f"{name}-out-ibd"]}
+
+    return {
+        "global": {"logging_level": "INFO"},
+        "passthrough": {
+            "module": "intelmq.bots.experts.passthrough",
+            "parameters": {"destination_queues": {"_default": ["passthrough-out-default"]}},
+        },
+        "constituency": {
+            "module": "intelmq.bots.experts.nsm.constituency",
+            "parameters": {"database": str(registry), "destination_queues": queues("constituency")},
+        },
+        "sieve": {
+            "module": "intelmq.bots.experts.sieve.expert",
+            "parameters": {"file": str(sieve), "destination_queues": queues("sieve")},
+        },
+    }
+
+
+PROGRAMS = {
+    "constituency": "intelmq.bots.experts.nsm.constituency",
+    "sieve": "intelmq.bots.experts.sieve.expert",
+}
+
+
+def measure(pipeline: Pipeline, bot_id: str, events: list) -> dict:
+    """Start ``bot_id``, wait for its init, push the events, time until all are passed on."""
+    log = pipeline.log_dir / f"{bot_id}.log"
+    log.unlink(missing_ok=True)
+    if bot_id == "passthrough":
+        argv = [sys.executable, str(ROOT / "benchmarks" / "passthrough_expert.py"), bot_id]
+    else:
+        argv = [str(VENV_BIN / PROGRAMS[bot_id]), bot_id]
+    started = time.perf_counter()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    process = subprocess.Popen(argv, env=pipeline.env, cwd=pipeline.root, **quiet)
+    try:
+        wait_for(lambda: log.exists() and "Bot initialization completed." in log.read_text(), timeout=300,
+                 what=f"{bot_id} to start")  # fmt: skip
+        init_seconds = time.perf_counter() - started
+        client = pipeline.redis.client()
+        paths = pipeline.runtime[bot_id]["parameters"]["destination_queues"]
+        outputs = [queue for queues in paths.values() for queue in queues]
+        for queue in outputs:
+            client.delete(queue)
+        payloads = [json.dumps(e) for e in events]
+        start = time.perf_counter()
+        batch = client.pipeline(transaction=False)
+        for payload in payloads:
+            batch.lpush(pipeline.queue(bot_id), payload)
+        batch.execute()
+        wait_for(lambda: sum(client.llen(q) for q in outputs) >= len(events), timeout=1800, interval=0.01,
+                 what=f"{bot_id} to pass on {len(events)} events")  # fmt: skip
+        seconds = time.perf_counter() - start
+        rss = psutil.Process(process.pid).memory_info().rss / 2**20
+        by_queue = {q: client.llen(q) for q in outputs}
+        sample = client.lindex(outputs[-1], 0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    return {"rate": len(events) / seconds, "seconds": seconds, "init": init_seconds, "rss_mb": rss,
+            "queues": by_queue, "sample": sample}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/nsm-constituency-bench"))
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--sieve-events", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    # Stopped from outside, still stop the bots and redis-server it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    generate(args.workdir)
+    registry = args.workdir / "registry.csv"
+    rng = random.Random(11)
+    owners = {}
+    with open(registry, encoding="utf-8") as stream:
+        for row in csv.reader(stream):
+            if row[0] == "network" and ":" not in row[1]:
+                owners[row[1]] = row[2]
+            if len(owners) >= 200_000:
+                break
+    # The sieve's 1,000 networks come from the registry, so both bots tag the same way.
+    chosen = rng.sample(sorted(owners), SIEVE_RULES)
+    event = {"__type": "Event", "classification.type": "vulnerable-system"}
+    events = [{**event, "source.ip": rng.choice(chosen).partition("/")[0]} for _ in range(args.events)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sieve = tmp / "rules.sieve"
+        sieve_file(sieve, [(n, owners[n]) for n in chosen])
+        server = RedisServer(tmp / "redis").start()
+        try:
+            pipeline = Pipeline(tmp / "intelmq", server, runtime(registry, sieve))
+            pipeline.env["PYTHONPATH"] = str(ROOT)  # the bots run this checkout's code
+            pipeline.setup()
+            results = {name: [] for name in ("passthrough", "constituency", "sieve")}
+            for round_number in range(args.rounds):
+                order = ["passthrough", "constituency", "sieve"]
+                if round_number % 2:
+                    order.reverse()
+                for bot_id in order:
+                    batch = events if bot_id != "sieve" else events[: args.sieve_events]
+                    result = measure(pipeline, bot_id, batch)
+                    results[bot_id].append(result)
+                    print(f"round {round_number + 1} {bot_id}: {result['rate']:.0f} events/s "
+                          f"({len(batch)} in {result['seconds']:.1f} s; start {result['init']:.1f} s, "
+                          f"RSS {result['rss_mb']:.0f} MB; {result['queues']})", flush=True)  # fmt: skip
+        finally:
+            server.stop()
+    best = {name: max(r["rate"] for r in rs) for name, rs in results.items()}
+    print(f"best rates: { {k: round(v) for k, v in best.items()} }")
+    print(f"constituency / pass-through: {best['constituency'] / best['passthrough']:.2f}")
+    print(f"sieve (1,000 rules) / constituency: {best['sieve'] / best['constituency']:.3f}")
+    print(f"a tagged event: {results['constituency'][-1]['sample']}")
+
+
+if __name__ == "__main__":
+    main()
