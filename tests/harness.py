@@ -116,6 +116,27 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
 
+    def restart(self) -> "RedisServer":
+        """Stop redis-server (if running) and start a new, empty one on the same port: an outage."""
+        self.stop()
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--bind", LOOPBACK,
+                "--port", str(self.port),
+                "--dir", str(self.workdir),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--logfile", str(self.workdir / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port} again")
+        return self
+
 
 def clean_environment(root: Path) -> dict:
     """The environment bots run in: no INTELMQ_* leftovers, which IntelMQ takes as parameters."""
