@@ -27,6 +27,7 @@ from intelmq_nsm.intake.split import CONTENT_TYPES, CSV, JSON, SubmissionError, 
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 64 * 1024
+_LINGER_SECONDS = 2.0
 
 #: Case metadata for CSV and NDJSON submissions: query parameter → key path in the case
 #: block, and whether the value is a comma-separated list. The header form is
@@ -333,6 +334,23 @@ class _Handler(BaseHTTPRequestHandler):
             # The unread body would be taken for the next request: close instead.
             self.close_connection = True
         self._send(refusal.status, refusal.body(), refusal.headers)
+        if body_unread and self.command == "POST":
+            self._linger()
+
+    def _linger(self) -> None:
+        """Closing with unread data resets the connection, and a client still sending its
+        body may lose the answer: read and discard for a moment first (nginx's
+        lingering close). Nothing is kept in memory."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            while time.monotonic() < deadline:
+                self.connection.settimeout(max(0.05, deadline - time.monotonic()))
+                if not self.connection.recv(_CHUNK):
+                    break
+        except OSError:
+            pass
 
     def _route(self):
         parts = urlsplit(self.path)

@@ -157,7 +157,8 @@ def test_the_running_bot_refuses_bad_requests_and_never_logs_tokens(intake_pipel
         {"path": "$.findings[0].port", "reason": "'443' is not of type 'integer'"}
     ]
     assert researcher.post("{", "application/json")[0] == 400
-    assert researcher.post({**NSM, "padding": "x" * 200000})[0] == 413
+    # The client sends its whole 300 kB body anyway: it still gets the answer.
+    assert researcher.post({**NSM, "padding": "x" * 300000})[0] == 413
     assert researcher.request("GET", "/v1/reports/../../../etc/passwd")[0] == 400
     log = pipeline.log("nsm-intake")
     for token in (researcher.token, researcher.revoked_token):
