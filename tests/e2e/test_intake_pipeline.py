@@ -162,7 +162,7 @@ def test_the_running_bot_refuses_bad_requests_and_never_logs_tokens(intake_pipel
     assert researcher.request("GET", "/v1/reports/../../../etc/passwd")[0] == 400
     log = pipeline.log("nsm-intake")
     for token in (researcher.token, researcher.revoked_token):
-        assert token.split("_")[2] not in log
+        assert token[13:] not in log
     assert pipeline.dumps() == {}
 
 
