@@ -86,6 +86,10 @@ def summary(name: str, size: int, latencies: list, failures: list, wall: float) 
     }
 
 
+class _BaselineServer(ThreadingHTTPServer):
+    request_queue_size = 128  # as the intake's
+
+
 class _Baseline(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -109,7 +113,7 @@ def main() -> int:
     runs = [(1024, max(1, args.small // CLIENTS)), (1024 * 1024, max(1, args.large // CLIENTS))]
     results = []
 
-    baseline = ThreadingHTTPServer(("127.0.0.1", 0), _Baseline)
+    baseline = _BaselineServer(("127.0.0.1", 0), _Baseline)
     threading.Thread(target=baseline.serve_forever, daemon=True).start()
     for size, per_client in runs:
         results.append(

@@ -445,11 +445,12 @@ class IntakeServer:
 
     def __init__(self, service: IntakeService, host: str, port: int):
         handler = type("IntakeHandler", (_Handler,), {"service": service, "timeout": service.config.body_timeout})
-        server_class = ThreadingHTTPServer
+        # A listen backlog for bursts of clients (the standard library's default is 5).
+        attributes = {"request_queue_size": 128, "daemon_threads": True}
         if ":" in host:
-            server_class = type("IntakeServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+            attributes["address_family"] = socket.AF_INET6
+        server_class = type("IntakeHTTPServer", (ThreadingHTTPServer,), attributes)
         self.httpd = server_class((host, port), handler)
-        self.httpd.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
     @property
