@@ -67,7 +67,8 @@ def _reason(error) -> str:
 
 
 def _errors(validator, instance, prefix: str = "$") -> list:
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    # Sorted by path: keys and indexes are kept apart, as ints and strings do not compare.
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
     return [(prefix + error.json_path[1:], _reason(error)) for error in errors]
 
 

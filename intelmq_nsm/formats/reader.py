@@ -30,6 +30,8 @@ def open_report(
     fmt: str, text: str, report_case: Optional[dict], parameter_case: Optional[dict], evidence_limit: int
 ) -> OpenedReport:
     """Open ``text`` as format ``fmt``. Case metadata: see :mod:`intelmq_nsm.formats.case`."""
+    if report_case is not None and not isinstance(report_case, dict):
+        raise ReportError("The report's case metadata (extra.nsm.case) is not an object.")
     try:
         if fmt == NSM_REPORT:
             envelope, records = nsm_report.read_report(text)
@@ -80,8 +82,8 @@ def fingerprint(fields: dict) -> bytes:
 class RecentFingerprints:
     """The fingerprints of the last ``capacity`` distinct findings of a report.
 
-    Memory is bounded: about 120 bytes per fingerprint (an ordered-dict entry and
-    a 16-byte bytes object), so 100,000 take about 12 MB. Two identical findings further apart
+    Memory is bounded: about 160 bytes per fingerprint (an ordered-dict entry and
+    a 16-byte bytes object, measured), so 100,000 take about 16 MB. Two identical findings further apart
     than ``capacity`` distinct ones both become events; a core deduplicator bot further
     down the pipeline catches those.
     """

@@ -301,3 +301,35 @@ class TestReportParserBotDivdCsv(BotTestCase, unittest.TestCase):
             events, errors = self.run_with_errors(report(data))
             self.assertEqual(errors, [])
             self.assertEqual(events[0]["source.geolocation.city"], "Zürich")
+
+
+class TestReportParserBotLimits(BotTestCase, unittest.TestCase):
+    @classmethod
+    def set_bot(cls):
+        cls.bot_reference = ReportParserBot
+        cls.sysconfig = {"case": CASE}
+
+    run_with_errors = TestReportParserBot.run_with_errors
+
+    def test_failures_beyond_max_record_dumps_go_into_one_last_dump(self):
+        rows = "".join(f"bad-{i},,,,,,,\n" for i in range(5)) + "192.0.2.1,,,,,,,\n"
+        events, errors = self.run_with_errors(report(HEADER + rows), max_record_dumps=2)
+        self.assertEqual(len(events), 1)
+        self.assertEqual([raw_of(e) for e in errors[:2]], [HEADER + "bad-0,,,,,,,\n", HEADER + "bad-1,,,,,,,\n"])
+        self.assertEqual(raw_of(errors[2]), "".join(HEADER + f"bad-{i},,,,,,,\n" for i in (2, 3, 4)))
+        self.assertLogMatches(r"Parsed a divd-csv report: 1 events sent, 0 duplicates dropped, 0 non-matches", "INFO")
+
+    def test_duplicate_memory_zero_keeps_every_copy(self):
+        events, _ = self.run_with_errors(report(HEADER + "192.0.2.1,,,,,,,\n" * 3), duplicate_memory=0)
+        self.assertEqual([e["extra.nsm.record"] for e in events], [1, 2, 3])
+
+    def test_bad_first_record_or_case_of_the_report_dumps_the_report(self):
+        for fields in ({"extra.nsm.first_record": "ten"}, {"extra.nsm.case": "DIVD-2024-00012"}):
+            events, errors = self.run_with_errors(report(HEADER + "192.0.2.1,,,,,,,\n", **fields))
+            self.assertEqual((events, len(errors)), ([], 1))
+
+    def test_check_names_bad_parameters(self):
+        self.assertIsNone(ReportParserBot.check({"format": "auto", "case": CASE}))
+        messages = ReportParserBot.check({"format": "xml", "case": {"severity": "urgent"}})
+        self.assertEqual([level for level, _ in messages], ["error", "error"])
+        self.assertIn("'urgent' is not one of", messages[1][1])

@@ -15,7 +15,7 @@ from intelmq_nsm.bots.parsers.report.parser import ReportParserBot
 
 CASE = {"id": "DIVD-2024-00012", "title": "Exposed management interfaces"}
 COLUMNS = ["ip", "abuse", "prefix", "asn", "holder", "country", "city", "abuse_source"]
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 
 ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1"])
 # Text a field may hold: quotes, separators, newlines, formula-like values, any letters.
@@ -80,7 +80,7 @@ def csv_reports(draw):
 @st.composite
 def nuclei_reports(draw):
     lines, valid, invalid = [], [], []
-    for number in range(1, draw(st.integers(1, 12)) + 1):
+    for number in range(1, draw(st.integers(1, 8)) + 1):
         cve = draw(st.one_of(st.none(), st.just("CVE-2024-3400"), st.lists(st.just("cve-2024-21887"), max_size=2)))
         line = {
             "template-id": draw(st.sampled_from(["CVE-2024-3400", "ssh-detect"])),

@@ -7,6 +7,7 @@ from typing import Optional
 from intelmq.bots.experts.taxonomy.expert import TAXONOMY
 from intelmq.lib.bot import ParserBot
 from intelmq.lib.exceptions import IntelMQException
+from intelmq.lib.message import Event
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.formats import FORMATS, RecordError, decode_report, detect_format
@@ -43,19 +44,114 @@ class ReportParserBot(ParserBot):
             self.acknowledge_message()
             return
         try:
+            first_record = report.get(ec.FIRST_RECORD, 1)
+            if not isinstance(first_record, int) or isinstance(first_record, bool) or first_record < 1:
+                raise ValueError(f"The report's {ec.FIRST_RECORD} is {first_record!r}, not a positive integer.")
             text = decode_report(base64.b64decode(report["raw"]))
             fmt = detect_format(text) if self.format == "auto" else self.format
             opened = open_report(fmt, text, report.get(ec.CASE), self.case, self.evidence_max_length)
-        except (ValueError, binascii.Error) as exc:
+            # The shared fields are checked here, before any event is sent.
+            self._start_report(report, opened, first_record - 1)
+        except (ValueError, binascii.Error, IntelMQException) as exc:
             self.logger.warning("Report dumped: %s", str(exc).rstrip(".") + ".")
             self._dump_failure(report, None, f"{type(exc).__name__}: {exc}")
             self.acknowledge_message()
             return
-        run = _Run(self, report, opened)
         for record in opened.records:
-            run.handle(record)
-        run.finish()
+            self._handle(record)
+        self._finish_report()
         self.acknowledge_message()
+
+    def _start_report(self, report, opened, offset: int):
+        """Per-report state (as ParserBot keeps its tempdata): counters, the duplicate
+        memory, the overflowing dumps and the template every event starts from."""
+        self._report, self._opened, self._offset = report, opened, offset
+        self._seen = RecentFingerprints(self.duplicate_memory)
+        self._counts = dict.fromkeys(("sent", "duplicates", "skipped", "failed"), 0)
+        self._overflow = []
+        # The shared fields are checked once on a probe event.
+        probe = self.new_event()
+        for key, value in opened.shared.items():
+            probe.add(key, value, overwrite=True)
+        # The taxonomy follows from the type by IntelMQ's own table (its taxonomy expert's).
+        probe.add("classification.taxonomy", TAXONOMY.get(probe["classification.type"], "other"), overwrite=True)
+        probe.add(ec.REPORT_FORMAT, opened.format)
+        self._shared = dict(probe.items())
+        # Every event starts as a copy of this template (feed fields of the report, the
+        # shared fields, default_fields where nothing else sets them): building an Event
+        # from scratch re-checks all harmonization keys, a quarter of the cost per event.
+        self._template = self.new_event(report)
+        dict.update(self._template, self._shared)
+        for key, value in (self.default_fields or {}).items():
+            self._template.add(key, value, overwrite=False)
+
+    def _handle(self, record):
+        number = self._offset + record.number
+        try:
+            if record.error:
+                raise record.error
+            fields = self._opened.map_record(record.data)
+            digest = fingerprint(fields)
+            if digest in self._seen:
+                self._counts["duplicates"] += 1
+                return
+            event = self._event(fields, record, number)
+            # Remembered only once it became an event: a copy of a failed record fails too.
+            self._seen.add(digest)
+        except NotAFinding:
+            self._counts["skipped"] += 1
+            return
+        except RecordError as exc:
+            self._fail(record, number, exc.field, exc.reason)
+            return
+        except Exception as exc:
+            # Whatever else a record provokes stays with that record: failing the report
+            # would make IntelMQ retry it and send its good records twice.
+            self.logger.exception("Record %d raised an unexpected error.", number)
+            self._fail(record, number, "record", f"raised {type(exc).__name__}: {str(exc)[:200]}")
+            return
+        self.send_message(event)
+        self._counts["sent"] += 1
+
+    def _event(self, fields: dict, record, number: int) -> Event:
+        event = _clone(self._template)
+        for key, value in combine(self._shared, fields).items():
+            try:
+                event.add(key, value, overwrite=True)
+            except (IntelMQException, ValueError, TypeError):
+                shown = repr(value)
+                shown = shown if len(shown) <= 80 else shown[:80] + "…"
+                raise RecordError(key, f"{shown} is not a valid value for {key}") from None
+        event.add(ec.RECORD, number)
+        event.add("raw", record.raw)
+        return event
+
+    def _fail(self, record, number: int, field: str, reason: str):
+        self._counts["failed"] += 1
+        failed = self._counts["failed"]
+        message = f"Record {number} of the {self._opened.format} report: field {field!r} {reason}."
+        if failed <= _LOGGED_FAILURES:
+            self.logger.warning("%s The record is dumped.", message)
+        if failed <= self.max_record_dumps:
+            self._dump_failure(self._report, record.raw, "intelmq_nsm.formats.RecordError: " + message)
+        else:
+            # Each IntelMQ dump rewrites the whole dump file: beyond the limit the failed
+            # records of this report go into one last dump, still each with its reason.
+            self._overflow.append((message, record.raw))
+
+    def _finish_report(self):
+        if self._overflow:
+            reasons = "\n".join(message for message, _ in self._overflow[:1000])
+            if len(self._overflow) > 1000:
+                reasons += f"\n… and {len(self._overflow) - 1000} more failed records."
+            raw = "".join(raw if raw.endswith("\n") else raw + "\n" for _, raw in self._overflow)
+            self._dump_failure(self._report, raw, "intelmq_nsm.formats.RecordError: " + reasons)
+        self.logger.info(
+            "Parsed a %s report: %d events sent, %d duplicates dropped, %d non-matches skipped, %d records failed.",
+            self._opened.format,
+            *self._counts.values(),
+        )
+        self._report = self._opened = self._seen = self._template = self._overflow = None
 
     def _dump_failure(self, report, raw: Optional[str], message: str):
         dump = report.copy()
@@ -81,91 +177,17 @@ class ReportParserBot(ParserBot):
         return messages or None
 
 
-class _Run:
-    """The state of parsing one report: counters, duplicate memory, overflowing dumps."""
+def _clone(template: Event) -> Event:
+    """A copy of an Event whose values are already checked, without checking them again.
 
-    def __init__(self, bot: ReportParserBot, report, opened):
-        self.bot, self.report, self.opened = bot, report, opened
-        self.offset = int(report.get(ec.FIRST_RECORD, 1)) - 1
-        self.seen = RecentFingerprints(bot.duplicate_memory)
-        self.sent = self.duplicates = self.skipped = self.failed = 0
-        self.overflow = []
-        # The shared fields are checked once here on a probe event; each event then takes
-        # them without checking again (they are the same for every finding of the report).
-        probe = bot.new_event()
-        for key, value in opened.shared.items():
-            probe.add(key, value, overwrite=True)
-        # The taxonomy follows from the type by IntelMQ's own table (its taxonomy expert's).
-        probe.add("classification.taxonomy", TAXONOMY.get(probe["classification.type"], "other"), overwrite=True)
-        self.shared = dict(probe.items())
-        self.shared[ec.REPORT_FORMAT] = opened.format
-
-    def handle(self, record):
-        number = self.offset + record.number
-        try:
-            if record.error:
-                raise record.error
-            fields = self.opened.map_record(record.data)
-            digest = fingerprint(fields)
-            if digest in self.seen:
-                self.duplicates += 1
-                return
-            event = self._event(fields, record, number)
-            # Remembered only once it became an event: a copy of a failed record fails too.
-            self.seen.add(digest)
-        except NotAFinding:
-            self.skipped += 1
-            return
-        except RecordError as exc:
-            self._fail(record, number, exc.field, exc.reason)
-            return
-        self.bot.send_message(event)
-        self.sent += 1
-
-    def _event(self, fields: dict, record, number: int):
-        event = self.bot.new_event(self.report)
-        dict.update(event, self.shared)
-        for key, value in combine(self.shared, fields).items():
-            try:
-                event.add(key, value, overwrite=True)
-            except IntelMQException:
-                shown = repr(value)
-                shown = shown if len(shown) <= 80 else shown[:80] + "…"
-                raise RecordError(key, f"{shown} is not a valid value for {key}") from None
-        event.add(ec.RECORD, number)
-        for key, value in (self.bot.default_fields or {}).items():
-            event.add(key, value, overwrite=False)
-        event.add("raw", record.raw)
-        return event
-
-    def _fail(self, record, number: int, field: str, reason: str):
-        self.failed += 1
-        message = f"Record {number} of the {self.opened.format} report: field {field!r} {reason}."
-        if self.failed <= _LOGGED_FAILURES:
-            self.bot.logger.warning("%s The record is dumped.", message)
-        if self.failed <= self.bot.max_record_dumps:
-            self.bot._dump_failure(self.report, record.raw, "intelmq_nsm.formats.RecordError: " + message)
-        else:
-            # Each IntelMQ dump rewrites the whole dump file: beyond the limit the failed
-            # records of this report go into one last dump, still each with its reason.
-            self.overflow.append((message, record.raw))
-
-    def finish(self):
-        if self.overflow:
-            reasons = "\n".join(message for message, _ in self.overflow[:1000])
-            more = len(self.overflow) - 1000
-            if more > 0:
-                reasons += f"\n… and {more} more failed records."
-            raw = "".join(raw if raw.endswith("\n") else raw + "\n" for _, raw in self.overflow)
-            self.bot._dump_failure(self.report, raw, "intelmq_nsm.formats.RecordError: " + reasons)
-        self.bot.logger.info(
-            "Parsed a %s report: %d events sent, %d duplicates dropped, %d non-matches skipped, %d records failed.",
-            self.opened.format,
-            self.sent,
-            self.duplicates,
-            self.skipped,
-            self.failed,
-        )
+    An Event is a dict plus its harmonization (``Message.__init__`` sets
+    ``harmonization_config`` and ``iterable``); ``Message.copy()`` would re-run the checks.
+    """
+    event = Event.__new__(Event)
+    event.harmonization_config = template.harmonization_config
+    event.iterable = {}
+    dict.update(event, template)
+    return event
 
 
 BOT = ReportParserBot
