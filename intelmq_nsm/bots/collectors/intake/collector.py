@@ -80,10 +80,11 @@ class IntakeCollectorBot(CollectorBot):
                 self._spool.mark_spooled()
                 self._service.notify_changed()
                 return
-            if self._service.pipeline_ok is False:
-                self.logger.info("The pipeline takes reports again; the spool is being sent.")
-            self._service.pipeline_ok = True
-            self._service.notify_changed()
+            if sent:
+                if self._service.pipeline_ok is False:
+                    self.logger.info("The pipeline takes reports again; the spool is being sent.")
+                self._service.pipeline_ok = True
+                self._service.notify_changed()
             if sent < _BATCH:
                 return
 
