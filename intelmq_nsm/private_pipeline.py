@@ -84,6 +84,18 @@ class RedisServer:
     def start(self) -> "RedisServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self._spawn()
+        wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port}")
+        return self
+
+    def restart(self) -> "RedisServer":
+        """Stop redis-server (if running) and start a new, empty one on the same port: an outage."""
+        self.stop()
+        self._spawn()
+        wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port} again")
+        return self
+
+    def _spawn(self) -> None:
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
@@ -99,8 +111,6 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port}")
-        return self
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:

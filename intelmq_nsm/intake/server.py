@@ -27,6 +27,7 @@ from intelmq_nsm.intake.split import CONTENT_TYPES, CSV, JSON, SubmissionError, 
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 64 * 1024
+_LINGER_SECONDS = 2.0
 
 #: Case metadata for CSV and NDJSON submissions: query parameter → key path in the case
 #: block, and whether the value is a comma-separated list. The header form is
@@ -333,6 +334,23 @@ class _Handler(BaseHTTPRequestHandler):
             # The unread body would be taken for the next request: close instead.
             self.close_connection = True
         self._send(refusal.status, refusal.body(), refusal.headers)
+        if body_unread and self.command == "POST":
+            self._linger()
+
+    def _linger(self) -> None:
+        """Closing with unread data resets the connection, and a client still sending its
+        body may lose the answer: read and discard for a moment first (nginx's
+        lingering close). Nothing is kept in memory."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            while time.monotonic() < deadline:
+                self.connection.settimeout(max(0.05, deadline - time.monotonic()))
+                if not self.connection.recv(_CHUNK):
+                    break
+        except OSError:
+            pass
 
     def _route(self):
         parts = urlsplit(self.path)
@@ -427,11 +445,12 @@ class IntakeServer:
 
     def __init__(self, service: IntakeService, host: str, port: int):
         handler = type("IntakeHandler", (_Handler,), {"service": service, "timeout": service.config.body_timeout})
-        server_class = ThreadingHTTPServer
+        # A listen backlog for bursts of clients (the standard library's default is 5).
+        attributes = {"request_queue_size": 128, "daemon_threads": True}
         if ":" in host:
-            server_class = type("IntakeServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+            attributes["address_family"] = socket.AF_INET6
+        server_class = type("IntakeHTTPServer", (ThreadingHTTPServer,), attributes)
         self.httpd = server_class((host, port), handler)
-        self.httpd.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
     @property

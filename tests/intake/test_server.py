@@ -237,7 +237,8 @@ def test_a_body_over_the_limit_is_refused_by_content_length_before_it_is_read(ma
         )
         status, body, _ = read_response(sock)
         assert status == 413
-    status, body, _ = intake.post(b"x" * 1001)
+    # A client that sends its 3 MB body regardless still gets the answer (lingering close).
+    status, body, _ = intake.post(b"x" * 3_000_000)
     assert status == 413
 
 
@@ -370,5 +371,5 @@ def test_tokens_never_appear_in_logs(intake, caplog):
     text = caplog.text
     assert "Accepted submission" in text
     for token in (intake.token, intake.revoked_token, intake.other_token):
-        assert token not in text and token.split("_")[2] not in text
+        assert token not in text and token[13:] not in text
     assert all(base64.b64encode(intake.token.encode()).decode() not in r.getMessage() for r in caplog.records)

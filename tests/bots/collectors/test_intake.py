@@ -67,6 +67,19 @@ class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
         self.assertEqual(spool.pending_count(), 0)
         spool.close()
 
+    def test_a_report_that_cannot_be_built_is_logged_and_does_not_block_the_spool(self):
+        spool = Spool(self.spool_file)
+        bad = Submission("d" * 64, "DIVD", "0badc0de", "text/csv", ACCEPTED, 1, 1, 1.0, 1.0)
+        good = Submission("e" * 64, "DIVD", "0badc0de", "text/csv", ACCEPTED, 1, 1, 1.0, 1.0)
+        spool.accept(bad, [({**FIELDS, "time.observation": "yesterday"}, CSV)])
+        spool.accept(good, [({**FIELDS, ec.SUBMISSION_ID: "e" * 64}, CSV)])
+        self.allowed_error_count = 1
+        self.run_bot()
+        self.assertLogMatches(r"Report 1 of submission d{64} cannot be built: .*time\.observation.*", "ERROR")
+        self.assertMessageEqual(0, {**OUTPUT, ec.SUBMISSION_ID: "e" * 64})
+        self.assertEqual(spool.pending_count(), 0)
+        spool.close()
+
     def test_check_names_a_missing_token_file(self):
         self.assertEqual(
             IntakeCollectorBot.check({"token_file": None}),

@@ -1,11 +1,13 @@
 """Researcher intake collector: an authenticated HTTP endpoint where researchers submit reports."""
 
+import base64
+import json
 import os
 from typing import Optional
 
 from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import CollectorBot
-from intelmq.lib.exceptions import PipelineError
+from intelmq.lib.exceptions import IntelMQException, PipelineError
 
 from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
 from intelmq_nsm.intake.spool import Spool
@@ -78,20 +80,29 @@ class IntakeCollectorBot(CollectorBot):
                 self._spool.mark_spooled()
                 self._service.notify_changed()
                 return
-            if self._service.pipeline_ok is False:
-                self.logger.info("The pipeline takes reports again; the spool is being sent.")
-            self._service.pipeline_ok = True
-            self._service.notify_changed()
+            if sent:
+                if self._service.pipeline_ok is False:
+                    self.logger.info("The pipeline takes reports again; the spool is being sent.")
+                self._service.pipeline_ok = True
+                self._service.notify_changed()
             if sent < _BATCH:
                 return
 
     def _send(self, item):
-        report = self.new_report()
-        for key, value in item.fields.items():
-            report.add(key, value, overwrite=True)
-        if self.accuracy is not None:
-            report.add("feed.accuracy", self.accuracy, overwrite=True)
-        report.add("raw", item.raw)
+        try:
+            report = self.new_report()
+            for key, value in item.fields.items():
+                report.add(key, value, overwrite=True)
+            if self.accuracy is not None:
+                report.add("feed.accuracy", self.accuracy, overwrite=True)
+            report.add("raw", item.raw)
+        except IntelMQException as exc:
+            # Cannot happen with reports this bot built; if it does, the report must not
+            # block the spool: it goes to the dump file with the reason and is forgotten.
+            self.logger.error("Report %d of submission %s cannot be built: %s.", item.part, item.submission_id, exc)
+            dumped = {**item.fields, "raw": base64.b64encode(item.raw).decode("ascii")}
+            self._dump_message(f"{type(exc).__name__}: {exc}", json.dumps(dumped).encode("utf-8"))
+            return
         # The feed fields come from the researcher's token, not from this bot's parameters.
         self.send_message(report, auto_add=False)
 
