@@ -290,3 +290,16 @@ def test_smtp_over_tls_with_authentication(spool, tls_server_context, security):
         )
         assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 1
         assert len(sink.wait_for(1)) == 1 and sink.logins == ["intelmq"]
+
+
+def test_channels_refuse_incomplete_settings():
+    with pytest.raises(ValueError, match="http"):
+        channels.RestChannel(None, SECRET)
+    with pytest.raises(ValueError, match="secret"):
+        channels.RestChannel("https://intake.ibd.example/", "")
+    with pytest.raises(ValueError, match="single e-mail address"):
+        channels.SmtpChannel(LOOPBACK, 25, None)
+    with pytest.raises(ValueError, match="directory"):
+        channels.FileChannel(None)
+    with pytest.raises(ValueError, match="formats"):
+        channels.FileChannel("/tmp/x", formats=["pdf"])
