@@ -61,6 +61,8 @@ class RestChannel:
     ):
         import requests
 
+        if not url or not url.startswith(("http://", "https://")):
+            raise ValueError(f"A REST channel needs an http(s) URL, not {url!r}.")
         if not secret:
             raise ValueError("A REST channel needs a shared secret to sign its requests.")
         self.url = url
@@ -220,6 +222,8 @@ class FileChannel:
     FORMATS = ("json", "csv", "txt")
 
     def __init__(self, directory: str, formats=FORMATS, language: str = "nl"):
+        if not directory:
+            raise ValueError("A file channel needs a directory.")
         unknown = set(formats) - set(self.FORMATS)
         if unknown or not formats:
             raise ValueError(f"file formats must be some of {', '.join(self.FORMATS)}, not {list(formats)!r}.")

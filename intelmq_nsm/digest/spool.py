@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (event_hash, org_id)
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (group_key, received_at) WHERE digest_id IS NULL;
-CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id);
+-- Partial: a new event (digest_id NULL) costs no entry here, only the formed ones do.
+CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id) WHERE digest_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS digests (
     id TEXT PRIMARY KEY,
     group_key TEXT NOT NULL,

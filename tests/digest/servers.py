@@ -101,12 +101,15 @@ class _Handler(BaseHTTPRequestHandler):
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepted."""
 
-    def __init__(self):
+    def __init__(self, **smtp_options):
+        """``smtp_options`` go to aiosmtpd's Controller/SMTP: ``ssl_context`` (SMTPS),
+        ``tls_context`` and ``require_starttls``, ``authenticator`` and ``auth_required``."""
         from aiosmtpd.controller import Controller
 
         self.messages = []  # (envelope sender, recipients, email.message.EmailMessage)
+        self.logins = []
         self.port = free_port()
-        self.controller = Controller(self, hostname=LOOPBACK, port=self.port)
+        self.controller = Controller(self, hostname=LOOPBACK, port=self.port, **smtp_options)
 
     async def handle_DATA(self, server, session, envelope):
         import email
@@ -130,3 +133,17 @@ class SmtpSink:
                 raise AssertionError(f"SMTP server got {len(self.messages)} of {count} messages in {timeout} s.")
             time.sleep(0.05)
         return self.messages
+
+
+def self_signed_certificate(directory) -> tuple:
+    """A certificate for 127.0.0.1 and its key, made with the openssl command."""
+    import subprocess
+    from pathlib import Path
+
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

@@ -247,3 +247,59 @@ def test_delivery_thread_delivers_by_age_while_idle_and_stops(tmp_path):
         assert not thread.is_alive()
     wait_for(lambda: writer.counts()["delivered"] == 1, timeout=5)
     assert Counter(d["state"] for d in writer.digests()) == {"delivered": 1}
+
+
+@pytest.fixture
+def tls_server_context(tmp_path, monkeypatch):
+    """A server TLS context with a fresh certificate that clients in this test trust."""
+    import ssl
+
+    from tests.digest.servers import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # ssl.create_default_context() trusts it
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _authenticator(sink):
+    from aiosmtpd.smtp import AuthResult
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"intelmq" and auth_data.password == b"pw"
+        if ok:
+            sink.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+    return authenticate
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_smtp_over_tls_with_authentication(spool, tls_server_context, security):
+    fill(spool, AMSTERDAM)
+    # aiosmtpd does not see its own implicit TLS as TLS when deciding to offer AUTH.
+    options = {"ssl_context": tls_server_context, "auth_require_tls": False} if security == "ssl" else {
+        "tls_context": tls_server_context, "require_starttls": True,
+    }  # fmt: skip
+    sink = SmtpSink(auth_required=True, **options)
+    sink.controller.SMTP_kwargs["authenticator"] = _authenticator(sink)
+    with sink:
+        smtp = channels.SmtpChannel(
+            LOOPBACK, sink.port, "ibd@ibd.example", security=security, username="intelmq", password="pw"
+        )
+        assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 1
+        assert len(sink.wait_for(1)) == 1 and sink.logins == ["intelmq"]
+
+
+def test_channels_refuse_incomplete_settings():
+    with pytest.raises(ValueError, match="http"):
+        channels.RestChannel(None, SECRET)
+    with pytest.raises(ValueError, match="secret"):
+        channels.RestChannel("https://intake.ibd.example/", "")
+    with pytest.raises(ValueError, match="single e-mail address"):
+        channels.SmtpChannel(LOOPBACK, 25, None)
+    with pytest.raises(ValueError, match="directory"):
+        channels.FileChannel(None)
+    with pytest.raises(ValueError, match="formats"):
+        channels.FileChannel("/tmp/x", formats=["pdf"])

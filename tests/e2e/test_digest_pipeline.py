@@ -171,7 +171,7 @@ def test_sigkill_between_delivery_and_marking_repeats_once_with_the_same_key(tmp
         assert first == second and len(first["findings"]) == 3
 
 
-def test_endpoint_down_then_up_through_the_running_bot(tmp_path, intelmq_pipeline):
+def test_endpoint_down_then_up_and_a_reload_through_the_running_bot(tmp_path, intelmq_pipeline):
     spool = tmp_path / "rest.sqlite"
     with Receiver(script=[503, 503]) as receiver:
         pipeline = intelmq_pipeline({"ibd-rest": rest_bot(spool, receiver.url, max_age=0.2)})
@@ -184,3 +184,10 @@ def test_endpoint_down_then_up_through_the_running_bot(tmp_path, intelmq_pipelin
         warnings = pipeline.log_lines(["ibd-rest"], level="WARNING")
         assert sum("not delivered" in line for line in warnings) == 2
         assert json.loads(receiver.requests[-1][1])["organisation"]["id"] == "GM0363"
+
+        # A reload (SIGHUP) stops the delivery thread and starts it again.
+        pipeline.reload("ibd-rest")
+        pipeline.push("ibd-rest", event(50, [UTRECHT]))
+        receiver.wait_for(lambda r: len(r.accepted) == 2, timeout=30)
+        assert json.loads(receiver.requests[-1][1])["organisation"]["id"] == "GM0344"
+        assert not pipeline.log_lines(["ibd-rest"], level="ERROR")
