@@ -94,7 +94,7 @@ def test_events_from_the_named_path_reach_a_real_http_and_a_real_smtp_server(tmp
                 "parameters": {"file": str(tmp_path / "others.jsonl")},
             },
         })  # fmt: skip
-        assert not [c for c in pipeline.check() if c[0] == "error" and "ibd-" in c[1]]
+        assert not [c for c in pipeline.check()["lines"] if c[0] == "error" and "ibd-" in c[1]]
         pipeline.start()
         events = [event(n, [[AMSTERDAM, UTRECHT, ZAANSTAD][n % 3]]) for n in range(12)]
         events.append(event(12, [ZAANSTAD, SSO]))  # a municipality and its shared-service organisation
