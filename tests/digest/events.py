@@ -1,17 +1,13 @@
 """Events as the constituency expert emits them, for digest tests."""
 
-import csv
-from pathlib import Path
-
-GEMEENTEN = Path("/work/shared/data/gemeenten.csv")
+from intelmq_nsm.constituency.loader import builtin_municipalities
 
 
 def municipalities() -> list:
-    """The 342 municipalities (CBS code, name) from the shared list, or a generated stand-in."""
-    if GEMEENTEN.exists():
-        with GEMEENTEN.open(encoding="utf-8") as handle:
-            return [(row["cbs_code"], row["name"]) for row in csv.DictReader(handle)]
-    return [(f"GM{i:04d}", f"Gemeente {i}") for i in range(1, 343)]
+    """The 342 municipalities (CBS code, name) that ship with the package."""
+    municipalities = builtin_municipalities()
+    assert len(municipalities) == 342
+    return municipalities
 
 
 def organisation(code: str, name: str, kind: str = "municipality") -> dict:
