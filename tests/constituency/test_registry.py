@@ -317,3 +317,17 @@ def test_the_runtime_example_registry_is_valid():
     example = Path(__file__).resolve().parents[2] / "runtime-examples" / "registry-sample"
     registry = load_registry([example], today=TODAY)
     assert route(registry, ("source.ip", "192.0.2.5")) == [("ibd", ["GM0363"], [])]
+
+
+def test_csv_networks_in_any_valid_form_are_normalised(tmp_path):
+    path = write(
+        tmp_path,
+        "r.csv",
+        "type,value,organisation\n"
+        "network,192.0.2.7,GM0014\nnetwork, 198.51.100.0/24 ,GM0034\nnetwork,2001:DB8::/32,GM0037\n",
+    )
+    registry = load_registry([path], today=TODAY)
+    assert [a.value for a in registry.assets] == ["192.0.2.7/32", "198.51.100.0/24", "2001:db8::/32"]
+    assert route(registry, ("source.ip", "192.0.2.7")) == [("ibd", ["GM0014"], [])]
+    assert route(registry, ("source.ip", "192.0.2.8")) == []
+    assert route(registry, ("source.ip", "198.51.100.99")) == [("ibd", ["GM0034"], [])]
