@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from intelmq_nsm.formats import DIVD_CSV, detect_format
 from intelmq_nsm.formats import divd_csv as divd_csv_format
+from intelmq_nsm.formats.lines import iter_lines
 from intelmq_nsm.formats.nsm_report import validate_nsm_report
 
 NDJSON = "application/x-ndjson"
@@ -82,7 +83,9 @@ def split_ndjson(text: str, max_bytes: int) -> list:
     packer = _Packer(max_bytes, separator="\n", tail="\n")
     problems = []
     number = 0
-    for line in text.splitlines():
+    # Lines end at LF only, as the parser reads them: str.splitlines() would also cut at
+    # U+2028 and friends, which JSON allows unescaped inside strings.
+    for line in iter_lines(text):
         stripped = line.strip()
         if not stripped:
             continue

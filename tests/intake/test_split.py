@@ -37,6 +37,13 @@ def test_ndjson_blank_lines_do_not_count_and_a_huge_record_stays_whole():
     assert error.value.problems == [("$[0]", "line 1 is not a JSON object")]
 
 
+def test_ndjson_lines_end_at_line_feeds_only_as_the_parser_reads_them():
+    text = '{"template-id": "a", "info": {"name": "x\u2028y\u0085z"}}\n'
+    [part] = split_ndjson(text, max_bytes=1000)
+    assert part.records == 1
+    assert [r.data["info"]["name"] for r in nuclei.iter_records(part.text)] == ["x\u2028y\u0085z"]
+
+
 def test_nsm_report_parts_carry_case_and_reporter_with_a_slice_of_findings():
     document = {
         "schema": "nsm-report/1",
