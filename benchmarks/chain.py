@@ -2,7 +2,7 @@
 
 The example runtime (runtime-examples/nsm-ibd) runs as ``intelmq-nsm demo`` runs it: a
 private redis-server, every bot started by intelmqctl, the reports POSTed to the intake.
-The load is synthetic: NSM reports of 1,000 findings each, spread over the example
+The load is synthetic: NSM reports of 5,000 findings each, spread over the example
 registry's municipal IPv6 networks, so every finding is routed to a municipality and
 delivered twice (by mail to the SMTP sink and as a file to the archive).
 
@@ -35,7 +35,7 @@ from intelmq_nsm.private_pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E
 from tests.e2e.synthetic import synthetic_example  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
-PER_REPORT = 1000
+PER_REPORT = 5000
 EXPERT = "nsm-constituency-expert"
 #: intelmqctl starts a bot by running its module name as a program: the pass-through
 #: expert gets a launcher of that name in the venv's bin for the time of the run.

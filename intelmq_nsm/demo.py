@@ -298,29 +298,49 @@ class Demo:
         case_file = report.with_suffix(".case.json")
         if case_file.exists():  # case metadata of a CSV report goes in the query
             params = json.loads(case_file.read_text(encoding="utf-8"))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 answer = requests.post(url, data=report.read_bytes(), headers=headers, params=params, timeout=30)
-                break
             except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise DemoError(f"The intake collector does not answer on {url}.") from None
-                time.sleep(0.2)
+                answer = None  # the intake is (re)starting
+            if answer is not None and answer.status_code != 429:
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"The intake collector on {url} did not take {report.name} within 60 s.")
+            # As a researcher's client should: wait as long as a 429's Retry-After says.
+            time.sleep(float(answer.headers.get("Retry-After", 1)) if answer is not None else 0.2)
         body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else {}
         if answer.status_code != 202:
             raise DemoError(f"The intake refused {report.name}: HTTP {answer.status_code} {body or answer.text}.")
-        return answer.status_code, body.get("id") or body.get("submission_id")
+        return answer.status_code, body.get("submission_id")
 
-    def _digest_bots(self) -> dict:
-        return {b: bot for b, bot in self.pipeline.runtime.items() if b != "global" and bot["module"] == DIGEST_MODULE}
+    def _bots(self, module: str) -> dict:
+        return {b: bot for b, bot in self.pipeline.runtime.items() if b != "global" and bot["module"] == module}
+
+    def _spooled_reports(self) -> int:
+        """Reports the intake accepted but has not yet handed to the pipeline."""
+        from intelmq_nsm.intake.spool import Spool
+
+        waiting = 0
+        for bot in self._bots(INTAKE_MODULE).values():
+            path = Path(bot["parameters"]["spool_file"])
+            if path.exists():
+                spool = Spool(path)
+                try:
+                    waiting += spool.pending_count()
+                finally:
+                    spool.close()
+        return waiting
 
     def settled(self) -> bool:
+        """Nothing waits anywhere: no report in the intake's spool, no message in a queue,
+        no finding or digest undelivered in a digest spool."""
         from intelmq_nsm.digest.spool import Spool
 
-        if any(self.pipeline.queue_sizes().values()):
+        if self._spooled_reports() or any(self.pipeline.queue_sizes().values()):
             return False
-        for bot in self._digest_bots().values():
+        for bot in self._bots(DIGEST_MODULE).values():
             path = Path(bot["parameters"]["spool_file"])
             if not path.exists():
                 continue
@@ -347,7 +367,7 @@ class Demo:
     def summarise(self, summary: Summary) -> Summary:
         """One row per organisation over all digest bots: its findings, cases, digests, channels."""
         per_org = {}
-        for bot in self._digest_bots().values():
+        for bot in self._bots(DIGEST_MODULE).values():
             parameters = bot["parameters"]
             channel = parameters.get("channel", "file")
             for state, digest in delivered_digests(Path(parameters["spool_file"])):
@@ -378,10 +398,9 @@ class Demo:
         for entry in per_org.values():
             summary.rows.append({key: sorted(v) if isinstance(v, set) else v for key, v in entry.items()})
         summary.mails = len(self.sink.messages)
-        for bot in self.pipeline.runtime.values():
-            if isinstance(bot, dict) and bot.get("module") == FILE_OUTPUT_MODULE:
-                events = Pipeline.read_file_output(Path(bot["parameters"]["file"]))
-                summary.default_findings += [finding_address(event_finding(e)) for e in events]
+        for bot in self._bots(FILE_OUTPUT_MODULE).values():
+            events = Pipeline.read_file_output(Path(bot["parameters"]["file"]))
+            summary.default_findings += [finding_address(event_finding(e)) for e in events]
         summary.dumped = {bot_id: len(entries) for bot_id, entries in self.pipeline.dumps().items()}
         return summary
 
