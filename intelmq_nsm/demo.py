@@ -183,7 +183,7 @@ def event_finding(event: dict) -> dict:
     }
 
 
-def delivered_digests(spool_file: Path):
+def spool_digests(spool_file: Path):
     """``(state, Digest)`` for every digest in a digest bot's spool."""
     from intelmq_nsm.digest.spool import Spool
 
@@ -370,7 +370,7 @@ class Demo:
         for bot in self._bots(DIGEST_MODULE).values():
             parameters = bot["parameters"]
             channel = parameters.get("channel", "file")
-            for state, digest in delivered_digests(Path(parameters["spool_file"])):
+            for state, digest in spool_digests(Path(parameters["spool_file"])):
                 org = digest.organisation
                 entry = per_org.setdefault(
                     (org["id"], digest.constituency),

@@ -14,10 +14,10 @@ import yaml
 from intelmq_nsm.demo import (
     Demo,
     Summary,
-    delivered_digests,
     finding_address,
     install_example_files,
     localise_runtime,
+    spool_digests,
 )
 from intelmq_nsm.private_pipeline import Pipeline
 
@@ -104,7 +104,7 @@ def test_ibd_digests_go_by_mail_and_to_the_archive(demo_run):
 def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run):
     demo, _ = demo_run
     spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
-    digests = {digest.id: digest for _, digest in delivered_digests(spool)}
+    digests = {digest.id: digest for _, digest in spool_digests(spool)}
     assert len(demo.sink.messages) == len(digests)
     for recipients, message in demo.sink.messages:
         digest = digests[message["X-NSM-Digest-Id"]]

@@ -5,6 +5,8 @@ import base64
 import json
 from pathlib import Path
 
+from tests.messages import report_message
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "bots" / "parsers" / "fixtures"
 CASE = {
@@ -15,17 +17,6 @@ CASE = {
     "severity": "high",
     "recommendation": "Update OpenSSH.",
 }
-
-
-def report(raw: bytes, **fields) -> dict:
-    return {
-        "__type": "Report",
-        "feed.name": "Researcher intake",
-        "feed.provider": "DIVD",
-        "time.observation": "2024-04-15T09:00:00+00:00",
-        "raw": base64.b64encode(raw).decode("ascii"),
-        **fields,
-    }
 
 
 def runtime(events_file: Path) -> dict:
@@ -48,7 +39,12 @@ def test_three_formats_through_the_parser_into_a_file(tmp_path, intelmq_pipeline
     nsm = (REPO / "harmonization" / "examples" / "valid-full.json").read_bytes()
     nuclei = (FIXTURES / "nuclei.jsonl").read_bytes()
     csv = b"ip,abuse,prefix,asn,holder,country,city,abuse_source\n198.51.100.7,abuse@isp.example,,AS64500,,NL,,ripe\n"
-    pipeline.push("report-parser", report(nsm), report(nuclei), report(csv, **{"extra.nsm.first_record": 501}))
+    pipeline.push(
+        "report-parser",
+        report_message(nsm),
+        report_message(nuclei),
+        report_message(csv, **{"extra.nsm.first_record": 501}),
+    )
 
     events = pipeline.wait_for_file_output(events_file, count=3 + 2 + 1, timeout=60)
     pipeline.wait_drained()

@@ -8,6 +8,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm.bots.parsers.report.parser import ReportParserBot
+from tests.messages import report_message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = Path(__file__).resolve().parents[3] / "harmonization" / "examples"
@@ -21,16 +22,7 @@ CASE = {
 }
 
 
-def report(raw, **fields) -> dict:
-    data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
-    return {
-        "__type": "Report",
-        "feed.name": "Researcher intake",
-        "feed.provider": "DIVD",
-        "time.observation": "2024-04-15T09:00:00+00:00",
-        "raw": base64.b64encode(data).decode("ascii"),
-        **fields,
-    }
+report = report_message
 
 
 def raw_of(message: dict) -> str:
