@@ -7,6 +7,8 @@ from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import OutputBot
 from intelmq.lib.exceptions import InvalidValue
 
+from intelmq_nsm.digest.findings import FindingError, findings
+
 #: WAL pages (4 KiB) after which an intake commit checkpoints itself: ~40 MiB.
 INTAKE_CHECKPOINT = 10000
 
@@ -104,8 +106,6 @@ class DigestOutputBot(OutputBot):
         raise ValueError(f"Unknown channel {self.channel!r}: use rest, smtp or file.")
 
     def process(self):
-        from intelmq_nsm.digest.findings import FindingError, findings
-
         event = self.receive_message()
         try:
             # An Event is a dict of flat keys and harmonised values already; dict() copies it
