@@ -55,3 +55,15 @@ MATCHES = "extra.nsm.matches"
 TIE = "extra.nsm.tie"
 #: str: version (or content hash) of the constituency registry that made the decision.
 REGISTRY_VERSION = "extra.nsm.registry_version"
+
+
+def put(event, key: str, value) -> None:
+    """Set the ``extra.nsm.*`` key ``key`` of an IntelMQ event to ``value`` (not None or empty).
+
+    What ``event.add(key, value, overwrite=True)`` stores, without its per-call work:
+    IntelMQ 3.5 checks an ``extra.*`` sub-key only by the form of its name (fixed by the
+    constants above; ``tests/test_event_contract.py`` runs each through ``Message.add``)
+    and keeps the value as it is. The constituency expert writes four keys per event, and
+    ``add``'s harmonization look-ups were a tenth of its time per event.
+    """
+    dict.__setitem__(event, key, value)

@@ -10,7 +10,7 @@ import sys
 from datetime import date
 
 from intelmq_nsm.constituency import RegistryError, load_registry
-from intelmq_nsm.constituency.values import parse_asn, parse_ip
+from intelmq_nsm.constituency.values import parse_asn, parse_ip, utc_today
 
 DEFAULT_DATABASE = "/opt/intelmq/var/lib/bots/nsm-constituency"
 
@@ -118,7 +118,7 @@ def diff(args) -> int:
     new = _load(args.new.split(","), args)
     if old is None or new is None:
         return 2
-    lines = changes(old, new, args.date or date.today())
+    lines = changes(old, new, args.date or utc_today())
     for line in lines:
         print(line)
     print(f"{len(lines)} routing change(s) from {old.version} to {new.version}.")

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Optional
 
 from .model import KINDS, Asset, Match, Route
-from .values import format_network, normalise_domain, parse_asn, parse_ip, parse_network, url_host
+from .values import format_network, normalise_domain, parse_asn, parse_ip, parse_network, url_host, utc_today
 
 _inet_pton, _AF_INET, _from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
 #: Which kind of value an event field holds, by the field name's last part.
@@ -283,7 +283,7 @@ class Index:
         found = self.candidates(values, match_asn)
         if not found:
             return []
-        day = day or date.today()
+        day = day or utc_today()
         for kind in PRECEDENCE:
             best, deciding = -1, []
             for candidate in found:

@@ -13,7 +13,7 @@ import json
 import re
 import socket
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Optional
@@ -22,7 +22,7 @@ import yaml
 
 from .index import Index, add_entry
 from .model import DEFAULT_CONSTITUENCY, KINDS, MANUAL, Asset, Constituency, Issue, Organisation, RegistryError
-from .values import format_network, normalise_domain, parse_asn, parse_network
+from .values import format_network, normalise_domain, parse_asn, parse_network, utc_today
 
 SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 CSV_COLUMNS = ("type", "value", "organisation", "source", "note", "exact")
@@ -510,7 +510,7 @@ def load_registry(paths, include_builtin: bool = True, today: Optional[date] = N
     ``include_builtin`` adds the 342 municipalities to the ``ibd`` constituency. Returns
     the Registry (its ``issues`` holds the warnings); raises RegistryError on any error.
     """
-    today = today or datetime.now(timezone.utc).date()
+    today = today or utc_today()
     reader = _Reader(include_builtin, today)
     files = registry_files([paths] if isinstance(paths, (str, Path)) else paths)
     if not files:

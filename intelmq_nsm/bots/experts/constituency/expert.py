@@ -21,6 +21,7 @@ from intelmq_nsm.constituency.loader import SUFFIXES
 
 #: The entry point IntelMQ knows this bot by (runtime.yaml's ``module``).
 MODULE = "intelmq.bots.experts.nsm.constituency"
+_get = dict.get
 
 
 def _paths(database) -> list:
@@ -63,6 +64,7 @@ class ConstituencyExpertBot(ExpertBot):
                 raise ValueError(f"Cannot start: {exc}") from None
             self.logger.error("Reload failed, the last good registry %s stays in use: %s", registry.version, exc)
         self._paths_configured = set(self.destination_queues or {})
+        self._stored_values = {}  # constituency → its value in `field`, as Message.add stored it
         self._warned_paths = set()
 
     def _load(self) -> None:
@@ -107,7 +109,8 @@ class ConstituencyExpertBot(ExpertBot):
         if self.field in event and not self.overwrite:
             self._send(event, event[self.field])
         else:
-            values = [(name, event[name]) for name in self.fields if name in event]
+            # The plain dict look-up: Message.__getitem__ consults the harmonization per call.
+            values = [(name, value) for name in self.fields if (value := _get(event, name)) is not None]
             routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
             if not routes:
                 self.send_message(event)
@@ -120,14 +123,21 @@ class ConstituencyExpertBot(ExpertBot):
         self.acknowledge_message()
 
     def _tag(self, event, route):
-        event.add(self.field, route.constituency, overwrite=True)
-        event.add(contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations], overwrite=True)
-        event.add(contract.MATCHES, [m.as_event_dict() for m in route.matches], overwrite=True)
+        stored = self._stored_values.get(route.constituency)
+        if stored is None:
+            # Sanitised and validated for the field's harmonization type once per value;
+            # later events get what `add` stored then (as `add` itself stores it).
+            event.add(self.field, route.constituency, overwrite=True)
+            self._stored_values[route.constituency] = event[self.field]
+        else:
+            dict.__setitem__(event, self.field, stored)
+        contract.put(event, contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations])
+        contract.put(event, contract.MATCHES, [m.as_event_dict() for m in route.matches])
         if route.tie:
-            event.add(contract.TIE, route.tie, overwrite=True)
+            contract.put(event, contract.TIE, route.tie)
         elif contract.TIE in event:
             del event[contract.TIE]
-        event.add(contract.REGISTRY_VERSION, self._registry.version, overwrite=True)
+        contract.put(event, contract.REGISTRY_VERSION, self._registry.version)
         return event
 
     def _send(self, event, constituency: str) -> None:
