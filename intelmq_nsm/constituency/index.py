@@ -7,12 +7,15 @@ first planned, used 553 MB for the benchmark's 1.2 million networks alone, nearl
 memory budget of the whole registry (``benchmarks/RESULTS.md``).
 """
 
+import itertools
 import socket
 from array import array
 from bisect import bisect_right
 from collections import defaultdict
 from datetime import date
 from typing import Optional
+
+import numpy as np
 
 from .model import KINDS, Asset, Match, Route
 from .values import format_network, normalise_domain, parse_asn, parse_ip, parse_network, url_host, utc_today
@@ -27,69 +30,81 @@ PRECEDENCE = ("domain", "network", "asn")
 class RangeTable:
     """Longest-prefix match for one address family, over a flattened prefix list."""
 
-    __slots__ = ("bits", "starts", "values")
+    __slots__ = ("objects", "slots", "starts")
 
     def __init__(self, bits: int, entries: dict):
         """``entries`` maps ``start << 8 | prefixlen`` to the value of that prefix."""
-        self.bits = bits
-        self.starts, self.values = self._flatten(bits, entries)
-        if bits == 32:
-            # A contiguous array, not a list of int objects: bisect then reads neighbouring
-            # memory instead of chasing a pointer per step, two to three times faster on
-            # a million ranges, and it takes a fifth of the memory.
-            self.starts = array("Q", self.starts)
-
-    @staticmethod
-    def _flatten(bits: int, entries: dict):
-        # Written out inline rather than with a helper: this loop runs once per network
-        # (a million times for a large registry) and a call per step doubles its cost.
-        starts, values = [], []
-        ends, open_values = [], []  # the enclosing prefixes still open: last address, value
-        for key in sorted(entries):  # by start, then by prefix length: enclosing ones first
-            start = key >> 8
-            while ends and ends[-1] < start:
-                position = ends.pop() + 1
-                open_values.pop()
-                value = open_values[-1] if open_values else None
-                if starts[-1] == position:
-                    values[-1] = value
-                    if len(values) > 1 and values[-2] is value:
-                        starts.pop()
-                        values.pop()
-                elif values[-1] is not value:
-                    starts.append(position)
-                    values.append(value)
-            value = entries[key]
-            if starts and starts[-1] == start:
-                values[-1] = value
-                if len(values) > 1 and values[-2] is value:
-                    starts.pop()
-                    values.pop()
-            elif not values or values[-1] is not value:
-                starts.append(start)
-                values.append(value)
-            ends.append(start + (1 << (bits - (key & 0xFF))) - 1)
-            open_values.append(value)
-        while ends:
-            position = ends.pop() + 1
-            open_values.pop()
-            value = open_values[-1] if open_values else None
-            if starts[-1] == position:
-                values[-1] = value
-                if len(values) > 1 and values[-2] is value:
-                    starts.pop()
-                    values.pop()
-            elif values[-1] is not value:
-                starts.append(position)
-                values.append(value)
-        return starts, values
+        self.objects = [*entries.values(), None]  # the last slot: no prefix covers the range
+        starts, slots = _flatten(bits, entries)
+        # Contiguous arrays, not lists of int objects: bisect then reads neighbouring memory
+        # instead of chasing a pointer per step, two to three times faster on a million
+        # ranges, in a fifth of the memory. IPv6 addresses do not fit 64 bits: a list.
+        self.starts = array("Q", starts.tobytes()) if bits == 32 else starts
+        self.slots = array("q", slots.tobytes())
 
     def lookup(self, address: int):
         index = bisect_right(self.starts, address) - 1
-        return self.values[index] if index >= 0 else None
+        return self.objects[self.slots[index]] if index >= 0 else None
 
     def __len__(self):
         return len(self.starts)
+
+
+def _flatten(bits: int, entries: dict):
+    """The prefixes as sorted, disjoint ranges ``(starts, slots)``: from ``starts[i]`` on, the
+    most specific prefix is the ``slots[i]``-th of ``entries`` (``len(entries)``: none).
+
+    A sweep over the events "a prefix opens at its first address" and "closes after its
+    last one", sorted by address. Prefixes nest, so the nesting depth after each event is
+    a running sum; after an open its prefix covers what follows, after a close the most
+    recent open at the depth left over does. In numpy: the same sweep as a Python loop
+    took 1.7 s for a million networks, these array operations about half a second.
+    """
+    count = len(entries)
+    if not count:
+        return (np.zeros(0, np.uint64) if bits == 32 else []), np.zeros(0, np.int64)
+    if bits == 32:
+        keys = np.fromiter(entries, dtype=np.uint64, count=count)
+        lengths = keys & np.uint64(0xFF)
+        first = keys >> np.uint64(8)
+        after = first + (np.uint64(1) << (np.uint64(32) - lengths))
+        closes = after < np.uint64(1 << 32)  # a prefix reaching the end never closes
+        after = after[closes]
+        # One sort key: the address, then closes before opens, then outer opens first.
+        order = np.argsort(np.concatenate([after << np.uint64(7), first << np.uint64(7) | np.uint64(64) | lengths]))
+        position = np.concatenate([after, first])[order]
+        boundary = position[1:] != position[:-1]
+    else:  # 128-bit addresses, as two 64-bit halves
+        first = [key >> 8 for key in entries]
+        lengths = [key & 0xFF for key in entries]
+        after = [start + (1 << (bits - length)) for start, length in zip(first, lengths)]
+        closes = np.array([end < 1 << bits for end in after], dtype=bool)
+        position = [end for end, closing in zip(after, closes.tolist()) if closing] + first
+        high = np.array([p >> 64 for p in position], dtype=np.uint64)
+        low = np.array([p & 0xFFFFFFFFFFFFFFFF for p in position], dtype=np.uint64)
+        ties = np.concatenate([np.zeros(int(closes.sum()), np.int64), 64 + np.array(lengths, dtype=np.int64)])
+        order = np.lexsort((ties, low, high))
+        position = [position[i] for i in order.tolist()]
+        high, low = high[order], low[order]
+        boundary = (high[1:] != high[:-1]) | (low[1:] != low[:-1])
+    closing_count = int(closes.sum())
+    slot = np.concatenate([np.arange(count)[closes], np.arange(count)])[order]
+    opens = (np.arange(closing_count + count) >= closing_count)[order]
+    depth = np.cumsum(np.where(opens, 1, -1))
+    last = np.append(boundary, True)  # the state after an address's last event is what counts
+    value = np.where(opens, slot, count)
+    closing = last & ~opens
+    events = np.arange(len(slot))
+    for level in np.unique(depth[closing]):
+        if level > 0:
+            here = closing & (depth == level)
+            recent = np.maximum.accumulate(np.where(opens & (depth == level), events, -1))
+            value[here] = slot[recent[here]]
+    value = value[last]
+    changed = np.append(True, value[1:] != value[:-1])  # neighbours with one prefix merge
+    if bits == 32:
+        return position[last][changed], value[changed]
+    return list(itertools.compress(itertools.compress(position, last.tolist()), changed.tolist())), value[changed]
 
 
 class Entry:
@@ -157,7 +172,9 @@ class Index:
         self.networks = {4: RangeTable(32, networks.pop(4)), 6: RangeTable(128, networks.pop(6))}
         self.exclusions = {4: RangeTable(32, excluded[4]), 6: RangeTable(128, excluded[6])}
         self._effective = {}  # (organisation id, day) → organisation that answers for it that day
-        self._v4_starts, self._v4_values = self.networks[4].starts, self.networks[4].values
+        self._v4_starts, self._v4_slots, self._v4_objects = (
+            self.networks[4].starts, self.networks[4].slots, self.networks[4].objects
+        )  # fmt: skip
         self._v4_exclusions = len(self.exclusions[4]) > 0
 
     # -- raw lookups --------------------------------------------------------------------
@@ -171,7 +188,7 @@ class Index:
         if self._v4_exclusions and self.exclusions[4].lookup(address) is not None:
             return None
         index = bisect_right(self._v4_starts, address) - 1
-        return self._v4_values[index] if index >= 0 else None
+        return self._v4_objects[self._v4_slots[index]] if index >= 0 else None
 
     def _lookup_ip(self, text) -> Optional[Entry]:
         parsed = parse_ip(str(text))

@@ -274,22 +274,33 @@ def test_values_that_are_no_address_or_domain_match_nothing(registry):
 
 # -- the range table against ipaddress ----------------------------------------------------------
 
-prefixes = st.lists(
-    st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(
-        lambda t: ipaddress.ip_network((t[0] >> (32 - t[1]) << (32 - t[1]), t[1]))
-    ),
-    max_size=40,
-)
+
+def prefixes(bits: int):
+    network = ipaddress.IPv4Network if bits == 32 else ipaddress.IPv6Network
+    return st.lists(
+        st.tuples(st.integers(0, 2**bits - 1), st.integers(0, bits)).map(
+            lambda t: network((t[0] >> (bits - t[1]) << (bits - t[1]), t[1]))
+        ),
+        max_size=40,
+    )
 
 
+@pytest.mark.parametrize("bits", [32, 128])
 @settings(max_examples=200, deadline=None)
-@given(prefixes, st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20))
-def test_range_table_is_longest_prefix_match(networks, addresses):
+@given(data=st.data())
+def test_range_table_is_longest_prefix_match(bits, data):
+    networks = data.draw(prefixes(bits))
+    addresses = data.draw(st.lists(st.integers(0, 2**bits - 1), min_size=1, max_size=20))
+    # Nested networks make the flattening interesting: add some inside the drawn ones.
+    networks += [
+        n for parent in networks[:10] for n in list(parent.subnets(prefixlen_diff=min(3, bits - parent.prefixlen)))[:2]
+    ]
     entries = {int(n.network_address) << 8 | n.prefixlen: str(n) for n in networks}
-    table = RangeTable(32, entries)
+    table = RangeTable(bits, entries)
     edges = [int(n.network_address) for n in networks] + [int(n.broadcast_address) for n in networks]
+    edges += [e + 1 for e in edges if e + 1 < 2**bits] + [e - 1 for e in edges if e > 0]
     for address in addresses + edges:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.IPv4Address(address) if bits == 32 else ipaddress.IPv6Address(address)
         covering = [n for n in networks if ip in n]
         expected = str(max(covering, key=lambda n: n.prefixlen)) if covering else None
         assert table.lookup(address) == expected
