@@ -13,7 +13,7 @@ from datetime import date
 def _network_owner(index, version: int, address: int, day: date) -> tuple:
     if index.exclusions[version].lookup(address) is not None:
         return ()
-    return index.owners(index.networks[version].lookup(address), day)
+    return index.owners(index.network_entry(version, address), day)
 
 
 def network_changes(old, new, day: date):

@@ -122,6 +122,18 @@ class Entry:
         self.assets = [first, second]
 
 
+def claim_network(table: dict, key: int, row: int, networks, shared: list) -> None:
+    """Index network ``row`` of ``networks`` (a NetworkAssets) under ``key``; as add_entry."""
+    present = table.get(key)
+    if present is None:
+        table[key] = row
+    elif type(present) is Entry:
+        present.assets.append(networks.asset(row))
+    else:
+        table[key] = entry = Entry(networks.asset(present), networks.asset(row))
+        shared.append(entry)
+
+
 def add_entry(table: dict, key, asset, shared: list) -> None:
     """Index ``asset`` under ``key``; a second claim turns the slot into an Entry (noted in ``shared``)."""
     present = table.get(key)
@@ -138,17 +150,17 @@ class Index:
     """Every asset and exclusion of a registry, ready for lookups."""
 
     def __init__(self, registry, networks=None, shared=None):
-        """``networks`` (``{4: {start << 8 | prefixlen: Asset or Entry}, 6: {...}}``) and
-        ``shared`` may come from the loader, which fills them while reading; otherwise
-        they are built from ``registry.assets``."""
+        """``networks`` (``{4: {start << 8 | prefixlen: row or Entry}, 6: {...}}``, rows of
+        ``registry.networks``) and ``shared`` may come from the loader, which fills them
+        while reading; otherwise they are built from ``registry.networks``."""
         self.registry = registry
         self.shared = [] if shared is None else shared  # entries claimed more than once
+        self._network = registry.networks.asset  # a row of the range tables → its Asset
         if networks is None:
             networks = {4: {}, 6: {}}
-            for asset in registry.assets:
-                if asset.kind == "network":
-                    version, start, prefixlen = parse_network(asset.value)
-                    add_entry(networks[version], start << 8 | prefixlen, asset, self.shared)
+            for row, value in enumerate(registry.networks.values):
+                version, start, prefixlen = parse_network(value)
+                claim_network(networks[version], start << 8 | prefixlen, row, registry.networks, self.shared)
         self.domains = {}  # name → the asset(s) registered for exactly that name
         self.subdomains = {}  # name → the asset(s) that also cover its subdomains
         self.asns = {}
@@ -188,7 +200,10 @@ class Index:
         if self._v4_exclusions and self.exclusions[4].lookup(address) is not None:
             return None
         index = bisect_right(self._v4_starts, address) - 1
-        return self._v4_objects[self._v4_slots[index]] if index >= 0 else None
+        if index < 0:
+            return None
+        found = self._v4_objects[self._v4_slots[index]]
+        return self._network(found) if type(found) is int else found
 
     def _lookup_ip(self, text) -> Optional[Entry]:
         parsed = parse_ip(str(text))
@@ -197,7 +212,12 @@ class Index:
         version, address = parsed
         if self.exclusions[version].lookup(address) is not None:
             return None
-        return self.networks[version].lookup(address)
+        return self.network_entry(version, address)
+
+    def network_entry(self, version: int, address: int) -> Optional[Entry]:
+        """The most specific network entry holding ``address`` (an int), exclusions aside."""
+        found = self.networks[version].lookup(address)
+        return self._network(found) if type(found) is int else found
 
     def lookup_domain(self, text: str) -> Optional[Entry]:
         """The most specific domain entry for ``text`` (a name, or a subdomain of a non-exact one)."""

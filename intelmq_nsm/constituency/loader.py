@@ -20,8 +20,18 @@ from typing import Optional
 
 import yaml
 
-from .index import Index, add_entry
-from .model import DEFAULT_CONSTITUENCY, KINDS, MANUAL, Asset, Constituency, Issue, Organisation, RegistryError
+from .index import Index, claim_network
+from .model import (
+    DEFAULT_CONSTITUENCY,
+    KINDS,
+    MANUAL,
+    Asset,
+    Constituency,
+    Issue,
+    NetworkAssets,
+    Organisation,
+    RegistryError,
+)
 from .values import format_network, normalise_domain, parse_asn, parse_network, utc_today
 
 SUFFIXES = (".yaml", ".yml", ".json", ".csv")
@@ -30,6 +40,13 @@ ASSET_KINDS = ("network", "domain", "asn")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 _DOC_KEYS = {"version", "constituencies", "organisations", "assets", "exclusions"}
 _LINE = "__line__"
+# The CSV short path: prefix lengths as written in normal form, and each length's host bits.
+_IPV4_LENGTHS = {str(length): length for length in range(33)}
+_IPV4_HOST_BITS = [(1 << (32 - length)) - 1 for length in range(33)]
+_IPV6_LENGTHS = {str(length): length for length in range(129)}
+_IPV6_HOST_BITS = [(1 << (128 - length)) - 1 for length in range(129)]
+# A domain already in normal form (lowercase ASCII labels, no trailing dot) needs no IDNA.
+_NORMAL_DOMAIN = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -59,7 +76,8 @@ class Registry:
     def __init__(self):
         self.constituencies = {}
         self.organisations = {}
-        self.assets = []
+        self.networks = NetworkAssets()
+        self.assets = []  # domains and ASNs
         self.exclusions = []  # (kind, normalised value, note, origin)
         self.files = []
         self.versions = []
@@ -76,9 +94,19 @@ class Registry:
             self._version = f"{'+'.join(self.versions)} ({content})" if self.versions else content
         return self._version
 
+    @property
+    def asset_count(self) -> int:
+        return len(self.networks) + len(self.assets)
+
+    def all_assets(self):
+        """Every asset: the networks (made for the iteration), then domains and ASNs."""
+        yield from self.networks
+        yield from self.assets
+
     def stats(self) -> dict:
         counts = Counter(asset.kind for asset in self.assets)
-        owners = {asset.organisation for asset in self.assets}
+        counts["network"] = len(self.networks)
+        owners = {asset.organisation for asset in self.assets}.union(self.networks.organisations)
         return {
             "version": self.version,
             "files": list(self.files),
@@ -124,12 +152,17 @@ class _Reader:
         try:
             if suffix == ".csv":
                 # Streamed: a bulk export is large, and its text need not sit in memory twice.
+                quoted = False
                 with open(path, "rb") as stream:
                     for chunk in iter(lambda: stream.read(1 << 20), b""):
                         self.registry.digest.update(chunk)
+                        quoted = quoted or b'"' in chunk
                 self.registry.files.append(str(path))
-                with open(path, encoding="utf-8-sig", newline="") as stream:
-                    self.read_csv(path, stream)
+                # Without a quote character a CSV row is its line split at commas: read so,
+                # in half the time of the csv module (which reads any other file).
+                with open(path, encoding="utf-8-sig", newline="" if quoted else None) as stream:
+                    rows = csv.reader(stream) if quoted else (line.rstrip("\n").split(",") for line in stream)
+                    self.read_csv(path, rows)
                 return
             data = path.read_bytes()
         except OSError as exc:
@@ -191,9 +224,9 @@ class _Reader:
             return f"line {record[_LINE]}"
         return fallback
 
-    def read_csv(self, path, stream) -> None:
-        reader = csv.reader(stream)
-        header = next(reader, None)
+    def read_csv(self, path, rows) -> None:
+        """Read the rows (lists of fields, the header first) of one CSV file."""
+        header = next(rows, None)
         if header is None:
             return
         header = [column.strip().lower() for column in header]
@@ -206,57 +239,76 @@ class _Reader:
         columns = {name: header.index(name) for name in header}
         width = len(header)
         file = str(path)
-        # Bulk exports run to a million rows: networks take a short path here, without a
-        # dict per row; every other row, and any row with a problem, takes the general one.
+        # Bulk exports run to a million rows. A network or domain already in normal form
+        # takes a short path here, without a dict or an object per row; every other row,
+        # and any row with a problem, takes the general one, which names the problem.
         type_column, value_column, organisation_column = columns["type"], columns["value"], columns["organisation"]
         source_column, note_column = columns.get("source"), columns.get("note")
         exact_column = columns.get("exact")
-        inet_pton, AF_INET, from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
-        strings = self.strings
+        inet_pton, inet_ntop, AF_INET, AF_INET6 = socket.inet_pton, socket.inet_ntop, socket.AF_INET, socket.AF_INET6
+        from_bytes, normal_domain = int.from_bytes, _NORMAL_DOMAIN.fullmatch
+        ipv4_lengths, ipv4_host_bits = _IPV4_LENGTHS.get, _IPV4_HOST_BITS
+        ipv6_lengths, ipv6_host_bits = _IPV6_LENGTHS.get, _IPV6_HOST_BITS
+        shared_string = self.strings.setdefault
+        networks = self.registry.networks
+        networks.begin_file(file)
+        add_value, add_organisation = networks.values.append, networks.organisations.append
+        add_source, add_note, add_line = networks.sources.append, networks.notes.append, networks.lines.append
+        ipv4_table, ipv6_table = self.networks[4], self.networks[6]
         assets = self.registry.assets
-        tables, shared = self.networks, self.shared
-        for line, row in enumerate(reader, start=2):
+        for line, row in enumerate(rows, start=2):
             if len(row) != width:
                 if row and (len(row) > 1 or row[0].strip()):
                     self.issue("error", path, f"line {line}", "", f"has {len(row)} columns, the header {width}")
                 continue
-            kind = row[type_column]
-            organisation = row[organisation_column]
-            if kind == "network" and organisation and (exact_column is None or not row[exact_column]):
-                value = row[value_column]
-                address, _, length = value.partition("/")
-                try:  # plain IPv4 CIDR, already in normal form: most rows of a bulk export
-                    prefixlen = int(length) if length.isdigit() else 99
-                    start = from_bytes(inet_pton(AF_INET, address), "big")
-                    if prefixlen > 32 or start & ((1 << (32 - prefixlen)) - 1):
-                        raise ValueError
-                    version = 4
-                except (OSError, ValueError):  # anything else: the full parser and its message
+            kind, value, organisation = row[type_column], row[value_column], row[organisation_column]
+            if organisation and (exact_column is None or not row[exact_column]):
+                if kind == "network":
+                    address, _, length = value.partition("/")
+                    table = ipv4_table
                     try:
-                        version, start, prefixlen = parse_network(value)
-                    except ValueError as exc:
-                        self.issue("error", path, f"line {line}", "network", str(exc))
+                        start = from_bytes(inet_pton(AF_INET, address), "big")
+                        prefixlen = ipv4_lengths(length)
+                        if prefixlen is None or start & ipv4_host_bits[prefixlen]:
+                            start = None
+                    except OSError:
+                        start = None
+                        if ":" in address:  # IPv6 in its normal (compressed, lowercase) form
+                            try:
+                                packed = inet_pton(AF_INET6, address)
+                            except OSError:
+                                packed = None
+                            prefixlen = ipv6_lengths(length)
+                            if packed is not None and prefixlen is not None and inet_ntop(AF_INET6, packed) == address:
+                                start = from_bytes(packed, "big")
+                                table = ipv6_table
+                                if start & ipv6_host_bits[prefixlen]:
+                                    start = None
+                    if start is not None:
+                        number = len(networks.values)
+                        add_value(value)
+                        add_organisation(shared_string(organisation, organisation))
+                        source = row[source_column] if source_column is not None else MANUAL
+                        add_source(shared_string(source, source))
+                        note = row[note_column] if note_column is not None else ""
+                        add_note(shared_string(note, note))
+                        add_line(line)
+                        key = start << 8 | prefixlen
+                        if key in table:
+                            claim_network(table, key, number, networks, self.shared)
+                        else:
+                            table[key] = number
                         continue
-                    value = format_network(version, start, prefixlen)
-                source = row[source_column] if source_column is not None else MANUAL
-                note = row[note_column] if note_column is not None else ""
-                asset = Asset(
-                    "network",
-                    value,
-                    strings.setdefault(organisation, organisation),
-                    strings.setdefault(source, source),
-                    strings.setdefault(note, note),
-                    False,
-                    file,
-                    line,
-                )
-                assets.append(asset)
-                table, key = tables[version], start << 8 | prefixlen
-                if key in table:
-                    add_entry(table, key, asset, shared)
-                else:
-                    table[key] = asset
-                continue
+                elif kind == "domain" and len(value) <= 253 and normal_domain(value):
+                    source = row[source_column] if source_column is not None else MANUAL
+                    note = row[note_column] if note_column is not None else ""
+                    assets.append(
+                        Asset(
+                            "domain", value, shared_string(organisation, organisation), shared_string(source, source),
+                            shared_string(note, note), False, file, line,
+                        )
+                    )  # fmt: skip
+                    continue
             record = {name: row[i] for name, i in columns.items()}
             kind = kind.strip().lower()
             if kind == "exclusion":
@@ -379,19 +431,15 @@ class _Reader:
             exact = exact.strip().lower() in ("true", "yes", "1", "exact")
         if exact and kind != "domain":
             self.issue("error", path, location, "exact", "only a domain can be exact")
-        asset = Asset(
-            kind,
-            normalised,
-            organisation.strip(),
-            str(record.get("source") or MANUAL).strip(),
-            str(record.get("note") or "").strip(),
-            bool(exact),
-            str(path),
-            line,
-        )
-        self.registry.assets.append(asset)
+        source, note = str(record.get("source") or MANUAL).strip(), str(record.get("note") or "").strip()
         if key is not None:
-            add_entry(self.networks[key[0]], key[1] << 8 | key[2], asset, self.shared)
+            networks = self.registry.networks
+            row = networks.add(normalised, organisation.strip(), source, note, str(path), line)
+            claim_network(self.networks[key[0]], key[1] << 8 | key[2], row, networks, self.shared)
+            return
+        self.registry.assets.append(
+            Asset(kind, normalised, organisation.strip(), source, note, bool(exact), str(path), line)
+        )
 
     def exclusion_record(self, path, location, record) -> None:
         kinds = [k for k in ("network", "domain") if k in record]
@@ -430,9 +478,10 @@ class _Reader:
                     self.issue("error", path, location, "successor", f"unknown organisation {organisation.successor!r}")
                 elif self.successor_cycle(organisation):
                     self.issue("error", path, location, "successor", "the successors form a cycle")
-        owners = Counter(asset.organisation for asset in registry.assets)
+        owners = Counter(registry.networks.organisations)
+        owners.update(asset.organisation for asset in registry.assets)
         unknown = {ident for ident in owners if ident not in organisations}
-        for asset in registry.assets if unknown else ():
+        for asset in registry.all_assets() if unknown else ():
             if asset.organisation in unknown:
                 path, location = asset.origin
                 self.issue("error", path, location, "organisation", f"unknown organisation {asset.organisation!r}")
@@ -519,10 +568,11 @@ def load_registry(paths, include_builtin: bool = True, today: Optional[date] = N
         reader.read(path)
     reader.check_references()
     registry = reader.registry
-    if not any(i.level == "error" for i in reader.issues):
-        registry.index = Index(registry, reader.networks, reader.shared)
-        reader.networks = None  # the range tables hold what is needed; free the dictionaries
-        reader.check_shared(registry.index)
+    # Indexed even when there are errors already: the index finds the assets claimed twice,
+    # and the operator gets every problem of the files at once.
+    registry.index = Index(registry, reader.networks, reader.shared)
+    reader.networks = None  # the range tables hold what is needed; free the dictionaries
+    reader.check_shared(registry.index)
     if any(i.level == "error" for i in reader.issues):
         raise RegistryError(reader.issues)
     registry.issues = reader.issues

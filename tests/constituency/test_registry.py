@@ -94,6 +94,49 @@ def test_malformed_prefix_and_host_bits_are_errors_with_file_line_and_field(tmp_
     assert str(path) in str(first) and "line 3" in str(first)
 
 
+CSV_ROWS = (
+    "type,value,organisation,source,note\n"
+    "network,192.0.2.0/24,GM0014,export,\n"
+    "network,2001:db8:14::/48,GM0014,export,\n"
+    "domain,gemeente.example,GM0014,export,\n"
+    "network,192.0.2.0/24,GM0034,export,{note}\n"
+    "network,198.51.100.0/24,GM9999,export,\n"
+    "domain,GM.Example.,GM9999,export,\n"
+)
+
+
+@pytest.mark.parametrize("note", ["", '"shared, by contract"'], ids=["split-at-commas", "csv-module"])
+def test_csv_rows_name_their_line_in_errors_however_the_file_is_read(tmp_path, note):
+    # Without any quote character the loader splits lines at commas; with one it reads
+    # the file with the csv module. Both must report the same problems at the same lines.
+    path = write(tmp_path, "r.csv", CSV_ROWS.format(note=note))
+    issues = {(i.location, i.field, i.reason.split(";")[0]) for i in errors_of([path])}
+    expected = {
+        ("line 2", "note", "192.0.2.0/24 is also claimed by GM0034"),  # a shared network needs notes
+        ("line 6", "organisation", "unknown organisation 'GM9999'"),
+        ("line 7", "organisation", "unknown organisation 'GM9999'"),
+    }
+    if not note:
+        expected.add(("line 5", "note", "192.0.2.0/24 is also claimed by GM0014"))
+    assert issues == expected
+
+
+def test_csv_rows_in_normal_form_and_not_load_alike(tmp_path):
+    normal = write(
+        tmp_path, "a.csv", "type,value,organisation\nnetwork,2001:db8:14::/48,GM0014\ndomain,a.example,GM0014\n"
+    )
+    other = write(
+        tmp_path, "b.csv", "type,value,organisation\nnetwork,2001:DB8:14:0::/48,GM0014\ndomain,A.Example.,GM0014\n"
+    )
+    first, second = load_registry([normal], today=TODAY), load_registry([other], today=TODAY)
+    assert [a.value for a in first.all_assets()] == [a.value for a in second.all_assets()]
+    assert [a.origin for a in first.all_assets()] == [(str(normal), "line 2"), (str(normal), "line 3")]
+    for registry in (first, second):
+        assert route(registry, ("source.ip", "2001:db8:14::1"), ("source.fqdn", "www.a.example")) == [
+            ("ibd", ["GM0014"], [])
+        ]
+
+
 def test_unknown_organisation_and_section_are_errors_with_yaml_lines(tmp_path):
     path = write(
         tmp_path,
@@ -338,7 +381,7 @@ def test_csv_networks_in_any_valid_form_are_normalised(tmp_path):
         "network,192.0.2.7,GM0014\nnetwork, 198.51.100.0/24 ,GM0034\nnetwork,2001:DB8::/32,GM0037\n",
     )
     registry = load_registry([path], today=TODAY)
-    assert [a.value for a in registry.assets] == ["192.0.2.7/32", "198.51.100.0/24", "2001:db8::/32"]
+    assert [a.value for a in registry.all_assets()] == ["192.0.2.7/32", "198.51.100.0/24", "2001:db8::/32"]
     assert route(registry, ("source.ip", "192.0.2.7")) == [("ibd", ["GM0014"], [])]
     assert route(registry, ("source.ip", "192.0.2.8")) == []
     assert route(registry, ("source.ip", "198.51.100.99")) == [("ibd", ["GM0034"], [])]

@@ -166,7 +166,7 @@ class ConstituencyExpertBot(ExpertBot):
         except RegistryError as exc:
             return [["error", str(exc)]]
         result = [["warning", f"Constituency registry: {issue}."] for issue in registry.issues]
-        if not registry.assets:
+        if not registry.asset_count:
             result.append(["error", f"The constituency registry in {', '.join(map(str, paths))} holds no assets."])
         queues = parameters.get("destination_queues")
         if isinstance(queues, dict):
