@@ -13,7 +13,7 @@ from array import array
 from bisect import bisect_right
 from collections import defaultdict
 from datetime import date
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -156,6 +156,7 @@ class Index:
         self.registry = registry
         self.shared = [] if shared is None else shared  # entries claimed more than once
         self._network = registry.networks.asset  # a row of the range tables → its Asset
+        self._made = registry.networks.made  # the Assets made so far, by row
         if networks is None:
             networks = {4: {}, 6: {}}
             for row, value in enumerate(registry.networks.values):
@@ -188,11 +189,14 @@ class Index:
             self.networks[4].starts, self.networks[4].slots, self.networks[4].objects
         )  # fmt: skip
         self._v4_exclusions = len(self.exclusions[4]) > 0
+        registry.networks.reserve()  # lookup_ip reads the made Assets by row without a check
 
     # -- raw lookups --------------------------------------------------------------------
 
-    def lookup_ip(self, text: str) -> Optional[Entry]:
-        """The most specific network entry holding ``text``, unless an exclusion covers it."""
+    def lookup_ip(self, text: str) -> Union[int, Entry, None]:
+        """The most specific network holding ``text``, unless an exclusion covers it: its row
+        in ``registry.networks`` (``asset_of`` makes its Asset), or an Entry if several
+        assets claim that network, or None."""
         try:  # the common case, IPv4, first and without the general parser's checks
             address = _from_bytes(_inet_pton(_AF_INET, text), "big")
         except (OSError, TypeError):
@@ -200,24 +204,28 @@ class Index:
         if self._v4_exclusions and self.exclusions[4].lookup(address) is not None:
             return None
         index = bisect_right(self._v4_starts, address) - 1
-        if index < 0:
-            return None
-        found = self._v4_objects[self._v4_slots[index]]
-        return self._network(found) if type(found) is int else found
+        return self._v4_objects[self._v4_slots[index]] if index >= 0 else None
 
-    def _lookup_ip(self, text) -> Optional[Entry]:
+    def _lookup_ip(self, text) -> Union[int, Entry, None]:
         parsed = parse_ip(str(text))
         if parsed is None:
             return None
         version, address = parsed
         if self.exclusions[version].lookup(address) is not None:
             return None
-        return self.network_entry(version, address)
+        return self.networks[version].lookup(address)
+
+    def asset_of(self, found):
+        """What a lookup found as an Asset or Entry: a network's row becomes its Asset.
+
+        Networks are stored as rows (see NetworkAssets); the Asset of a row is made the
+        first time it matches (about a microsecond) and kept for the next time.
+        """
+        return (self._made[found] or self._network(found)) if type(found) is int else found
 
     def network_entry(self, version: int, address: int) -> Optional[Entry]:
         """The most specific network entry holding ``address`` (an int), exclusions aside."""
-        found = self.networks[version].lookup(address)
-        return self._network(found) if type(found) is int else found
+        return self.asset_of(self.networks[version].lookup(address))
 
     def lookup_domain(self, text: str) -> Optional[Entry]:
         """The most specific domain entry for ``text`` (a name, or a subdomain of a non-exact one)."""
@@ -299,7 +307,7 @@ class Index:
             if kind == "domain":
                 entry = self.lookup_domain(text)
             elif kind == "ip":
-                entry, kind = self.lookup_ip(text), "network"
+                entry, kind = self.asset_of(self.lookup_ip(text)), "network"
             elif kind == "asn" and match_asn:
                 entry = self.lookup_asn(value)
             else:

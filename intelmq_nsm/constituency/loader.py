@@ -9,6 +9,7 @@ field and reason, so that a broken file can never replace a good registry in mem
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 import socket
@@ -161,8 +162,7 @@ class _Reader:
                 # Without a quote character a CSV row is its line split at commas: read so,
                 # in half the time of the csv module (which reads any other file).
                 with open(path, encoding="utf-8-sig", newline="" if quoted else None) as stream:
-                    rows = csv.reader(stream) if quoted else (line.rstrip("\n").split(",") for line in stream)
-                    self.read_csv(path, rows)
+                    self.read_csv(path, csv.reader(stream) if quoted else _split_at_commas(stream))
                 return
             data = path.read_bytes()
         except OSError as exc:
@@ -255,6 +255,8 @@ class _Reader:
         add_value, add_organisation = networks.values.append, networks.organisations.append
         add_source, add_note, add_line = networks.sources.append, networks.notes.append, networks.lines.append
         ipv4_table, ipv6_table = self.networks[4], self.networks[6]
+        source, note = MANUAL, ""  # the last seen; an export repeats the same few on every row
+        shared_source, shared_note = source, note
         assets = self.registry.assets
         for line, row in enumerate(rows, start=2):
             if len(row) != width:
@@ -288,24 +290,26 @@ class _Reader:
                         number = len(networks.values)
                         add_value(value)
                         add_organisation(shared_string(organisation, organisation))
-                        source = row[source_column] if source_column is not None else MANUAL
-                        add_source(shared_string(source, source))
-                        note = row[note_column] if note_column is not None else ""
-                        add_note(shared_string(note, note))
+                        if source_column is not None and row[source_column] != source:
+                            source = row[source_column]
+                            shared_source = shared_string(source, source)
+                        add_source(shared_source)
+                        if note_column is not None and row[note_column] != note:
+                            note = row[note_column]
+                            shared_note = shared_string(note, note)
+                        add_note(shared_note)
                         add_line(line)
-                        key = start << 8 | prefixlen
-                        if key in table:
-                            claim_network(table, key, number, networks, self.shared)
-                        else:
-                            table[key] = number
+                        if table.setdefault(start << 8 | prefixlen, number) is not number:
+                            claim_network(table, start << 8 | prefixlen, number, networks, self.shared)
                         continue
                 elif kind == "domain" and len(value) <= 253 and normal_domain(value):
-                    source = row[source_column] if source_column is not None else MANUAL
-                    note = row[note_column] if note_column is not None else ""
+                    domain_source = row[source_column] if source_column is not None else MANUAL
+                    domain_note = row[note_column] if note_column is not None else ""
                     assets.append(
                         Asset(
-                            "domain", value, shared_string(organisation, organisation), shared_string(source, source),
-                            shared_string(note, note), False, file, line,
+                            "domain", value, shared_string(organisation, organisation),
+                            shared_string(domain_source, domain_source), shared_string(domain_note, domain_note),
+                            False, file, line,
                         )
                     )  # fmt: skip
                     continue
@@ -533,6 +537,17 @@ class _Reader:
                         "error", path, location, "note",
                         f"{entry.matched} is also claimed by {others}; a shared asset needs a note saying why",
                     )  # fmt: skip
+
+
+def _split_at_commas(stream):
+    """The rows of a CSV text stream that holds no quote character, read in large blocks."""
+    rest = ""
+    for block in iter(lambda: stream.read(1 << 22), ""):
+        lines = (rest + block).split("\n")
+        rest = lines.pop()
+        yield from map(str.split, lines, itertools.repeat(","))
+    if rest:
+        yield rest.split(",")
 
 
 def _looks_like_network(value: str) -> bool:

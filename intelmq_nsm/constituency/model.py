@@ -135,7 +135,7 @@ class NetworkAssets:
         self.lines = array("l")  # CSV line or YAML line; -1: see ``locations``
         self.locations = {}  # row → a location that is no line number, such as "assets[3]"
         self.file_starts, self.file_names = [], []  # the first row of each file, and the file
-        self._made = {}
+        self.made = []  # row → its Asset once made, else None (see ``reserve``)
 
     def begin_file(self, file: str) -> None:
         if not self.file_names or self.file_names[-1] != file:
@@ -157,12 +157,19 @@ class NetworkAssets:
             self.locations[row] = line
         return row
 
+    def reserve(self) -> None:
+        """Give every row its slot in ``made`` (rows added since stay without one)."""
+        self.made.extend([None] * (len(self.values) - len(self.made)))
+
     def asset(self, row: int) -> "Asset":
         """The Asset of ``row``, made once and kept."""
-        made = self._made.get(row)
-        if made is None:
-            made = self._made[row] = self._make(row)
-        return made
+        made = self.made
+        if row >= len(made):
+            self.reserve()
+        asset = made[row]
+        if asset is None:
+            asset = made[row] = self._make(row)
+        return asset
 
     def _make(self, row: int) -> "Asset":
         line = self.lines[row]
