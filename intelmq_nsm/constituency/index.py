@@ -324,6 +324,8 @@ class Index:
         entries of the deciding kind and specificity, manual assets beat imported ones.
         Organisations that ended are replaced by their successors. Two or more unrelated
         organisations of one constituency that remain are a tie: all are kept and reported.
+        A shared-service organisation that another value of the event matched joins the
+        municipality it works for (and the other way round), with its match.
         """
         found = self.candidates(values, match_asn)
         if not found:
@@ -347,14 +349,38 @@ class Index:
                 if organisation is None:
                     continue
                 match = Match(field, value, kind, asset.value, asset, organisation)
-                return [Route(organisation.constituency, [organisation], [match], [])]
-            assets = [(c, asset) for c in deciding for asset in c[3].assets]
-            if any(asset.manual for _, asset in assets):
-                assets = [(c, asset) for c, asset in assets if asset.manual]
-            routes = self._routes(assets, day)
-            if routes:
-                return routes
+                routes = [Route(organisation.constituency, [organisation], [match], [])]
+            else:
+                assets = [(c, asset) for c in deciding for asset in c[3].assets]
+                if any(asset.manual for _, asset in assets):
+                    assets = [(c, asset) for c, asset in assets if asset.manual]
+                routes = self._routes(assets, day)
+                if not routes:
+                    continue
+            if len(found) > len(deciding):
+                self._add_partners(routes, [c for c in found if c[0] != kind], day)
+            return routes
         return []
+
+    def _add_partners(self, routes, others, day: date) -> None:
+        """Add to a decided route the organisations that other values of the event matched
+        and that work with a deciding one: the shared-service organisation of a decided
+        municipality, or a member municipality of a decided shared-service organisation.
+        Precedence still decides; this names who runs the system for the owner."""
+        deciders = [tuple(route.organisations) for route in routes]  # partners of partners do not count
+        for kind, field, value, entry in others:
+            assets = entry.assets
+            if any(asset.manual for asset in assets):
+                assets = [asset for asset in assets if asset.manual]
+            for asset in assets:
+                partner = self.effective_organisation(asset.organisation, day)
+                for route, decided in zip(routes, deciders):
+                    if partner is None or route.constituency != partner.constituency or partner in route.organisations:
+                        continue
+                    if any(partner.id in o.members or o.id in partner.members for o in decided):
+                        route.organisations.append(partner)
+                        route.organisations.sort(key=lambda o: (KINDS.index(o.kind), o.id))
+                        route.matches.append(Match(field, value, kind, entry.matched, asset, partner))
 
     def _routes(self, assets, day: date) -> list:
         by_constituency = defaultdict(lambda: ({}, []))

@@ -301,6 +301,26 @@ def test_a_shared_service_organisation_and_its_member_are_both_tagged(registry):
     assert route(registry, ("source.ip", "198.51.100.10")) == [("ibd", ["GM0505", "SSC-DRECHT"], [])]
 
 
+def test_the_shared_service_organisation_behind_a_municipal_domain_is_tagged_too(registry):
+    # The domain decides (Papendrecht); the address is the shared-service organisation's,
+    # which works for Papendrecht: both are told. Dordrecht, which shares that network
+    # with the shared-service organisation, has nothing to do with Papendrecht's system.
+    values = [("source.fqdn", "bürgerportal.test"), ("source.ip", "198.51.100.10")]
+    assert route(registry, *values) == [("ibd", ["GM0642", "SSC-DRECHT"], [])]
+    [decision] = registry.index.decide(values, day=TODAY)
+    assert [(m.field, m.organisation.id) for m in decision.matches] == [
+        ("source.fqdn", "GM0642"),
+        ("source.ip", "SSC-DRECHT"),
+    ]
+
+
+def test_an_unrelated_organisation_behind_a_domain_is_not_tagged(registry):
+    assert route(registry, ("source.fqdn", "ssc.test"), ("source.ip", "192.0.2.5")) == [("ibd", ["SSC-DRECHT"], [])]
+    assert route(registry, ("source.fqdn", "amsterdam.example"), ("source.ip", "198.51.100.10")) == [
+        ("ibd", ["GM0363"], [])
+    ]
+
+
 def test_an_asset_of_two_constituencies_gives_one_route_each(registry):
     assert route(registry, ("source.ip", "203.0.113.5")) == [("ibd", ["GM0363"], []), ("surf", ["SURF-UNI1"], [])]
 
