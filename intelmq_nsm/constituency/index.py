@@ -3,8 +3,10 @@
 Networks are kept as a *range table*: the prefixes are flattened once, at load time, into
 sorted, disjoint address ranges, each pointing to the most specific prefix that covers it;
 a lookup is then one C-level ``bisect`` over a contiguous array. py-radix, the C radix tree
-first planned, used 553 MB for the benchmark's 1.2 million networks alone, nearly the
-memory budget of the whole registry (``benchmarks/RESULTS.md``).
+first planned, used 553 MB for the benchmark's 1.2 million networks alone, and pytricia
+inserted a million in 2.1 s and looked them up slower than the range table
+(``benchmarks/RESULTS.md``). The table points to rows of the registry's ``NetworkAssets``;
+the Asset of a row is made when a decision needs it.
 """
 
 import itertools
