@@ -151,19 +151,14 @@ def add_entry(table: dict, key, asset, shared: list) -> None:
 class Index:
     """Every asset and exclusion of a registry, ready for lookups."""
 
-    def __init__(self, registry, networks=None, shared=None):
+    def __init__(self, registry, networks: dict, shared: list):
         """``networks`` (``{4: {start << 8 | prefixlen: row or Entry}, 6: {...}}``, rows of
-        ``registry.networks``) and ``shared`` may come from the loader, which fills them
-        while reading; otherwise they are built from ``registry.networks``."""
+        ``registry.networks``) and ``shared`` (the entries claimed more than once) come
+        from the loader, which fills them while reading; the dictionaries are emptied."""
         self.registry = registry
-        self.shared = [] if shared is None else shared  # entries claimed more than once
+        self.shared = shared
         self._network = registry.networks.asset  # a row of the range tables → its Asset
         self._made = registry.networks.made  # the Assets made so far, by row
-        if networks is None:
-            networks = {4: {}, 6: {}}
-            for row, value in enumerate(registry.networks.values):
-                version, start, prefixlen = parse_network(value)
-                claim_network(networks[version], start << 8 | prefixlen, row, registry.networks, self.shared)
         self.domains = {}  # name → the asset(s) registered for exactly that name
         self.subdomains = {}  # name → the asset(s) that also cover its subdomains
         self.asns = {}
