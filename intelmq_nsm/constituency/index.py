@@ -124,28 +124,28 @@ class Entry:
         self.assets = [first, second]
 
 
-def claim_network(table: dict, key: int, row: int, networks, shared: list) -> None:
-    """Index network ``row`` of ``networks`` (a NetworkAssets) under ``key``; as add_entry."""
+def _same(value):
+    return value
+
+
+def add_entry(table: dict, key, value, shared: list, asset_of=_same) -> None:
+    """Index ``value`` under ``key``; a second claim turns the slot into an Entry (noted in
+    ``shared``). ``asset_of`` turns a stored value into its Asset (for networks, a row of
+    ``NetworkAssets`` into the Asset made from it)."""
     present = table.get(key)
     if present is None:
-        table[key] = row
+        table[key] = value
     elif type(present) is Entry:
-        present.assets.append(networks.asset(row))
+        present.assets.append(asset_of(value))
     else:
-        table[key] = entry = Entry(networks.asset(present), networks.asset(row))
+        table[key] = entry = Entry(asset_of(present), asset_of(value))
         shared.append(entry)
 
 
-def add_entry(table: dict, key, asset, shared: list) -> None:
-    """Index ``asset`` under ``key``; a second claim turns the slot into an Entry (noted in ``shared``)."""
-    present = table.get(key)
-    if present is None:
-        table[key] = asset
-    elif type(present) is Entry:
-        present.assets.append(asset)
-    else:
-        table[key] = entry = Entry(present, asset)
-        shared.append(entry)
+def _preferred(assets) -> list:
+    """Manual assets beat imported ones: the manual ones if there are any, else all."""
+    manual = [asset for asset in assets if asset.manual]
+    return manual or list(assets)
 
 
 class Index:
@@ -158,7 +158,6 @@ class Index:
         self.registry = registry
         self.shared = shared
         self._network = registry.networks.asset  # a row of the range tables → its Asset
-        self._made = registry.networks.made  # the Assets made so far, by row
         self.domains = {}  # name → the asset(s) registered for exactly that name
         self.subdomains = {}  # name → the asset(s) that also cover its subdomains
         self.asns = {}
@@ -186,7 +185,6 @@ class Index:
             self.networks[4].starts, self.networks[4].slots, self.networks[4].objects
         )  # fmt: skip
         self._v4_exclusions = len(self.exclusions[4]) > 0
-        registry.networks.reserve()  # lookup_ip reads the made Assets by row without a check
 
     # -- raw lookups --------------------------------------------------------------------
 
@@ -218,7 +216,7 @@ class Index:
         Networks are stored as rows (see NetworkAssets); the Asset of a row is made the
         first time it matches (about a microsecond) and kept for the next time.
         """
-        return (self._made[found] or self._network(found)) if type(found) is int else found
+        return self._network(found) if type(found) is int else found
 
     def network_entry(self, version: int, address: int) -> Optional[Entry]:
         """The most specific network entry holding ``address`` (an int), exclusions aside."""
@@ -366,10 +364,7 @@ class Index:
         Precedence still decides; this names who runs the system for the owner."""
         deciders = [tuple(route.organisations) for route in routes]  # partners of partners do not count
         for kind, field, value, entry in others:
-            assets = entry.assets
-            if any(asset.manual for asset in assets):
-                assets = [asset for asset in assets if asset.manual]
-            for asset in assets:
+            for asset in _preferred(entry.assets):
                 partner = self.effective_organisation(asset.organisation, day)
                 for route, decided in zip(routes, deciders):
                     if partner is None or route.constituency != partner.constituency or partner in route.organisations:
@@ -420,10 +415,7 @@ class Index:
         """Who an entry routes to on ``day``: sorted ``(constituency, organisation id)`` pairs."""
         if entry is None:
             return ()
-        assets = entry.assets
-        if any(asset.manual for asset in assets):
-            assets = [asset for asset in assets if asset.manual]
-        found = (self.effective_organisation(asset.organisation, day) for asset in assets)
+        found = (self.effective_organisation(asset.organisation, day) for asset in _preferred(entry.assets))
         return tuple(sorted({(o.constituency, o.id) for o in found if o is not None}))
 
     def stats(self) -> dict:

@@ -14,7 +14,6 @@ import io
 import itertools
 import json
 import re
-import socket
 from collections import Counter
 from datetime import date, datetime
 from importlib import resources
@@ -23,7 +22,7 @@ from typing import Optional
 
 import yaml
 
-from .index import Index, claim_network
+from .index import Index, add_entry
 from .model import (
     DEFAULT_CONSTITUENCY,
     KINDS,
@@ -35,7 +34,7 @@ from .model import (
     Organisation,
     RegistryError,
 )
-from .values import format_network, normalise_domain, parse_asn, parse_network, utc_today
+from .values import format_network, normalise_domain, parse_asn, parse_network, parse_normal_network, utc_today
 
 SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 CSV_COLUMNS = ("type", "value", "organisation", "source", "note", "exact")
@@ -43,11 +42,6 @@ ASSET_KINDS = ("network", "domain", "asn")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 _DOC_KEYS = {"version", "constituencies", "organisations", "assets", "exclusions"}
 _LINE = "__line__"
-# The CSV short path: prefix lengths as written in normal form, and each length's host bits.
-_IPV4_LENGTHS = {str(length): length for length in range(33)}
-_IPV4_HOST_BITS = [(1 << (32 - length)) - 1 for length in range(33)]
-_IPV6_LENGTHS = {str(length): length for length in range(129)}
-_IPV6_HOST_BITS = [(1 << (128 - length)) - 1 for length in range(129)]
 # A domain already in normal form (lowercase ASCII labels, no trailing dot) needs no IDNA.
 _NORMAL_DOMAIN = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
 
@@ -247,16 +241,13 @@ class _Reader:
         type_column, value_column, organisation_column = columns["type"], columns["value"], columns["organisation"]
         source_column, note_column = columns.get("source"), columns.get("note")
         exact_column = columns.get("exact")
-        inet_pton, inet_ntop, AF_INET, AF_INET6 = socket.inet_pton, socket.inet_ntop, socket.AF_INET, socket.AF_INET6
-        from_bytes, normal_domain = int.from_bytes, _NORMAL_DOMAIN.fullmatch
-        ipv4_lengths, ipv4_host_bits = _IPV4_LENGTHS.get, _IPV4_HOST_BITS
-        ipv6_lengths, ipv6_host_bits = _IPV6_LENGTHS.get, _IPV6_HOST_BITS
+        normal_network, normal_domain = parse_normal_network, _NORMAL_DOMAIN.fullmatch
         shared_string = self.strings.setdefault
         networks = self.registry.networks
         networks.begin_file(file)
         add_value, add_organisation = networks.values.append, networks.organisations.append
         add_source, add_note, add_line = networks.sources.append, networks.notes.append, networks.lines.append
-        ipv4_table, ipv6_table = self.networks[4], self.networks[6]
+        tables = self.networks
         source, note = MANUAL, ""  # the last seen; an export repeats the same few on every row
         shared_source, shared_note = source, note
         assets = self.registry.assets
@@ -268,27 +259,9 @@ class _Reader:
             kind, value, organisation = row[type_column], row[value_column], row[organisation_column]
             if organisation and (exact_column is None or not row[exact_column]):
                 if kind == "network":
-                    address, _, length = value.partition("/")
-                    table = ipv4_table
-                    try:
-                        start = from_bytes(inet_pton(AF_INET, address), "big")
-                        prefixlen = ipv4_lengths(length)
-                        if prefixlen is None or start & ipv4_host_bits[prefixlen]:
-                            start = None
-                    except OSError:
-                        start = None
-                        if ":" in address:  # IPv6 in its normal (compressed, lowercase) form
-                            try:
-                                packed = inet_pton(AF_INET6, address)
-                            except OSError:
-                                packed = None
-                            prefixlen = ipv6_lengths(length)
-                            if packed is not None and prefixlen is not None and inet_ntop(AF_INET6, packed) == address:
-                                start = from_bytes(packed, "big")
-                                table = ipv6_table
-                                if start & ipv6_host_bits[prefixlen]:
-                                    start = None
-                    if start is not None:
+                    network = normal_network(value)
+                    if network is not None:
+                        # NetworkAssets.add, written out: a call per row costs a tenth of the load.
                         number = len(networks.values)
                         add_value(value)
                         add_organisation(shared_string(organisation, organisation))
@@ -301,8 +274,10 @@ class _Reader:
                             shared_note = shared_string(note, note)
                         add_note(shared_note)
                         add_line(line)
-                        if table.setdefault(start << 8 | prefixlen, number) is not number:
-                            claim_network(table, start << 8 | prefixlen, number, networks, self.shared)
+                        version, start, prefixlen = network
+                        table, key = tables[version], start << 8 | prefixlen
+                        if table.setdefault(key, number) is not number:
+                            add_entry(table, key, number, self.shared, networks.asset)
                         continue
                 elif kind == "domain" and len(value) <= 253 and normal_domain(value):
                     domain_source = row[source_column] if source_column is not None else MANUAL
@@ -441,7 +416,7 @@ class _Reader:
         if key is not None:
             networks = self.registry.networks
             row = networks.add(normalised, organisation.strip(), source, note, str(path), line)
-            claim_network(self.networks[key[0]], key[1] << 8 | key[2], row, networks, self.shared)
+            add_entry(self.networks[key[0]], key[1] << 8 | key[2], row, self.shared, networks.asset)
             return
         self.registry.assets.append(
             Asset(kind, normalised, organisation.strip(), source, note, bool(exact), str(path), line)

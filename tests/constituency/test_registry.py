@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from intelmq_nsm.constituency import RegistryError, builtin_municipalities, load_registry
 from intelmq_nsm.constituency.index import RangeTable
-from intelmq_nsm.constituency.values import normalise_domain, parse_ip, parse_network, url_host
+from intelmq_nsm.constituency.values import normalise_domain, parse_ip, parse_network, parse_normal_network, url_host
 
 DATA = Path(__file__).parent / "data"
 TODAY = date(2025, 6, 1)
@@ -243,6 +243,13 @@ def test_values_are_normalised():
     assert normalise_domain("WWW.Bürgerportal.TEST.") == "www.xn--brgerportal-thb.test"
     assert url_host("https://user:secret@[2001:db8::1]:8443/path") == "2001:db8::1"
     assert url_host("HTTP://Portal.Gemeente.Example:8080/x?y") == "portal.gemeente.example"
+
+
+def test_the_short_path_takes_networks_in_normal_form_only():
+    assert parse_normal_network("192.0.2.0/24") == parse_network("192.0.2.0/24")
+    assert parse_normal_network("2001:db8::/32") == parse_network("2001:db8::/32")
+    for other in ("2001:DB8::/32", "2001:db8:0::/32", "192.0.2.0/024", "192.0.2.1/24", "192.0.2.0", " 192.0.2.0/24"):
+        assert parse_normal_network(other) is None, other  # the general parser's to read or reject
 
 
 # -- precedence and routing ----------------------------------------------------------------------
