@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from intelmq_nsm.formats import DIVD_CSV, detect_format
 from intelmq_nsm.formats import divd_csv as divd_csv_format
-from intelmq_nsm.formats.lines import iter_lines
+from intelmq_nsm.formats import nuclei as nuclei_format
 from intelmq_nsm.formats.nsm_report import validate_nsm_report
 
 NDJSON = "application/x-ndjson"
@@ -82,23 +82,12 @@ def split_ndjson(text: str, max_bytes: int) -> list:
     """JSON lines (nuclei's output): every non-blank line must be a JSON object."""
     packer = _Packer(max_bytes, separator="\n", tail="\n")
     problems = []
-    number = 0
-    # Lines end at LF only, as the parser reads them: str.splitlines() would also cut at
-    # U+2028 and friends, which JSON allows unescaped inside strings.
-    for line in iter_lines(text):
-        stripped = line.strip()
-        if not stripped:
+    # The parser's own reader: the same lines (LF only), the same checks, the same words.
+    for record in nuclei_format.iter_records(text):
+        if record.error is not None:
+            problems.append((f"$[{record.number - 1}]", f"line {record.number} {record.error.reason}"))
             continue
-        number += 1
-        try:
-            value = json.loads(stripped)
-        except ValueError as exc:
-            problems.append((f"$[{number - 1}]", f"line {number} is not valid JSON: {exc}"))
-            continue
-        if not isinstance(value, dict):
-            problems.append((f"$[{number - 1}]", f"line {number} is not a JSON object"))
-            continue
-        packer.add(stripped)
+        packer.add(record.raw)
     if problems:
         raise _problems_error("The NDJSON submission is not valid", problems)
     parts = packer.done()
