@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from intelmq_nsm.demo import Demo, Summary  # noqa: E402
-from intelmq_nsm.private_pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
+from intelmq_nsm.demo.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
 from tests.e2e.synthetic import synthetic_example  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"

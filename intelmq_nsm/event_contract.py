@@ -41,6 +41,13 @@ TEMPLATE_ID = "extra.nsm.template_id"
 REPORTER = "extra.nsm.reporter"
 #: str: where the DIVD CSV's abuse contact came from (its ``abuse_source`` column).
 ABUSE_SOURCE = "extra.nsm.abuse_source"
+#: str: the stable id of the vulnerable thing (case, target, port, transport), the same in
+#: every rescan; see ``intelmq_nsm.finding_id`` and ``harmonization/finding-id.md``.
+FINDING_ID = "extra.nsm.finding_id"
+#: str: what the scan found: ``vulnerable`` (also when unset) or ``not-vulnerable`` (a
+#: rescan that found the system fixed). No output presents a not-vulnerable event as a
+#: vulnerability.
+RESULT = "extra.nsm.result"
 
 # -- Event, written by the constituency expert ------------------------------------------
 #: list[dict]: the organisations the finding belongs to within this event's constituency,
@@ -55,15 +62,3 @@ MATCHES = "extra.nsm.matches"
 TIE = "extra.nsm.tie"
 #: str: version (or content hash) of the constituency registry that made the decision.
 REGISTRY_VERSION = "extra.nsm.registry_version"
-
-
-def put(event, key: str, value) -> None:
-    """Set the ``extra.nsm.*`` key ``key`` of an IntelMQ event to ``value`` (not None or empty).
-
-    What ``event.add(key, value, overwrite=True)`` stores, without its per-call work:
-    IntelMQ 3.5 checks an ``extra.*`` sub-key only by the form of its name (fixed by the
-    constants above; ``tests/test_event_contract.py`` runs each through ``Message.add``)
-    and keeps the value as it is. The constituency expert writes four keys per event, and
-    ``add``'s harmonization look-ups were a tenth of its time per event.
-    """
-    dict.__setitem__(event, key, value)

@@ -4,5 +4,5 @@ The mechanism is the package's own private pipeline (also used by ``intelmq-nsm 
 tests/conftest.py wraps it in fixtures that always stop what they started.
 """
 
-from intelmq_nsm.private_pipeline import *  # noqa: F403  (the harness is the private pipeline)
-from intelmq_nsm.private_pipeline import HarnessError, Pipeline, RedisServer  # noqa: F401  (named for readers)
+from intelmq_nsm.demo.pipeline import *  # noqa: F403  (the harness is the private pipeline)
+from intelmq_nsm.demo.pipeline import HarnessError, Pipeline, RedisServer  # noqa: F401  (named for readers)

@@ -19,20 +19,3 @@ def test_every_key_is_a_valid_extra_key_under_the_prefix():
 def test_every_key_is_documented():
     documented = set(re.findall(r"^\| `(extra\.nsm\.[a-z_.]+)` \|", DOC, re.MULTILINE))
     assert documented == KEYS
-
-
-def test_put_stores_what_intelmq_add_stores():
-    from intelmq.lib.message import Event
-
-    values = {
-        event_contract.ORGANISATIONS: [{"id": "GM0363", "name": "Amsterdam", "kind": "municipality", "contacts": []}],
-        event_contract.REGISTRY_VERSION: "example-2026-11 (sha256:c850408bc3ed)",
-        event_contract.RECORD: 7,
-    }
-    for key in KEYS:
-        added, put = Event(), Event()
-        value = values.get(key, "a value")
-        assert added.add(key, value, overwrite=True) is True, key
-        event_contract.put(put, key, value)
-        assert put.to_dict() == added.to_dict(), key
-        assert Event(put.to_dict()).to_dict() == added.to_dict(), key

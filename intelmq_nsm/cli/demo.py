@@ -11,7 +11,7 @@ DEFAULT_EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "ns
 
 def run(args) -> int:
     from intelmq_nsm.demo import Demo, DemoError
-    from intelmq_nsm.private_pipeline import HarnessError
+    from intelmq_nsm.demo.pipeline import HarnessError
 
     started = time.monotonic()
 

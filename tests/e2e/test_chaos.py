@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from intelmq_nsm.demo import Demo
-from intelmq_nsm.private_pipeline import wait_for
+from intelmq_nsm.demo.pipeline import wait_for
 from tests.e2e.synthetic import synthetic_example
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"

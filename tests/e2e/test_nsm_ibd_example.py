@@ -19,7 +19,7 @@ from intelmq_nsm.demo import (
     localise_runtime,
     spool_digests,
 )
-from intelmq_nsm.private_pipeline import Pipeline
+from intelmq_nsm.demo.pipeline import Pipeline
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 

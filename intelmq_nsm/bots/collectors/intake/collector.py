@@ -9,6 +9,7 @@ from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import CollectorBot
 from intelmq.lib.exceptions import IntelMQException, PipelineError
 
+from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
 from intelmq_nsm.intake.spool import Spool
 from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
@@ -101,7 +102,7 @@ class IntakeCollectorBot(CollectorBot):
             # block the spool: it goes to the dump file with the reason and is forgotten.
             self.logger.error("Report %d of submission %s cannot be built: %s.", item.part, item.submission_id, exc)
             dumped = {**item.fields, "raw": base64.b64encode(item.raw).decode("ascii")}
-            self._dump_message(f"{type(exc).__name__}: {exc}", json.dumps(dumped).encode("utf-8"))
+            shortcuts.dump(self, f"{type(exc).__name__}: {exc}", json.dumps(dumped).encode("utf-8"))
             return
         # The feed fields come from the researcher's token, not from this bot's parameters.
         self.send_message(report, auto_add=False)

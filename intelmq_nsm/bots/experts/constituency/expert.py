@@ -16,12 +16,12 @@ from intelmq.lib.bot import ExpertBot
 from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import event_contract as contract
+from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.constituency import RegistryError, load_registry, registry_files
 from intelmq_nsm.constituency.loader import SUFFIXES
 
 #: The entry point IntelMQ knows this bot by (runtime.yaml's ``module``).
 MODULE = "intelmq.bots.experts.nsm.constituency"
-_get = dict.get
 
 
 def _paths(database) -> list:
@@ -109,8 +109,7 @@ class ConstituencyExpertBot(ExpertBot):
         if self.field in event and not self.overwrite:
             self._send(event, event[self.field])
         else:
-            # The plain dict look-up: Message.__getitem__ consults the harmonization per call.
-            values = [(name, value) for name in self.fields if (value := _get(event, name)) is not None]
+            values = [(name, value) for name in self.fields if (value := shortcuts.get(event, name)) is not None]
             routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
             if not routes:
                 self.send_message(event)
@@ -130,14 +129,14 @@ class ConstituencyExpertBot(ExpertBot):
             event.add(self.field, route.constituency, overwrite=True)
             self._stored_values[route.constituency] = event[self.field]
         else:
-            dict.__setitem__(event, self.field, stored)
-        contract.put(event, contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations])
-        contract.put(event, contract.MATCHES, [m.as_event_dict() for m in route.matches])
+            shortcuts.put(event, self.field, stored)
+        shortcuts.put(event, contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations])
+        shortcuts.put(event, contract.MATCHES, [m.as_event_dict() for m in route.matches])
         if route.tie:
-            contract.put(event, contract.TIE, route.tie)
+            shortcuts.put(event, contract.TIE, route.tie)
         elif contract.TIE in event:
             del event[contract.TIE]
-        contract.put(event, contract.REGISTRY_VERSION, self._registry.version)
+        shortcuts.put(event, contract.REGISTRY_VERSION, self._registry.version)
         return event
 
     def _send(self, event, constituency: str) -> None:

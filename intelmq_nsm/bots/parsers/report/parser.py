@@ -7,9 +7,9 @@ from typing import Optional
 from intelmq.bots.experts.taxonomy.expert import TAXONOMY
 from intelmq.lib.bot import ParserBot
 from intelmq.lib.exceptions import IntelMQException
-from intelmq.lib.message import Event
 
 from intelmq_nsm import event_contract as ec
+from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.formats import FORMATS, RecordError, decode_report, detect_format
 from intelmq_nsm.formats.case import case_problems, combine
 from intelmq_nsm.formats.nuclei import NotAFinding
@@ -113,8 +113,8 @@ class ReportParserBot(ParserBot):
         self.send_message(event)
         self._counts["sent"] += 1
 
-    def _event(self, fields: dict, record, number: int) -> Event:
-        event = _clone(self._template)
+    def _event(self, fields: dict, record, number: int):
+        event = shortcuts.clone(self._template)
         for key, value in combine(self._shared, fields).items():
             try:
                 event.add(key, value, overwrite=True)
@@ -158,7 +158,7 @@ class ReportParserBot(ParserBot):
         if raw is not None:
             dump.change("raw", raw)
         if self.error_dump_message:
-            self._dump_message(message, dump)
+            shortcuts.dump(self, message, dump)
         if self.destination_queues and "_on_error" in self.destination_queues:
             self.send_message(dump, path="_on_error")
 
@@ -175,19 +175,6 @@ class ReportParserBot(ParserBot):
             for path, reason in case_problems(case, require=False):
                 messages.append(["error", f"Parameter case is not valid: {path} {reason}."])
         return messages or None
-
-
-def _clone(template: Event) -> Event:
-    """A copy of an Event whose values are already checked, without checking them again.
-
-    An Event is a dict plus its harmonization (``Message.__init__`` sets
-    ``harmonization_config`` and ``iterable``); ``Message.copy()`` would re-run the checks.
-    """
-    event = Event.__new__(Event)
-    event.harmonization_config = template.harmonization_config
-    event.iterable = {}
-    dict.update(event, template)
-    return event
 
 
 BOT = ReportParserBot

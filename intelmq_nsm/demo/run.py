@@ -9,19 +9,16 @@ what, and stops everything it started.
 """
 
 import contextlib
-import email
-import email.policy
 import json
 import shutil
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import yaml
 
-from intelmq_nsm.private_pipeline import (
+from intelmq_nsm.demo.errors import DemoError
+from intelmq_nsm.demo.pipeline import (
     LOOPBACK,
     VENV_BIN,
     ExternalRedis,
@@ -32,6 +29,8 @@ from intelmq_nsm.private_pipeline import (
     redis_server_binary,
     wait_for,
 )
+from intelmq_nsm.demo.smtp_sink import SmtpSink
+from intelmq_nsm.demo.summary import Summary
 
 #: Where the example keeps its files in a standard IntelMQ installation; the demo moves
 #: this prefix into its working directory.
@@ -44,84 +43,6 @@ DEMO_TOKEN_FILE = "demo-token.txt"  # noqa: S105 (a file name, not a secret)
 #: Digests go out after a few seconds in the demo, not after the example's hour.
 DEMO_PACE = {"max_age": 3, "delivery_interval": 0.5}
 MEDIA_TYPES = {".json": "application/json", ".jsonl": "application/x-ndjson", ".csv": "text/csv"}
-
-
-class DemoError(RuntimeError):
-    """Something the demo needs is missing or did not work; the message says what to do."""
-
-
-class SmtpSink:
-    """A local SMTP server (aiosmtpd) that keeps every mail it receives."""
-
-    def __init__(self):
-        self.messages = []
-        self._lock = threading.Lock()
-        self.controller = None
-        self.port = 0
-
-    def start(self) -> "SmtpSink":
-        try:
-            from aiosmtpd.controller import Controller
-        except ImportError as exc:
-            raise DemoError("aiosmtpd is not installed: install intelmq-nsm[demo].") from exc
-        self.port = free_port()
-        self.controller = Controller(self, hostname=LOOPBACK, port=self.port)
-        self.controller.start()
-        return self
-
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self._lock:
-            self.messages.append((list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-    def stop(self) -> None:
-        if self.controller:
-            self.controller.stop()
-
-
-@dataclass
-class Summary:
-    """Who got what: digests per organisation, and what went to the _default path."""
-
-    #: one dict per organisation: organisation, name, constituency, channels, findings
-    #: (their addresses), cases, digests (ids), failed (digests that could not be delivered)
-    rows: list = field(default_factory=list)
-    default_findings: list = field(default_factory=list)  # addresses of what went to _default
-    mails: int = 0
-    files: int = 0
-    submitted: list = field(default_factory=list)  # (file name, HTTP status, submission id)
-    dumped: dict = field(default_factory=dict)  # bot id -> number of dumped messages
-
-    def render(self) -> str:
-        header = ("Organisation", "Constituency", "Findings", "Cases", "Delivered by", "Digests")
-        body = [
-            (
-                f"{r['organisation']} {r['name']}",
-                r["constituency"],
-                str(len(r["findings"])),
-                ", ".join(r["cases"]) or "-",
-                "+".join(r["channels"]) or "-",
-                ", ".join(d[:12] for d in r["digests"]),
-            )
-            for r in sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
-        ]
-        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        lines += [
-            "",
-            f"{sum(len(r['findings']) for r in self.rows)} findings in {sum(len(r['digests']) for r in self.rows)} "
-            f"digests to {len(self.rows)} organisations ({self.mails} mails received by the SMTP sink, "
-            f"{self.files} digest files written).",
-            f"{len(self.default_findings)} findings claimed by no constituency went to the _default path: "
-            + (", ".join(sorted(self.default_findings)) or "none")
-            + ".",
-        ]
-        lines += [f"NOT DELIVERED to {r['organisation']}: {failure}" for r in self.rows for failure in r["failed"]]
-        if self.dumped:
-            lines.append("Dumped messages (bad records): " + ", ".join(f"{b}: {n}" for b, n in self.dumped.items()))
-        return "\n".join(lines)
 
 
 def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
