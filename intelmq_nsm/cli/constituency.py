@@ -167,3 +167,7 @@ def register(subparsers) -> None:
     sub.add_argument("new", metavar="NEW", help="the new registry")
     common(sub, database=False)
     sub.set_defaults(func=diff)
+
+    from intelmq_nsm.cli.constituency_import import add_import_parser  # the import actions live in their own module
+
+    add_import_parser(commands)

@@ -500,15 +500,21 @@ class _Reader:
         return False
 
     def check_shared(self, index: Index) -> None:
-        """An asset claimed by two organisations needs a note on each claim saying why."""
+        """An asset claimed by two organisations needs a note on each claim saying why.
+
+        Only the claims that decide count: an imported claim that a manual one of another
+        organisation overrides is no tie, and needs no note from the manual one.
+        """
         for entry in index.shared:
-            owners = {asset.organisation for asset in entry.assets}
-            for asset in entry.assets:
-                path, location = asset.origin
-                if len(owners) == 1:
-                    self.issue("warning", path, location, asset.kind, f"{entry.matched} is listed more than once")
-                    break
+            if len({asset.organisation for asset in entry.assets}) == 1:
+                path, location = entry.assets[0].origin
+                self.issue("warning", path, location, entry.assets[0].kind, f"{entry.matched} is listed more than once")
+                continue
+            deciding = [asset for asset in entry.assets if asset.manual] or entry.assets
+            owners = {asset.organisation for asset in deciding}
+            for asset in deciding if len(owners) > 1 else ():
                 if not asset.note:
+                    path, location = asset.origin
                     others = ", ".join(sorted(owners - {asset.organisation}))
                     self.issue(
                         "error", path, location, "note",
