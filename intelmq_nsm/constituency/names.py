@@ -35,8 +35,11 @@ _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
 def words(text: str) -> tuple:
     """``"Gem. 's-Gravenhage"`` → ``("gem", "s", "gravenhage")``."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    if text.isascii():
+        plain = text.translate(_APOSTROPHES).lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
+        plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
     return tuple(word for word in _NOT_WORD.split(plain) if word)
 
 

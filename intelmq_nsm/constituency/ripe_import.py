@@ -30,7 +30,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from .names import NameMatcher
+from .names import NameMatcher, words
 from .rpsl import RpslError, inet6num_network, inetnum_networks, object_texts, open_dump, parse_object, strip_comment
 
 LEVELS = ("mention", "netname", "org-name", "org")  # weakest first; the index is the confidence
@@ -38,7 +38,7 @@ RESOURCE_CLASSES = ("inetnum", "inet6num", "aut-num")
 DUMP_NAMES = ("organisation", *RESOURCE_CLASSES)
 _TEXT_ATTRIBUTES = {"netname": "netname", "as-name": "netname", "descr": "descr", "remarks": "remarks"}
 _COMMENT = (b"#", b"%")
-_ORG_REFERENCE = re.compile(rb"^org:[ \t]*([A-Za-z0-9_-]+)", re.MULTILINE)
+_GEM, _GEM_BYTES = re.compile(r"\bgem").search, re.compile(rb"\bgem").search  # gemeente, gem., GEMEENTE-X
 
 
 def confidence(level: str) -> int:
@@ -128,15 +128,40 @@ class Importer:
         self.country = country.upper() if country else None
         self.delegated = delegated
         self.matched_orgs = {}  # organisation handle → [(organisation id, level, Evidence)]
+        self.matched_raw = set()  # the same handles, as bytes
         self.problems = []
         self.proposals = {}  # (kind, value, organisation) → Proposal
         self.objects = self.organisations = self.dropped = 0
-        words = {"gem", "municipal", "city of"}
-        for key in self.names.named:
-            words.add(max(key, key=len))
-        # A look at the raw object: does it hold any word a name match needs?
-        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        self._may_name = re.compile(rf"(?i)\b(?:{alternatives})".encode()).search
+        # The words a name match needs: a municipal marker, or the longest word of one of
+        # the operator's organisations' names (folded, and as written, in both encodings).
+        triggers = {"municipal", "city of"}
+        for _ident, name in others:
+            key = words(name)
+            if key in self.names.named:
+                triggers.add(max(key, key=len))
+                triggers.update(word for word in name.lower().split() if not word.isascii())
+        self._triggers = tuple(sorted(triggers))
+        self._raw_triggers = tuple(sorted({t.encode(c) for t in triggers for c in ("utf-8", "latin-1")}))
+
+    def _may_name(self, raw: bytes) -> bool:
+        """Whether an object's raw text holds a word that a name match needs: a quick look
+        (C substring searches), so that the objects that cannot match are never parsed."""
+        low = raw.lower()
+        if b"gem" in low and _GEM_BYTES(low):
+            return True
+        for trigger in self._raw_triggers:
+            if trigger in low:
+                return True
+        return False
+
+    def _may_name_text(self, text: str) -> bool:
+        low = text.lower()
+        if "gem" in low and _GEM(low):
+            return True
+        for trigger in self._triggers:
+            if trigger in low:
+                return True
+        return False
 
     # -- organisation objects -----------------------------------------------------------
 
@@ -158,17 +183,23 @@ class Importer:
                     level = "org" if found.whole else "org-name"
                     evidence = Evidence(f"organisation {handle}", "org-name", value)
                     self.matched_orgs.setdefault(handle, []).append((found.organisation, level, evidence))
+                    self.matched_raw.add(handle.encode())
 
     # -- number resources ---------------------------------------------------------------
 
     def read_resources(self, stream) -> None:
-        may_name, org_reference, matched = self._may_name, _ORG_REFERENCE.search, self.matched_orgs
+        may_name, matched = self._may_name, self.matched_raw
         for raw in object_texts(stream):
             if raw.lstrip()[:1] in _COMMENT:
                 continue  # the dump's header, or another block of comments only
             self.objects += 1
-            reference = org_reference(raw)
-            if (reference is None or reference.group(1).upper().decode() not in matched) and not may_name(raw):
+            at = raw.find(b"\norg:")
+            while at >= 0:
+                end = raw.find(b"\n", at + 5)
+                if raw[at + 5 : end if end >= 0 else None].partition(b"#")[0].strip().upper() in matched:
+                    break
+                at = raw.find(b"\norg:", at + 5)
+            if at < 0 and not may_name(raw):
                 continue
             self.resource_object(parse_object(raw))
 
@@ -185,7 +216,7 @@ class Importer:
                 handle = strip_comment(value).upper()
                 for ident, level, org_evidence in self.matched_orgs.get(handle, ()):
                     claims.setdefault(ident, []).extend(((level, Evidence(key, "org", handle)), (level, org_evidence)))
-            elif name in _TEXT_ATTRIBUTES:
+            elif name in _TEXT_ATTRIBUTES and self._may_name_text(value):
                 kind = _TEXT_ATTRIBUTES[name]
                 for found in self.names.find(value):
                     level = "netname" if found.whole and kind != "remarks" else "mention"
