@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.harness import Pipeline, RedisServer
+from tests.harness import HarnessPipeline, RedisServer
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -25,14 +25,14 @@ def redis_server(tmp_path):
 
 @pytest.fixture
 def intelmq_pipeline(tmp_path, redis_server):
-    """Factory: ``intelmq_pipeline(runtime_dict)`` lays out an IntelMQ root and returns a Pipeline.
+    """Factory: ``intelmq_pipeline(runtime_dict)`` lays out an IntelMQ root and returns a HarnessPipeline.
 
     Every bot it started is stopped (or killed) after the test, whether the test passed or not.
     """
     pipelines = []
 
-    def make(runtime: dict, name: str = "intelmq") -> Pipeline:
-        pipeline = Pipeline(tmp_path / name, redis_server, runtime)
+    def make(runtime: dict, name: str = "intelmq") -> HarnessPipeline:
+        pipeline = HarnessPipeline(tmp_path / name, redis_server, runtime)
         pipelines.append(pipeline)
         return pipeline.setup()
 

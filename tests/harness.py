@@ -1,8 +1,95 @@
 """The pipeline harness of the end-to-end tests.
 
-The mechanism is the package's own private pipeline (also used by ``intelmq-nsm demo``);
+The mechanism is the package's own private pipeline (``intelmq_nsm.demo.pipeline``, which
+the demo and the benchmarks run too); what only tests do with a pipeline (put messages in,
+wait for outputs and dumps, read logs, stop, reload or kill single bots) is added here.
 tests/conftest.py wraps it in fixtures that always stop what they started.
 """
 
+import json
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from intelmq_nsm.demo import Demo
 from intelmq_nsm.demo.pipeline import *  # noqa: F403  (the harness is the private pipeline)
-from intelmq_nsm.demo.pipeline import HarnessError, Pipeline, RedisServer  # noqa: F401  (named for readers)
+from intelmq_nsm.demo.pipeline import HarnessError, Pipeline, RedisServer, wait_for  # noqa: F401  (named for readers)
+
+
+class HarnessPipeline(Pipeline):
+    """The private pipeline with the tests' ways in and out."""
+
+    def stop(self, *bot_ids: str) -> None:
+        ids = list(bot_ids) or sorted(self._started)
+        for bot_id in ids:
+            self.ctl("stop", bot_id, timeout=60)
+            self._started.discard(bot_id)
+
+    def reload(self, *bot_ids: str) -> None:
+        for bot_id in bot_ids or self.bot_ids:
+            self.ctl("reload", bot_id, check=True, timeout=60)
+
+    def kill(self, bot_id: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to a running bot (the chaos tests' SIGKILL)."""
+        pid = self.pid(bot_id)
+        if pid is None:
+            raise HarnessError(f"{bot_id} has no pid file.")
+        os.kill(pid, sig)
+
+    def push(self, bot_id: str, *messages) -> None:
+        """Put messages (dicts or JSON strings) into ``bot_id``'s source queue."""
+        client = self.redis.client()
+        for message in messages:
+            client.lpush(self.queue(bot_id), message if isinstance(message, str) else json.dumps(message))
+
+    def wait_drained(self, timeout: float = 60.0, settle: float = 0.3) -> None:
+        """Wait until every queue, internal ones included, stayed empty for ``settle`` seconds."""
+        deadline = time.monotonic() + timeout
+        empty_since = None
+        while True:
+            busy = {k: v for k, v in self.queue_sizes().items() if v}
+            now = time.monotonic()
+            if busy:
+                empty_since = None
+            elif empty_since is None:
+                empty_since = now
+            elif now - empty_since >= settle:
+                return
+            if now > deadline:
+                raise HarnessError(f"Queues not drained after {timeout} s: {busy}.")
+            time.sleep(0.05)
+
+    def log(self, bot_id: str) -> str:
+        path = self.log_dir / f"{bot_id}.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def log_lines(self, bot_ids: Iterable = (), level: str = "ERROR") -> list:
+        """Log lines of the given level (all bots if none are given)."""
+        lines = []
+        for bot_id in bot_ids or self.bot_ids:
+            lines += [line for line in self.log(bot_id).splitlines() if f" - {level} - " in line]
+        return lines
+
+    def wait_for_file_output(self, path: Path, count: int, timeout: float = 60.0) -> list:
+        """Wait until a file output holds at least ``count`` events; return them all."""
+        return wait_for(
+            lambda: (events := self.read_file_output(path)) and len(events) >= count and events,
+            timeout=timeout,
+            what=f"{count} events in {path}",
+        )
+
+    def wait_for_dumps(self, bot_id: str, count: int = 1, timeout: float = 30.0) -> list:
+        """Wait until ``bot_id`` dumped at least ``count`` messages; return the dump entries."""
+        return wait_for(
+            lambda: len(entries := self.dumps().get(bot_id, [])) >= count and entries,
+            timeout=timeout,
+            what=f"{count} dumped messages of {bot_id}",
+        )
+
+
+class HarnessDemo(Demo):
+    """The example pipeline of ``intelmq-nsm demo`` on a HarnessPipeline."""
+
+    pipeline_class = HarnessPipeline

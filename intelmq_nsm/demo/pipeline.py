@@ -1,8 +1,8 @@
 """A private IntelMQ pipeline: its own redis-server and IntelMQ root, driven by intelmqctl.
 
-The demo runs the example pipeline on it, and the end-to-end tests run theirs (through the
-fixtures in tests/conftest.py). Everything runs as the current (unprivileged) user under
-its own INTELMQ_ROOT_DIR:
+The demo runs the example pipeline on it, the benchmarks and the end-to-end tests theirs
+(tests/harness.py adds what only tests do with a pipeline). Everything runs as the current
+(unprivileged) user under its own INTELMQ_ROOT_DIR:
 ``etc/`` holds runtime.yaml and harmonization.conf, ``var/log`` the bots' logs and dump
 files, ``var/run`` their pid files. Bots are started by ``intelmqctl`` as separate
 processes, by entry-point name, from the virtual environment of the running interpreter.
@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
@@ -298,16 +297,6 @@ class Pipeline:
         for bot_id in ids:
             wait_for(lambda b=bot_id: self.status(b) == "running", timeout=30, what=f"{bot_id} to run")
 
-    def stop(self, *bot_ids: str) -> None:
-        ids = list(bot_ids) or sorted(self._started)
-        for bot_id in ids:
-            self.ctl("stop", bot_id, timeout=60)
-            self._started.discard(bot_id)
-
-    def reload(self, *bot_ids: str) -> None:
-        for bot_id in bot_ids or self.bot_ids:
-            self.ctl("reload", bot_id, check=True, timeout=60)
-
     def status(self, bot_id: str) -> str:
         status = self.ctl_json("status", bot_id)
         # One bot: intelmqctl prints its status as a string; several: a mapping.
@@ -318,13 +307,6 @@ class Pipeline:
         with contextlib.suppress(FileNotFoundError, ValueError):
             return int(path.read_text().strip())
         return None
-
-    def kill(self, bot_id: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to a running bot (the chaos tests' SIGKILL)."""
-        pid = self.pid(bot_id)
-        if pid is None:
-            raise HarnessError(f"{bot_id} has no pid file.")
-        os.kill(pid, sig)
 
     def close(self) -> None:
         """Stop every bot this pipeline started; kill what does not stop."""
@@ -341,33 +323,10 @@ class Pipeline:
     def queue(self, bot_id: str) -> str:
         return self.runtime[bot_id]["parameters"].get("source_queue") or f"{bot_id}-queue"
 
-    def push(self, bot_id: str, *messages) -> None:
-        """Put messages (dicts or JSON strings) into ``bot_id``'s source queue."""
-        client = self.redis.client()
-        for message in messages:
-            client.lpush(self.queue(bot_id), message if isinstance(message, str) else json.dumps(message))
-
     def queue_sizes(self) -> dict:
         """Length of every queue and internal queue in the pipeline database."""
         client = self.redis.client()
         return {key: client.llen(key) for key in client.scan_iter(match="*-queue*")}
-
-    def wait_drained(self, timeout: float = 60.0, settle: float = 0.3) -> None:
-        """Wait until every queue, internal ones included, stayed empty for ``settle`` seconds."""
-        deadline = time.monotonic() + timeout
-        empty_since = None
-        while True:
-            busy = {k: v for k, v in self.queue_sizes().items() if v}
-            now = time.monotonic()
-            if busy:
-                empty_since = None
-            elif empty_since is None:
-                empty_since = now
-            elif now - empty_since >= settle:
-                return
-            if now > deadline:
-                raise HarnessError(f"Queues not drained after {timeout} s: {busy}.")
-            time.sleep(0.05)
 
     # -- results -----------------------------------------------------------------------
 
@@ -396,30 +355,3 @@ class Pipeline:
                     entry["raw_text"] = base64.b64decode(message["raw"]).decode("utf-8", errors="replace")
             result[dump.stem] = entries
         return result
-
-    def log(self, bot_id: str) -> str:
-        path = self.log_dir / f"{bot_id}.log"
-        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-    def log_lines(self, bot_ids: Iterable = (), level: str = "ERROR") -> list:
-        """Log lines of the given level (all bots if none are given)."""
-        lines = []
-        for bot_id in bot_ids or self.bot_ids:
-            lines += [line for line in self.log(bot_id).splitlines() if f" - {level} - " in line]
-        return lines
-
-    def wait_for_file_output(self, path: Path, count: int, timeout: float = 60.0) -> list:
-        """Wait until a file output holds at least ``count`` events; return them all."""
-        return wait_for(
-            lambda: (events := self.read_file_output(path)) and len(events) >= count and events,
-            timeout=timeout,
-            what=f"{count} events in {path}",
-        )
-
-    def wait_for_dumps(self, bot_id: str, count: int = 1, timeout: float = 30.0) -> list:
-        """Wait until ``bot_id`` dumped at least ``count`` messages; return the dump entries."""
-        return wait_for(
-            lambda: len(entries := self.dumps().get(bot_id, [])) >= count and entries,
-            timeout=timeout,
-            what=f"{count} dumped messages of {bot_id}",
-        )

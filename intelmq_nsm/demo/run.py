@@ -120,6 +120,9 @@ def spool_digests(spool_file: Path):
 class Demo:
     """One run of the example pipeline; ``run()`` returns the Summary."""
 
+    #: The pipeline the demo lays out and starts (the tests give one with their helpers).
+    pipeline_class = Pipeline
+
     def __init__(
         self,
         example: Path,
@@ -200,7 +203,7 @@ class Demo:
         overrides = {"http_port": self.intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
         runtime = localise_runtime(runtime, self.workdir, overrides)
         install_example_files(self.example, self.workdir)
-        self.pipeline = Pipeline(self.workdir / "intelmq", self.redis, runtime).setup()
+        self.pipeline = self.pipeline_class(self.workdir / "intelmq", self.redis, runtime).setup()
         problems = [line for line in self.pipeline.check()["lines"] if line[0] in ("error", "warning")] if check else []
         if problems:
             raise DemoError("intelmqctl check found problems: " + "; ".join(m for _, m in problems))

@@ -8,9 +8,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from intelmq_nsm.demo import Demo
-from intelmq_nsm.demo.pipeline import wait_for
 from tests.e2e.synthetic import synthetic_example
+from tests.harness import HarnessDemo, wait_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 FINDINGS = 5000
@@ -50,7 +49,7 @@ def delivered(paths) -> dict:
 def test_sigkilled_bots_lose_nothing_and_repeat_no_finding(tmp_path):
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(SEED)
-    demo = Demo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
+    demo = HarnessDemo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
     runtime = demo.preflight()
     kills = []
     try:
