@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from intelmq_nsm.demo import Demo, Summary  # noqa: E402
 from intelmq_nsm.demo.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
-from tests.e2e.synthetic import synthetic_example  # noqa: E402
+from intelmq_nsm.demo.synthetic import synthetic_example  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
 PER_REPORT = 5000

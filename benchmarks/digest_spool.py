@@ -12,7 +12,6 @@ Run as an unprivileged user with the test venv, e.g.
 import argparse
 import logging
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -21,21 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from intelmq_nsm.demo.http_receiver import Receiver
+from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, wait_for
+from intelmq_nsm.demo.sample_events import event, municipalities, organisation
+from intelmq_nsm.demo.spools import spooled_events
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.spool import Spool
-from tests.digest.events import event, municipalities, organisation
-from tests.digest.servers import Receiver
-from tests.harness import Pipeline, RedisServer, wait_for
-
-
-def spool_rows(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def file_lines(path) -> int:
@@ -117,8 +109,8 @@ def intake(work: Path, count: int, rounds: int) -> dict:
                 messages = [json.dumps(event(base + n, [orgs[(base + n) % len(orgs)]])) for n in range(count)]
                 outputs = {
                     "file": ("core-file", lambda: file_lines(work / "f.jsonl")),
-                    "spool NORMAL": ("digest-normal", lambda: spool_rows(work / "NORMAL.sqlite")),
-                    "spool FULL": ("digest-full", lambda: spool_rows(work / "FULL.sqlite")),
+                    "spool NORMAL": ("digest-normal", lambda: spooled_events(work / "NORMAL.sqlite")),
+                    "spool FULL": ("digest-full", lambda: spooled_events(work / "FULL.sqlite")),
                 }
                 # Alternate the order per round: the machine's other load hits all outputs alike.
                 order = list(outputs.items()) if r % 2 == 0 else list(outputs.items())[::-1]

@@ -30,6 +30,7 @@ from intelmq_nsm.demo.pipeline import (
     wait_for,
 )
 from intelmq_nsm.demo.smtp_sink import SmtpSink
+from intelmq_nsm.demo.spools import spool_digests
 from intelmq_nsm.demo.summary import Summary
 
 #: Where the example keeps its files in a standard IntelMQ installation; the demo moves
@@ -102,19 +103,6 @@ def event_finding(event: dict) -> dict:
         "ip": event.get("source.ip"),
         "port": event.get("source.port"),
     }
-
-
-def spool_digests(spool_file: Path):
-    """``(state, Digest)`` for every digest in a digest bot's spool."""
-    from intelmq_nsm.digest.spool import Spool
-
-    if not spool_file.exists():
-        return []
-    spool = Spool(spool_file)
-    try:
-        return [(row["state"], spool.load(row["id"])) for row in spool.digests()]
-    finally:
-        spool.close()
 
 
 class Demo:

@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from tests.e2e.synthetic import synthetic_example
+from intelmq_nsm.demo.synthetic import synthetic_example
 from tests.harness import HarnessDemo, wait_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
@@ -68,7 +68,7 @@ def test_sigkilled_bots_lose_nothing_and_repeat_no_finding(tmp_path):
 
         archive = delivered((demo.workdir / "var/lib/bots/ibd-digest-archive/digests").glob("*.json"))
         mails = defaultdict(set)
-        for _, message in demo.sink.messages:
+        for _, _, message in demo.sink.messages:
             [attachment] = list(message.iter_attachments())
             for row in csv.DictReader(io.StringIO(attachment.get_content())):
                 mails[row["ip"]].add(message["X-NSM-Digest-Id"])

@@ -11,8 +11,10 @@ from collections import defaultdict
 
 import pytest
 
-from tests.digest.events import event, organisation
-from tests.digest.servers import Receiver, SmtpSink
+from intelmq_nsm.demo.http_receiver import Receiver
+from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.demo.smtp_sink import SmtpSink
+from intelmq_nsm.demo.spools import spooled_events
 from tests.harness import LOOPBACK, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -42,14 +44,6 @@ def rest_bot(spool, url, **parameters):
             **parameters,
         },
     }
-
-
-def spooled(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def digest_states(path) -> dict:
@@ -135,7 +129,7 @@ def test_sigkill_between_spool_write_and_delivery_loses_nothing_and_sends_once(t
         pipeline.start()
         first = [event(n, [AMSTERDAM]) for n in range(6)]
         pipeline.push("ibd-rest", *first)
-        wait_for(lambda: spooled(spool) == 6, timeout=30, what="6 spooled findings")
+        wait_for(lambda: spooled_events(spool) == 6, timeout=30, what="6 spooled findings")
         pipeline.kill("ibd-rest")
         assert receiver.requests == []
         # After the crash IntelMQ may hand over messages again: the spool ignores repeats.
@@ -146,7 +140,7 @@ def test_sigkill_between_spool_write_and_delivery_loses_nothing_and_sends_once(t
         wait_for(lambda: set(digest_states(spool).values()) == {"delivered"}, timeout=10, what="delivered")
         [doc] = receiver.accepted
         assert sorted(row["ip"] for row in doc["findings"]) == sorted(event(n, [])["source.ip"] for n in range(10))
-        assert spooled(spool) == 10 and len(receiver.requests) == 1
+        assert spooled_events(spool) == 10 and len(receiver.requests) == 1
 
 
 def test_sigkill_between_delivery_and_marking_repeats_once_with_the_same_key(tmp_path, intelmq_pipeline):

@@ -106,7 +106,7 @@ def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run
     spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
     digests = {digest.id: digest for _, digest in spool_digests(spool)}
     assert len(demo.sink.messages) == len(digests)
-    for recipients, message in demo.sink.messages:
+    for _, recipients, message in demo.sink.messages:
         digest = digests[message["X-NSM-Digest-Id"]]
         organisation = digest.organisation["id"]
         if organisation in CONTACTS:

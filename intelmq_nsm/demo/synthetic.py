@@ -1,4 +1,7 @@
-"""Synthetic load for the example runtime: many findings in the example registry's networks."""
+"""Synthetic load for the example runtime: many findings in the example registry's networks.
+
+The chain benchmark and the chaos test submit these reports instead of the example's own.
+"""
 
 import ipaddress
 import json
