@@ -13,6 +13,8 @@ _spec = importlib.util.spec_from_file_location("_entrypoints", HERE / "intelmq_n
 _entrypoints = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_entrypoints)
 
+EXAMPLE_PACKAGE = "intelmq_nsm.demo.example"
+
 setup(
     name="intelmq-nsm",
     version="0.1.0",
@@ -21,9 +23,16 @@ setup(
     long_description_content_type="text/markdown",
     license="AGPL-3.0-or-later",
     python_requires=">=3.9",
-    packages=find_packages(include=["intelmq_nsm", "intelmq_nsm.*"]),
+    # The example pipeline that `intelmq-nsm demo` runs ships inside the package as
+    # intelmq_nsm/demo/example/, read from runtime-examples/nsm-ibd/ (its one copy).
+    packages=[*find_packages(include=["intelmq_nsm", "intelmq_nsm.*"]), EXAMPLE_PACKAGE],
+    package_dir={EXAMPLE_PACKAGE: "runtime-examples/nsm-ibd"},
     include_package_data=True,
-    package_data={"intelmq_nsm": ["data/*", "templates/*", "schemas/*"], "intelmq_nsm.constituency": ["data/*"]},
+    package_data={
+        "intelmq_nsm": ["data/*", "templates/*", "schemas/*"],
+        "intelmq_nsm.constituency": ["data/*"],
+        EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*"],
+    },
     install_requires=[
         "intelmq>=3.5,<4",
         # IntelMQ 3.5 still imports pkg_resources, which setuptools 82 removed.

@@ -49,3 +49,61 @@ def test_every_bot_has_a_catalogue_page_naming_each_parameter_and_default(name):
         assert row.group(1).strip() == json.dumps(default), (
             f"{page.name}: default of {param!r} is {row.group(1).strip()!r}, the code says {json.dumps(default)}."
         )
+
+
+def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
+    """Built as a wheel and imported from outside the checkout, ``intelmq-nsm demo`` finds
+    the example NSM→IBD pipeline inside the installed package."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        cwd=source, check=True, capture_output=True,
+    )  # fmt: skip
+    [wheel] = tmp_path.glob("intelmq_nsm-*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "import json, sys\n"
+        "from intelmq_nsm.demo import Demo\n"
+        "from intelmq_nsm.demo.run import default_example\n"
+        "example = default_example()\n"
+        "demo = Demo(example, sys.argv[1])\n"
+        "runtime = demo.preflight()\n"
+        "print(json.dumps({'module': sys.modules['intelmq_nsm.demo.run'].__file__,\n"
+        "    'example': str(example), 'bots': sorted(runtime), 'reports': [p.name for p in demo.reports()]}))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "work")], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    checkout = REPO / "runtime-examples" / "nsm-ibd"
+    assert Path(found["module"]).is_relative_to(site), found["module"]
+    assert found["example"] == str(site / "intelmq_nsm" / "demo" / "example")
+    assert found["bots"] == sorted(yaml_keys(checkout / "runtime.yaml"))
+    assert found["reports"] == sorted(
+        p.name for p in (checkout / "reports").iterdir() if p.suffix in (".json", ".jsonl", ".csv")
+        and not p.name.endswith(".case.json")
+    )  # fmt: skip
+    for name in ("tokens.json", "demo-token.txt", "registry/registry.yaml", "reports/divd-2024-00031.case.json"):
+        assert (Path(found["example"]) / name).read_bytes() == (checkout / name).read_bytes()
+
+
+def yaml_keys(path: Path) -> list:
+    import yaml
+
+    return list(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def test_demo_without_an_example_says_where_it_looked(tmp_path, capsys):
+    from intelmq_nsm.cli import main
+
+    assert main(["demo", "--example", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "work")]) == 1
+    assert f"No example runtime at {tmp_path / 'nowhere' / 'runtime.yaml'}" in capsys.readouterr().err

@@ -5,22 +5,25 @@ import tempfile
 import time
 from pathlib import Path
 
-#: The example in a source checkout: runtime-examples/nsm-ibd beside the package.
-DEFAULT_EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
-
 
 def run(args) -> int:
     from intelmq_nsm.demo import Demo, DemoError
     from intelmq_nsm.demo.pipeline import HarnessError
+    from intelmq_nsm.demo.run import default_example
 
     started = time.monotonic()
 
     def progress(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
 
+    try:
+        example = Path(args.example) if args.example else default_example()
+    except DemoError as exc:
+        print(f"intelmq-nsm demo: {exc}", file=sys.stderr)
+        return 1
     keep = args.workdir is not None
     workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
-    demo = Demo(Path(args.example), workdir, redis_url=args.redis_url, progress=progress, timeout=args.timeout)
+    demo = Demo(example, workdir, redis_url=args.redis_url, progress=progress, timeout=args.timeout)
     try:
         summary = demo.run()
     except (DemoError, HarnessError) as exc:
@@ -43,7 +46,10 @@ def register(subparsers) -> None:
         "demo",
         help="run the example NSM→IBD pipeline on a private Redis and print who got which findings",
     )
-    parser.add_argument("--example", default=str(DEFAULT_EXAMPLE), help="the example folder (default: %(default)s)")
+    parser.add_argument(
+        "--example",
+        help="the example folder (default: runtime-examples/nsm-ibd of a source checkout, else the installed copy)",
+    )
     parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
     parser.add_argument("--redis-url", help="use this Redis (redis://host:port) instead of a private redis-server")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for delivery (%(default)s)")

@@ -44,6 +44,21 @@ DEMO_TOKEN_FILE = "demo-token.txt"  # noqa: S105 (a file name, not a secret)
 #: Digests go out after a few seconds in the demo, not after the example's hour.
 DEMO_PACE = {"max_age": 3, "delivery_interval": 0.5}
 MEDIA_TYPES = {".json": "application/json", ".jsonl": "application/x-ndjson", ".csv": "text/csv"}
+#: The example in a source checkout, and the copy an installed package ships (setup.py
+#: packs runtime-examples/nsm-ibd as intelmq_nsm/demo/example).
+CHECKOUT_EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
+PACKAGED_EXAMPLE = Path(__file__).resolve().parent / "example"
+
+
+def default_example() -> Path:
+    """The example the demo runs: the checkout's runtime-examples/nsm-ibd, else the packaged copy."""
+    for folder in (CHECKOUT_EXAMPLE, PACKAGED_EXAMPLE):
+        if (folder / "runtime.yaml").exists():
+            return folder
+    raise DemoError(
+        f"No example pipeline in {CHECKOUT_EXAMPLE} or {PACKAGED_EXAMPLE}: "
+        "give the example folder with --example (runtime-examples/nsm-ibd of the source)."
+    )
 
 
 def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
