@@ -189,11 +189,6 @@ class Spool:
         ).fetchall()
         return [r["id"] for r in rows]
 
-    def next_due(self) -> Optional[float]:
-        """When the next pending digest is due (None if there is none)."""
-        row = self.db.execute("SELECT MIN(next_attempt) FROM digests WHERE state = 'pending'").fetchone()
-        return row[0]
-
     def load(self, digest_id: str) -> Digest:
         """A digest with its organisation and findings (rows in arrival order)."""
         info = self.db.execute("SELECT * FROM digests WHERE id = ?", (digest_id,)).fetchone()
