@@ -131,7 +131,8 @@ class IntakeCollectorBot(CollectorBot):
                     messages.append(["warning", f"The token file {token_file} does not exist yet: nobody can submit."])
                 elif not any(entry.active for entry in entries):
                     messages.append(["warning", f"The token file {token_file} has no active token: nobody can submit."])
-        if parameters.get("max_report_size", 2097152) > parameters.get("max_body_size", 52428800):
+        report_size = parameters.get("max_report_size", IntakeCollectorBot.max_report_size)
+        if report_size > parameters.get("max_body_size", IntakeCollectorBot.max_body_size):
             messages.append(["warning", "Parameter max_report_size is larger than max_body_size; no report is split."])
         return messages or None
 
