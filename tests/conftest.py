@@ -14,8 +14,13 @@ def _refuse_root():
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    """A redis-server of its own on 127.0.0.1 and a free port, stopped after the test."""
+def redis_server(tmp_path, request):
+    """A redis-server of its own on 127.0.0.1 and a free port, stopped after the test.
+
+    Only for tests marked e2e: ``-m "not e2e"`` is the run without server processes.
+    """
+    if request.node.get_closest_marker("e2e") is None:
+        pytest.fail(f"{request.node.nodeid} starts a redis-server: mark it @pytest.mark.e2e.", pytrace=False)
     server = RedisServer(tmp_path / "redis").start()
     try:
         yield server

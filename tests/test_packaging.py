@@ -21,6 +21,7 @@ def test_installed_entry_points_match_the_source_tree():
     assert installed == {name: f"{module}:BOT.run" for name, module in TREE_BOTS.items()}
 
 
+@pytest.mark.e2e
 def test_intelmqctl_lists_every_bot_with_description_and_parameters(intelmq_pipeline):
     pipeline = intelmq_pipeline({})
     result = pipeline.ctl("-t", "json", "list", "bots")

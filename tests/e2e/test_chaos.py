@@ -8,8 +8,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from intelmq_nsm.demo.synthetic import synthetic_example
 from tests.harness import HarnessDemo, wait_for
+
+pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 FINDINGS = 5000

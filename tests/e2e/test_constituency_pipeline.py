@@ -11,6 +11,8 @@ import pytest
 
 from tests.harness import VENV_BIN
 
+pytestmark = pytest.mark.e2e
+
 DATA = Path(__file__).resolve().parents[1] / "constituency" / "data"
 MODULE = "intelmq.bots.experts.nsm.constituency"
 

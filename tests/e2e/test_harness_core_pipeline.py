@@ -2,7 +2,11 @@
 
 import shutil
 
+import pytest
+
 from tests.harness import redis_server_binary
+
+pytestmark = pytest.mark.e2e
 
 CSV = (
     "ip,port,first_seen\n"

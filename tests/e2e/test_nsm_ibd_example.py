@@ -21,6 +21,8 @@ from intelmq_nsm.demo import (
 )
 from intelmq_nsm.demo.pipeline import Pipeline
 
+pytestmark = pytest.mark.e2e
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 
 #: Who owns what in runtime-examples/nsm-ibd/registry/registry.yaml, worked out by hand

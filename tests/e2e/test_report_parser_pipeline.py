@@ -5,7 +5,11 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.messages import report_message
+
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "bots" / "parsers" / "fixtures"
