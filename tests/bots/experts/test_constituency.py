@@ -10,6 +10,7 @@ from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as contract
 from intelmq_nsm.bots.experts.constituency.expert import ConstituencyExpertBot
+from tests.harness import wait_for
 
 DATA = Path(__file__).resolve().parents[2] / "constituency" / "data"
 PATHS = ["_default", "ibd", "surf"]
@@ -186,6 +187,10 @@ class TestConstituencyExpertReload(RoutedOutputs, BotTestCase, unittest.TestCase
         cls.sysconfig = {"database": "/nonexistent"}  # replaced per test
         cls.skip_checks = True
 
+    def wait_for_the_next_reload_check(self):
+        """Until the running bot's reload_check_interval has passed: its next message looks at the files."""
+        wait_for(lambda: time.monotonic() >= self.bot._next_check, timeout=10, interval=0.01, what="the reload check")
+
     def test_a_changed_file_is_reloaded_and_a_broken_one_keeps_the_last_good_registry(self):
         import tempfile
 
@@ -198,14 +203,14 @@ class TestConstituencyExpertReload(RoutedOutputs, BotTestCase, unittest.TestCase
             self.run_bot(prepare=False, stop_bot=False)
             assert '"GM0363"' in self.outputs("ibd")[0]
 
-            time.sleep(1.1)
+            self.wait_for_the_next_reload_check()
             registry.write_text("type,value,organisation\nnetwork,192.0.2.0/24,GM0518\n", encoding="utf-8")
             self.input_queue = [json.dumps(event(source__ip="192.0.2.5"))]
             self.run_bot(prepare=False, stop_bot=False)
             assert '"GM0518"' in self.outputs("ibd")[1]
             self.assertRegexpMatchesLog("A registry file changed, reloading.")
 
-            time.sleep(1.1)
+            self.wait_for_the_next_reload_check()
             registry.write_text("type,value,organisation\nnetwork,192.0.2.1/24,GM0599\n", encoding="utf-8")
             self.input_queue = [json.dumps(event(source__ip="192.0.2.5"))]
             self.run_bot(prepare=False, allowed_error_count=1)
