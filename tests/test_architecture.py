@@ -1,0 +1,198 @@
+"""The shape of the code, checked from its imports (see ARCHITECTURE.md).
+
+Every ``import`` and ``from ... import`` is read with the ast module, wherever it stands
+(also inside functions), and resolved to a module of this tree or to a top-level
+distribution (``intelmq``, ``yaml``, ...). Nothing is imported or run.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = "intelmq_nsm"
+#: The mechanism: plain Python that needs no IntelMQ, under the bots and the commands.
+MECHANISM = ("intake", "formats", "constituency", "digest")
+#: What the mechanism must not reach: IntelMQ itself (also through the package's bots or
+#: its one module of shortcuts past IntelMQ's Message API), the commands, the demo and
+#: whatever stands beside the product.
+NOT_FROM_MECHANISM = (
+    "intelmq",
+    "tests",
+    "benchmarks",
+    f"{PACKAGE}.bots",
+    f"{PACKAGE}.cli",
+    f"{PACKAGE}.demo",
+    f"{PACKAGE}.intelmq_shortcuts",
+)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def source_modules() -> dict:
+    """Module name → path, for the package, the benchmarks and the tests."""
+    modules = {}
+    for top in (PACKAGE, "benchmarks", "tests"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            modules[module_name(path)] = path
+    return modules
+
+
+MODULES = source_modules()
+
+
+def is_package(name: str) -> bool:
+    return MODULES[name].name == "__init__.py"
+
+
+def resolve(name: str) -> str:
+    """A module of this tree named by ``name`` or its nearest parent; else its top-level name."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in MODULES:
+            return candidate
+    return parts[0]
+
+
+def imports_of(name: str) -> set:
+    """What module ``name`` imports, resolved as ``resolve`` does."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"), filename=str(MODULES[name]))
+    package = name if is_package(name) else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {resolve(alias.name) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module
+            # ``from package import submodule`` imports the submodule.
+            found |= {resolve(f"{origin}.{alias.name}") for alias in node.names if alias.name != "*"}
+            found.add(resolve(origin))
+    found.discard(name)
+    return found
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def reaches(name: str, forbidden: str, through: bool = False) -> bool:
+    """Whether ``name`` imports ``forbidden`` (or a module in it); ``through``: also by way of
+    the tree's other modules."""
+    targets = closure(name) if through else GRAPH[name]
+    return any(target == forbidden or target.startswith(f"{forbidden}.") for target in targets)
+
+
+def closure(name: str) -> set:
+    """Everything ``name`` imports, directly or through the tree's own modules."""
+    seen, todo = set(), [name]
+    while todo:
+        for target in GRAPH.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def cycles(graph: dict, names) -> list:
+    """The strongly connected components of ``graph`` of more than one module among ``names``
+    (Tarjan's algorithm)."""
+    names = set(names)
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node] & names:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for name in sorted(names):
+        if name not in index:
+            visit(name)
+    return found
+
+
+def under(*prefixes: str) -> list:
+    return sorted(n for n in MODULES if any(n == p or n.startswith(f"{p}.") for p in prefixes))
+
+
+def test_the_reader_sees_the_imports_it_must_judge():
+    # The rules below are only as good as the graph: it holds known edges of each kind.
+    assert "intelmq" in GRAPH[f"{PACKAGE}.intelmq_shortcuts"]  # import intelmq...
+    assert f"{PACKAGE}.demo.pipeline" in GRAPH[f"{PACKAGE}.demo.run"]  # from package.module import name
+    assert f"{PACKAGE}.constituency.loader" in GRAPH[f"{PACKAGE}.constituency"]  # from .loader import
+    assert f"{PACKAGE}.demo.run" in GRAPH[f"{PACKAGE}.cli.demo"]  # an import inside a function
+    # ...and the cycle finder finds what it should.
+    graph = {"a": {"b"}, "b": {"c", "x"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert cycles(graph, graph) == [["a", "b", "c"]]
+
+
+def test_the_import_graph_has_no_cycles():
+    assert cycles(GRAPH, under(PACKAGE, "benchmarks")) == []
+
+
+@pytest.mark.parametrize("name", under(*(f"{PACKAGE}.{part}" for part in MECHANISM)))
+def test_the_mechanism_needs_no_intelmq_and_nothing_beside_the_product(name):
+    bad = sorted(f for f in NOT_FROM_MECHANISM if reaches(name, f, through=True))
+    assert bad == [], f"{name} imports {', '.join(bad)}."
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_the_package_imports_neither_tests_nor_benchmarks(name):
+    assert not reaches(name, "tests") and not reaches(name, "benchmarks"), sorted(GRAPH[name])
+
+
+#: The adapters to IntelMQ: the bots, their shortcuts past its API, and the commands that
+#: list bots or read reports as the parser does.
+ADAPTERS = (f"{PACKAGE}.bots", f"{PACKAGE}.intelmq_shortcuts", f"{PACKAGE}.cli")
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(*ADAPTERS)])
+def test_only_the_bots_their_shortcuts_and_the_commands_import_intelmq(name):
+    assert not reaches(name, "intelmq")
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(*ADAPTERS, f"{PACKAGE}.demo")])
+def test_only_the_bots_the_commands_and_the_demo_import_the_bots(name):
+    assert not reaches(name, f"{PACKAGE}.bots")
+
+
+@pytest.mark.parametrize("name", under("benchmarks"))
+def test_benchmarks_import_nothing_from_tests(name):
+    assert not reaches(name, "tests"), sorted(t for t in GRAPH[name] if t.split(".")[0] == "tests")
+
+
+@pytest.mark.parametrize("name", [n for n in under("tests.e2e") if MODULES[n].name.startswith("test_")])
+def test_every_end_to_end_module_is_marked_e2e(name):
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    marks = [
+        ast.unparse(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets)
+    ]
+    assert marks == ["pytest.mark.e2e"], f"{name} needs pytestmark = pytest.mark.e2e (it starts servers)."
