@@ -185,11 +185,14 @@ class SmtpChannel:
         msg["Message-ID"] = f"<{digest.id}@{self.sender.domain}>"
         msg["X-NSM-Digest-Id"] = digest.id
         msg.set_content(render.to_text(digest, self.language))
+        # Bytes in base64 keep the CSV's CRLF line ends exactly; the charset parameter tells
+        # the mail client how to read them.
         msg.add_attachment(
             render.to_csv(digest).encode("utf-8"),
             maintype="text",
             subtype="csv",
             filename=f"{digest.organisation.get('id', 'digest')}-{digest.id[:12]}.csv",
+            params={"charset": "utf-8"},
         )
         return msg
 
