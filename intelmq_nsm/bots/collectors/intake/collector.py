@@ -18,7 +18,7 @@ from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entrie
 _BATCH = 100
 
 
-class IntakeCollectorBot(CollectorBot):
+class NSMIntakeCollectorBot(CollectorBot):
     """Accept researchers' reports over HTTP (POST /v1/reports, Bearer token), store them durably and send them on."""
 
     http_host: str = "127.0.0.1"
@@ -137,4 +137,4 @@ class IntakeCollectorBot(CollectorBot):
         return messages or None
 
 
-BOT = IntakeCollectorBot
+BOT = NSMIntakeCollectorBot

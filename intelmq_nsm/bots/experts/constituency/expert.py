@@ -41,7 +41,7 @@ def _signature(database) -> tuple:
     return tuple(signature)
 
 
-class ConstituencyExpertBot(ExpertBot):
+class NSMConstituencyExpertBot(ExpertBot):
     """Tag events with the owning organisation from the constituency registry and route them by constituency"""
 
     database: Union[str, list] = "/opt/intelmq/var/lib/bots/nsm-constituency"  # file, directory or list
@@ -155,7 +155,7 @@ class ConstituencyExpertBot(ExpertBot):
 
     @staticmethod
     def check(parameters):
-        database = parameters.get("database", ConstituencyExpertBot.database)
+        database = parameters.get("database", NSMConstituencyExpertBot.database)
         paths = _paths(database)
         missing = [str(p) for p in paths if not Path(p).exists()]
         if missing:
@@ -237,7 +237,7 @@ def update_registry(session, parameters: dict, verbose: bool = False) -> Path:
     import requests
 
     url = parameters["database_url"]
-    paths = _paths(parameters.get("database", ConstituencyExpertBot.database))
+    paths = _paths(parameters.get("database", NSMConstituencyExpertBot.database))
     try:
         response = session.get(url, timeout=60)
         response.raise_for_status()
@@ -271,4 +271,4 @@ def _describe(stats: dict) -> str:
     )
 
 
-BOT = ConstituencyExpertBot
+BOT = NSMConstituencyExpertBot

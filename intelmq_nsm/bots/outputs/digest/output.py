@@ -14,7 +14,7 @@ from intelmq_nsm.digest.findings import FindingError, findings
 INTAKE_CHECKPOINT = 10000
 
 
-class DigestOutputBot(OutputBot):
+class NSMDigestOutputBot(OutputBot):
     """Spool findings per organisation on disk and deliver them as digests (JSON, CSV, text) over REST, SMTP or files"""
 
     channel: str = "file"
@@ -145,4 +145,4 @@ class DigestOutputBot(OutputBot):
         return results or None
 
 
-BOT = DigestOutputBot
+BOT = NSMDigestOutputBot

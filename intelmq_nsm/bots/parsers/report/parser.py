@@ -19,7 +19,7 @@ from intelmq_nsm.formats.reader import RecentFingerprints, fingerprint, open_rep
 _LOGGED_FAILURES = 10
 
 
-class ReportParserBot(ParserBot):
+class NSMReportParserBot(ParserBot):
     """Turn researchers' reports (NSM report, nuclei JSONL, DIVD CSV) into one event per finding with its case."""
 
     format: str = "auto"
@@ -177,4 +177,4 @@ class ReportParserBot(ParserBot):
         return messages or None
 
 
-BOT = ReportParserBot
+BOT = NSMReportParserBot
