@@ -10,6 +10,7 @@ from intelmq.lib.bot import CollectorBot
 from intelmq.lib.exceptions import IntelMQException, PipelineError
 
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
 from intelmq_nsm.intake.spool import Spool
 from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
@@ -38,6 +39,7 @@ class NSMIntakeCollectorBot(CollectorBot):
     _service: Optional[IntakeService] = None
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         if not self.token_file:
             raise ValueError("Parameter token_file is required.")
         spool_file = self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}-spool.sqlite")
@@ -117,6 +119,7 @@ class NSMIntakeCollectorBot(CollectorBot):
 
     @staticmethod
     def check(parameters: dict):
+        parameters = without_empty(NSMIntakeCollectorBot, parameters)
         messages = []
         token_file = parameters.get("token_file")
         if not token_file:

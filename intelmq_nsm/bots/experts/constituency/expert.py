@@ -17,6 +17,7 @@ from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import event_contract as contract
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.constituency import RegistryError, load_registry, registry_files
 from intelmq_nsm.constituency.loader import SUFFIXES
 
@@ -56,6 +57,7 @@ class NSMConstituencyExpertBot(ExpertBot):
     autoupdate_cached_database: bool = True
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         registry = getattr(self, "_registry", None)
         try:
             self._load()
@@ -155,6 +157,7 @@ class NSMConstituencyExpertBot(ExpertBot):
 
     @staticmethod
     def check(parameters):
+        parameters = without_empty(NSMConstituencyExpertBot, parameters)
         database = parameters.get("database", NSMConstituencyExpertBot.database)
         paths = _paths(database)
         missing = [str(p) for p in paths if not Path(p).exists()]

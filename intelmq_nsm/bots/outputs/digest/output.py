@@ -8,6 +8,7 @@ from intelmq.lib.bot import OutputBot
 from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.digest.findings import FindingError, findings
 
 #: WAL pages (4 KiB) after which an intake commit checkpoints itself: ~40 MiB.
@@ -51,6 +52,7 @@ class NSMDigestOutputBot(OutputBot):
     _thread = None
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         from intelmq_nsm.digest.delivery import DeliveryThread
         from intelmq_nsm.digest.spool import Spool
 
@@ -128,6 +130,7 @@ class NSMDigestOutputBot(OutputBot):
 
     @staticmethod
     def check(parameters: dict):
+        parameters = without_empty(NSMDigestOutputBot, parameters)
         channel = parameters.get("channel", "file")
         needs = {"rest": ["rest_url", "rest_secret"], "smtp": ["smtp_from"], "file": ["file_directory"]}
         if channel not in needs:
