@@ -357,3 +357,15 @@ def test_every_part_of_a_digest_round_trips_non_ascii_text(spool, tmp_path, lang
         files.send(digest)
         written = (tmp_path / "files" / f"{digest_id}.json").read_text(encoding="utf-8")
         assert json.loads(written) == documents[digest_id]
+
+
+def test_an_unexpected_error_in_a_channel_is_retried_not_left_attempting(spool):
+    class Broken:
+        def send(self, digest):
+            raise RuntimeError("the channel broke")
+
+    fill(spool, AMSTERDAM)
+    assert deliverer(spool, Broken()).run_once(now=1)["retry"] == 1
+    [row] = spool.digests()
+    assert row["state"] == "pending" and row["attempts"] == 1 and row["attempt_started"] == 1
+    assert row["last_error"] == "RuntimeError: the channel broke"
