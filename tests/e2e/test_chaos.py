@@ -1,4 +1,4 @@
-"""SIGKILL bots of the example chain while thousands of findings cross it: none lost, and
+"""SIGKILL bots of the example chain while 1,200 findings cross it: none lost, and
 every digest told once, counted at the SMTP server and at the REST receiver.
 
 The kill schedule follows a seed: CI runs the fixed ``SEEDS``; ``NSM_CHAOS_SEED=N`` (or
@@ -27,8 +27,8 @@ from tests.harness import HarnessDemo, wait_for
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
-FINDINGS = 2000
-REPORTS = 8
+FINDINGS = 1200
+REPORTS = 6
 #: The bots a SIGKILL may hit. IntelMQ's core deduplicator is left alone: it stores a
 #: message's hash before it sends the message, so a kill between the two drops it
 #: (intelmq/bots/experts/deduplicator/expert.py in IntelMQ 3.5).
