@@ -134,8 +134,8 @@ class NSMIntakeCollectorBot(CollectorBot):
                     messages.append(["warning", f"The token file {token_file} does not exist yet: nobody can submit."])
                 elif not any(entry.active for entry in entries):
                     messages.append(["warning", f"The token file {token_file} has no active token: nobody can submit."])
-        report_size = parameters.get("max_report_size", IntakeCollectorBot.max_report_size)
-        if report_size > parameters.get("max_body_size", IntakeCollectorBot.max_body_size):
+        report_size = parameters.get("max_report_size", NSMIntakeCollectorBot.max_report_size)
+        if report_size > parameters.get("max_body_size", NSMIntakeCollectorBot.max_body_size):
             messages.append(["warning", "Parameter max_report_size is larger than max_body_size; no report is split."])
         return messages or None
 
