@@ -115,10 +115,10 @@ def make_bot(kind: str):
 
         settings.update(columns=CORE_COLUMNS, skip_header=True, type="vulnerable-system")
         return GenericCsvParserBot("bench-core-csv", settings=settings)
-    from intelmq_nsm.bots.parsers.report.parser import ReportParserBot
+    from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
 
     settings.update(case=CASE)
-    return ReportParserBot("bench-nsm-report", settings=settings)
+    return NSMReportParserBot("bench-nsm-report", settings=settings)
 
 
 def run(bot, report) -> tuple:

@@ -34,7 +34,7 @@ rerun_as_user() {
         --exclude=./build -cf - . | tar -C "$work/src" -xf -
     chown -R "$user": "$work"
     exec runuser -u "$user" -- env -i HOME="$home" USER="$user" LANG=C.UTF-8 \
-        PATH=/usr/local/bin:/usr/bin:/bin CI="${CI:-}" NSM_VENV="$work/venv" \
+        PATH=/usr/local/bin:/usr/bin:/bin CI="${CI:-}" NSM_VENV="$work/venv" NSM_CHAOS_SEED="${NSM_CHAOS_SEED:-}" \
         bash "$work/src/scripts/$(basename "$0")" "$@"
 }
 

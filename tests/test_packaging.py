@@ -35,6 +35,34 @@ def test_intelmqctl_lists_every_bot_with_description_and_parameters(intelmq_pipe
         assert isinstance(listed[name]["parameters"], dict)
 
 
+#: What the IntelMQ Manager's palette shows for each bot: the key of ``intelmqctl list
+#: bots``, which IntelMQ derives from the class name without its CollectorBot/ParserBot/
+#: ExpertBot/OutputBot ending (intelmq.lib.utils.list_all_bots).
+PALETTE = {
+    "intelmq.bots.collectors.nsm.intake": ("Collector", "NSMIntake"),
+    "intelmq.bots.parsers.nsm.report": ("Parser", "NSMReport"),
+    "intelmq.bots.experts.nsm.constituency": ("Expert", "NSMConstituency"),
+    "intelmq.bots.outputs.nsm.digest": ("Output", "NSMDigest"),
+}
+
+
+@pytest.mark.e2e
+def test_intelmqctl_shows_each_bot_under_a_name_that_says_nsm(intelmq_pipeline):
+    assert set(PALETTE) == set(TREE_BOTS)
+    result = intelmq_pipeline({}).ctl("-t", "json", "list", "bots")
+    assert result.returncode == 0, result.stderr
+    shown = {
+        info["module"]: (group, name)
+        for group, bots in json.loads(result.stdout).items()
+        for name, info in bots.items()
+        if ".nsm." in info["module"]
+    }
+    assert shown == PALETTE
+    for page in (REPO / "bots").glob("*-*.md"):
+        module = next(m for m in PALETTE if m in page.read_text(encoding="utf-8"))
+        assert f"*{PALETTE[module][1]}*" in page.read_text(encoding="utf-8"), f"{page.name} does not name the bot."
+
+
 @pytest.mark.parametrize("name", sorted(TREE_BOTS))
 def test_every_bot_has_a_catalogue_page_naming_each_parameter_and_default(name):
     info = installed_bots()[name]

@@ -33,13 +33,15 @@ def cmd_list(args) -> int:
         return 0
     counts = spool.counts()
     print(
-        f"{counts['pending']} pending, {counts['delivered']} delivered, {counts['failed']} failed digests;"
+        f"{counts['pending']} pending, {counts['attempting']} attempting, {counts['delivered']} delivered,"
+        f" {counts['failed']} failed digests;"
         f" {counts['waiting_findings']} findings not yet in a digest."
     )
     for d in digests:
         print(
             f"{d['id'][:16]}  {d['state']:<9}  {d['org_id']:<10} {d['constituency']:<8} {d['event_count']:>5} findings"
             f"  attempts {d['attempts']}  created {_time(d['created'])}  next {_time(d['next_attempt'])}"
+            + (f"  attempt started {_time(d['attempt_started'])}" if d["state"] == "attempting" else "")
             + (f"\n    last error: {d['last_error']}" if d["last_error"] else "")
         )
     return 0
@@ -91,7 +93,7 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = actions.add_parser("list", help="digests with state, attempts and last error")
-    p.add_argument("--state", choices=("pending", "delivered", "failed"))
+    p.add_argument("--state", choices=("pending", "attempting", "delivered", "failed"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 

@@ -18,15 +18,17 @@ class Receiver(ThreadingHTTPServer):
 
     ``script`` is a list consumed one entry per request: an int status, ``("slow", s)``
     (answer 200 after s seconds) or ``"hold"`` (wait until ``release`` is set, then 200).
-    When the script is empty it answers ``default``. Only 2xx answers count as received.
+    When the script is empty it answers ``default``, after ``delay`` seconds. Only 2xx
+    answers count as received.
     """
 
     daemon_threads = True
 
-    def __init__(self, script=(), default: int = 200):
+    def __init__(self, script=(), default: int = 200, delay: float = 0):
         super().__init__((LOOPBACK, 0), _Handler)
         self.script = list(script)
         self.default = default
+        self.delay = delay
         self.requests = []  # (headers dict, body bytes, status)
         self.lock = threading.Lock()
         self.held = threading.Event()
@@ -85,6 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(action[1])
         elif isinstance(action, int):
             status = action
+            time.sleep(self.server.delay)
         self.server.record(dict(self.headers), body, status)
         payload = b'{"ok": true}' if status < 300 else b'{"error": "scripted"}'
         try:

@@ -276,7 +276,7 @@ class Demo:
                 counts = spool.counts()
             finally:
                 spool.close()
-            if counts["waiting_findings"] or counts["pending"]:
+            if counts["waiting_findings"] or counts["pending"] or counts["attempting"]:
                 return False
         return True
 

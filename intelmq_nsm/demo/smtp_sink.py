@@ -1,9 +1,11 @@
 """A local SMTP sink for the demo, the tests and the benchmarks: aiosmtpd keeping every mail it receives."""
 
+import asyncio
 import email
 import email.policy
 import threading
 import time
+from collections import Counter
 
 from intelmq_nsm.demo.errors import DemoError
 from intelmq_nsm.demo.pipeline import LOOPBACK, HarnessError, free_port
@@ -13,10 +15,13 @@ class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps every mail it accepted.
 
     ``messages`` holds ``(envelope sender, recipients, email.message.EmailMessage)``;
-    ``logins`` is for an authenticator to note who logged in.
+    ``logins`` is for an authenticator to note who logged in. ``data_delay`` holds the reply
+    to DATA that many seconds after the message arrived (kept already: a client that gives
+    up meanwhile leaves a copy here), ``quit_delay`` the reply to QUIT; ``quits`` counts the
+    QUIT commands received, ``raw`` keeps each message's bytes.
     """
 
-    def __init__(self, **smtp_options):
+    def __init__(self, data_delay: float = 0, quit_delay: float = 0, **smtp_options):
         """``smtp_options`` go to aiosmtpd's Controller/SMTP: ``ssl_context`` (SMTPS),
         ``tls_context`` and ``require_starttls``, ``authenticator`` and ``auth_required``."""
         try:
@@ -24,7 +29,10 @@ class SmtpSink:
         except ImportError as exc:
             raise DemoError("aiosmtpd is not installed: install intelmq-nsm[demo].") from exc
         self.messages = []
+        self.raw = []
         self.logins = []
+        self.quits = 0
+        self.data_delay, self.quit_delay = data_delay, quit_delay
         self._lock = threading.Lock()
         self.port = free_port()
         self.controller = Controller(self, hostname=LOOPBACK, port=self.port, **smtp_options)
@@ -36,8 +44,22 @@ class SmtpSink:
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         with self._lock:
+            self.raw.append(envelope.original_content)
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.quits += 1
+        if self.quit_delay:
+            await asyncio.sleep(self.quit_delay)
+        return "221 Bye"
+
+    def digest_ids(self) -> Counter:
+        """How often each digest (X-NSM-Digest-Id) arrived."""
+        with self._lock:
+            return Counter(message["X-NSM-Digest-Id"] for _, _, message in self.messages)
 
     def stop(self) -> None:
         self.controller.stop()

@@ -3,7 +3,9 @@
 A channel's ``send(digest)`` returns when the receiver confirmed the digest and raises
 :class:`TransientError` (try again later) or :class:`PermanentError` (keep it as failed
 until an operator acts) otherwise. Retry scheduling is the spool's business, never a
-sleep in here.
+sleep in here. ``finish()`` then ends what ``send`` left open (SMTP's QUIT): the caller
+records the outcome in between, because a mail the server accepted (its reply to DATA)
+is delivered whatever happens to the goodbye.
 """
 
 import email.policy
@@ -45,6 +47,10 @@ class PermanentError(DeliveryError):
 def sign(secret: bytes, body: bytes) -> str:
     """The signature header's value: ``sha256=`` and the HMAC-SHA256 of the exact body, hex."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+#: Seconds to wait for the answer to QUIT: the message is accepted already.
+QUIT_TIMEOUT = 5.0
 
 
 class RestChannel:
@@ -144,6 +150,7 @@ class SmtpChannel:
         if not verify_tls:
             self.tls.check_hostname = False
             self.tls.verify_mode = ssl.CERT_NONE
+        self._session = None  # the SMTP connection send() leaves for finish()
 
     def recipients(self, digest) -> list:
         """``testing_to`` if set, else the fixed recipient, else the organisation's contacts."""
@@ -178,27 +185,32 @@ class SmtpChannel:
         msg["Message-ID"] = f"<{digest.id}@{self.sender.domain}>"
         msg["X-NSM-Digest-Id"] = digest.id
         msg.set_content(render.to_text(digest, self.language))
+        # Bytes in base64 keep the CSV's CRLF line ends exactly; the charset parameter tells
+        # the mail client how to read them.
         msg.add_attachment(
             render.to_csv(digest).encode("utf-8"),
             maintype="text",
             subtype="csv",
             filename=f"{digest.organisation.get('id', 'digest')}-{digest.id[:12]}.csv",
+            params={"charset": "utf-8"},
         )
         return msg
 
     def send(self, digest) -> None:
+        """Mail the digest; returns once the server accepted it (its reply to DATA), before QUIT."""
         msg = self.message(digest)
+        self.finish()
         try:
             if self.security == "ssl":
                 server = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
             else:
                 server = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with server:
-                if self.security == "starttls":
-                    server.starttls(context=self.tls)
-                if self.username:
-                    server.login(self.username, self.password or "")
-                refused = server.send_message(msg)
+            self._session = server
+            if self.security == "starttls":
+                server.starttls(context=self.tls)
+            if self.username:
+                server.login(self.username, self.password or "")
+            refused = server.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentError(f"The SMTP server refused every recipient: {exc.recipients!r}") from exc
         except smtplib.SMTPResponseException as exc:
@@ -212,8 +224,22 @@ class SmtpChannel:
             # Some recipients took it: sending again would repeat it to them. Keep it visible.
             raise PermanentError(f"The SMTP server refused some recipients: {refused!r}")
 
+    def finish(self) -> None:
+        """Say QUIT on the connection the last ``send`` left open, briefly; errors do not matter."""
+        server, self._session = self._session, None
+        if server is None:
+            return
+        try:
+            if server.sock is not None:
+                server.sock.settimeout(min(self.timeout, QUIT_TIMEOUT))
+                server.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        finally:
+            server.close()
+
     def close(self) -> None:
-        pass
+        self.finish()
 
 
 class FileChannel:

@@ -1,5 +1,15 @@
-"""The delivery loop: form due digests from the spool and hand them to the channel."""
+"""The delivery loop: form due digests from the spool and hand them to the channel.
 
+An attempt is recorded (state ``attempting``) before the channel starts sending, and its
+outcome as soon as the channel returns, before the channel ends its conversation
+(``finish``: SMTP's QUIT). A receiver slow to say goodbye, or a crash meanwhile, thus
+cannot make a delivered digest look undelivered and send it again. A crash during the
+attempt itself leaves the digest ``attempting``: the next round logs that the receiver may
+hold a copy and sends it again under the same id (Message-ID, Idempotency-Key), by which
+the receiver recognises the repeat.
+"""
+
+import datetime
 import threading
 from typing import Optional
 
@@ -24,9 +34,33 @@ class Deliverer:
         self.spool, self.channel, self.logger = spool, channel, logger
         self.max_events, self.max_age = max_events, max_age
         self.retry_base, self.retry_max, self.max_attempts = retry_base, retry_max, max_attempts
+        self.recovered = False
+
+    def recover(self, now=None) -> list:
+        """Put digests whose attempt was interrupted (found ``attempting``) back in line; return their ids.
+
+        Only for the one deliverer of a spool, before its first attempt: an ``attempting``
+        digest is then one that a process ended while it was being sent."""
+        ids = []
+        for digest_id, started in self.spool.interrupted():
+            when = _iso(started)
+            self.spool.mark_interrupted(
+                digest_id, f"The attempt started at {when} was interrupted; the receiver may hold a copy.", now=now
+            )
+            self.logger.warning(
+                "Digest %s: the attempt started at %s was interrupted, so the receiver may already hold a copy;"
+                " it is sent again with the same id.",
+                digest_id,
+                when,
+            )
+            ids.append(digest_id)
+        self.recovered = True
+        return ids
 
     def run_once(self, now=None, flush: bool = False, stop: Optional[threading.Event] = None) -> dict:
         """Form what is due, deliver what is due; return counts of this round."""
+        if not self.recovered:
+            self.recover(now=now)
         formed = self.spool.form_digests(self.max_events, self.max_age, now=now, flush=flush)
         for digest_id in formed:
             self.logger.debug("Formed digest %s.", digest_id)
@@ -46,6 +80,24 @@ class Deliverer:
 
     def deliver(self, digest_id: str, now=None) -> str:
         digest = self.spool.load(digest_id)
+        self.spool.mark_attempting(digest_id, now=now)
+        try:
+            return self._attempt(digest, now)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        finish = getattr(self.channel, "finish", None)
+        if finish is None:
+            return
+        try:
+            finish()
+        except Exception as exc:
+            # The outcome is recorded already; a failed goodbye changes nothing about it.
+            self.logger.debug("Ending the conversation with the receiver failed: %s.", exc)
+
+    def _attempt(self, digest, now) -> str:
+        digest_id = digest.id
         try:
             self.channel.send(digest)
         except channels.TransientError as exc:
@@ -65,11 +117,26 @@ class Deliverer:
             self.spool.mark_failed(digest_id, str(exc))
             self.logger.error("Digest %s failed, kept in the spool for an operator: %s", digest_id, exc)
             return "failed"
+        except Exception as exc:
+            # Unforeseen: whether the receiver got it is unknown. Retried like a transient
+            # error rather than left "attempting" until the next start.
+            delay = grouping.backoff(digest.attempts + 1, self.retry_base, self.retry_max)
+            attempts = self.spool.mark_retry(digest_id, f"{type(exc).__name__}: {exc}", delay, now=now)
+            self.logger.exception(
+                "Digest %s raised an unexpected error (attempt %d), retry in %.0f s:", digest_id, attempts, delay
+            )
+            return "retry"
         self.spool.mark_delivered(digest_id, now=now)
         self.logger.info(
             "Delivered digest %s for %s with %d findings.", digest_id, digest.organisation["id"], len(digest.findings)
         )
         return "delivered"
+
+
+def _iso(timestamp: Optional[float]) -> str:
+    if timestamp is None:
+        return "an unknown time"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class DeliveryThread(threading.Thread):

@@ -6,6 +6,12 @@ after a crash before the acknowledgement is ignored by the unique (event hash,
 organisation) key. A digest is formed in one transaction (digest row plus the events'
 ``digest_id``) and counts as delivered only after the channel confirmed it.
 
+A digest's states: ``pending`` (waiting for its next attempt), ``attempting`` (committed
+before the channel starts sending, with ``attempt_started``), then ``delivered``,
+``pending`` again (a retry) or ``failed``. A digest found ``attempting`` when delivery
+starts was interrupted mid-attempt (the process died): the receiver may hold a copy, so
+the next attempt says so in the log and carries the same id.
+
 Durability: ``synchronous=NORMAL`` in WAL mode (the default here) survives a crash or
 SIGKILL of the process, which is what IntelMQ's acknowledge protects against: the commit
 is in the WAL file in the OS page cache before we acknowledge. Only a power loss or
@@ -46,23 +52,31 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (group_key, received_at) WHERE digest_id IS NULL;
 -- Partial: a new event (digest_id NULL) costs no entry here, only the formed ones do.
 CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id) WHERE digest_id IS NOT NULL;
+"""
+DIGESTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (
     id TEXT PRIMARY KEY,
     group_key TEXT NOT NULL,
     org_id TEXT NOT NULL,
     constituency TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'attempting', 'delivered', 'failed')),
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL,
     last_error TEXT,
     created REAL NOT NULL,
     delivered_at REAL,
-    event_count INTEGER NOT NULL
+    event_count INTEGER NOT NULL,
+    attempt_started REAL
 );
 CREATE INDEX IF NOT EXISTS digests_due ON digests (state, next_attempt);
 """
+SCHEMA += DIGESTS_SCHEMA
 
-STATES = ("pending", "delivered", "failed")
+STATES = ("pending", "attempting", "delivered", "failed")
+#: The columns of a digests table from before the ``attempting`` state (see ``_upgrade_digests``).
+DIGEST_COLUMNS = (
+    "id, group_key, org_id, constituency, state, attempts, next_attempt, last_error, created, delivered_at, event_count"
+)
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
@@ -104,6 +118,7 @@ class Spool:
         self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self.db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         self.db.executescript(SCHEMA)
+        _upgrade_digests(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -209,6 +224,31 @@ class Spool:
             last_error=info["last_error"],
         )
 
+    def mark_attempting(self, digest_id: str, now: Optional[float] = None) -> None:
+        """Record, before the channel starts sending, that an attempt begins now."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            self.db.execute(
+                "UPDATE digests SET state = 'attempting', attempt_started = ? WHERE id = ?", (now, digest_id)
+            )
+
+    def interrupted(self) -> list:
+        """``(id, attempt_started)`` of the digests whose attempt never recorded an outcome."""
+        rows = self.db.execute(
+            "SELECT id, attempt_started FROM digests WHERE state = 'attempting' ORDER BY attempt_started, id"
+        )
+        return [(r["id"], r["attempt_started"]) for r in rows]
+
+    def mark_interrupted(self, digest_id: str, error: str, now: Optional[float] = None) -> None:
+        """Count an interrupted attempt and put the digest back in line for delivery now."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            self.db.execute(
+                "UPDATE digests SET state = 'pending', attempts = attempts + 1, last_error = ?, next_attempt = ?"
+                " WHERE id = ? AND state = 'attempting'",
+                (error, now, digest_id),
+            )
+
     def mark_delivered(self, digest_id: str, now: Optional[float] = None) -> None:
         now = time.time() if now is None else now
         with self._transaction():
@@ -223,7 +263,8 @@ class Spool:
         now = time.time() if now is None else now
         with self._transaction():
             self.db.execute(
-                "UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt = ? WHERE id = ?",
+                "UPDATE digests SET state = 'pending', attempts = attempts + 1, last_error = ?, next_attempt = ?"
+                " WHERE id = ?",
                 (error, now + delay, digest_id),
             )
             return self.db.execute("SELECT attempts FROM digests WHERE id = ?", (digest_id,)).fetchone()[0]
@@ -296,6 +337,32 @@ class Spool:
             self.db.executemany("DELETE FROM events WHERE digest_id = ?", [(i,) for i in ids])
             self.db.executemany("DELETE FROM digests WHERE id = ?", [(i,) for i in ids])
             return len(ids)
+
+
+def _upgrade_digests(db: sqlite3.Connection) -> None:
+    """Bring a digests table from before the ``attempting`` state up to the current schema.
+
+    SQLite cannot change a CHECK constraint in place: the table is rebuilt in one
+    transaction, rows and their states kept.
+    """
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(digests)")}
+    if "attempt_started" in columns:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE digests RENAME TO digests_before_attempting")
+        db.execute("DROP INDEX IF EXISTS digests_due")
+        for statement in DIGESTS_SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(
+            f"INSERT INTO digests ({DIGEST_COLUMNS}) SELECT {DIGEST_COLUMNS} FROM digests_before_attempting"  # noqa: S608
+        )
+        db.execute("DROP TABLE digests_before_attempting")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class _Transaction:

@@ -26,7 +26,7 @@ def test_list_shows_states_counts_and_errors(tmp_path, capsys):
     _, failed, _ = make_spool(tmp_path / "s.sqlite")
     assert main(["spool", str(tmp_path / "s.sqlite"), "list"]) == 0
     out = capsys.readouterr().out
-    assert "0 pending, 1 delivered, 1 failed digests; 1 findings not yet in a digest." in out
+    assert "0 pending, 0 attempting, 1 delivered, 1 failed digests; 1 findings not yet in a digest." in out
     assert f"{failed[:16]}  failed" in out and "last error: POST answered 422" in out
     main(["spool", str(tmp_path / "s.sqlite"), "list", "--state", "failed", "--json"])
     listing = json.loads(capsys.readouterr().out)

@@ -304,3 +304,68 @@ def test_channels_refuse_incomplete_settings():
         channels.FileChannel(None)
     with pytest.raises(ValueError, match="formats"):
         channels.FileChannel("/tmp/x", formats=["pdf"])
+
+
+NON_ASCII = [organisation("GM1900", "Súdwest-Fryslân"), organisation("GM9001", "Gemeente één")]
+NON_ASCII_FIELDS = {
+    "extra.nsm.case_title": "Lek in één systeem van Súdwest-Fryslân",
+    "extra.nsm.recommendation": "Werk bij en herstart één keer — daarna «klaar».",
+}
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_every_part_of_a_digest_round_trips_non_ascii_text(spool, tmp_path, language):
+    import email
+    import email.policy
+
+    from intelmq_nsm.digest import render
+
+    for n, org in enumerate(NON_ASCII):
+        spool.add(findings(event(n, [org], **NON_ASCII_FIELDS)), now=0)
+    with SmtpSink() as sink, Receiver() as receiver:
+        smtp = channels.SmtpChannel(LOOPBACK, sink.port, "ibd@ibd.example", security="none", language=language)
+        assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 2
+        digests = {d["id"]: spool.load(d["id"]) for d in spool.digests()}
+        rest = channels.RestChannel(receiver.url, SECRET)
+        for digest in digests.values():
+            rest.send(digest)
+        raw_mails, bodies = list(sink.raw), [body for _, body, _ in receiver.requests]
+    assert len(raw_mails) == 2
+    for raw in raw_mails:
+        # Parsed back from the bytes the server received, by the standard library's parser.
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        digest = digests[message["X-NSM-Digest-Id"]]
+        name = digest.organisation["name"]
+        assert message["Subject"] == render.subject(digest, language) and name in message["Subject"]
+        text = message.get_body(("plain",))
+        assert text.get_content_charset() == "utf-8"
+        # Mail text has CRLF line ends; the lines are the rendered ones.
+        assert text.get_content().splitlines() == render.to_text(digest, language).splitlines()
+        assert name in text.get_content()
+        [attachment] = list(message.iter_attachments())
+        assert attachment.get_content_type() == "text/csv" and attachment.get_content_charset() == "utf-8"
+        assert attachment.get_content() == render.to_csv(digest)
+        assert "één systeem van Súdwest-Fryslân" in attachment.get_content()
+        assert "«klaar»" in attachment.get_payload(decode=True).decode(attachment.get_content_charset())
+    # The JSON document, as the REST receiver got it and as the file channel writes it.
+    documents = {json.loads(body)["id"]: json.loads(body) for body in bodies}
+    assert sorted(d["organisation"]["name"] for d in documents.values()) == sorted(o["name"] for o in NON_ASCII)
+    files = channels.FileChannel(tmp_path / "files", formats=["json"])
+    for digest_id, digest in digests.items():
+        assert documents[digest_id] == render.as_document(digest)
+        assert documents[digest_id]["findings"][0]["case_title"] == NON_ASCII_FIELDS["extra.nsm.case_title"]
+        files.send(digest)
+        written = (tmp_path / "files" / f"{digest_id}.json").read_text(encoding="utf-8")
+        assert json.loads(written) == documents[digest_id]
+
+
+def test_an_unexpected_error_in_a_channel_is_retried_not_left_attempting(spool):
+    class Broken:
+        def send(self, digest):
+            raise RuntimeError("the channel broke")
+
+    fill(spool, AMSTERDAM)
+    assert deliverer(spool, Broken()).run_once(now=1)["retry"] == 1
+    [row] = spool.digests()
+    assert row["state"] == "pending" and row["attempts"] == 1 and row["attempt_started"] == 1
+    assert row["last_error"] == "RuntimeError: the channel broke"

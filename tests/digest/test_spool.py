@@ -69,7 +69,7 @@ def test_a_large_group_is_split_into_digests_of_max_events(spool):
         spool.add(findings(event(n, [AMSTERDAM])), now=n)
     formed = spool.form_digests(max_events=3, max_age=1000, now=10, flush=True)
     assert [len(spool.load(d).findings) for d in formed] == [3, 3, 1]
-    assert spool.counts() == {"pending": 3, "delivered": 0, "failed": 0, "waiting_findings": 0}
+    assert spool.counts() == {"pending": 3, "attempting": 0, "delivered": 0, "failed": 0, "waiting_findings": 0}
 
 
 def test_digest_id_is_the_hash_of_its_content_and_stable(tmp_path):
@@ -113,7 +113,7 @@ def test_states_retry_and_purge(spool):
     spool.mark_delivered(first, now=200)
     assert not spool.retry(first)
     assert spool.purge(older_than=0, now=300) == 1
-    assert spool.counts() == {"pending": 1, "delivered": 0, "failed": 0, "waiting_findings": 0}
+    assert spool.counts() == {"pending": 1, "attempting": 0, "delivered": 0, "failed": 0, "waiting_findings": 0}
     with pytest.raises(KeyError):
         spool.load(first)
 
@@ -147,3 +147,39 @@ def test_findings_read_hierarchical_extra_too():
     assert finding.organisation["id"] == "GM0363"
     assert finding.row["case_id"] == "DIVD-2024-00012"
     assert finding.row["cves"] == "CVE-2023-4966"
+
+
+OLD_DIGESTS = """
+CREATE TABLE digests (
+    id TEXT PRIMARY KEY, group_key TEXT NOT NULL, org_id TEXT NOT NULL, constituency TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
+    created REAL NOT NULL, delivered_at REAL, event_count INTEGER NOT NULL
+);
+CREATE INDEX digests_due ON digests (state, next_attempt);
+INSERT INTO digests VALUES ('d1', 'k', 'GM0363', 'ibd', 'delivered', 1, 5, NULL, 1, 5, 2);
+INSERT INTO digests VALUES ('d2', 'k', 'GM0344', 'ibd', 'pending', 3, 9, 'HTTP 503', 2, NULL, 1);
+"""
+
+
+def test_a_spool_from_before_the_attempting_state_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_DIGESTS)
+    spool = Spool(path)
+    try:
+        rows = {d["id"]: d for d in spool.digests()}
+        assert {i: (d["state"], d["attempts"], d["last_error"]) for i, d in rows.items()} == {
+            "d1": ("delivered", 1, None),
+            "d2": ("pending", 3, "HTTP 503"),
+        }
+        spool.mark_attempting("d2", now=10)
+        assert spool.interrupted() == [("d2", 10)]
+        assert spool.due(now=100) == []
+        spool.mark_interrupted("d2", "cut short", now=11)
+        assert spool.due(now=11) == ["d2"] and spool.digests("pending")[0]["attempts"] == 4
+    finally:
+        spool.close()
+    with sqlite3.connect(path) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "digests_due" in indexes

@@ -9,7 +9,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.bots.collectors.intake.collector import IntakeCollectorBot
+from intelmq_nsm.bots.collectors.intake.collector import NSMIntakeCollectorBot
 from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, Spool, Submission
 from intelmq_nsm.intake.tokens import add_token
 
@@ -38,7 +38,7 @@ class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
         cls.token_file = Path(cls.directory.name) / "tokens.json"
         add_token(cls.token_file, "DIVD", ["divd"], feed_name="DIVD scans")
         cls.spool_file = Path(cls.directory.name) / "spool.sqlite"
-        cls.bot_reference = IntakeCollectorBot
+        cls.bot_reference = NSMIntakeCollectorBot
         cls.sysconfig = {
             "token_file": str(cls.token_file),
             "spool_file": str(cls.spool_file),
@@ -82,8 +82,8 @@ class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
 
     def test_check_names_a_missing_token_file(self):
         self.assertEqual(
-            IntakeCollectorBot.check({"token_file": None}),
+            NSMIntakeCollectorBot.check({"token_file": None}),
             [["error", "Parameter token_file is required: create it with 'intelmq-nsm tokens add'."]],
         )
         missing = str(Path(self.directory.name) / "none.json")
-        self.assertIn("does not exist yet", json.dumps(IntakeCollectorBot.check({"token_file": missing})))
+        self.assertIn("does not exist yet", json.dumps(NSMIntakeCollectorBot.check({"token_file": missing})))

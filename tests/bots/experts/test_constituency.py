@@ -9,7 +9,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as contract
-from intelmq_nsm.bots.experts.constituency.expert import ConstituencyExpertBot
+from intelmq_nsm.bots.experts.constituency.expert import NSMConstituencyExpertBot
 from tests.harness import wait_for
 
 DATA = Path(__file__).resolve().parents[2] / "constituency" / "data"
@@ -50,7 +50,7 @@ class RoutedOutputs:
 class TestConstituencyExpertBot(RoutedOutputs, BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ConstituencyExpertBot
+        cls.bot_reference = NSMConstituencyExpertBot
         cls.sysconfig = {"database": str(DATA)}
         cls.allowed_warning_count = 1  # the test registry's ended organisation GM9001 is reported
 
@@ -183,7 +183,7 @@ class TestConstituencyExpertReload(RoutedOutputs, BotTestCase, unittest.TestCase
 
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ConstituencyExpertBot
+        cls.bot_reference = NSMConstituencyExpertBot
         cls.sysconfig = {"database": "/nonexistent"}  # replaced per test
         cls.skip_checks = True
 
@@ -241,7 +241,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_check_reports_a_missing_an_invalid_and_an_empty_registry_and_paths_missing(tmp_path):
-    check = ConstituencyExpertBot.check
+    check = NSMConstituencyExpertBot.check
     [[level, message]] = check({"database": str(tmp_path / "missing.yaml")})
     assert level == "error" and "missing.yaml does not exist" in message
     (tmp_path / "bad.csv").write_text("type,value,organisation\nnetwork,192.0.2.1/24,GM0014\n", "utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as contract
-from intelmq_nsm.bots.experts.constituency.expert import ConstituencyExpertBot
+from intelmq_nsm.bots.experts.constituency.expert import NSMConstituencyExpertBot
 from tests.constituency.municipal_registry import Oracle, build, random_events, write_csv
 
 ASSETS, EXCLUSIONS = build()
@@ -21,7 +21,7 @@ class TestAllMunicipalities(BotTestCase, unittest.TestCase):
         cls._tmp = tempfile.TemporaryDirectory()
         database = Path(cls._tmp.name) / "municipalities.csv"
         write_csv(database, ASSETS, EXCLUSIONS)
-        cls.bot_reference = ConstituencyExpertBot
+        cls.bot_reference = NSMConstituencyExpertBot
         cls.sysconfig = {"database": str(database)}
 
     @classmethod

@@ -9,7 +9,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as contract
-from intelmq_nsm.bots.experts.constituency.expert import ConstituencyExpertBot
+from intelmq_nsm.bots.experts.constituency.expert import NSMConstituencyExpertBot
 from intelmq_nsm.cli import main
 
 RIPE = Path(__file__).resolve().parents[2] / "constituency" / "data" / "ripe"
@@ -29,7 +29,7 @@ class TestManualBeforeImported(BotTestCase, unittest.TestCase):
             ]
         )  # fmt: skip
         assert code == 0
-        cls.bot_reference = ConstituencyExpertBot
+        cls.bot_reference = NSMConstituencyExpertBot
         cls.sysconfig = {"database": str(registry)}
 
     @classmethod

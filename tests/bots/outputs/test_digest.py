@@ -1,4 +1,4 @@
-"""DigestOutputBot with IntelMQ's BotTestCase: events into the spool, bad events dumped."""
+"""NSMDigestOutputBot with IntelMQ's BotTestCase: events into the spool, bad events dumped."""
 
 import json
 import shutil
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from intelmq.lib.test import BotTestCase
 
-from intelmq_nsm.bots.outputs.digest.output import DigestOutputBot
+from intelmq_nsm.bots.outputs.digest.output import NSMDigestOutputBot
 from intelmq_nsm.demo.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
@@ -23,7 +23,7 @@ OTHER_CONSTITUENCY = event(4, [AMSTERDAM], constituency="surfcert")
 class TestDigestOutputBot(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = DigestOutputBot
+        cls.bot_reference = NSMDigestOutputBot
         cls.workdir = Path(tempfile.mkdtemp(prefix="nsm-digest-"))
         cls.sysconfig = {
             "channel": "file",
@@ -68,9 +68,9 @@ class TestDigestOutputBot(BotTestCase, unittest.TestCase):
         self.assertLogMatches(r".*'surfcert'.*differs from this output's constituency 'ibd'.*", levelname="ERROR")
 
     def test_check_names_missing_channel_parameters(self):
-        assert DigestOutputBot.check({"channel": "rest", "constituency": "ibd"}) == [
+        assert NSMDigestOutputBot.check({"channel": "rest", "constituency": "ibd"}) == [
             ["error", "The rest channel needs parameter rest_url, which is not set."],
             ["error", "The rest channel needs parameter rest_secret, which is not set."],
         ]
-        assert DigestOutputBot.check({"channel": "pigeon"})[0][0] == "error"
-        assert DigestOutputBot.check(self.sysconfig) is None
+        assert NSMDigestOutputBot.check({"channel": "pigeon"})[0][0] == "error"
+        assert NSMDigestOutputBot.check(self.sysconfig) is None

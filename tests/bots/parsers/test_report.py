@@ -7,7 +7,7 @@ from pathlib import Path
 
 from intelmq.lib.test import BotTestCase
 
-from intelmq_nsm.bots.parsers.report.parser import ReportParserBot
+from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
 from tests.messages import report_message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -69,7 +69,7 @@ NSM_FIRST_EVENT = {
 class TestReportParserBot(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ReportParserBot
+        cls.bot_reference = NSMReportParserBot
         cls.sysconfig = {}
 
     def run_with_errors(self, message, **parameters):
@@ -180,7 +180,7 @@ NUCLEI_EVENTS = [
 class TestReportParserBotNuclei(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ReportParserBot
+        cls.bot_reference = NSMReportParserBot
         cls.sysconfig = {}
 
     run_with_errors = TestReportParserBot.run_with_errors
@@ -222,7 +222,7 @@ HEADER = "ip,abuse,prefix,asn,holder,country,city,abuse_source\n"
 class TestReportParserBotDivdCsv(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ReportParserBot
+        cls.bot_reference = NSMReportParserBot
         cls.sysconfig = {"case": CASE}
 
     run_with_errors = TestReportParserBot.run_with_errors
@@ -298,7 +298,7 @@ class TestReportParserBotDivdCsv(BotTestCase, unittest.TestCase):
 class TestReportParserBotLimits(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ReportParserBot
+        cls.bot_reference = NSMReportParserBot
         cls.sysconfig = {"case": CASE}
 
     run_with_errors = TestReportParserBot.run_with_errors
@@ -321,7 +321,7 @@ class TestReportParserBotLimits(BotTestCase, unittest.TestCase):
             self.assertEqual((events, len(errors)), ([], 1))
 
     def test_check_names_bad_parameters(self):
-        self.assertIsNone(ReportParserBot.check({"format": "auto", "case": CASE}))
-        messages = ReportParserBot.check({"format": "xml", "case": {"severity": "urgent"}})
+        self.assertIsNone(NSMReportParserBot.check({"format": "auto", "case": CASE}))
+        messages = NSMReportParserBot.check({"format": "xml", "case": {"severity": "urgent"}})
         self.assertEqual([level for level, _ in messages], ["error", "error"])
         self.assertIn("'urgent' is not one of", messages[1][1])

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from intelmq.lib.test import BotTestCase
 
-from intelmq_nsm.bots.parsers.report.parser import ReportParserBot
+from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
 
 CASE = {"id": "DIVD-2024-00012", "title": "Exposed management interfaces"}
 COLUMNS = ["ip", "abuse", "prefix", "asn", "holder", "country", "city", "abuse_source"]
@@ -36,7 +36,7 @@ def encode(text: str, encoding: str) -> bytes:
 class GeneratedInputCase(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = ReportParserBot
+        cls.bot_reference = NSMReportParserBot
         cls.sysconfig = {"case": CASE}
 
     def run_report(self, data: bytes):

@@ -10,6 +10,7 @@ from intelmq.lib.bot import CollectorBot
 from intelmq.lib.exceptions import IntelMQException, PipelineError
 
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
 from intelmq_nsm.intake.spool import Spool
 from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
@@ -18,7 +19,7 @@ from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entrie
 _BATCH = 100
 
 
-class IntakeCollectorBot(CollectorBot):
+class NSMIntakeCollectorBot(CollectorBot):
     """Accept researchers' reports over HTTP (POST /v1/reports, Bearer token), store them durably and send them on."""
 
     http_host: str = "127.0.0.1"
@@ -38,6 +39,7 @@ class IntakeCollectorBot(CollectorBot):
     _service: Optional[IntakeService] = None
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         if not self.token_file:
             raise ValueError("Parameter token_file is required.")
         spool_file = self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}-spool.sqlite")
@@ -117,6 +119,7 @@ class IntakeCollectorBot(CollectorBot):
 
     @staticmethod
     def check(parameters: dict):
+        parameters = without_empty(NSMIntakeCollectorBot, parameters)
         messages = []
         token_file = parameters.get("token_file")
         if not token_file:
@@ -131,10 +134,10 @@ class IntakeCollectorBot(CollectorBot):
                     messages.append(["warning", f"The token file {token_file} does not exist yet: nobody can submit."])
                 elif not any(entry.active for entry in entries):
                     messages.append(["warning", f"The token file {token_file} has no active token: nobody can submit."])
-        report_size = parameters.get("max_report_size", IntakeCollectorBot.max_report_size)
-        if report_size > parameters.get("max_body_size", IntakeCollectorBot.max_body_size):
+        report_size = parameters.get("max_report_size", NSMIntakeCollectorBot.max_report_size)
+        if report_size > parameters.get("max_body_size", NSMIntakeCollectorBot.max_body_size):
             messages.append(["warning", "Parameter max_report_size is larger than max_body_size; no report is split."])
         return messages or None
 
 
-BOT = IntakeCollectorBot
+BOT = NSMIntakeCollectorBot

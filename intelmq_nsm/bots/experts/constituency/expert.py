@@ -17,6 +17,7 @@ from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import event_contract as contract
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.constituency import RegistryError, load_registry, registry_files
 from intelmq_nsm.constituency.loader import SUFFIXES
 
@@ -41,7 +42,7 @@ def _signature(database) -> tuple:
     return tuple(signature)
 
 
-class ConstituencyExpertBot(ExpertBot):
+class NSMConstituencyExpertBot(ExpertBot):
     """Tag events with the owning organisation from the constituency registry and route them by constituency"""
 
     database: Union[str, list] = "/opt/intelmq/var/lib/bots/nsm-constituency"  # file, directory or list
@@ -56,6 +57,7 @@ class ConstituencyExpertBot(ExpertBot):
     autoupdate_cached_database: bool = True
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         registry = getattr(self, "_registry", None)
         try:
             self._load()
@@ -155,7 +157,8 @@ class ConstituencyExpertBot(ExpertBot):
 
     @staticmethod
     def check(parameters):
-        database = parameters.get("database", ConstituencyExpertBot.database)
+        parameters = without_empty(NSMConstituencyExpertBot, parameters)
+        database = parameters.get("database", NSMConstituencyExpertBot.database)
         paths = _paths(database)
         missing = [str(p) for p in paths if not Path(p).exists()]
         if missing:
@@ -237,7 +240,7 @@ def update_registry(session, parameters: dict, verbose: bool = False) -> Path:
     import requests
 
     url = parameters["database_url"]
-    paths = _paths(parameters.get("database", ConstituencyExpertBot.database))
+    paths = _paths(parameters.get("database", NSMConstituencyExpertBot.database))
     try:
         response = session.get(url, timeout=60)
         response.raise_for_status()
@@ -271,4 +274,4 @@ def _describe(stats: dict) -> str:
     )
 
 
-BOT = ConstituencyExpertBot
+BOT = NSMConstituencyExpertBot

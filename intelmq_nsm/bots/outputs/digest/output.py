@@ -8,13 +8,14 @@ from intelmq.lib.bot import OutputBot
 from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.digest.findings import FindingError, findings
 
 #: WAL pages (4 KiB) after which an intake commit checkpoints itself: ~40 MiB.
 INTAKE_CHECKPOINT = 10000
 
 
-class DigestOutputBot(OutputBot):
+class NSMDigestOutputBot(OutputBot):
     """Spool findings per organisation on disk and deliver them as digests (JSON, CSV, text) over REST, SMTP or files"""
 
     channel: str = "file"
@@ -51,6 +52,7 @@ class DigestOutputBot(OutputBot):
     _thread = None
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         from intelmq_nsm.digest.delivery import DeliveryThread
         from intelmq_nsm.digest.spool import Spool
 
@@ -128,6 +130,7 @@ class DigestOutputBot(OutputBot):
 
     @staticmethod
     def check(parameters: dict):
+        parameters = without_empty(NSMDigestOutputBot, parameters)
         channel = parameters.get("channel", "file")
         needs = {"rest": ["rest_url", "rest_secret"], "smtp": ["smtp_from"], "file": ["file_directory"]}
         if channel not in needs:
@@ -145,4 +148,4 @@ class DigestOutputBot(OutputBot):
         return results or None
 
 
-BOT = DigestOutputBot
+BOT = NSMDigestOutputBot

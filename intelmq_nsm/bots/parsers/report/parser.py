@@ -10,6 +10,7 @@ from intelmq.lib.exceptions import IntelMQException
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.formats import FORMATS, RecordError, decode_report, detect_format
 from intelmq_nsm.formats.case import case_problems, combine
 from intelmq_nsm.formats.nuclei import NotAFinding
@@ -19,7 +20,7 @@ from intelmq_nsm.formats.reader import RecentFingerprints, fingerprint, open_rep
 _LOGGED_FAILURES = 10
 
 
-class ReportParserBot(ParserBot):
+class NSMReportParserBot(ParserBot):
     """Turn researchers' reports (NSM report, nuclei JSONL, DIVD CSV) into one event per finding with its case."""
 
     format: str = "auto"
@@ -29,6 +30,7 @@ class ReportParserBot(ParserBot):
     max_record_dumps: int = 1000
 
     def init(self):
+        unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         if self.format != "auto" and self.format not in FORMATS:
             raise ValueError(f"Parameter format is {self.format!r}; use auto or one of {', '.join(FORMATS)}.")
         problems = case_problems(self.case or {}, require=False)
@@ -164,6 +166,7 @@ class ReportParserBot(ParserBot):
 
     @staticmethod
     def check(parameters: dict):
+        parameters = without_empty(NSMReportParserBot, parameters)
         messages = []
         fmt = parameters.get("format", "auto")
         if fmt != "auto" and fmt not in FORMATS:
@@ -177,4 +180,4 @@ class ReportParserBot(ParserBot):
         return messages or None
 
 
-BOT = ReportParserBot
+BOT = NSMReportParserBot
