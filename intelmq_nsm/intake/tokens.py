@@ -13,16 +13,16 @@ import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import yaml
+
+from intelmq_nsm import storage
 
 TOKEN_PATTERN = re.compile(r"^nsm_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 FEED_CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -94,27 +94,13 @@ def read_entries(path) -> list:
 
 
 def write_entries(path, entries: list) -> None:
-    """Replace the token file atomically: readers see the old or the new file, never half."""
+    """Replace the token file atomically: readers see the old or the new file, never half.
+    A new file gets mode 0600; a file that exists keeps its owner and mode (a file
+    rewritten by root stays readable by the bots' user)."""
     path = Path(path)
     data = {"version": FILE_VERSION, "tokens": [asdict(entry) for entry in entries]}
     text = yaml.safe_dump(data, sort_keys=False) if _is_yaml(path) else json.dumps(data, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    storage.atomic_write(path, text, mode=None if path.exists() else 0o600)
 
 
 @contextlib.contextmanager

@@ -9,13 +9,25 @@ from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import CollectorBot
 from intelmq.lib.exceptions import IntelMQException, PipelineError
 
+from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
-from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
-from intelmq_nsm.intake.spool import Spool
+from intelmq_nsm.intake.http import IntakeServer
+from intelmq_nsm.intake.pump import PipelineState, Pump
+from intelmq_nsm.intake.service import IntakeConfig, IntakeService
+from intelmq_nsm.intake.spool import SubmissionSpool
 from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
 
-# Reports moved from the spool into the pipeline per round of the main loop.
-_BATCH = 100
+#: The spooled reports' metadata → the report's fields (feed identity from the token).
+FIELDS = {
+    "researcher": "feed.provider",
+    "feed_name": "feed.name",
+    "feed_code": "feed.code",
+    "observed": "time.observation",
+    "submission_id": ec.SUBMISSION_ID,
+    "content_type": ec.CONTENT_TYPE,
+    "case": ec.CASE,
+    "first_record": ec.FIRST_RECORD,
+}
 
 
 class IntakeCollectorBot(CollectorBot):
@@ -34,8 +46,8 @@ class IntakeCollectorBot(CollectorBot):
     require_csv_case: bool = True
 
     _server: Optional[IntakeServer] = None
-    _spool: Optional[Spool] = None
-    _service: Optional[IntakeService] = None
+    _spool: Optional[SubmissionSpool] = None
+    _pump: Optional[Pump] = None
 
     def init(self):
         if not self.token_file:
@@ -50,14 +62,16 @@ class IntakeCollectorBot(CollectorBot):
             send_wait=self.send_wait,
             require_csv_case=self.require_csv_case,
         )
-        self._spool = Spool(spool_file)
-        self._service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger)
+        self._spool = SubmissionSpool(spool_file)
+        state = PipelineState()
+        service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger, state)
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
-        self._server = IntakeServer(self._service, self.http_host, self.http_port).start()
+        self._pump = Pump(self._spool, self._send, state, self.logger, refused=(PipelineError,))
+        self._server = IntakeServer(service, self.http_host, self.http_port).start()
         pending = self._spool.pending_count()
         if pending:
-            self._service.work.set()  # reports left from before a restart go first
+            state.work.set()  # reports left from before a restart go first
         self.logger.info(
             "Listening on %s:%d; %d reports wait in the spool %s.",
             self.http_host,
@@ -67,33 +81,15 @@ class IntakeCollectorBot(CollectorBot):
         )
 
     def process(self):
-        self._service.work.wait(1.0)
-        self._service.work.clear()
-        while True:
-            try:
-                sent = drain(self._spool, self._send, _BATCH)
-            except PipelineError as exc:
-                if self._service.pipeline_ok is not False:
-                    self.logger.warning(
-                        "The pipeline refused a report (%s); reports stay in the spool until it takes them.", exc
-                    )
-                self._service.pipeline_ok = False
-                self._spool.mark_spooled()
-                self._service.notify_changed()
-                return
-            if sent:
-                if self._service.pipeline_ok is False:
-                    self.logger.info("The pipeline takes reports again; the spool is being sent.")
-                self._service.pipeline_ok = True
-                self._service.notify_changed()
-            if sent < _BATCH:
-                return
+        self._pump.wait_for_work(1.0)
+        self._pump.pump()
 
     def _send(self, item):
         try:
             report = self.new_report()
-            for key, value in item.fields.items():
-                report.add(key, value, overwrite=True)
+            for key, value in item.meta.items():
+                # Keys not in FIELDS are field names already (spools written before).
+                report.add(FIELDS.get(key, key), value, overwrite=True)
             if self.accuracy is not None:
                 report.add("feed.accuracy", self.accuracy, overwrite=True)
             report.add("raw", item.raw)
@@ -101,7 +97,7 @@ class IntakeCollectorBot(CollectorBot):
             # Cannot happen with reports this bot built; if it does, the report must not
             # block the spool: it goes to the dump file with the reason and is forgotten.
             self.logger.error("Report %d of submission %s cannot be built: %s.", item.part, item.submission_id, exc)
-            dumped = {**item.fields, "raw": base64.b64encode(item.raw).decode("ascii")}
+            dumped = {**item.meta, "raw": base64.b64encode(item.raw).decode("ascii")}
             shortcuts.dump(self, f"{type(exc).__name__}: {exc}", json.dumps(dumped).encode("utf-8"))
             return
         # The feed fields come from the researcher's token, not from this bot's parameters.
