@@ -1,8 +1,8 @@
 """The intake's edge checks: what a request must look like before anything else happens.
 
-Content type and charset, strict ``Content-Length`` framing (RFC 9112: one value, digits
-only), the query parameters, the case metadata of CSV and NDJSON submissions, and the
-submission id. Each check raises :class:`~intelmq_nsm.web.refusal.Refusal`.
+Content type and charset, the body's length within the limits (the framing itself is
+checked by :mod:`intelmq_nsm.web.framing`), the query parameters, the case metadata of
+CSV and NDJSON submissions, and the submission id. Each check raises :class:`~intelmq_nsm.web.refusal.Refusal`.
 """
 
 import hashlib
@@ -14,7 +14,6 @@ from intelmq_nsm.intake.split import CONTENT_TYPES
 from intelmq_nsm.web.refusal import Refusal
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{64}$")
-_DIGITS = re.compile(r"[0-9]+")
 
 #: Case metadata for CSV and NDJSON submissions: query parameter → key path in the case
 #: block, and whether the value is a comma-separated list. The header form is
@@ -52,20 +51,10 @@ def media_type(header: Optional[str]) -> str:
     return media
 
 
-def content_length(values: list, transfer_encoding: Optional[str], limit: int) -> int:
-    """The body's length from the ``Content-Length`` header(s): exactly one value of digits
-    only (no sign, no space, no underscore), or several that are all the same."""
-    if transfer_encoding:
-        raise Refusal(411, "length_required", "Chunked bodies are not accepted; send a Content-Length.")
-    pieces = [piece for value in values for piece in value.split(",")]
-    if not pieces:
+def content_length(length: Optional[int], limit: int) -> int:
+    """The body's length (framing checked by the web stack) within the intake's limits."""
+    if length is None:
         raise Refusal(411, "length_required", "A Content-Length header is required.")
-    # Headers arrive with surrounding whitespace removed; what is left must be digits.
-    if not all(_DIGITS.fullmatch(piece) for piece in pieces):
-        raise Refusal(400, "bad_content_length", "Content-Length is not a number of digits only.")
-    if len(set(int(piece) for piece in pieces)) > 1:
-        raise Refusal(400, "bad_content_length", "Conflicting Content-Length values.")
-    length = int(pieces[0])
     if length > limit:
         raise Refusal(413, "too_large", f"The body has {length} bytes; this intake accepts at most {limit} bytes.")
     if length == 0:

@@ -85,10 +85,10 @@ class IntakeService:
             )
         return entry
 
-    def check_submission(self, entry, content_type: Optional[str], lengths: list, query: dict, headers) -> dict:
+    def check_submission(self, entry, content_type: Optional[str], length: Optional[int], query: dict, headers) -> dict:
         """Everything that is checked before the body is read; returns the submission's context."""
         media = edge.media_type(content_type)
-        length = edge.content_length(lengths, headers.get("Transfer-Encoding"), self.config.max_body_bytes)
+        length = edge.content_length(length, self.config.max_body_bytes)
         edge.check_query(query)
         codes = query.get("feed_code")
         code = codes[-1] if codes else entry.feed_codes[0]

@@ -13,6 +13,10 @@ from intelmq_nsm.intake.pump import Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
 from intelmq_nsm.intake.spool import SubmissionSpool
 from intelmq_nsm.intake.tokens import TokenVerifier, add_token, revoke_token
+from intelmq_nsm.web.server import Limits
+
+#: Parameters of the web stack's limits; the others are the service's.
+LIMITS = ("max_connections", "header_timeout", "max_header_bytes", "max_bytes_in_flight", "workers")
 
 
 class PipelineDown(Exception):
@@ -30,9 +34,12 @@ class Intake:
         self.logger = logging.getLogger("tests.intake")
         self.spool = SubmissionSpool(tmp_path / "spool.sqlite")
         config.setdefault("send_wait", 2)
+        limits = {name: config.pop(name) for name in LIMITS if name in config}
         self.service = IntakeService(TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger)
+        limits.setdefault("body_timeout", self.service.config.body_timeout)
+        limits.setdefault("max_body_bytes", self.service.config.max_body_bytes)
         self.pump = Pump(self.spool, self._send, self.service.state, self.logger, refused=(PipelineDown,))
-        self.server = IntakeServer(self.service, "127.0.0.1", 0).start()
+        self.server = IntakeServer(self.service, "127.0.0.1", 0, Limits(**limits)).start()
         self.port = self.server.port
         self.sent = []
         self.pipeline_up = True

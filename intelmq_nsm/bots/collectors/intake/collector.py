@@ -16,6 +16,7 @@ from intelmq_nsm.intake.pump import PipelineState, Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
 from intelmq_nsm.intake.spool import SubmissionSpool
 from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
+from intelmq_nsm.web.server import Limits
 
 #: The spooled reports' metadata → the report's fields (feed identity from the token).
 FIELDS = {
@@ -44,6 +45,11 @@ class IntakeCollectorBot(CollectorBot):
     burst: int = 30
     send_wait: int = 5
     require_csv_case: bool = True
+    max_connections: int = 256
+    header_timeout: int = 10
+    max_header_size: int = 16384
+    max_bytes_in_flight: int = 134217728
+    workers: int = 8
 
     _server: Optional[IntakeServer] = None
     _spool: Optional[SubmissionSpool] = None
@@ -68,7 +74,16 @@ class IntakeCollectorBot(CollectorBot):
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
         self._pump = Pump(self._spool, self._send, state, self.logger, refused=(PipelineError,))
-        self._server = IntakeServer(service, self.http_host, self.http_port).start()
+        limits = Limits(
+            max_connections=self.max_connections,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            max_header_bytes=self.max_header_size,
+            max_body_bytes=self.max_body_size,
+            max_bytes_in_flight=self.max_bytes_in_flight,
+            workers=self.workers,
+        )
+        self._server = IntakeServer(service, self.http_host, self.http_port, limits).start()
         pending = self._spool.pending_count()
         if pending:
             state.work.set()  # reports left from before a restart go first
