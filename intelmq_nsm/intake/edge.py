@@ -97,11 +97,13 @@ def case_metadata(query: dict, headers) -> Optional[dict]:
     return case or None
 
 
-def submission_id(researcher: str, content_type: str, case: Optional[dict], body: bytes) -> str:
-    """sha256 of researcher and content: the same report from the same researcher, same id."""
+def submission_id(researcher: str, feed_code: str, content_type: str, case: Optional[dict], body: bytes) -> str:
+    """sha256 of researcher, feed code and content: the same report from the same researcher
+    under the same feed code, same id (another feed code makes a submission of its own)."""
     digest = hashlib.sha256()
     case_text = json.dumps(case, sort_keys=True)
-    for piece in (b"nsm-intake/1", researcher.encode(), content_type.encode(), case_text.encode()):
+    pieces = (b"nsm-intake/2", researcher.encode(), feed_code.encode(), content_type.encode(), case_text.encode())
+    for piece in pieces:
         digest.update(piece + b"\0")
     digest.update(body)
     return digest.hexdigest()

@@ -17,7 +17,7 @@ from intelmq_nsm.web.server import Limits, WebServer
 
 def intake_routes(service: IntakeService) -> Routes:
     def check_post(request: Request) -> None:
-        entry = service.authenticate(request.headers.get("Authorization"))
+        entry = service.authenticate(request.headers.get("Authorization"), request.remote)
         context = service.check_submission(
             entry, request.headers.get("Content-Type"), request.length, request.query, request.headers
         )
@@ -35,7 +35,7 @@ def intake_routes(service: IntakeService) -> Routes:
         return Response.json(status, body)
 
     def status(request: Request) -> Response:
-        entry = service.authenticate(request.headers.get("Authorization"))
+        entry = service.authenticate(request.headers.get("Authorization"), request.remote)
         return Response.json(*service.status(entry, request.args[0]))
 
     def health(request: Request) -> Response:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from intelmq_nsm.formats.case import case_problems
-from intelmq_nsm.intake import edge
+from intelmq_nsm.intake import edge, nesting
 from intelmq_nsm.intake import spool as spool_mod
 from intelmq_nsm.intake.pump import PipelineState
-from intelmq_nsm.intake.split import CSV, JSON, SubmissionError, split_submission
+from intelmq_nsm.intake.split import CSV, JSON, NDJSON, SubmissionError, split_submission
+from intelmq_nsm.intake.tokens import TokenFileError, VerifierBusy
 from intelmq_nsm.web.refusal import Refusal
 
 
@@ -28,15 +29,25 @@ class IntakeConfig:
     burst: int = 30
     send_wait: float = 5.0
     require_csv_case: bool = True
+    #: Failed authentications per client address, and per token id, and minute; burst.
+    failed_auth_per_minute: int = 30
+    failed_auth_burst: int = 10
 
 
 class RateLimiter:
     """A token bucket per key: ``burst`` requests at once, refilled at ``per_minute``/60 per second."""
 
+    #: Buckets kept before the full ones (nothing taken lately) are forgotten.
+    MAX_BUCKETS = 10000
+
     def __init__(self, per_minute: int, burst: int):
         self.rate, self.burst = per_minute / 60.0, max(1, burst)
         self._buckets = {}
         self._lock = threading.Lock()
+
+    def _level(self, key: str, now: float) -> float:
+        level, stamp = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), level + (now - stamp) * self.rate)
 
     def take(self, key: str) -> float:
         """0 when allowed, else the seconds until the next request would be."""
@@ -44,13 +55,22 @@ class RateLimiter:
             return 0.0
         now = time.monotonic()
         with self._lock:
-            level, stamp = self._buckets.get(key, (float(self.burst), now))
-            level = min(float(self.burst), level + (now - stamp) * self.rate)
+            if len(self._buckets) > self.MAX_BUCKETS:
+                self._buckets = {k: v for k, v in self._buckets.items() if self._level(k, now) < self.burst}
+            level = self._level(key, now)
             if level >= 1:
                 self._buckets[key] = (level - 1, now)
                 return 0.0
             self._buckets[key] = (level, now)
             return (1 - level) / self.rate
+
+    def wait(self, key: str) -> float:
+        """What :meth:`take` would answer, without taking."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            level = self._level(key, time.monotonic())
+        return 0.0 if level >= 1 else (1 - level) / self.rate
 
 
 def _retry_after(wait: float) -> dict:
@@ -63,16 +83,42 @@ class IntakeService:
     def __init__(self, verifier, spool, config: IntakeConfig, logger, state: Optional[PipelineState] = None):
         self.verifier, self.spool, self.config, self.logger = verifier, spool, config, logger
         self.limiter = RateLimiter(config.requests_per_minute, config.burst)
+        self.failures = RateLimiter(config.failed_auth_per_minute, config.failed_auth_burst)
         self.state = state or PipelineState()
+        self._told_problem: Optional[str] = None
 
-    def authenticate(self, authorization: Optional[str]):
+    def authenticate(self, authorization: Optional[str], remote: str = "-"):
+        """The token's entry, or a Refusal. Failed attempts are limited per client address
+        and per token id before any hash is computed."""
         token = None
         if authorization:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() == "bearer":
                 token = credentials.strip()
-        entry, reason = self.verifier.verify(token)
+        keys = [f"address {remote}"]
+
+        def admit(token_id: str) -> None:
+            keys.append(f"token {token_id}")
+            wait = max(self.failures.wait(key) for key in keys)
+            if wait:
+                raise Refusal(
+                    429,
+                    "too_many_failures",
+                    f"Too many failed authentications from this address or for this token; try again in {wait:.0f} s.",
+                    headers=_retry_after(wait),
+                )
+
+        try:
+            entry, reason = self.verifier.verify(token, admit)
+        except TokenFileError as exc:
+            raise self._misconfigured(str(exc)) from None
+        except VerifierBusy:
+            raise Refusal(
+                503, "busy", "Too many token checks at once; try again shortly.", headers=_retry_after(2)
+            ) from None
         if entry is None:
+            for key in keys:
+                self.failures.take(key)
             raise Refusal(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer realm="nsm-intake"'})
         wait = self.limiter.take(entry.id)
         if wait:
@@ -112,11 +158,23 @@ class IntakeService:
                 400, "invalid_encoding", f"The body is not valid UTF-8 (byte {exc.start}).", [("$", "is not UTF-8")]
             ) from None
         text = text.lstrip("\ufeff")
+        if context["content_type"] in (JSON, NDJSON):
+            # Before any parser: theirs recurse once per level.
+            depth = nesting.max_depth(text, per_line=context["content_type"] == NDJSON)
+            if depth > nesting.MAX_DEPTH:
+                where = "a line" if context["content_type"] == NDJSON else "the report"
+                raise Refusal(
+                    400,
+                    "too_deeply_nested",
+                    f"In {where}, arrays and objects nest {depth} levels deep; "
+                    f"this intake accepts at most {nesting.MAX_DEPTH}.",
+                    [("$", f"nests deeper than {nesting.MAX_DEPTH} levels")],
+                )
         try:
             parts = split_submission(context["content_type"], text, self.config.max_report_bytes)
         except SubmissionError as exc:
             raise Refusal(400, "invalid_report", str(exc), exc.problems) from None
-        sid = edge.submission_id(entry.researcher, context["content_type"], context["case"], body)
+        sid = edge.submission_id(entry.researcher, context["feed_code"], context["content_type"], context["case"], body)
         now = time.time()
         observed = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat()
         reports = []
@@ -168,9 +226,27 @@ class IntakeService:
             raise Refusal(404, "not_found", "There is no submission with this id for this token.")
         return 200, stored.public()
 
+    def _misconfigured(self, problem: str) -> Refusal:
+        if problem != self._told_problem:
+            self._told_problem = problem
+            self.logger.error("Submissions are refused until the token file is mended: %s", problem)
+        return Refusal(
+            503,
+            "server_misconfigured",
+            "The intake's configuration has a problem (its token file); its operators must mend it. "
+            "Nothing was accepted; try again later.",
+            headers=_retry_after(60),
+        )
+
     def health(self) -> tuple:
         pending = self.spool.pending_count()
         ok = self.state.ok
         pipeline = {None: "unknown", True: "ok", False: "unavailable"}[ok]
+        problem = self.verifier.check_file()
+        if problem:
+            self._misconfigured(problem)
+            body = {"status": "misconfigured", "problem": problem, "pipeline": pipeline, "pending_reports": pending}
+            return 503, body
+        self._told_problem = None
         status = "ok" if ok is not False else "degraded"
         return 200, {"status": status, "pipeline": pipeline, "pending_reports": pending}

@@ -66,6 +66,9 @@ class Limits:
     light_workers: int = 2
     linger_seconds: float = 2.0
     retry_after: int = 5
+    #: Take the client's address from the last ``X-Forwarded-For`` entry (the one the
+    #: proxy in front added); only behind a proxy that sets it.
+    trust_forwarded_for: bool = False
 
 
 def escape(text: str) -> str:
@@ -135,6 +138,8 @@ class _Exchange(httputil.HTTPMessageDelegate):
             self.endpoint, args = self.server.routes.resolve(self.method, parts.path)
             if length and not self.endpoint.takes_body:
                 raise Refusal(400, "unexpected_body", "This endpoint takes no request body.")
+            if self.server.limits.trust_forwarded_for and headers.get("X-Forwarded-For"):
+                self.remote = headers.get_list("X-Forwarded-For")[-1].split(",")[-1].strip() or self.remote
             self.request = Request(self.method, parts.path, query, headers, self.remote, args, length)
             if self.endpoint.check is not None:
                 await self.server.run(self.endpoint, self.endpoint.check, self.request)

@@ -50,6 +50,10 @@ class IntakeCollectorBot(CollectorBot):
     max_header_size: int = 16384
     max_bytes_in_flight: int = 134217728
     workers: int = 8
+    failed_auth_per_minute: int = 30
+    failed_auth_burst: int = 10
+    max_concurrent_hashes: int = 2
+    trust_forwarded_for: bool = False
 
     _server: Optional[IntakeServer] = None
     _spool: Optional[SubmissionSpool] = None
@@ -67,10 +71,15 @@ class IntakeCollectorBot(CollectorBot):
             burst=self.burst,
             send_wait=self.send_wait,
             require_csv_case=self.require_csv_case,
+            failed_auth_per_minute=self.failed_auth_per_minute,
+            failed_auth_burst=self.failed_auth_burst,
         )
         self._spool = SubmissionSpool(spool_file)
         state = PipelineState()
-        service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger, state)
+        verifier = TokenVerifier(self.token_file, max_hashing=self.max_concurrent_hashes)
+        if verifier.problem:
+            self.logger.error("Submissions are refused until the token file is mended: %s", verifier.problem)
+        service = IntakeService(verifier, self._spool, config, self.logger, state)
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
         self._pump = Pump(self._spool, self._send, state, self.logger, refused=(PipelineError,))
@@ -82,6 +91,7 @@ class IntakeCollectorBot(CollectorBot):
             max_body_bytes=self.max_body_size,
             max_bytes_in_flight=self.max_bytes_in_flight,
             workers=self.workers,
+            trust_forwarded_for=self.trust_forwarded_for,
         )
         self._server = IntakeServer(service, self.http_host, self.http_port, limits).start()
         pending = self._spool.pending_count()
