@@ -272,7 +272,15 @@ class TokenVerifier:
             except TokenFileError as exc:
                 self._entries, self._stamp, self._verified, self.problem = {}, stamp, {}, str(exc)
                 return
-            self._entries, self._stamp, self._verified, self.problem = entries, stamp, {}, None
+            # Verified tokens stay verified while their entry's hash is the same.
+            verified = {
+                key: token_id
+                for key, token_id in self._verified.items()
+                if token_id in entries
+                and token_id in self._entries
+                and entries[token_id].hash == self._entries[token_id].hash
+            }
+            self._entries, self._stamp, self._verified, self.problem = entries, stamp, verified, None
 
     def check_file(self) -> Optional[str]:
         """The token file's problem after re-reading it if it changed, None when it is fine."""
