@@ -243,6 +243,7 @@ def main() -> int:
     parser.add_argument("--memory-child", nargs=2, metavar=("KIND", "FILE"))
     parser.add_argument("--attack", nargs=3, metavar=("PORT", "TOKEN", "SECONDS"))
     parser.add_argument("--failed-auth", choices=("on", "off"))
+    parser.add_argument("--only", choices=("auth", "memory"), help="run one of the two parts")
     args = parser.parse_args()
     if args.failed_auth:
         print(json.dumps(failed_auth(args.failed_auth == "on", args.seconds)))
@@ -253,10 +254,12 @@ def main() -> int:
     if args.memory_child:
         memory_child(*args.memory_child)
         return 0
-    for limit in ("on", "off"):
-        command = [sys.executable, __file__, "--failed-auth", limit, "--seconds", str(args.seconds)]
-        print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)
-    print(json.dumps(memory_per_mb()), flush=True)
+    if args.only != "memory":
+        for limit in ("on", "off"):
+            command = [sys.executable, __file__, "--failed-auth", limit, "--seconds", str(args.seconds)]
+            print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)
+    if args.only != "auth":
+        print(json.dumps(memory_per_mb()), flush=True)
     return 0
 
 

@@ -61,7 +61,7 @@ class Limits:
     body_timeout: float = 30.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 50 * 1024 * 1024
-    max_bytes_in_flight: int = 128 * 1024 * 1024
+    max_bytes_in_flight: int = 64 * 1024 * 1024
     workers: int = 8
     light_workers: int = 2
     linger_seconds: float = 2.0

@@ -48,7 +48,7 @@ class IntakeCollectorBot(CollectorBot):
     max_connections: int = 256
     header_timeout: int = 10
     max_header_size: int = 16384
-    max_bytes_in_flight: int = 134217728
+    max_bytes_in_flight: int = 67108864
     workers: int = 8
     failed_auth_per_minute: int = 30
     failed_auth_burst: int = 10
