@@ -7,7 +7,8 @@
    monitor polls ``/v1/health``. Each run in a fresh process. Reported: the
    researcher's and the monitor's latency (p50/p99), the scrypt computations, the
    answers the attackers got and the process's peak RSS; once with the failure limit
-   (the default) and once without it (hashing bounded only).
+   (the default), once without it (hashing bounded only), and once without attackers
+   (the same machine's baseline).
 2. Memory per MB accepted: the growth of the peak RSS of a fresh process while it
    accepts one submission of 10 MB and one of 40 MB (NSM report JSON and NDJSON).
 
@@ -100,7 +101,7 @@ def report(n: int) -> bytes:
     ).encode()
 
 
-def failed_auth(limit: bool, seconds: float) -> dict:
+def failed_auth(limit: bool, seconds: float, attacked: bool = True) -> dict:
     calls = [0]
     real = tokens_mod._hash
 
@@ -119,13 +120,10 @@ def failed_auth(limit: bool, seconds: float) -> dict:
         forged = token[:13] + ("B" if token[13] != "B" else "C") + token[14:]
         port = intake.server.port
         base_rss = rss_mib()
-        attackers = subprocess.Popen(
-            [sys.executable, __file__, "--attack", str(port), forged, str(seconds + 1)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        command = [sys.executable, __file__, "--attack", str(port), forged, str(seconds + 1)]
+        attackers = subprocess.Popen(command, stdout=subprocess.PIPE, text=True) if attacked else None
         time.sleep(1)
-        health, submit, n = [], [], 0
+        health, submit, n, statuses = [], [], 0, {}
         deadline = time.monotonic() + seconds
         headers = {
             "Authorization": f"Bearer {intake.token}",
@@ -136,9 +134,10 @@ def failed_auth(limit: bool, seconds: float) -> dict:
             health.append(request(port, "GET", "/v1/health")[1])
             n += 1
             status, elapsed = request(port, "POST", "/v1/reports", report(n), headers)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
             if status == 202:
                 submit.append(elapsed)
-        answers = json.loads(attackers.communicate(timeout=120)[0])
+        answers = json.loads(attackers.communicate(timeout=120)[0]) if attacked else {}
         intake.close()
     tokens_mod._hash = real
 
@@ -146,8 +145,8 @@ def failed_auth(limit: bool, seconds: float) -> dict:
         return round(statistics.quantiles(values, n=100)[q - 1] * 1000, 1) if len(values) > 2 else None
 
     return {
-        "failure limit": "on (default)" if limit else "off",
-        "researcher submissions": len(submit),
+        "attack": "100 clients, failure limit " + ("on (default)" if limit else "off") if attacked else "none",
+        "researcher's answers": statuses,
         "submit p50/p99 ms": (ms(submit, 50), ms(submit, 99)),
         "health p50/p99 ms": (ms(health, 50), ms(health, 99)),
         "scrypt computations": calls[0],
@@ -242,11 +241,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--memory-child", nargs=2, metavar=("KIND", "FILE"))
     parser.add_argument("--attack", nargs=3, metavar=("PORT", "TOKEN", "SECONDS"))
-    parser.add_argument("--failed-auth", choices=("on", "off"))
+    parser.add_argument("--failed-auth", choices=("none", "on", "off"))
     parser.add_argument("--only", choices=("auth", "memory"), help="run one of the two parts")
     args = parser.parse_args()
     if args.failed_auth:
-        print(json.dumps(failed_auth(args.failed_auth == "on", args.seconds)))
+        limit, attacked = args.failed_auth != "off", args.failed_auth != "none"
+        print(json.dumps(failed_auth(limit, args.seconds, attacked)))
         return 0
     if args.attack:
         attack(int(args.attack[0]), args.attack[1], float(args.attack[2]))
@@ -255,7 +255,7 @@ def main() -> int:
         memory_child(*args.memory_child)
         return 0
     if args.only != "memory":
-        for limit in ("on", "off"):
+        for limit in ("none", "on", "off"):
             command = [sys.executable, __file__, "--failed-auth", limit, "--seconds", str(args.seconds)]
             print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)
     if args.only != "auth":

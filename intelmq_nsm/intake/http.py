@@ -41,10 +41,13 @@ def intake_routes(service: IntakeService) -> Routes:
     def health(request: Request) -> Response:
         return Response.json(*service.health())
 
+    def screen(request: Request) -> None:
+        service.screen(request.headers.get("Authorization"), request.remote)
+
     return (
         Routes()
-        .add(r"/v1/reports", post=Endpoint(post, check=check_post, takes_body=True))
-        .add(r"/v1/reports/(.*)", get=Endpoint(status))
+        .add(r"/v1/reports", post=Endpoint(post, check=check_post, screen=screen, takes_body=True))
+        .add(r"/v1/reports/(.*)", get=Endpoint(status, screen=screen))
         .add(r"/v1/health", get=Endpoint(health, light=True))
     )
 

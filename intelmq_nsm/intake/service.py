@@ -87,26 +87,42 @@ class IntakeService:
         self.state = state or PipelineState()
         self._told_problem: Optional[str] = None
 
-    def authenticate(self, authorization: Optional[str], remote: str = "-"):
-        """The token's entry, or a Refusal. Failed attempts are limited per client address
-        and per token id before any hash is computed."""
-        token = None
+    @staticmethod
+    def bearer(authorization: Optional[str]) -> Optional[str]:
         if authorization:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() == "bearer":
-                token = credentials.strip()
+                return credentials.strip()
+        return None
+
+    def _failure_limit(self, keys: list) -> None:
+        wait = max(self.failures.wait(key) for key in keys)
+        if wait:
+            raise Refusal(
+                429,
+                "too_many_failures",
+                f"Too many failed authentications from this address or for this token; try again in {wait:.0f} s.",
+                headers=_retry_after(wait),
+            )
+
+    def screen(self, authorization: Optional[str], remote: str = "-") -> None:
+        """The failure limits without the worker pool (in memory, quick): a flood of
+        failing clients is refused before it queues for the workers."""
+        token = self.bearer(authorization)
+        if self.verifier.is_verified(token):
+            return
+        token_id = self.verifier.token_id(token)
+        self._failure_limit([f"address {remote}"] + ([f"token {token_id}"] if token_id else []))
+
+    def authenticate(self, authorization: Optional[str], remote: str = "-"):
+        """The token's entry, or a Refusal. Failed attempts are limited per client address
+        and per token id before any hash is computed."""
+        token = self.bearer(authorization)
         keys = [f"address {remote}"]
 
         def admit(token_id: str) -> None:
             keys.append(f"token {token_id}")
-            wait = max(self.failures.wait(key) for key in keys)
-            if wait:
-                raise Refusal(
-                    429,
-                    "too_many_failures",
-                    f"Too many failed authentications from this address or for this token; try again in {wait:.0f} s.",
-                    headers=_retry_after(wait),
-                )
+            self._failure_limit(keys)
 
         try:
             entry, reason = self.verifier.verify(token, admit)

@@ -10,6 +10,7 @@ rename) under an exclusive lock: a new file with mode 0600, an existing one keep
 owner and mode.
 """
 
+import concurrent.futures
 import contextlib
 import datetime
 import fcntl
@@ -234,8 +235,8 @@ class TokenVerifier:
 
     A file that cannot be read or holds something wrong makes :attr:`problem` say why and
     :meth:`verify` raise :class:`TokenFileError` until it is mended: no token is accepted
-    from a file that may have lost a revocation. At most ``max_hashing`` checks hash at
-    once; one that waits longer than ``hash_wait`` seconds raises :class:`VerifierBusy`.
+    from a file that may have lost a revocation. At most ``max_hashing`` hashes run at
+    once; a check that waits longer than ``hash_wait`` seconds raises :class:`VerifierBusy`.
     """
 
     def __init__(self, path, max_hashing: int = 2, hash_wait: float = 10.0):
@@ -248,7 +249,9 @@ class TokenVerifier:
         # process: scrypt runs once per token, not once per request.
         self._cache_key = secrets.token_bytes(32)
         self._verified = {}
-        self._hashing = threading.BoundedSemaphore(max(1, max_hashing))
+        # Hashes run in threads of their own: scrypt's 16 MiB come from these threads'
+        # allocator arenas only, and at most ``max_hashing`` of them are in use at once.
+        self._hashing = concurrent.futures.ThreadPoolExecutor(max(1, max_hashing), thread_name_prefix="nsm-token-hash")
         self._hash_wait = hash_wait
         # What an unknown id is checked against: the same cost as a real entry.
         self._dummy_salt = secrets.token_bytes(16)
@@ -287,6 +290,14 @@ class TokenVerifier:
         self.reload()
         return self.problem
 
+    def is_verified(self, token: Optional[str]) -> bool:
+        """Whether ``token`` was verified before (no hash needed); quick, never blocks for long."""
+        if not token or not TOKEN_PATTERN.match(token):
+            return False
+        cache_key = hmac.new(self._cache_key, token.encode(), "sha256").digest()
+        with self._lock:
+            return cache_key in self._verified
+
     @staticmethod
     def token_id(token: Optional[str]) -> Optional[str]:
         """The id part of a well-formed token (not secret), else None."""
@@ -316,12 +327,12 @@ class TokenVerifier:
                 salt, params, expected = self._dummy_salt, _SCRYPT, self._dummy_hash
             else:
                 salt, params, expected = bytes.fromhex(entry.salt), entry.scrypt, bytes.fromhex(entry.hash)
-            if not self._hashing.acquire(timeout=self._hash_wait):
-                raise VerifierBusy("Too many token checks at once.")
+            future = self._hashing.submit(_hash, secret, salt, params)
             try:
-                matches = hmac.compare_digest(_hash(secret, salt, params), expected)
-            finally:
-                self._hashing.release()
+                matches = hmac.compare_digest(future.result(timeout=self._hash_wait), expected)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise VerifierBusy("Too many token checks at once.") from None
             if entry is None or not matches:
                 return None, "The token is not valid."
             with self._lock:

@@ -1,6 +1,7 @@
 """What a service gives the web stack: routes with endpoints, and the request and response shapes.
 
-An :class:`Endpoint` is plain, blocking Python: ``check`` (optional) runs when the
+An :class:`Endpoint` is plain, blocking Python (but for ``screen``, see there):
+``check`` (optional) runs when the
 request head is in, before any body byte is read (and before ``100 Continue``); it may
 refuse or put what it learnt into ``request.context``. ``handle`` runs when the body is
 in and returns a :class:`Response`. Both run in the stack's worker pool, never on its
@@ -49,6 +50,9 @@ class Response:
 class Endpoint:
     handle: Callable[[Request], Response]
     check: Optional[Callable[[Request], None]] = None
+    #: Runs on the event loop before ``check``: in-memory and quick only (e.g. a rate
+    #: limit), so that a flood is refused without queueing for the worker pool.
+    screen: Optional[Callable[[Request], None]] = None
     #: Whether the endpoint takes a request body (others refuse one with 400).
     takes_body: bool = False
     #: Short, cheap work (health, status) runs in a pool of its own, so that slow

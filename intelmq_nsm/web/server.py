@@ -141,6 +141,8 @@ class _Exchange(httputil.HTTPMessageDelegate):
             if self.server.limits.trust_forwarded_for and headers.get("X-Forwarded-For"):
                 self.remote = headers.get_list("X-Forwarded-For")[-1].split(",")[-1].strip() or self.remote
             self.request = Request(self.method, parts.path, query, headers, self.remote, args, length)
+            if self.endpoint.screen is not None:
+                self.endpoint.screen(self.request)
             if self.endpoint.check is not None:
                 await self.server.run(self.endpoint, self.endpoint.check, self.request)
             if length:
