@@ -44,6 +44,8 @@ setup(
         "jinja2>=3.1",
         # The constituency index flattens a million networks with array operations.
         "numpy>=1.24",
+        # The intake's HTTP server (IntelMQ's own API collector runs on tornado too).
+        "tornado>=6.4",
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for

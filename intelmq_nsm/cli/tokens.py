@@ -9,15 +9,24 @@ from intelmq_nsm.intake.tokens import TokenFileError, add_token, read_entries, r
 def _add(args) -> int:
     codes = [code.strip() for value in args.feed_code for code in value.split(",") if code.strip()]
     try:
-        entry, token = add_token(args.file, args.researcher, codes, feed_name=args.feed_name, comment=args.comment)
+        entry, token = add_token(
+            args.file, args.researcher, codes, feed_name=args.feed_name, comment=args.comment, expires=args.expires
+        )
     except (ValueError, TokenFileError) as exc:
         print(f"intelmq-nsm tokens add: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        shown = {"id": entry.id, "researcher": entry.researcher, "feed_codes": entry.feed_codes, "token": token}
+        shown = {
+            "id": entry.id,
+            "researcher": entry.researcher,
+            "feed_codes": entry.feed_codes,
+            "expires": entry.expires,
+            "token": token,
+        }
         print(json.dumps(shown))
     else:
-        print(f"Token {entry.id} for {entry.researcher} (feed codes: {', '.join(entry.feed_codes)}):")
+        until = f", expires {entry.expires}" if entry.expires else ""
+        print(f"Token {entry.id} for {entry.researcher} (feed codes: {', '.join(entry.feed_codes)}{until}):")
         print(token)
         print("Hand it to the researcher now over a safe channel: it is stored only as a hash.", file=sys.stderr)
     return 0
@@ -37,6 +46,8 @@ def _list(args) -> int:
             "feed_codes": e.feed_codes,
             "created": e.created,
             "revoked": e.revoked,
+            "expires": e.expires,
+            "expired": e.expired(),
             "comment": e.comment,
         }
         for e in entries
@@ -45,7 +56,12 @@ def _list(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        state = f"revoked {row['revoked']}" if row["revoked"] else "active"
+        if row["revoked"]:
+            state = f"revoked {row['revoked']}"
+        elif row["expired"]:
+            state = f"expired {row['expires']}"
+        else:
+            state = f"active until {row['expires']}" if row["expires"] else "active"
         print(f"{row['id']}  {row['researcher']}  [{', '.join(row['feed_codes'])}]  created {row['created']}  {state}")
     return 0
 
@@ -72,6 +88,9 @@ def register(subparsers) -> None:
     )
     add.add_argument("--feed-name", help="feed.name of its reports (default: the researcher's name)")
     add.add_argument("--comment", default="", help="a note for operators, e.g. who holds the token")
+    add.add_argument(
+        "--expires", help="when the token stops working: ISO 8601 date or time, e.g. 2027-01-31 (UTC unless given)"
+    )
     add.add_argument("--json", action="store_true", help="print id and token as JSON")
     add.set_defaults(func=_add)
 

@@ -247,13 +247,13 @@ class Demo:
 
     def _spooled_reports(self) -> int:
         """Reports the intake accepted but has not yet handed to the pipeline."""
-        from intelmq_nsm.intake.spool import Spool
+        from intelmq_nsm.intake.spool import SubmissionSpool
 
         waiting = 0
         for bot in self._bots(INTAKE_MODULE).values():
             path = Path(bot["parameters"]["spool_file"])
             if path.exists():
-                spool = Spool(path)
+                spool = SubmissionSpool(path)
                 try:
                     waiting += spool.pending_count()
                 finally:

@@ -1,4 +1,5 @@
-"""The researcher intake: tokens, edge validation, splitting, the durable spool and the HTTP server.
+"""The researcher intake: tokens, edge checks, the service, splitting, the submission spool,
+the pump into the pipeline and the HTTP routes (on :mod:`intelmq_nsm.web`).
 
 Plain modules without IntelMQ; the intake collector bot
 (:mod:`intelmq_nsm.bots.collectors.intake.collector`) is a thin adapter around them.

@@ -1,4 +1,4 @@
-"""The intake's durable spool and idempotency record, in one SQLite database (WAL mode,
+"""The intake's submission spool and idempotency record, in one SQLite database (WAL mode,
 ``synchronous=FULL``: a committed submission survives a crash or power loss).
 
 A submission is written here, with all its reports, in one transaction before the
@@ -7,17 +7,20 @@ each one after it was sent. A crash between sending and deleting sends that repo
 again after the restart (repeated, never lost). The submission's row stays as the
 idempotency record: the same submission id again creates nothing new.
 
+Each report is kept as its text and its metadata (a plain dict: researcher, feed name,
+feed code, time of receipt, ...); which IntelMQ fields they become is the collector's
+business.
+
 States: ``accepted`` (stored, not yet sent), ``spooled`` (the pipeline refused it; sent
 when it can), ``queued`` (every report is in the pipeline).
 """
 
 import json
-import sqlite3
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Optional
+from dataclasses import astuple, dataclass
+
+from intelmq_nsm import storage
 
 ACCEPTED, SPOOLED, QUEUED = "accepted", "spooled", "queued"
 
@@ -70,23 +73,21 @@ class Submission:
 
 @dataclass
 class OutboxItem:
+    """One spooled report: ``meta`` is its metadata as the service stored it."""
+
     seq: int
     submission_id: str
     part: int
-    fields: dict
+    meta: dict
     raw: bytes
 
 
-class Spool:
+class SubmissionSpool:
     """Thread-safe: one connection, one lock (SQLite serialises writers anyway)."""
 
     def __init__(self, path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = storage.connect(path, synchronous="FULL", check_same_thread=False)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -94,44 +95,24 @@ class Spool:
             self._db.close()
 
     def accept(self, submission: Submission, reports: list) -> tuple:
-        """Store a submission with its reports ``[(fields, raw_bytes), ...]`` unless its id
+        """Store a submission with its reports ``[(meta, raw_bytes), ...]`` unless its id
         is known. Returns ``(stored submission, created)``; ``created`` is False for a repeat."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                known = self._get(submission.id)
-                if known is not None:
-                    self._db.execute("ROLLBACK")
-                    return known, False
-                self._db.execute(
-                    "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        submission.id,
-                        submission.researcher,
-                        submission.token_id,
-                        submission.content_type,
-                        submission.state,
-                        submission.records,
-                        submission.reports,
-                        submission.created,
-                        submission.updated,
-                    ),
-                )
-                self._db.executemany(
-                    "INSERT INTO outbox (submission_id, part, fields, raw) VALUES (?, ?, ?, ?)",
-                    [(submission.id, n, json.dumps(fields), raw) for n, (fields, raw) in enumerate(reports, 1)],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, storage.transaction(self._db) as db:
+            known = self._get(submission.id)
+            if known is not None:
+                return known, False
+            db.execute("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", astuple(submission))
+            db.executemany(
+                "INSERT INTO outbox (submission_id, part, fields, raw) VALUES (?, ?, ?, ?)",
+                [(submission.id, n, json.dumps(meta), raw) for n, (meta, raw) in enumerate(reports, 1)],
+            )
         return submission, True
 
-    def _get(self, submission_id: str) -> Optional[Submission]:
+    def _get(self, submission_id: str):
         row = self._db.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
         return Submission(*row) if row else None
 
-    def get(self, submission_id: str) -> Optional[Submission]:
+    def get(self, submission_id: str):
         with self._lock:
             return self._get(submission_id)
 
@@ -141,7 +122,7 @@ class Spool:
             rows = self._db.execute(
                 "SELECT seq, submission_id, part, fields, raw FROM outbox ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
-        return [OutboxItem(seq, sid, part, json.loads(fields), bytes(raw)) for seq, sid, part, fields, raw in rows]
+        return [OutboxItem(seq, sid, part, json.loads(meta), bytes(raw)) for seq, sid, part, meta, raw in rows]
 
     def pending_count(self) -> int:
         with self._lock:
@@ -149,23 +130,19 @@ class Spool:
 
     def sent(self, item: OutboxItem) -> None:
         """A report is in the pipeline: forget it; the submission is queued once all are."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
-            left = self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE submission_id = ?", (item.submission_id,)
-            ).fetchone()[0]
-            if not left:
-                self._db.execute(
+        with self._lock, storage.transaction(self._db) as db:
+            db.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+            left = db.execute("SELECT COUNT(*) FROM outbox WHERE submission_id = ?", (item.submission_id,)).fetchone()
+            if not left[0]:
+                db.execute(
                     "UPDATE submissions SET state = ?, updated = ? WHERE id = ?",
                     (QUEUED, time.time(), item.submission_id),
                 )
-            self._db.execute("COMMIT")
 
     def mark_spooled(self) -> int:
         """The pipeline refused: every submission still waiting is now ``spooled``."""
-        with self._lock:
-            cursor = self._db.execute(
+        with self._lock, storage.transaction(self._db) as db:
+            cursor = db.execute(
                 "UPDATE submissions SET state = ?, updated = ? WHERE state = ? "
                 "AND id IN (SELECT DISTINCT submission_id FROM outbox)",
                 (SPOOLED, time.time(), ACCEPTED),

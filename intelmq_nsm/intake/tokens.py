@@ -2,11 +2,15 @@
 
 A token looks like ``nsm_<id>_<secret>``: ``id`` (8 hex digits) is not secret and finds
 the entry without hashing every entry; ``secret`` (32 random bytes, URL-safe base64) is
-checked against the entry's scrypt hash with a constant-time compare. The file is JSON,
-or YAML when its name ends in ``.yaml``/``.yml``, and is written atomically (temporary
-file, fsync, rename) under an exclusive lock, with mode 0600.
+checked against the entry's scrypt hash with a constant-time compare; an unknown id is
+checked against a dummy hash of the same cost, so that the time taken tells nothing
+about which ids exist. A token may carry an expiry. The file is JSON, or YAML when its
+name ends in ``.yaml``/``.yml``, and is written atomically (temporary file, fsync,
+rename) under an exclusive lock: a new file with mode 0600, an existing one keeping its
+owner and mode.
 """
 
+import concurrent.futures
 import contextlib
 import datetime
 import fcntl
@@ -16,13 +20,14 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 import yaml
+
+from intelmq_nsm import storage
 
 TOKEN_PATTERN = re.compile(r"^nsm_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 FEED_CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -34,6 +39,10 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
 class TokenFileError(ValueError):
     """The token file cannot be read or does not hold what it should."""
+
+
+class VerifierBusy(RuntimeError):
+    """Too many token checks wait for the hash: the request should be tried again later."""
 
 
 @dataclass
@@ -50,10 +59,26 @@ class TokenEntry:
     revoked: Optional[str] = None
     comment: str = ""
     scrypt: dict = field(default_factory=lambda: dict(_SCRYPT))
+    #: ISO 8601 time from which the token is no longer accepted (None: no expiry).
+    expires: Optional[str] = None
 
     @property
     def active(self) -> bool:
-        return self.revoked is None
+        return self.revoked is None and not self.expired()
+
+    def expired(self, now: Optional[datetime.datetime] = None) -> bool:
+        if self.expires is None:
+            return False
+        return (now or datetime.datetime.now(datetime.timezone.utc)) >= parse_time(self.expires)
+
+
+_KEYS = {f.name for f in fields(TokenEntry)}
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """An ISO 8601 date or time; a date means its start, a time without zone means UTC."""
+    value = datetime.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def _hash(secret: str, salt: bytes, params: dict) -> bytes:
@@ -70,6 +95,26 @@ def _is_yaml(path: Path) -> bool:
     return path.suffix.lower() in (".yaml", ".yml")
 
 
+def _entry(path: Path, number: int, item) -> TokenEntry:
+    where = f"Entry {number} of the token file {path}"
+    if not isinstance(item, dict):
+        raise TokenFileError(f"{where} is not a mapping.")
+    unknown = sorted(set(item) - _KEYS)
+    if unknown:
+        raise TokenFileError(f"{where} has unknown key(s) {', '.join(unknown)}: is it from a newer version?")
+    try:
+        entry = TokenEntry(**item)
+    except TypeError as exc:
+        raise TokenFileError(f"{where} is not valid: {exc}.") from None
+    if entry.expires is not None:
+        try:
+            parse_time(str(entry.expires))
+        except ValueError:
+            raise TokenFileError(f"{where} has an expiry that is not an ISO 8601 time: {entry.expires!r}.") from None
+        entry.expires = str(entry.expires)
+    return entry
+
+
 def read_entries(path) -> list:
     """The entries of a token file; a missing file has none."""
     path = Path(path)
@@ -77,6 +122,9 @@ def read_entries(path) -> list:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise TokenFileError(f"The token file {path} cannot be read: {reason}.") from None
     try:
         data = yaml.safe_load(text) if _is_yaml(path) else json.loads(text or "{}")
     except (ValueError, yaml.YAMLError) as exc:
@@ -84,43 +132,38 @@ def read_entries(path) -> list:
     data = data or {}
     if not isinstance(data, dict) or not isinstance(data.get("tokens", []), list):
         raise TokenFileError(f"The token file {path} has no list 'tokens'.")
-    entries = []
-    for number, item in enumerate(data.get("tokens", []), 1):
-        try:
-            entries.append(TokenEntry(**item))
-        except TypeError as exc:
-            raise TokenFileError(f"Entry {number} of the token file {path} is not valid: {exc}.") from None
-    return entries
+    return [_entry(path, number, item) for number, item in enumerate(data.get("tokens", []), 1)]
 
 
 def write_entries(path, entries: list) -> None:
-    """Replace the token file atomically: readers see the old or the new file, never half."""
+    """Replace the token file atomically: readers see the old or the new file, never half.
+    A new file gets mode 0600; a file that exists keeps its owner and mode (a file
+    rewritten by root stays readable by the bots' user)."""
     path = Path(path)
-    data = {"version": FILE_VERSION, "tokens": [asdict(entry) for entry in entries]}
+    data = {"version": FILE_VERSION, "tokens": [_stored(entry) for entry in entries]}
     text = yaml.safe_dump(data, sort_keys=False) if _is_yaml(path) else json.dumps(data, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    storage.atomic_write(path, text, mode=None if path.exists() else 0o600)
+
+
+def _stored(entry: TokenEntry) -> dict:
+    # No expiry, no key: a file without expiries stays readable by versions before them.
+    data = asdict(entry)
+    if data["expires"] is None:
+        del data["expires"]
+    return data
 
 
 @contextlib.contextmanager
 def _locked(path: Path):
     # A lock file beside the token file: two `tokens add` at once must not lose one entry.
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
+    # Created by root for a file of the bots' user, it goes to that user too.
+    lock_path = path.with_name(path.name + ".lock")
+    created = not lock_path.exists()
+    with open(lock_path, "a") as lock:
+        if created and path.exists() and os.geteuid() == 0:
+            owner = path.stat()
+            with contextlib.suppress(OSError):
+                os.chown(lock_path, owner.st_uid, owner.st_gid)
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -128,7 +171,14 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def add_token(path, researcher: str, feed_codes: list, feed_name: Optional[str] = None, comment: str = "") -> tuple:
+def add_token(
+    path,
+    researcher: str,
+    feed_codes: list,
+    feed_name: Optional[str] = None,
+    comment: str = "",
+    expires: Optional[str] = None,
+) -> tuple:
     """Create a token for ``researcher``: returns ``(entry, token)``; the token is shown once."""
     path = Path(path)
     if not researcher.strip():
@@ -138,6 +188,11 @@ def add_token(path, researcher: str, feed_codes: list, feed_name: Optional[str] 
     for code in feed_codes:
         if not FEED_CODE_PATTERN.match(code):
             raise ValueError(f"Feed code {code!r} is not valid: use lower-case letters, digits, '-' and '_'.")
+    if expires is not None:
+        try:
+            expires = parse_time(expires).isoformat()
+        except ValueError:
+            raise ValueError(f"The expiry {expires!r} is not an ISO 8601 date or time (e.g. 2027-01-31).") from None
     with _locked(path):
         entries = read_entries(path)
         taken = {entry.id for entry in entries}
@@ -155,6 +210,7 @@ def add_token(path, researcher: str, feed_codes: list, feed_name: Optional[str] 
             hash=_hash(secret, salt, _SCRYPT).hex(),
             created=_now(),
             comment=comment,
+            expires=expires,
         )
         write_entries(path, [*entries, entry])
     return entry, f"nsm_{token_id}_{secret}"
@@ -175,52 +231,114 @@ def revoke_token(path, token_id: str) -> TokenEntry:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against a token file, re-reading it when it changes."""
+    """Checks bearer tokens against a token file, re-reading it when it changes.
 
-    def __init__(self, path):
+    A file that cannot be read or holds something wrong makes :attr:`problem` say why and
+    :meth:`verify` raise :class:`TokenFileError` until it is mended: no token is accepted
+    from a file that may have lost a revocation. At most ``max_hashing`` hashes run at
+    once; a check that waits longer than ``hash_wait`` seconds raises :class:`VerifierBusy`.
+    """
+
+    def __init__(self, path, max_hashing: int = 2, hash_wait: float = 10.0):
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp = None
         self._entries = {}
+        self.problem: Optional[str] = None
         # Tokens already verified, keyed by an HMAC under a key that lives only in this
         # process: scrypt runs once per token, not once per request.
         self._cache_key = secrets.token_bytes(32)
         self._verified = {}
+        # Hashes run in threads of their own: scrypt's 16 MiB come from these threads'
+        # allocator arenas only, and at most ``max_hashing`` of them are in use at once.
+        self._hashing = concurrent.futures.ThreadPoolExecutor(max(1, max_hashing), thread_name_prefix="nsm-token-hash")
+        self._hash_wait = hash_wait
+        # What an unknown id is checked against: the same cost as a real entry.
+        self._dummy_salt = secrets.token_bytes(16)
+        self._dummy_hash = _hash(secrets.token_urlsafe(32), self._dummy_salt, _SCRYPT)
         self.reload()
 
     def reload(self) -> None:
         """Read the file again if it changed (by inode, size and modification time)."""
         try:
             st = self.path.stat()
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
         except FileNotFoundError:
             stamp = None
+        except OSError as exc:
+            stamp = ("error", str(exc))
         with self._lock:
             if stamp == self._stamp and self._stamp is not None:
                 return
-            entries = {entry.id: entry for entry in read_entries(self.path)}
-            self._entries, self._stamp, self._verified = entries, stamp, {}
+            try:
+                entries = {entry.id: entry for entry in read_entries(self.path)}
+            except TokenFileError as exc:
+                self._entries, self._stamp, self._verified, self.problem = {}, stamp, {}, str(exc)
+                return
+            # Verified tokens stay verified while their entry's hash is the same.
+            verified = {
+                key: token_id
+                for key, token_id in self._verified.items()
+                if token_id in entries
+                and token_id in self._entries
+                and entries[token_id].hash == self._entries[token_id].hash
+            }
+            self._entries, self._stamp, self._verified, self.problem = entries, stamp, verified, None
 
-    def verify(self, token: Optional[str]) -> tuple:
-        """``(entry, None)`` for a valid token, else ``(None, reason)`` with a sentence for the client."""
+    def check_file(self) -> Optional[str]:
+        """The token file's problem after re-reading it if it changed, None when it is fine."""
+        self.reload()
+        return self.problem
+
+    def is_verified(self, token: Optional[str]) -> bool:
+        """Whether ``token`` was verified before (no hash needed); quick, never blocks for long."""
+        if not token or not TOKEN_PATTERN.match(token):
+            return False
+        cache_key = hmac.new(self._cache_key, token.encode(), "sha256").digest()
+        with self._lock:
+            return cache_key in self._verified
+
+    @staticmethod
+    def token_id(token: Optional[str]) -> Optional[str]:
+        """The id part of a well-formed token (not secret), else None."""
+        match = TOKEN_PATTERN.match(token or "")
+        return match.group(1) if match else None
+
+    def verify(self, token: Optional[str], admit=None) -> tuple:
+        """``(entry, None)`` for a valid token, else ``(None, reason)`` with a sentence for the
+        client. ``admit(token_id)`` is called before a hash is computed and may refuse."""
         if not token:
             return None, "An Authorization header with a Bearer token is required."
         match = TOKEN_PATTERN.match(token)
         if not match:
             return None, "The token is not valid."
-        self.reload()
+        problem = self.check_file()
+        if problem:
+            raise TokenFileError(problem)
         token_id, secret = match.groups()
+        cache_key = hmac.new(self._cache_key, token.encode(), "sha256").digest()
         with self._lock:
             entry = self._entries.get(token_id)
-            cached = self._verified.get(hmac.new(self._cache_key, token.encode(), "sha256").digest())
-        if entry is None:
-            return None, "The token is not valid."
-        if cached is None:
-            expected = bytes.fromhex(entry.hash)
-            if not hmac.compare_digest(_hash(secret, bytes.fromhex(entry.salt), entry.scrypt), expected):
+            cached = self._verified.get(cache_key)
+        if cached is None or entry is None:
+            if admit is not None:
+                admit(token_id)
+            if entry is None:
+                salt, params, expected = self._dummy_salt, _SCRYPT, self._dummy_hash
+            else:
+                salt, params, expected = bytes.fromhex(entry.salt), entry.scrypt, bytes.fromhex(entry.hash)
+            future = self._hashing.submit(_hash, secret, salt, params)
+            try:
+                matches = hmac.compare_digest(future.result(timeout=self._hash_wait), expected)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise VerifierBusy("Too many token checks at once.") from None
+            if entry is None or not matches:
                 return None, "The token is not valid."
             with self._lock:
-                self._verified[hmac.new(self._cache_key, token.encode(), "sha256").digest()] = token_id
-        if not entry.active:
+                self._verified[cache_key] = token_id
+        if entry.revoked is not None:
             return None, "The token was revoked."
+        if entry.expired():
+            return None, "The token has expired."
         return entry, None

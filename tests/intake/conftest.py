@@ -1,5 +1,5 @@
-"""A real intake HTTP server on loopback with its spool, and a sender thread that plays the
-bot's main loop (drains the spool into a list, or fails like a pipeline that is down)."""
+"""A real intake HTTP server on loopback with its spool, and the bot's pump in a thread of
+its own, sending into a list (or failing like a pipeline that is down)."""
 
 import http.client
 import json
@@ -8,10 +8,15 @@ import threading
 
 import pytest
 
-from intelmq_nsm.intake import server as server_mod
-from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService
-from intelmq_nsm.intake.spool import Spool
+from intelmq_nsm.intake.http import IntakeServer
+from intelmq_nsm.intake.pump import Pump
+from intelmq_nsm.intake.service import IntakeConfig, IntakeService
+from intelmq_nsm.intake.spool import SubmissionSpool
 from intelmq_nsm.intake.tokens import TokenVerifier, add_token, revoke_token
+from intelmq_nsm.web.server import Limits
+
+#: Parameters of the web stack's limits; the others are the service's.
+LIMITS = ("max_connections", "header_timeout", "max_header_bytes", "max_bytes_in_flight", "workers")
 
 
 class PipelineDown(Exception):
@@ -27,10 +32,14 @@ class Intake:
         revoked, self.revoked_token = add_token(self.token_file, "Former Research", ["former"])
         revoke_token(self.token_file, revoked.id)
         self.logger = logging.getLogger("tests.intake")
-        self.spool = Spool(tmp_path / "spool.sqlite")
+        self.spool = SubmissionSpool(tmp_path / "spool.sqlite")
         config.setdefault("send_wait", 2)
+        limits = {name: config.pop(name) for name in LIMITS if name in config}
         self.service = IntakeService(TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger)
-        self.server = IntakeServer(self.service, "127.0.0.1", 0).start()
+        limits.setdefault("body_timeout", self.service.config.body_timeout)
+        limits.setdefault("max_body_bytes", self.service.config.max_body_bytes)
+        self.pump = Pump(self.spool, self._send, self.service.state, self.logger, refused=(PipelineDown,))
+        self.server = IntakeServer(self.service, "127.0.0.1", 0, Limits(**limits)).start()
         self.port = self.server.port
         self.sent = []
         self.pipeline_up = True
@@ -45,15 +54,8 @@ class Intake:
 
     def _loop(self):
         while not self._stop.is_set():
-            self.service.work.wait(0.2)
-            self.service.work.clear()
-            try:
-                server_mod.drain(self.spool, self._send)
-                self.service.pipeline_ok = True
-            except PipelineDown:
-                self.service.pipeline_ok = False
-                self.spool.mark_spooled()
-            self.service.notify_changed()
+            self.pump.wait_for_work(0.2)
+            self.pump.pump()
 
     def close(self):
         self._stop.set()

@@ -10,8 +10,6 @@ import time
 
 import pytest
 
-from intelmq_nsm import event_contract as ec
-
 CASE = {"id": "DIVD-2024-00031", "title": "Exposed example admin panels", "severity": "high"}
 REPORT = {
     "schema": "nsm-report/1",
@@ -58,9 +56,9 @@ def test_an_nsm_report_is_accepted_and_becomes_one_report_with_the_token_s_ident
     assert body["status"] == "queued" and body["records"] == 2 and body["reports"] == 1
     assert len(body["submission_id"]) == 64 and body["duplicate"] is False
     [item] = intake.sent
-    assert item.fields["feed.provider"] == "DIVD" and item.fields["feed.code"] == "divd"
-    assert item.fields[ec.SUBMISSION_ID] == body["submission_id"]
-    assert item.fields[ec.CONTENT_TYPE] == "application/json"
+    assert item.meta["researcher"] == "DIVD" and item.meta["feed_code"] == "divd"
+    assert item.meta["submission_id"] == body["submission_id"]
+    assert item.meta["content_type"] == "application/json"
     assert json.loads(item.raw) == REPORT
 
 
@@ -68,8 +66,8 @@ def test_a_csv_takes_its_case_from_query_parameters_and_headers(intake):
     status, body, _ = intake.post(CSV, "text/csv; charset=utf-8", query=CSV_CASE + "&feed_code=divd-csv")
     assert status == 202, body
     [item] = intake.sent
-    assert item.fields["feed.code"] == "divd-csv"
-    assert item.fields[ec.CASE] == {
+    assert item.meta["feed_code"] == "divd-csv"
+    assert item.meta["case"] == {
         "id": "DIVD-2024-00032",
         "title": "Open example service",
         "cve": ["CVE-2024-0001", "CVE-2024-0002"],
@@ -84,7 +82,7 @@ def test_a_csv_takes_its_case_from_query_parameters_and_headers(intake):
         {"X-NSM-Case-Id": "DIVD-2024-00033", "X-NSM-Case-Title": "Via headers", "X-NSM-Case-Severity": "low"},
     )
     assert status == 202, body
-    assert intake.sent[1].fields[ec.CASE] == {"id": "DIVD-2024-00033", "title": "Via headers", "severity": "low"}
+    assert intake.sent[1].meta["case"] == {"id": "DIVD-2024-00033", "title": "Via headers", "severity": "low"}
 
 
 def test_ndjson_lines_are_accepted(intake):
@@ -104,7 +102,7 @@ def test_a_large_submission_is_split_into_bounded_reports_with_records_whole(mak
         assert len(item.raw) <= 2000
         part = json.loads(item.raw)
         assert part["case"] == CASE and part["reporter"] == REPORT["reporter"]
-        assert item.fields[ec.FIRST_RECORD] == len(seen) + 1
+        assert item.meta["first_record"] == len(seen) + 1
         seen += part["findings"]
     assert seen == findings
 
@@ -321,7 +319,7 @@ def test_when_the_pipeline_is_down_the_submission_is_spooled_and_sent_later(inta
         "pending_reports": 1,
     }
     intake.pipeline_up = True
-    intake.service.work.set()
+    intake.service.state.work.set()
     deadline = time.monotonic() + 5
     while not intake.sent and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -2,7 +2,7 @@
 
 import threading
 
-from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, SPOOLED, Spool, Submission
+from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, SPOOLED, Submission, SubmissionSpool
 
 
 def submission(sid="a" * 64, reports=2) -> Submission:
@@ -10,21 +10,21 @@ def submission(sid="a" * 64, reports=2) -> Submission:
 
 
 def test_a_submission_is_stored_once_and_its_reports_survive_a_reopen(tmp_path):
-    spool = Spool(tmp_path / "spool.sqlite")
-    stored, created = spool.accept(submission(), [({"feed.code": "divd"}, b"one"), ({"feed.code": "divd"}, b"two")])
+    spool = SubmissionSpool(tmp_path / "spool.sqlite")
+    stored, created = spool.accept(submission(), [({"feed_code": "divd"}, b"one"), ({"feed_code": "divd"}, b"two")])
     assert created and stored.state == ACCEPTED
     again, created = spool.accept(submission(), [({}, b"other")])
     assert not created and again.id == stored.id
     spool.close()
-    spool = Spool(tmp_path / "spool.sqlite")
-    assert [(i.part, i.raw, i.fields) for i in spool.pending()] == [
-        (1, b"one", {"feed.code": "divd"}),
-        (2, b"two", {"feed.code": "divd"}),
+    spool = SubmissionSpool(tmp_path / "spool.sqlite")
+    assert [(i.part, i.raw, i.meta) for i in spool.pending()] == [
+        (1, b"one", {"feed_code": "divd"}),
+        (2, b"two", {"feed_code": "divd"}),
     ]
 
 
 def test_states_follow_sending(tmp_path):
-    spool = Spool(tmp_path / "spool.sqlite")
+    spool = SubmissionSpool(tmp_path / "spool.sqlite")
     spool.accept(submission(), [({}, b"one"), ({}, b"two")])
     assert spool.mark_spooled() == 1 and spool.get("a" * 64).state == SPOOLED
     first, second = spool.pending()
@@ -37,7 +37,7 @@ def test_states_follow_sending(tmp_path):
 
 
 def test_concurrent_accepts_of_one_id_store_one_submission(tmp_path):
-    spool = Spool(tmp_path / "spool.sqlite")
+    spool = SubmissionSpool(tmp_path / "spool.sqlite")
     results = []
     barrier = threading.Barrier(8)
 

@@ -10,22 +10,30 @@ from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.bots.collectors.intake.collector import NSMIntakeCollectorBot
-from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, Spool, Submission
+from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, Submission, SubmissionSpool
 from intelmq_nsm.intake.tokens import add_token
 
 CSV = b"ip,asn\n192.0.2.20,64496\n"
-FIELDS = {
+CASE = {"id": "DIVD-2024-00032", "title": "Open example service"}
+#: A spooled report's metadata as the intake service stores it.
+META = {
+    "researcher": "DIVD",
+    "feed_name": "DIVD scans",
+    "feed_code": "divd",
+    "observed": "2024-04-15T09:00:00+00:00",
+    "submission_id": "c" * 64,
+    "content_type": "text/csv",
+    "case": CASE,
+}
+OUTPUT = {
+    "__type": "Report",
     "feed.provider": "DIVD",
     "feed.name": "DIVD scans",
     "feed.code": "divd",
     "time.observation": "2024-04-15T09:00:00+00:00",
     ec.SUBMISSION_ID: "c" * 64,
     ec.CONTENT_TYPE: "text/csv",
-    ec.CASE: {"id": "DIVD-2024-00032", "title": "Open example service"},
-}
-OUTPUT = {
-    "__type": "Report",
-    **FIELDS,
+    ec.CASE: CASE,
     "feed.accuracy": 100.0,
     "raw": base64.b64encode(CSV).decode(),
 }
@@ -57,9 +65,9 @@ class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
         super().tearDown()
 
     def test_a_spooled_report_is_sent_with_the_token_s_identity_and_marked_queued(self):
-        spool = Spool(self.spool_file)
+        spool = SubmissionSpool(self.spool_file)
         submission = Submission("c" * 64, "DIVD", "0badc0de", "text/csv", ACCEPTED, 1, 1, 1.0, 1.0)
-        spool.accept(submission, [(FIELDS, CSV)])
+        spool.accept(submission, [(META, CSV)])
         self.run_bot()
         self.assertMessageEqual(0, OUTPUT)
         self.assertEqual(len(self.get_output_queue()), 1)
@@ -68,11 +76,11 @@ class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
         spool.close()
 
     def test_a_report_that_cannot_be_built_is_logged_and_does_not_block_the_spool(self):
-        spool = Spool(self.spool_file)
+        spool = SubmissionSpool(self.spool_file)
         bad = Submission("d" * 64, "DIVD", "0badc0de", "text/csv", ACCEPTED, 1, 1, 1.0, 1.0)
         good = Submission("e" * 64, "DIVD", "0badc0de", "text/csv", ACCEPTED, 1, 1, 1.0, 1.0)
-        spool.accept(bad, [({**FIELDS, "time.observation": "yesterday"}, CSV)])
-        spool.accept(good, [({**FIELDS, ec.SUBMISSION_ID: "e" * 64}, CSV)])
+        spool.accept(bad, [({**META, "observed": "yesterday"}, CSV)])
+        spool.accept(good, [({**META, "submission_id": "e" * 64}, CSV)])
         self.allowed_error_count = 1
         self.run_bot()
         self.assertLogMatches(r"Report 1 of submission d{64} cannot be built: .*time\.observation.*", "ERROR")

@@ -9,14 +9,27 @@ from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import CollectorBot
 from intelmq.lib.exceptions import IntelMQException, PipelineError
 
+from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
-from intelmq_nsm.intake.server import IntakeConfig, IntakeServer, IntakeService, drain
-from intelmq_nsm.intake.spool import Spool
+from intelmq_nsm.intake.http import IntakeServer
+from intelmq_nsm.intake.pump import PipelineState, Pump
+from intelmq_nsm.intake.service import IntakeConfig, IntakeService
+from intelmq_nsm.intake.spool import SubmissionSpool
 from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
+from intelmq_nsm.web.server import Limits
 
-# Reports moved from the spool into the pipeline per round of the main loop.
-_BATCH = 100
+#: The spooled reports' metadata → the report's fields (feed identity from the token).
+FIELDS = {
+    "researcher": "feed.provider",
+    "feed_name": "feed.name",
+    "feed_code": "feed.code",
+    "observed": "time.observation",
+    "submission_id": ec.SUBMISSION_ID,
+    "content_type": ec.CONTENT_TYPE,
+    "case": ec.CASE,
+    "first_record": ec.FIRST_RECORD,
+}
 
 
 class NSMIntakeCollectorBot(CollectorBot):
@@ -33,10 +46,19 @@ class NSMIntakeCollectorBot(CollectorBot):
     burst: int = 30
     send_wait: int = 5
     require_csv_case: bool = True
+    max_connections: int = 256
+    header_timeout: int = 10
+    max_header_size: int = 16384
+    max_bytes_in_flight: int = 67108864
+    workers: int = 8
+    failed_auth_per_minute: int = 30
+    failed_auth_burst: int = 10
+    max_concurrent_hashes: int = 2
+    trust_forwarded_for: bool = False
 
     _server: Optional[IntakeServer] = None
-    _spool: Optional[Spool] = None
-    _service: Optional[IntakeService] = None
+    _spool: Optional[SubmissionSpool] = None
+    _pump: Optional[Pump] = None
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
@@ -51,15 +73,32 @@ class NSMIntakeCollectorBot(CollectorBot):
             burst=self.burst,
             send_wait=self.send_wait,
             require_csv_case=self.require_csv_case,
+            failed_auth_per_minute=self.failed_auth_per_minute,
+            failed_auth_burst=self.failed_auth_burst,
         )
-        self._spool = Spool(spool_file)
-        self._service = IntakeService(TokenVerifier(self.token_file), self._spool, config, self.logger)
+        self._spool = SubmissionSpool(spool_file)
+        state = PipelineState()
+        verifier = TokenVerifier(self.token_file, max_hashing=self.max_concurrent_hashes)
+        if verifier.problem:
+            self.logger.error("Submissions are refused until the token file is mended: %s", verifier.problem)
+        service = IntakeService(verifier, self._spool, config, self.logger, state)
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
-        self._server = IntakeServer(self._service, self.http_host, self.http_port).start()
+        self._pump = Pump(self._spool, self._send, state, self.logger, refused=(PipelineError,))
+        limits = Limits(
+            max_connections=self.max_connections,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            max_header_bytes=self.max_header_size,
+            max_body_bytes=self.max_body_size,
+            max_bytes_in_flight=self.max_bytes_in_flight,
+            workers=self.workers,
+            trust_forwarded_for=self.trust_forwarded_for,
+        )
+        self._server = IntakeServer(service, self.http_host, self.http_port, limits).start()
         pending = self._spool.pending_count()
         if pending:
-            self._service.work.set()  # reports left from before a restart go first
+            state.work.set()  # reports left from before a restart go first
         self.logger.info(
             "Listening on %s:%d; %d reports wait in the spool %s.",
             self.http_host,
@@ -69,33 +108,15 @@ class NSMIntakeCollectorBot(CollectorBot):
         )
 
     def process(self):
-        self._service.work.wait(1.0)
-        self._service.work.clear()
-        while True:
-            try:
-                sent = drain(self._spool, self._send, _BATCH)
-            except PipelineError as exc:
-                if self._service.pipeline_ok is not False:
-                    self.logger.warning(
-                        "The pipeline refused a report (%s); reports stay in the spool until it takes them.", exc
-                    )
-                self._service.pipeline_ok = False
-                self._spool.mark_spooled()
-                self._service.notify_changed()
-                return
-            if sent:
-                if self._service.pipeline_ok is False:
-                    self.logger.info("The pipeline takes reports again; the spool is being sent.")
-                self._service.pipeline_ok = True
-                self._service.notify_changed()
-            if sent < _BATCH:
-                return
+        self._pump.wait_for_work(1.0)
+        self._pump.pump()
 
     def _send(self, item):
         try:
             report = self.new_report()
-            for key, value in item.fields.items():
-                report.add(key, value, overwrite=True)
+            for key, value in item.meta.items():
+                # Keys not in FIELDS are field names already (spools written before).
+                report.add(FIELDS.get(key, key), value, overwrite=True)
             if self.accuracy is not None:
                 report.add("feed.accuracy", self.accuracy, overwrite=True)
             report.add("raw", item.raw)
@@ -103,7 +124,7 @@ class NSMIntakeCollectorBot(CollectorBot):
             # Cannot happen with reports this bot built; if it does, the report must not
             # block the spool: it goes to the dump file with the reason and is forgotten.
             self.logger.error("Report %d of submission %s cannot be built: %s.", item.part, item.submission_id, exc)
-            dumped = {**item.fields, "raw": base64.b64encode(item.raw).decode("ascii")}
+            dumped = {**item.meta, "raw": base64.b64encode(item.raw).decode("ascii")}
             shortcuts.dump(self, f"{type(exc).__name__}: {exc}", json.dumps(dumped).encode("utf-8"))
             return
         # The feed fields come from the researcher's token, not from this bot's parameters.

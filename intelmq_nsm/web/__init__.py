@@ -1,0 +1,1 @@
+"""A small HTTP server stack shared by the services that intelmq-nsm bots run (the intake)."""
