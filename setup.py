@@ -35,6 +35,10 @@ setup(
         "jinja2>=3.1",
         # The constituency index flattens a million networks with array operations.
         "numpy>=1.24",
+        # The finding ledger: one dialect-neutral layer (SQLAlchemy Core) over SQLite and
+        # PostgreSQL, the latter through psycopg 3.
+        "SQLAlchemy>=2.0,<3",
+        "psycopg[binary]>=3.1",
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import findings
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 from tests.digest.events import event, municipalities, organisation
 from tests.digest.servers import Receiver
 from tests.harness import Pipeline, RedisServer, wait_for
@@ -140,7 +140,7 @@ def intake(work: Path, count: int, rounds: int) -> dict:
 
 def delivery(work: Path, digests: int, per_digest: int) -> float:
     orgs = [organisation(code, name) for code, name in municipalities()]
-    spool = Spool(work / "deliver.sqlite")
+    spool = DigestSpool(work / "deliver.sqlite")
     for n in range(digests * per_digest):
         spool.add(findings(event(n, [orgs[n % len(orgs)]])), now=0)
     logger = logging.getLogger("benchmark")

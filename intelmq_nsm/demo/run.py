@@ -106,11 +106,11 @@ def event_finding(event: dict) -> dict:
 
 def spool_digests(spool_file: Path):
     """``(state, Digest)`` for every digest in a digest bot's spool."""
-    from intelmq_nsm.digest.spool import Spool
+    from intelmq_nsm.digest.spool import DigestSpool
 
     if not spool_file.exists():
         return []
-    spool = Spool(spool_file)
+    spool = DigestSpool(spool_file)
     try:
         return [(row["state"], spool.load(row["id"])) for row in spool.digests()]
     finally:
@@ -257,7 +257,7 @@ class Demo:
     def settled(self) -> bool:
         """Nothing waits anywhere: no report in the intake's spool, no message in a queue,
         no finding or digest undelivered in a digest spool."""
-        from intelmq_nsm.digest.spool import Spool
+        from intelmq_nsm.digest.spool import DigestSpool
 
         if self._spooled_reports() or any(self.pipeline.queue_sizes().values()):
             return False
@@ -265,7 +265,7 @@ class Demo:
             path = Path(bot["parameters"]["spool_file"])
             if not path.exists():
                 continue
-            spool = Spool(path)
+            spool = DigestSpool(path)
             try:
                 counts = spool.counts()
             finally:

@@ -21,12 +21,12 @@ checkpoint every round, so this cost stays off the per-message path.
 """
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from intelmq_nsm import storage
 from intelmq_nsm.digest import grouping
 
 SCHEMA = """
@@ -60,10 +60,12 @@ CREATE TABLE IF NOT EXISTS digests (
     event_count INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS digests_due ON digests (state, next_attempt);
+-- Delivered digests whose notifications the finding ledger has counted (the ledger may be
+-- another database: a delivery is marked here first, then counted there, then listed here).
+CREATE TABLE IF NOT EXISTS ledger_recorded (digest_id TEXT PRIMARY KEY);
 """
 
 STATES = ("pending", "delivered", "failed")
-SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
 @dataclass
@@ -80,8 +82,9 @@ class Digest:
     last_error: Optional[str] = None
 
 
-class Spool:
-    """One SQLite spool file. A connection belongs to one thread: open a Spool per thread."""
+class DigestSpool:
+    """The digest output's SQLite spool file. A connection belongs to one thread: open one
+    DigestSpool per thread."""
 
     def __init__(
         self,
@@ -91,18 +94,11 @@ class Spool:
         busy_timeout: float = 30.0,
         autocheckpoint: int = 1000,
     ):
-        if synchronous.upper() not in SYNCHRONOUS:
-            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}.")
         self.path = Path(path)
         self.by_case = by_case
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE), so a
-        # write never upgrades a read lock half-way and meets SQLITE_BUSY without waiting.
-        self.db = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self.db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+        self.db = storage.connect(
+            self.path, synchronous=synchronous, busy_timeout=busy_timeout, autocheckpoint=autocheckpoint
+        )
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -110,10 +106,10 @@ class Spool:
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file, without waiting for anyone."""
-        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        storage.checkpoint(self.db)
 
     def _transaction(self):
-        return _Transaction(self.db)
+        return storage.transaction(self.db)
 
     # -- intake ------------------------------------------------------------------------
 
@@ -243,6 +239,20 @@ class Spool:
                 (1 if count_attempt else 0, error, digest_id),
             )
 
+    def unrecorded(self, limit: int = 100) -> list:
+        """Ids of delivered digests the ledger has not counted yet, oldest first."""
+        rows = self.db.execute(
+            "SELECT id FROM digests WHERE state = 'delivered'"
+            " AND NOT EXISTS (SELECT 1 FROM ledger_recorded WHERE digest_id = digests.id)"
+            " ORDER BY delivered_at, id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [r["id"] for r in rows]
+
+    def mark_recorded(self, digest_id: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR IGNORE INTO ledger_recorded (digest_id) VALUES (?)", (digest_id,))
+
     # -- operator ----------------------------------------------------------------------
 
     def digests(self, state: Optional[str] = None) -> list:
@@ -298,21 +308,11 @@ class Spool:
                         "SELECT id FROM digests WHERE state = ? AND created <= ?", (state, now - older_than)
                     )
                 ]
+            if state == "delivered":
+                # Kept until the ledger counted its notifications.
+                recorded = {r[0] for r in self.db.execute("SELECT digest_id FROM ledger_recorded")}
+                ids = [i for i in ids if i in recorded]
             self.db.executemany("DELETE FROM events WHERE digest_id = ?", [(i,) for i in ids])
             self.db.executemany("DELETE FROM digests WHERE id = ?", [(i,) for i in ids])
+            self.db.executemany("DELETE FROM ledger_recorded WHERE digest_id = ?", [(i,) for i in ids])
             return len(ids)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False

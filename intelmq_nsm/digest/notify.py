@@ -1,0 +1,69 @@
+"""From an event to what goes into digests: the finding ledger decides, the spool keeps.
+
+Per event: the ledger records the observation of each finding (one committed
+transaction) and says what it is in a digest now (new, reminder, reopened, fixed) or
+that it goes into none; what is due goes into the spool (a second committed transaction);
+then the caller acknowledges the message. A crash in between repeats the message: the
+ledger answers a repeated event as the first time without counting it again, and the
+spool ignores the repeat.
+"""
+
+import dataclasses
+import datetime
+from typing import Callable, Optional
+
+from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.ledger import Observation
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def observations(found) -> list:
+    return [
+        Observation(
+            f.finding_id,
+            f.organisation["id"],
+            f.event_hash,
+            vulnerable=f.vulnerable,
+            org_name=f.organisation["name"],
+            constituency=f.constituency,
+            case_id=f.case_id,
+            target=f.target,
+        )
+        for f in found
+    ]
+
+
+def with_record(found, record: dict):
+    """The finding as the digest shows it: its kind and what the ledger knows of its life."""
+    row = {
+        **found.row,
+        "kind": record["kind"],
+        "first_seen": _iso(record["first_seen"]),
+        "last_seen": _iso(record["last_seen"]),
+        "times_seen": record["times_seen"],
+    }
+    return dataclasses.replace(found, row=row)
+
+
+def accept(
+    event: dict,
+    spool,
+    ledger,
+    now: float,
+    constituency: Optional[str] = None,
+    call: Callable = lambda action: action(),
+) -> list:
+    """Take one event (a flat dict); return the findings spooled for digests.
+
+    Raises FindingError for an event that cannot be delivered (the bot dumps it) and, from
+    ``call`` (which may retry), LedgerUnavailable."""
+    found = findings(event, constituency=constituency)
+    wanted = observations(found)
+    records = call(lambda: ledger.observe(wanted, now=now))
+    due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
+    if due:
+        spool.add(due, now=now)
+    return due
