@@ -261,6 +261,11 @@ class Ledger:
                 result.append(record)
             return result
 
+    def names(self) -> list:
+        """The ledger names this database holds."""
+        with _reachable(), self.engine.connect() as conn:
+            return list(conn.execute(select(findings.c.ledger).distinct().order_by(findings.c.ledger)).scalars())
+
     def count(self) -> int:
         with _reachable(), self.engine.connect() as conn:
             query = select(func.count()).select_from(findings).where(findings.c.ledger == self.name)
