@@ -1,11 +1,14 @@
 """From an event to what goes into digests: the finding ledger decides, the spool keeps.
 
-Per event: the ledger records the observation of each finding (one committed
-transaction) and says what it is in a digest now (new, reminder, reopened, fixed) or
-that it goes into none; what is due goes into the spool (a second committed transaction);
-then the caller acknowledges the message. A crash in between repeats the message: the
-ledger answers a repeated event as the first time without counting it again, and the
-spool ignores the repeat.
+Per event: the ledger records the observation of each finding and says what it is in a
+digest now (new, reminder, reopened, fixed) or that it goes into none; what is due goes
+into the spool; then the caller acknowledges the message.
+
+When the ledger is the spool's own SQLite file (the default), both are written in one
+transaction on one connection: one commit per event, and a crash leaves both or neither.
+With the ledger elsewhere (PostgreSQL) they are two commits, ledger first; a crash in
+between repeats the message, the ledger answers a repeated event (same event hash) as the
+first time without counting it again, and the spool ignores the repeat.
 """
 
 import dataclasses
@@ -62,6 +65,17 @@ def accept(
     ``call`` (which may retry), LedgerUnavailable."""
     found = findings(event, constituency=constituency)
     wanted = observations(found)
+    if ledger.shares_file(spool.path):
+
+        def both():
+            with ledger.transaction() as conn:
+                records = ledger.observe(wanted, now=now, conn=conn)
+                due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
+                if due:
+                    spool.add_in(conn.connection.driver_connection, due, now=now)
+                return due
+
+        return call(both)
     records = call(lambda: ledger.observe(wanted, now=now))
     due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
     if due:

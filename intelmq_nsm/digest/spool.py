@@ -21,6 +21,7 @@ checkpoint every round, so this cost stays off the per-message path.
 """
 
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,27 +116,32 @@ class DigestSpool:
 
     def add(self, findings, now: Optional[float] = None) -> int:
         """Store the findings of one event in one committed transaction; return how many were new."""
-        now = time.time() if now is None else now
         with self._transaction():
-            before = self.db.total_changes
-            self.db.executemany(
-                "INSERT OR IGNORE INTO events (event_hash, group_key, org_id, constituency, case_id,"
-                " organisation, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        f.event_hash,
-                        grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
-                        f.organisation["id"],
-                        f.constituency,
-                        f.case_id,
-                        json.dumps(f.organisation, sort_keys=True),
-                        json.dumps(f.row, sort_keys=True, default=str),
-                        now,
-                    )
-                    for f in findings
-                ],
-            )
-            return self.db.total_changes - before
+            return self.add_in(self.db, findings, now)
+
+    def add_in(self, db: sqlite3.Connection, findings, now: Optional[float] = None) -> int:
+        """Store the findings in the transaction open on ``db`` (a connection to this spool's
+        file, e.g. the ledger's, so that both commit together); return how many were new."""
+        now = time.time() if now is None else now
+        before = db.total_changes
+        db.executemany(
+            "INSERT OR IGNORE INTO events (event_hash, group_key, org_id, constituency, case_id,"
+            " organisation, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    f.event_hash,
+                    grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
+                    f.organisation["id"],
+                    f.constituency,
+                    f.case_id,
+                    json.dumps(f.organisation, sort_keys=True),
+                    json.dumps(f.row, sort_keys=True, default=str),
+                    now,
+                )
+                for f in findings
+            ],
+        )
+        return db.total_changes - before
 
     # -- forming digests ---------------------------------------------------------------
 

@@ -38,9 +38,9 @@ def scan(n: int, when: float, orgs=(AMSTERDAM,), vulnerable: bool = True, **extr
 class Output:
     """The digest output's mechanism without IntelMQ, delivering into JSON files."""
 
-    def __init__(self, tmp_path, url, name="ibd-mail", **policy):
+    def __init__(self, tmp_path, url, name="ibd-mail", spool_file=None, **policy):
         self.directory = tmp_path / f"out-{name}"
-        self.spool = DigestSpool(tmp_path / f"{name}.spool.sqlite")
+        self.spool = DigestSpool(spool_file or tmp_path / f"{name}.spool.sqlite")
         self.ledger = Ledger(url, name=name, **policy)
         self.deliverer = Deliverer(
             self.spool,
@@ -247,6 +247,28 @@ def test_ledgers_of_different_names_in_one_database_are_apart(tmp_path, ledger_u
     finally:
         mail.close()
         archive.close()
+
+
+def test_a_ledger_in_the_spool_file_commits_with_the_spool_in_one_transaction(tmp_path):
+    path = tmp_path / "spool.sqlite"
+    out = Output(tmp_path, f"sqlite:///{path}", spool_file=path)
+    try:
+        assert out.ledger.shares_file(out.spool.path)
+        assert kinds(out.round([scan(1, T0)], T0)) == [("new", "198.51.100.2", 443)]
+        assert out.round([scan(1, T0 + DAY)], T0 + DAY) == []
+        assert kinds(out.round([scan(1, T0 + 8 * DAY)], T0 + 8 * DAY)) == [("reminder", "198.51.100.2", 443)]
+
+        # The spool's write fails after the ledger's: neither is kept.
+        def broken(*args, **kwargs):
+            raise OSError("disk full")
+
+        out.spool.add_in = broken
+        with pytest.raises(OSError):
+            notify.accept(scan(2, T0 + 9 * DAY), out.spool, out.ledger, T0 + 9 * DAY)
+        assert [r["target"] for r in out.ledger.records()] == ["198.51.100.2:443"]
+        assert out.spool.counts()["waiting_findings"] == 0
+    finally:
+        out.close()
 
 
 @pytest.mark.e2e

@@ -22,6 +22,7 @@ Differences that matter and how they are met:
 import contextlib
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Optional
 
 from sqlalchemy import and_, create_engine, event, exc, func, select
@@ -43,13 +44,13 @@ def sqlite_url(path) -> str:
     return f"sqlite:///{path}"
 
 
-def make_engine(url: str, synchronous: str = "NORMAL"):
+def make_engine(url: str, synchronous: str = "NORMAL", autocheckpoint: Optional[int] = None):
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
 
         def connect():
-            db = storage.connect(path, synchronous=synchronous, check_same_thread=False)
+            db = storage.connect(path, synchronous=synchronous, check_same_thread=False, autocheckpoint=autocheckpoint)
             db.row_factory = None
             return db
 
@@ -85,16 +86,32 @@ class Ledger:
         reminder_after: float = 604800,
         report_fixed: bool = True,
         synchronous: str = "NORMAL",
+        autocheckpoint: Optional[int] = None,
     ):
         self.url, self.name = url, name
         self.reminder_after, self.report_fixed = float(reminder_after), bool(report_fixed)
-        self.engine = make_engine(url, synchronous=synchronous)
+        self.engine = make_engine(url, synchronous=synchronous, autocheckpoint=autocheckpoint)
         self.insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         with _reachable():
             metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def shares_file(self, path) -> bool:
+        """True when this ledger is the SQLite file ``path`` (the spool's): then one
+        transaction can hold both (see :func:`intelmq_nsm.digest.notify.accept`)."""
+        database = self.engine.url.database
+        return (
+            self.engine.dialect.name == "sqlite" and bool(database) and Path(database).resolve() == Path(path).resolve()
+        )
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A connection in a transaction, committed at the end of the block; an unreachable
+        (or locked) database raises LedgerUnavailable, also from inside the block."""
+        with _reachable(), self.engine.begin() as conn:
+            yield conn
 
     def _where(self, table, finding_id: str, org_id: str):
         return and_(table.c.ledger == self.name, table.c.finding_id == finding_id, table.c.org_id == org_id)
@@ -127,28 +144,31 @@ class Ledger:
 
     # -- the digest output ---------------------------------------------------------------
 
-    def observe(self, observations: Iterable[policy.Observation], now: Optional[float] = None) -> list:
-        """Record one event's findings in one transaction; return per observation the record
-        after it (a dict with ``kind``: what to put into a digest now, or None)."""
+    def observe(self, observations: Iterable[policy.Observation], now: Optional[float] = None, conn=None) -> list:
+        """Record one event's findings in one transaction (``conn``'s, if given); return per
+        observation the record after it (a dict with ``kind``: what to put into a digest
+        now, or None)."""
+        if conn is None:
+            with self.transaction() as conn:
+                return self.observe(observations, now, conn)
         now = time.time() if now is None else now
         results = []
-        with _reachable(), self.engine.begin() as conn:
-            for o in observations:
-                record = self._record(conn, o.finding_id, o.org_id)
-                if record is None:
-                    step = policy.first(o, now)
-                    row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
-                    if self._inserted(conn, findings, row):
-                        self._change(conn, o.finding_id, o.org_id, step.change, now)
-                        results.append({**row, "kind": step.kind})
-                        continue
-                    record = self._record(conn, o.finding_id, o.org_id)  # another writer was first
-                step = policy.again(record, o, now, self.reminder_after, self.report_fixed)
-                if step.values:
-                    conn.execute(findings.update().where(self._where(findings, o.finding_id, o.org_id)), step.values)
-                if step.change:
-                    self._change(conn, o.finding_id, o.org_id, step.change, now)
-                results.append({**record, **step.values, "kind": step.kind})
+        for o in observations:
+            # A new finding first: one statement where it is new; where it is known, the
+            # conflict leaves it alone and it is read (locked) and changed.
+            step = policy.first(o, now)
+            row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
+            if self._inserted(conn, findings, row):
+                self._change(conn, o.finding_id, o.org_id, step.change, now)
+                results.append({**row, "kind": step.kind})
+                continue
+            record = self._record(conn, o.finding_id, o.org_id)
+            step = policy.again(record, o, now, self.reminder_after, self.report_fixed)
+            if step.values:
+                conn.execute(findings.update().where(self._where(findings, o.finding_id, o.org_id)), step.values)
+            if step.change:
+                self._change(conn, o.finding_id, o.org_id, step.change, now)
+            results.append({**record, **step.values, "kind": step.kind})
         return results
 
     def record_delivery(self, digest_id: str, entries: Iterable[tuple], now: Optional[float] = None) -> int:

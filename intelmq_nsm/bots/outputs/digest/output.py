@@ -76,6 +76,7 @@ class DigestOutputBot(OutputBot):
                 reminder_after=self.reminder_after,
                 report_fixed=self.report_fixed,
                 synchronous=self.spool_synchronous,
+                autocheckpoint=INTAKE_CHECKPOINT,
             )
         )
         # The delivery thread checkpoints the WAL every round; the high threshold here only
