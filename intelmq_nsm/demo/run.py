@@ -38,6 +38,8 @@ from intelmq_nsm.demo.pipeline import (
 )
 from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.demo.summary import Summary
+from intelmq_nsm.digest.findings import NOT_VULNERABLE
+from intelmq_nsm.event_contract import RESULT
 
 #: Where the example keeps its files in a standard IntelMQ installation; the demo moves
 #: this prefix into its working directory.
@@ -438,7 +440,10 @@ class Demo:
         self.mails_before.append(summary.mails)
         for bot_id, bot in self._bots(FILE_OUTPUT_MODULE).items():
             events = Pipeline.read_file_output(Path(bot["parameters"]["file"]))
-            summary.default_findings += [finding_address(event_finding(e)) for e in events[self.default_seen[bot_id] :]]
+            summary.default_findings += [
+                finding_address(event_finding(e)) + (" (not vulnerable)" if e.get(RESULT) == NOT_VULNERABLE else "")
+                for e in events[self.default_seen[bot_id] :]
+            ]
             self.default_seen[bot_id] = len(events)
         summary.dumped = {bot_id: len(entries) for bot_id, entries in self.pipeline.dumps().items()}
         return summary
