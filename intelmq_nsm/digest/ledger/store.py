@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import and_, create_engine, event, exc, func, select
+from sqlalchemy import and_, bindparam, create_engine, event, exc, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -92,6 +92,14 @@ class Ledger:
         self.reminder_after, self.report_fixed = float(reminder_after), bool(report_fixed)
         self.engine = make_engine(url, synchronous=synchronous, autocheckpoint=autocheckpoint)
         self.insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        # Built once: the per-event path then only binds values (SQLAlchemy caches the compiled SQL).
+        key = {table: self._key(table) for table in (findings, history, notifications)}
+        self._read = select(findings).where(key[findings]).with_for_update()
+        self._update = findings.update().where(key[findings])
+        self._new = {
+            table: self.insert(table).on_conflict_do_nothing().returning(table.c.ledger)
+            for table in (findings, notifications)
+        }
         with _reachable():
             metadata.create_all(self.engine)
 
@@ -113,34 +121,47 @@ class Ledger:
         with _reachable(), self.engine.begin() as conn:
             yield conn
 
+    @staticmethod
+    def _key(table):
+        return and_(
+            table.c.ledger == bindparam("k_ledger"),
+            table.c.finding_id == bindparam("k_finding"),
+            table.c.org_id == bindparam("k_org"),
+        )
+
+    def _bind(self, finding_id: str, org_id: str) -> dict:
+        return {"k_ledger": self.name, "k_finding": finding_id, "k_org": org_id}
+
     def _where(self, table, finding_id: str, org_id: str):
         return and_(table.c.ledger == self.name, table.c.finding_id == finding_id, table.c.org_id == org_id)
 
     def _record(self, conn, finding_id: str, org_id: str):
-        query = select(findings).where(self._where(findings, finding_id, org_id)).with_for_update()
-        return conn.execute(query).mappings().first()
+        return conn.execute(self._read, self._bind(finding_id, org_id)).mappings().first()
+
+    def _set(self, conn, finding_id: str, org_id: str, values: dict) -> None:
+        conn.execute(self._update, {**values, **self._bind(finding_id, org_id)})
 
     def _change(self, conn, finding_id, org_id, change, now, source="scan", reference=""):
         old, new, note = change
         conn.execute(
-            history.insert().values(
-                ledger=self.name,
-                finding_id=finding_id,
-                org_id=org_id,
-                at=now,
-                old_state=old,
-                state=new,
-                source=source,
-                note=note,
-                reference=reference,
-            )
+            history.insert(),
+            {
+                "ledger": self.name,
+                "finding_id": finding_id,
+                "org_id": org_id,
+                "at": now,
+                "old_state": old,
+                "state": new,
+                "source": source,
+                "note": note,
+                "reference": reference,
+            },
         )
 
     def _inserted(self, conn, table, row: dict) -> bool:
         """Insert ``row`` unless its key exists; True if it was new. (RETURNING rather than
         the row count, which drivers report differently for ``ON CONFLICT DO NOTHING``.)"""
-        statement = self.insert(table).values(**row).on_conflict_do_nothing().returning(table.c.ledger)
-        return conn.execute(statement).first() is not None
+        return conn.execute(self._new[table], row).first() is not None
 
     # -- the digest output ---------------------------------------------------------------
 
@@ -165,7 +186,7 @@ class Ledger:
             record = self._record(conn, o.finding_id, o.org_id)
             step = policy.again(record, o, now, self.reminder_after, self.report_fixed)
             if step.values:
-                conn.execute(findings.update().where(self._where(findings, o.finding_id, o.org_id)), step.values)
+                self._set(conn, o.finding_id, o.org_id, step.values)
             if step.change:
                 self._change(conn, o.finding_id, o.org_id, step.change, now)
             results.append({**record, **step.values, "kind": step.kind})
@@ -194,7 +215,7 @@ class Ledger:
                 count += 1
                 step = policy.delivered(record, kind, digest_id, now)
                 if step.values:
-                    conn.execute(findings.update().where(self._where(findings, finding_id, org_id)), step.values)
+                    self._set(conn, finding_id, org_id, step.values)
                 if step.change:
                     self._change(conn, finding_id, org_id, step.change, now, reference=digest_id)
         return count
@@ -224,7 +245,7 @@ class Ledger:
             record = self._record(conn, finding_id, org_id)
             if record is None:
                 return None
-            conn.execute(findings.update().where(self._where(findings, finding_id, org_id)), {"state": state})
+            self._set(conn, finding_id, org_id, {"state": state})
             self._change(conn, finding_id, org_id, (record["state"], state, note), now, source, reference)
             return record["state"]
 
