@@ -95,9 +95,9 @@ def per_event(ledger: Ledger, size: int, samples: int, rng: random.Random) -> di
 
 
 def disk_bytes(ledger: Ledger, path) -> int:
+    """The database's size on disk: the SQLite file with its WAL, or PostgreSQL's tables with
+    their indexes."""
     if ledger.engine.dialect.name == "sqlite":
-        with ledger.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return sum(os.path.getsize(p) for p in Path(path).parent.glob(Path(path).name + "*"))
     with ledger.engine.connect() as conn:
         return conn.exec_driver_sql(
@@ -140,14 +140,15 @@ def main() -> None:
                     flush=True,
                 )
             total = ledger.count()
-            start = time.monotonic()
-            result = stats(ledger)
-            seconds = time.monotonic() - start
-            print(
-                f"stats over {total:,} findings: {seconds:.2f} s ({len(result['cases'])} cases,"
-                f" {len(result['organisations'])} organisations)",
-                flush=True,
-            )
+            for attempt in (1, 2):  # the second run: with the indexes in the page cache
+                start = time.monotonic()
+                result = stats(ledger)
+                seconds = time.monotonic() - start
+                print(
+                    f"stats over {total:,} findings (run {attempt}): {seconds:.2f} s ({len(result['cases'])} cases,"
+                    f" {len(result['organisations'])} organisations)",
+                    flush=True,
+                )
             size_bytes = disk_bytes(ledger, f"{tmp}/spool.sqlite")
             print(f"disk: {size_bytes / 2**20:.0f} MiB, {size_bytes / total:.0f} bytes per finding", flush=True)
             ledger.close()
