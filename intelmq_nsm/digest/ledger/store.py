@@ -92,6 +92,7 @@ class Ledger:
         self.reminder_after, self.report_fixed = float(reminder_after), bool(report_fixed)
         self.engine = make_engine(url, synchronous=synchronous, autocheckpoint=autocheckpoint)
         self.insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._shares = {}
         # Built once: the per-event path then only binds values (SQLAlchemy caches the compiled SQL).
         key = {table: self._key(table) for table in (findings, history, notifications)}
         self._read = select(findings).where(key[findings]).with_for_update()
@@ -109,10 +110,11 @@ class Ledger:
     def shares_file(self, path) -> bool:
         """True when this ledger is the SQLite file ``path`` (the spool's): then one
         transaction can hold both (see :func:`intelmq_nsm.digest.notify.accept`)."""
-        database = self.engine.url.database
-        return (
-            self.engine.dialect.name == "sqlite" and bool(database) and Path(database).resolve() == Path(path).resolve()
-        )
+        if path not in self._shares:  # asked once per event: resolve each path once
+            database = self.engine.url.database
+            same = self.engine.dialect.name == "sqlite" and bool(database)
+            self._shares[path] = same and Path(database).resolve() == Path(path).resolve()
+        return self._shares[path]
 
     @contextlib.contextmanager
     def transaction(self):
