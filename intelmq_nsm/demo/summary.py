@@ -34,6 +34,7 @@ class Summary:
     answers: list = field(default_factory=list)
     cases: dict = field(default_factory=dict)
     round_two: Optional["Summary"] = None
+    refused: list = field(default_factory=list)  # rescan reports the intake refused, with why
 
     def _sorted_rows(self) -> list:
         return sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
@@ -81,6 +82,7 @@ class Summary:
             + ".",
         ]
         lines += [f"NOT DELIVERED to {r['organisation']}: {failure}" for r in self.rows for failure in r["failed"]]
+        lines += [f"REFUSED by the intake: {reason}" for reason in self.refused]
         if self.dumped:
             lines.append("Dumped messages (bad records): " + ", ".join(f"{b}: {n}" for b, n in self.dumped.items()))
         if self.cases:
@@ -128,6 +130,7 @@ class Summary:
                 "mails": summary.mails,
                 "files": summary.files,
                 "answers": summary.answers,
+                "refused": summary.refused,
             })  # fmt: skip
         cases = self.round_two.cases if self.round_two is not None else self.cases
         return {"rounds": rounds, "cases": cases, "dumped": (self.round_two or self).dumped}

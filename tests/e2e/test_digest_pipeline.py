@@ -234,9 +234,9 @@ def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and
         pipeline = intelmq_pipeline({"ibd-archive": bot})
         pipeline.start()
         pipeline.push("ibd-archive", *[scan(n, 1) for n in range(6)])
-        wait_for(lambda: len(digest_files(out)) == 2, timeout=30, what="the first two digests")
+        expected = sorted(("new", event(n, [])["source.ip"]) for n in range(6))
+        wait_for(lambda: kinds_by_address(digest_files(out)) == expected, timeout=60, what="the first digests")
         first = digest_files(out)
-        assert kinds_by_address(first) == sorted(("new", event(n, [])["source.ip"]) for n in range(6))
 
         # The rescan arrives while the ledger's database is down: held, not acknowledged.
         server.stop()
@@ -248,12 +248,16 @@ def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and
             timeout=30,
             what="the output to notice the ledger is down",
         )
-        assert sum(pipeline.queue_sizes().values()) >= 1 and len(digest_files(out)) == 2
+        assert sum(pipeline.queue_sizes().values()) >= 1 and len(digest_files(out)) == len(first)
+
+        def since(earlier):
+            return [d for d in digest_files(out) if d["id"] not in {e["id"] for e in earlier}]
+
         server.start()
-        wait_for(lambda: len(digest_files(out)) == 4, timeout=60, what="the digests of verified fixes")
+        expected = sorted(("fixed", event(n, [])["source.ip"]) for n in range(2))
+        wait_for(lambda: kinds_by_address(since(first)) == expected, timeout=60, what="the digests of fixes")
         pipeline.wait_drained()
-        fixed = [d for d in digest_files(out) if d["id"] not in {f["id"] for f in first}]
-        assert kinds_by_address(fixed) == sorted(("fixed", event(n, [])["source.ip"]) for n in range(2))
+        fixed = since(first)
 
         # A week later (the output's clock moved on): reminders for what is still open, the
         # fixed ones reopened.
@@ -262,13 +266,13 @@ def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and
         pipeline.write_runtime()
         pipeline.start("ibd-archive")
         pipeline.push("ibd-archive", *[scan(n, 3) for n in range(6)])
-        wait_for(lambda: len(digest_files(out)) == 6, timeout=60, what="the third round's digests")
-        pipeline.wait_drained()
-        time.sleep(1)  # nothing else may follow
-        third = [d for d in digest_files(out) if d["id"] not in {f["id"] for f in first + fixed}]
         expected = [("reopened", event(n, [])["source.ip"]) for n in range(2)]
         expected += [("reminder", event(n, [])["source.ip"]) for n in range(2, 6)]
-        assert kinds_by_address(third) == sorted(expected) and len(digest_files(out)) == 6
+        wait_for(lambda: kinds_by_address(since(first + fixed)) == sorted(expected), timeout=60, what="round three")
+        pipeline.wait_drained()
+        time.sleep(1)  # nothing else may follow
+        third = since(first + fixed)
+        assert kinds_by_address(third) == sorted(expected)
         assert all(f["times_seen"] == 3 for d in third for f in d["findings"])
         assert pipeline.dumps() == {}
 
