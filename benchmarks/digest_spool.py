@@ -1,6 +1,10 @@
 """Digest output throughput: events/s into the spool against IntelMQ's core file output, and
 digests/s delivered to a local HTTP endpoint.
 
+Every digest output keeps its finding ledger: by default in the spool's SQLite file (one
+transaction per event for both), and in one more output on a private PostgreSQL server
+(``--postgresql``, on by default when Debian's server programs are installed).
+
 Runs a real pipeline (private redis-server, intelmqctl) as in the tests. Each output gets the
 same N events in its queue, one output at a time so that each has the machine to itself;
 the clock runs from the push until the output acknowledged the last message (both outputs
@@ -27,7 +31,7 @@ from intelmq_nsm.demo.spools import spooled_events
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import findings
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 
 
 def file_lines(path) -> int:
@@ -74,12 +78,14 @@ def timed(pipeline, bot_id, messages, written, expected) -> tuple:
     return seconds, cpu_seconds(pid) - cpu
 
 
-def intake(work: Path, count: int, rounds: int) -> dict:
+def intake(work: Path, count: int, rounds: int, postgres_url=None) -> dict:
     import json
 
     orgs = [organisation(code, name) for code, name in municipalities()]
     redis_server = RedisServer(work / "redis").start()
     results = {"file": [], "spool NORMAL": [], "spool FULL": []}
+    if postgres_url:
+        results["spool+PG ledger"] = []
     cpu_us = {name: [] for name in results}
     try:
         runtime = {
@@ -98,6 +104,9 @@ def intake(work: Path, count: int, rounds: int) -> dict:
                     "max_events": 10**9,
                 },
             }
+        if postgres_url:
+            runtime["digest-pg"] = json.loads(json.dumps(runtime["digest-normal"]))
+            runtime["digest-pg"]["parameters"].update(spool_file=str(work / "PG.sqlite"), ledger_url=postgres_url)
         pipeline = Pipeline(work / "intelmq", redis_server, runtime).setup()
         # The bots log every message at DEBUG in the test harness; measure at INFO like production.
         pipeline.runtime["global"]["logging_level"] = "INFO"
@@ -112,6 +121,8 @@ def intake(work: Path, count: int, rounds: int) -> dict:
                     "spool NORMAL": ("digest-normal", lambda: spooled_events(work / "NORMAL.sqlite")),
                     "spool FULL": ("digest-full", lambda: spooled_events(work / "FULL.sqlite")),
                 }
+                if postgres_url:
+                    outputs["spool+PG ledger"] = ("digest-pg", lambda: spooled_events(work / "PG.sqlite"))
                 # Alternate the order per round: the machine's other load hits all outputs alike.
                 order = list(outputs.items()) if r % 2 == 0 else list(outputs.items())[::-1]
                 for name, (bot_id, written) in order:
@@ -132,7 +143,7 @@ def intake(work: Path, count: int, rounds: int) -> dict:
 
 def delivery(work: Path, digests: int, per_digest: int) -> float:
     orgs = [organisation(code, name) for code, name in municipalities()]
-    spool = Spool(work / "deliver.sqlite")
+    spool = DigestSpool(work / "deliver.sqlite")
     for n in range(digests * per_digest):
         spool.add(findings(event(n, [orgs[n % len(orgs)]])), now=0)
     logger = logging.getLogger("benchmark")
@@ -156,11 +167,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--digests", type=int, default=1000)
     parser.add_argument("--per-digest", type=int, default=10)
+    parser.add_argument("--no-postgresql", action="store_true", help="skip the output with a PostgreSQL ledger")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nsm-bench-") as tmp:
         work = Path(tmp)
-        results, cpu_us = intake(work, args.events, args.rounds)
-        for name in ("spool NORMAL", "spool FULL"):
+        server = None
+        if not args.no_postgresql:
+            from intelmq_nsm.demo.postgres import PostgresServer
+
+            server = PostgresServer().start()
+        try:
+            url = server.create_database("ledger") if server else None
+            results, cpu_us = intake(work, args.events, args.rounds, url)
+        finally:
+            if server:
+                server.close()
+        for name in [n for n in results if n != "file"]:
             ratios = sorted(s / f for s, f in zip(results[name], results["file"]))
             print(
                 f"{name}: median {statistics.median(results[name]):.0f} events/s; per round vs core file output"

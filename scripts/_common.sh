@@ -7,6 +7,8 @@ ensure_debian_packages() {
     for pkg in "$@"; do
         case "$pkg" in
             python3-venv) /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=("$pkg") ;;
+            # The server programs are not on PATH: /usr/lib/postgresql/<version>/bin.
+            postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("$pkg") ;;
             *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
         esac
     done

@@ -1,9 +1,12 @@
-"""Shared fixtures: a private redis-server and real IntelMQ pipelines (see tests/harness.py)."""
+"""Shared fixtures: a private redis-server and real IntelMQ pipelines (see tests/harness.py), and
+the finding ledger's backends (SQLite, and PostgreSQL on a private server of this session)."""
 
+import itertools
 import os
 
 import pytest
 
+from intelmq_nsm.demo.postgres import PostgresServer
 from tests.harness import HarnessPipeline, RedisServer
 
 
@@ -46,3 +49,25 @@ def intelmq_pipeline(tmp_path, redis_server):
     finally:
         for pipeline in pipelines:
             pipeline.close()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the whole session (initdb + pg_ctl in a short temp dir)."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])
+def ledger_url(request, tmp_path):
+    """A fresh, empty ledger database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'spool.sqlite'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"ledger{next(_databases)}")

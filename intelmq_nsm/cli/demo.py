@@ -1,4 +1,5 @@
-"""``intelmq-nsm demo``: run the example NSM→IBD pipeline end to end and show who got what."""
+"""``intelmq-nsm demo``: run the example NSM→IBD pipeline end to end and show who got what, in
+round one and in the researchers' rescan a week later."""
 
 import sys
 import tempfile
@@ -32,6 +33,11 @@ def run(args) -> int:
         return 1
     print()
     print(summary.render())
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nThe summary of both rounds is in {args.json}.")
     if keep:
         print(f"\nEverything the demo wrote is in {workdir}.")
     else:
@@ -52,5 +58,6 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
     parser.add_argument("--redis-url", help="use this Redis (redis://host:port) instead of a private redis-server")
+    parser.add_argument("--json", metavar="FILE", help="also write the summary of both rounds as JSON to FILE")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for delivery (%(default)s)")
     parser.set_defaults(func=run)

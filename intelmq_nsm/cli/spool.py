@@ -12,9 +12,9 @@ def _time(value) -> str:
 
 
 def _open(args):
-    from intelmq_nsm.digest.spool import Spool
+    from intelmq_nsm.digest.spool import DigestSpool
 
-    return Spool(args.spool_file)
+    return DigestSpool(args.spool_file)
 
 
 def _resolve(spool, prefix: str) -> str:

@@ -6,8 +6,15 @@ ports at a private working directory (see ``localise_runtime``), starts the pipe
 intelmqctl, submits the sample reports over HTTP as a researcher would, waits until every
 finding is delivered in a digest or has left on the ``_default`` path, prints who got
 what, and stops everything it started.
+
+Round two is the researchers' rescan a week later (``reports/rescan/``): the digest
+outputs' clock is moved on (their ``clock_offset`` parameter), an owner's answer from
+``reports/rescan/answers.json`` is recorded in the ledgers as the feedback service will,
+the rescan reports are submitted, and the summary shows what each organisation got in
+round two (reminders, verified fixes, the reopened finding) and the cases' statistics.
 """
 
+import collections
 import contextlib
 import json
 import shutil
@@ -32,6 +39,8 @@ from intelmq_nsm.demo.pipeline import (
 from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.demo.spools import spool_digests
 from intelmq_nsm.demo.summary import Summary
+from intelmq_nsm.digest.findings import NOT_VULNERABLE
+from intelmq_nsm.event_contract import RESULT
 
 #: Where the example keeps its files in a standard IntelMQ installation; the demo moves
 #: this prefix into its working directory.
@@ -59,6 +68,13 @@ def default_example() -> Path:
         f"No example pipeline in {CHECKOUT_EXAMPLE} or {PACKAGED_EXAMPLE}: "
         "give the example folder with --example (runtime-examples/nsm-ibd of the source)."
     )
+
+
+DAY = 86400
+#: Round two plays a week and a day after round one: past the outputs' default reminder_after.
+ROUND_TWO_CLOCK = 8 * DAY
+RESCAN_FOLDER = "rescan"
+ANSWERS_FILE = "answers.json"
 
 
 def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
@@ -143,6 +159,8 @@ class Demo:
         self.sink = None
         self.pipeline = None
         self.intake_port = 0
+        self.mails_before = []  # mails the sink had received in the rounds before
+        self.default_seen = collections.Counter()  # events of the _default file outputs summarised
 
     # -- preflight ---------------------------------------------------------------------
 
@@ -164,10 +182,13 @@ class Demo:
                 raise DemoError(f"{exc} Or give a running Redis with --redis-url redis://host:port.") from exc
         return yaml.safe_load(runtime_file.read_text(encoding="utf-8"))
 
-    def reports(self) -> list:
-        """The sample reports; ``NAME.case.json`` beside a CSV holds its case metadata."""
-        reports = (self.example / "reports").glob("*")
-        return sorted(p for p in reports if p.suffix in MEDIA_TYPES and not p.name.endswith(".case.json"))
+    def reports(self, folder: str = "") -> list:
+        """The sample reports (of round two: ``folder="rescan"``); ``NAME.case.json`` beside a
+        CSV holds its case metadata."""
+        reports = (self.example / "reports" / folder).glob("*")
+        return sorted(
+            p for p in reports if p.suffix in MEDIA_TYPES and not p.name.endswith((".case.json", ANSWERS_FILE))
+        )
 
     # -- run ---------------------------------------------------------------------------
 
@@ -177,15 +198,113 @@ class Demo:
         try:
             self.start(runtime)
             summary = Summary()
-            for report in self.reports():
-                status, submission = self.submit(report)
-                summary.submitted.append((report.name, status, submission))
-                self.progress(f"Submitted {report.name}: HTTP {status}, submission {submission}.")
+            self.submit_all(self.reports(), summary.submitted)
             self.progress("Waiting until every finding is delivered.")
             self.wait_until_delivered()
-            return self.summarise(summary)
+            self.summarise(summary)
+            rescans = self.reports(RESCAN_FOLDER)
+            if rescans:
+                summary.round_two = self.round_two(rescans)
+            return summary
         finally:
             self.close()
+
+    def submit_all(self, reports: list, submitted: list) -> None:
+        for report in reports:
+            status, submission = self.submit(report)
+            submitted.append((report.name, status, submission))
+            self.progress(f"Submitted {report.name}: HTTP {status}, submission {submission}.")
+
+    def round_two(self, rescans: list) -> Summary:
+        """The rescan a week later: move the outputs' clock, record the owners' answers,
+        submit the rescan reports, wait; what round two delivered, and the case statistics."""
+        before = {digest.id for _, digest in self.all_digests()}
+        self.progress(f"Round two: the researchers' rescan, {ROUND_TWO_CLOCK // DAY} days later on the outputs' clock.")
+        self.set_clock(ROUND_TWO_CLOCK)
+        summary = Summary(round_no=2)
+        summary.answers = self.record_answers()
+        for report in rescans:
+            try:
+                self.submit_all([report], summary.submitted)
+            except DemoError as exc:
+                # A rescan this installation's report format cannot take (e.g. without the
+                # per-finding result): said, and round two goes on with the others.
+                summary.refused.append(f"{report.name}: {exc}")
+                self.progress(f"{exc} Round two goes on without it.")
+        self.progress("Waiting until every finding of the rescan is delivered.")
+        self.wait_until_delivered()
+        self.summarise(summary, exclude=before)
+        summary.cases = self.case_statistics()
+        return summary
+
+    def set_clock(self, offset: float) -> None:
+        """Restart the digest outputs with their clock ``offset`` seconds ahead."""
+        bots = list(self._bots(DIGEST_MODULE))
+        for bot_id in bots:
+            self.pipeline.runtime[bot_id]["parameters"]["clock_offset"] = offset
+        self.pipeline.write_runtime()
+        self.pipeline.stop(*bots)
+        self.pipeline.start(*bots)
+
+    def ledgers(self):
+        """``(bot id, Ledger)`` of every digest output (each in its spool file, named by bot id)."""
+        from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+
+        for bot_id, bot in self._bots(DIGEST_MODULE).items():
+            parameters = bot["parameters"]
+            url = parameters.get("ledger_url") or sqlite_url(parameters["spool_file"])
+            yield bot_id, Ledger(url, name=parameters.get("ledger_name") or bot_id)
+
+    def record_answers(self) -> list:
+        """The owners' answers of ``reports/rescan/answers.json`` into every ledger holding the
+        finding (``{"case", "target", "state", "note"}``, target as ``address:port``)."""
+        path = self.example / "reports" / RESCAN_FOLDER / ANSWERS_FILE
+        if not path.exists():
+            return []
+        answers = json.loads(path.read_text(encoding="utf-8"))["answers"]
+        recorded = []
+        for bot_id, ledger in self.ledgers():
+            try:
+                for answer in answers:
+                    for record in ledger.records(case_id=answer["case"]):
+                        if record["target"] == answer["target"]:
+                            ledger.record_answer(
+                                record["finding_id"], record["org_id"], answer["state"], "owner", answer["note"]
+                            )
+                            recorded.append({**answer, "organisation": record["org_id"], "output": bot_id})
+            finally:
+                ledger.close()
+        for answer in {(a["organisation"], a["target"], a["state"], a["note"]) for a in recorded}:
+            self.progress(f"{answer[0]} answered for {answer[1]}: {answer[2]} ({answer[3]})")
+        return recorded
+
+    def case_statistics(self) -> dict:
+        """Per constituency (its first digest output's ledger): per case, findings by state."""
+        from intelmq_nsm.digest.ledger.stats import stats
+
+        result = {}
+        for bot_id, ledger in self.ledgers():
+            constituency = self.pipeline.runtime[bot_id]["parameters"].get("constituency") or bot_id
+            try:
+                if constituency not in result:
+                    result[constituency] = {
+                        entry["case_id"] or "-": {
+                            "findings": entry["findings"],
+                            "notified": entry["notified"],
+                            "open": entry["open"],
+                            "fixed_verified": entry["fixed_verified"],
+                            "reopened": entry["reopened"],
+                            "by_state": {state: n for state, n in entry["by_state"].items() if n},
+                        }
+                        for entry in stats(ledger)["cases"]
+                    }
+            finally:
+                ledger.close()
+        return result
+
+    def all_digests(self):
+        for bot in self._bots(DIGEST_MODULE).values():
+            yield from spool_digests(Path(bot["parameters"]["spool_file"]))
 
     def start(self, runtime: dict, check: bool = True) -> None:
         """Redis, the SMTP sink and the example's bots, running on the private IntelMQ root.
@@ -263,7 +382,7 @@ class Demo:
     def settled(self) -> bool:
         """Nothing waits anywhere: no report in the intake's spool, no message in a queue,
         no finding or digest undelivered in a digest spool."""
-        from intelmq_nsm.digest.spool import Spool
+        from intelmq_nsm.digest.spool import DigestSpool
 
         if self._spooled_reports() or any(self.pipeline.queue_sizes().values()):
             return False
@@ -271,7 +390,7 @@ class Demo:
             path = Path(bot["parameters"]["spool_file"])
             if not path.exists():
                 continue
-            spool = Spool(path)
+            spool = DigestSpool(path)
             try:
                 counts = spool.counts()
             finally:
@@ -291,13 +410,16 @@ class Demo:
 
         wait_for(settled_twice, timeout=self.timeout, interval=1.0, what="all digests to be delivered")
 
-    def summarise(self, summary: Summary) -> Summary:
-        """One row per organisation over all digest bots: its findings, cases, digests, channels."""
+    def summarise(self, summary: Summary, exclude=frozenset()) -> Summary:
+        """One row per organisation over all digest bots: its findings (by kind), cases,
+        digests, channels; digests in ``exclude`` (an earlier round's) are left out."""
         per_org = {}
         for bot in self._bots(DIGEST_MODULE).values():
             parameters = bot["parameters"]
             channel = parameters.get("channel", "file")
             for state, digest in spool_digests(Path(parameters["spool_file"])):
+                if digest.id in exclude:
+                    continue
                 org = digest.organisation
                 entry = per_org.setdefault(
                     (org["id"], digest.constituency),
@@ -310,6 +432,7 @@ class Demo:
                         "cases": set(),
                         "digests": set(),
                         "failed": [],
+                        "kinds": {},
                     },
                 )
                 if state != "delivered":
@@ -317,17 +440,26 @@ class Demo:
                     continue
                 entry["channels"].add(channel)
                 # The same finding reaches several channels: count it once.
-                entry["findings"] |= {finding_address(f) for f in digest.findings}
+                entry["findings"] |= {finding_address(f) for f in digest.findings if f.get("kind") != "fixed"}
+                for f in digest.findings:
+                    entry["kinds"].setdefault(f.get("kind") or "new", set()).add(finding_address(f))
                 entry["cases"] |= {f["case_id"] for f in digest.findings if f.get("case_id")}
                 entry["digests"].add(digest.id)
             if channel == "file" and parameters.get("file_directory"):
-                summary.files += len(list(Path(parameters["file_directory"]).glob("*.json")))
+                written = Path(parameters["file_directory"]).glob("*.json")
+                summary.files += len([p for p in written if p.stem not in exclude])
         for entry in per_org.values():
+            entry["kinds"] = {kind: sorted(addresses) for kind, addresses in entry["kinds"].items()}
             summary.rows.append({key: sorted(v) if isinstance(v, set) else v for key, v in entry.items()})
-        summary.mails = len(self.sink.messages)
-        for bot in self._bots(FILE_OUTPUT_MODULE).values():
+        summary.mails = len(self.sink.messages) - sum(self.mails_before)
+        self.mails_before.append(summary.mails)
+        for bot_id, bot in self._bots(FILE_OUTPUT_MODULE).items():
             events = Pipeline.read_file_output(Path(bot["parameters"]["file"]))
-            summary.default_findings += [finding_address(event_finding(e)) for e in events]
+            summary.default_findings += [
+                finding_address(event_finding(e)) + (" (not vulnerable)" if e.get(RESULT) == NOT_VULNERABLE else "")
+                for e in events[self.default_seen[bot_id] :]
+            ]
+            self.default_seen[bot_id] = len(events)
         summary.dumped = {bot_id: len(entries) for bot_id, entries in self.pipeline.dumps().items()}
         return summary
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 def spool_digests(spool_file: Path):
     """``(state, Digest)`` for every digest in a digest bot's spool."""
-    from intelmq_nsm.digest.spool import Spool
+    from intelmq_nsm.digest.spool import DigestSpool
 
     if not spool_file.exists():
         return []
-    spool = Spool(spool_file)
+    spool = DigestSpool(spool_file)
     try:
         return [(row["state"], spool.load(row["id"])) for row in spool.digests()]
     finally:

@@ -1,6 +1,18 @@
-"""What the demo prints: who got which findings, and what went to the _default path."""
+"""What the demo prints: who got which findings, and what went to the _default path; for
+round two (the rescan a week later) what each organisation got by kind, and the cases'
+statistics from the ledger."""
 
 from dataclasses import dataclass, field
+from typing import Optional
+
+KINDS = ("new", "reminder", "reopened", "fixed")
+
+
+def _table(header: tuple, body: list) -> list:
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
 
 
 @dataclass
@@ -8,40 +20,117 @@ class Summary:
     """Who got what: digests per organisation, and what went to the _default path."""
 
     #: one dict per organisation: organisation, name, constituency, channels, findings
-    #: (their addresses), cases, digests (ids), failed (digests that could not be delivered)
+    #: (their addresses, verified fixes left out), kinds (addresses per kind: new,
+    #: reminder, reopened, fixed), cases, digests (ids), failed (digests not delivered)
     rows: list = field(default_factory=list)
     default_findings: list = field(default_factory=list)  # addresses of what went to _default
     mails: int = 0
     files: int = 0
     submitted: list = field(default_factory=list)  # (file name, HTTP status, submission id)
     dumped: dict = field(default_factory=dict)  # bot id -> number of dumped messages
+    round_no: int = 1
+    #: Round two: the owners' answers recorded before the rescan, and per constituency,
+    #: per case, the ledger's counts (findings, notified, open, fixed_verified, reopened, by_state).
+    answers: list = field(default_factory=list)
+    cases: dict = field(default_factory=dict)
+    round_two: Optional["Summary"] = None
+    refused: list = field(default_factory=list)  # rescan reports the intake refused, with why
+
+    def _sorted_rows(self) -> list:
+        return sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
 
     def render(self) -> str:
-        header = ("Organisation", "Constituency", "Findings", "Cases", "Delivered by", "Digests")
-        body = [
-            (
-                f"{r['organisation']} {r['name']}",
-                r["constituency"],
-                str(len(r["findings"])),
-                ", ".join(r["cases"]) or "-",
-                "+".join(r["channels"]) or "-",
-                ", ".join(d[:12] for d in r["digests"]),
-            )
-            for r in sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
-        ]
-        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = [] if self.round_no == 1 else ["Round two: the researchers' rescan a week later", ""]
+        if self.round_no == 1:
+            header = ("Organisation", "Constituency", "Findings", "Cases", "Delivered by", "Digests")
+            body = [
+                (
+                    f"{r['organisation']} {r['name']}",
+                    r["constituency"],
+                    str(len(r["findings"])),
+                    ", ".join(r["cases"]) or "-",
+                    "+".join(r["channels"]) or "-",
+                    ", ".join(d[:12] for d in r["digests"]),
+                )
+                for r in self._sorted_rows()
+            ]
+            lines += _table(header, body)
+        else:
+            header = ("Organisation", "Constituency", "New", "Reminders", "Reopened", "Fixed", "Digests")
+            body = [
+                (
+                    f"{r['organisation']} {r['name']}",
+                    r["constituency"],
+                    *(str(len(r["kinds"].get(kind, []))) for kind in KINDS),
+                    ", ".join(d[:12] for d in r["digests"]),
+                )
+                for r in self._sorted_rows()
+            ]
+            lines += _table(header, body)
+            for r in self._sorted_rows():
+                for kind, label in (("reopened", "found again"), ("fixed", "verified fixed")):
+                    if r["kinds"].get(kind):
+                        lines.append(f"  {r['organisation']} {r['name']}, {label}: {', '.join(r['kinds'][kind])}")
         lines += [
             "",
-            f"{sum(len(r['findings']) for r in self.rows)} findings in {sum(len(r['digests']) for r in self.rows)} "
-            f"digests to {len(self.rows)} organisations ({self.mails} mails received by the SMTP sink, "
-            f"{self.files} digest files written).",
+            f"{sum(len(r['findings']) for r in self.rows)} vulnerable findings and "
+            f"{sum(len(r['kinds'].get('fixed', [])) for r in self.rows)} verified fixes in "
+            f"{sum(len(r['digests']) for r in self.rows)} digests to {len(self.rows)} organisations "
+            f"({self.mails} mails received by the SMTP sink, {self.files} digest files written).",
             f"{len(self.default_findings)} findings claimed by no constituency went to the _default path: "
             + (", ".join(sorted(self.default_findings)) or "none")
             + ".",
         ]
         lines += [f"NOT DELIVERED to {r['organisation']}: {failure}" for r in self.rows for failure in r["failed"]]
+        lines += [f"REFUSED by the intake: {reason}" for reason in self.refused]
         if self.dumped:
             lines.append("Dumped messages (bad records): " + ", ".join(f"{b}: {n}" for b, n in self.dumped.items()))
+        if self.cases:
+            lines += ["", "Cases in the ledger after round two:"]
+            header = ("Constituency", "Case", "Findings", "Notified", "Open", "Fixed (verified)", "Reopened", "States")
+            body = [
+                (
+                    constituency,
+                    case,
+                    str(c["findings"]),
+                    str(c["notified"]),
+                    str(c["open"]),
+                    str(c["fixed_verified"]),
+                    str(c["reopened"]),
+                    ", ".join(f"{s} {n}" for s, n in sorted(c["by_state"].items())),
+                )
+                for constituency, cases in sorted(self.cases.items())
+                for case, c in sorted(cases.items())
+            ]
+            lines += _table(header, body)
+        if self.round_two is not None:
+            lines += ["", "", self.round_two.render()]
         return "\n".join(lines)
+
+    def as_json(self) -> dict:
+        """Both rounds: per organisation the findings by kind; per case the counts by state."""
+        rounds = []
+        for summary in (self, self.round_two):
+            if summary is None:
+                continue
+            rounds.append({
+                "round": summary.round_no,
+                "submitted": [{"report": n, "status": s, "submission": i} for n, s, i in summary.submitted],
+                "organisations": {
+                    r["organisation"]: {
+                        "name": r["name"],
+                        "constituency": r["constituency"],
+                        "kinds": {kind: r["kinds"].get(kind, []) for kind in KINDS},
+                        "digests": r["digests"],
+                        "channels": r["channels"],
+                    }
+                    for r in summary._sorted_rows()
+                },
+                "default_path": sorted(summary.default_findings),
+                "mails": summary.mails,
+                "files": summary.files,
+                "answers": summary.answers,
+                "refused": summary.refused,
+            })  # fmt: skip
+        cases = self.round_two.cases if self.round_two is not None else self.cases
+        return {"rounds": rounds, "cases": cases, "dumped": (self.round_two or self).dumped}

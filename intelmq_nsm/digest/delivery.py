@@ -1,5 +1,10 @@
 """The delivery loop: form due digests from the spool and hand them to the channel.
 
+After a digest is delivered it is marked so in the spool, then counted in the finding
+ledger (which may be another database), then marked counted in the spool. A crash or a
+ledger outage in between leaves a delivered, uncounted digest, which every round counts
+again; counting is idempotent by digest id. Nothing is sent again for it.
+
 An attempt is recorded (state ``attempting``) before the channel starts sending, and its
 outcome as soon as the channel returns, before the channel ends its conversation
 (``finish``: SMTP's QUIT). A receiver slow to say goodbye, or a crash meanwhile, thus
@@ -11,10 +16,11 @@ the receiver recognises the repeat.
 
 import datetime
 import threading
+import time
 from typing import Optional
 
 from intelmq_nsm.digest import channels, grouping
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 
 
 class Deliverer:
@@ -22,7 +28,7 @@ class Deliverer:
 
     def __init__(
         self,
-        spool: Spool,
+        spool: DigestSpool,
         channel,
         logger,
         max_events: int = 500,
@@ -30,8 +36,10 @@ class Deliverer:
         retry_base: float = 30,
         retry_max: float = 3600,
         max_attempts=None,
+        ledger=None,
     ):
         self.spool, self.channel, self.logger = spool, channel, logger
+        self.ledger = ledger
         self.max_events, self.max_age = max_events, max_age
         self.retry_base, self.retry_max, self.max_attempts = retry_base, retry_max, max_attempts
         self.recovered = False
@@ -61,6 +69,7 @@ class Deliverer:
         """Form what is due, deliver what is due; return counts of this round."""
         if not self.recovered:
             self.recover(now=now)
+        self.count_delivered(now=now)
         formed = self.spool.form_digests(self.max_events, self.max_age, now=now, flush=flush)
         for digest_id in formed:
             self.logger.debug("Formed digest %s.", digest_id)
@@ -130,7 +139,35 @@ class Deliverer:
         self.logger.info(
             "Delivered digest %s for %s with %d findings.", digest_id, digest.organisation["id"], len(digest.findings)
         )
+        self.count(digest, now=now)
         return "delivered"
+
+    def count_delivered(self, now=None) -> None:
+        """Count in the ledger the delivered digests it has not counted yet."""
+        if self.ledger is None:
+            return
+        for digest_id in self.spool.unrecorded():
+            if not self.count(self.spool.load(digest_id), now=now):
+                return
+
+    def count(self, digest, now=None) -> bool:
+        """The digest's notifications into the ledger; False if the ledger cannot be reached."""
+        from intelmq_nsm.digest.ledger import LedgerUnavailable
+
+        if self.ledger is None:
+            return True
+        entries = [
+            (f["finding_id"], digest.organisation["id"], f["kind"]) for f in digest.findings if f.get("finding_id")
+        ]
+        try:
+            self.ledger.record_delivery(digest.id, [e for e in entries if e[2]], now=now)
+        except LedgerUnavailable as exc:
+            self.logger.warning(
+                "Digest %s delivered; the ledger will count it when it can be reached: %s.", digest.id, exc
+            )
+            return False
+        self.spool.mark_recorded(digest.id)
+        return True
 
 
 def _iso(timestamp: Optional[float]) -> str:
@@ -147,8 +184,9 @@ class DeliveryThread(threading.Thread):
     (connections are per thread) and stops between two digests when asked.
     """
 
-    def __init__(self, spool_factory, channel, logger, interval: float = 5.0, **settings):
+    def __init__(self, spool_factory, channel, logger, interval: float = 5.0, clock=time.time, **settings):
         super().__init__(name="nsm-digest-delivery", daemon=True)
+        self.clock = clock
         self.spool_factory, self.channel, self.logger = spool_factory, channel, logger
         self.interval = interval
         self.settings = settings
@@ -160,7 +198,7 @@ class DeliveryThread(threading.Thread):
             deliverer = Deliverer(spool, self.channel, self.logger, **self.settings)
             while not self.stopping.is_set():
                 try:
-                    deliverer.run_once(stop=self.stopping)
+                    deliverer.run_once(now=self.clock(), stop=self.stopping)
                     spool.checkpoint()
                 except Exception:
                     # The spool keeps everything; the next round tries again.

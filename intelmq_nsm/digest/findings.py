@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
+from intelmq_nsm import finding_id as fid
 
 
 class FindingError(ValueError):
@@ -16,8 +17,12 @@ class FindingError(ValueError):
         super().__init__(f"Field {field!r} with value {value!r}: {reason}.")
 
 
-#: The columns of one finding in a digest, in the order CSV and text show them.
+#: The columns of one finding in a digest, in the order CSV and text show them. ``kind``
+#: (new, reminder, reopened, fixed), ``first_seen``, ``last_seen`` and ``times_seen`` come
+#: from the finding ledger when the output spools the finding.
 COLUMNS = (
+    "kind",
+    "finding_id",
     "time",
     "ip",
     "port",
@@ -32,7 +37,13 @@ COLUMNS = (
     "recommendation",
     "classification",
     "description",
+    "first_seen",
+    "last_seen",
+    "times_seen",
 )
+#: The ledger's columns, empty until the output fills them.
+LEDGER_COLUMNS = ("kind", "first_seen", "last_seen", "times_seen")
+NOT_VULNERABLE = "not-vulnerable"
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,10 @@ class Finding:
     constituency: str
     case_id: str
     row: dict
+    finding_id: str = ""
+    #: False for a rescan's not-vulnerable result: never presented as a vulnerability.
+    vulnerable: bool = True
+    target: str = ""
 
 
 def _get(event: dict, key: str):
@@ -73,6 +88,7 @@ def finding_row(event: dict) -> dict:
         str(v) for v in (_get(event, "classification.type"), _get(event, "classification.identifier")) if v
     )
     row = {
+        "finding_id": _get(event, ec.FINDING_ID),
         "time": _get(event, "time.source") or _get(event, "time.observation"),
         "ip": _get(event, "source.ip"),
         "port": _get(event, "source.port"),
@@ -88,7 +104,42 @@ def finding_row(event: dict) -> dict:
         "classification": classification,
         "description": _get(event, "event_description.text"),
     }
+    row.update(dict.fromkeys(LEDGER_COLUMNS))
     return {k: "" if v is None else v for k, v in row.items()}
+
+
+#: The fields a finding id is computed from (see intelmq_nsm.finding_id).
+ID_FIELDS = (
+    ec.FINDING_ID,
+    ec.CASE_ID,
+    "product.vulnerabilities",
+    "classification.identifier",
+    "source.ip",
+    "source.fqdn",
+    "source.url",
+    "source.port",
+    "protocol.transport",
+)
+
+
+def identify(event: dict) -> str:
+    """The event's finding id: its own ``extra.nsm.finding_id``, else computed from the same
+    fields by the same rule as the parser's; raises FindingError naming what is missing."""
+    fields = {k: v for k in ID_FIELDS if (v := _get(event, k)) not in (None, "")}
+    try:
+        return fid.existing_or_computed(fields)[0]
+    except fid.MissingField as exc:
+        raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
+
+
+def vulnerable(event: dict) -> bool:
+    """False when the scan said the system is not (any more) vulnerable."""
+    value = _get(event, ec.RESULT)
+    if value in (None, "", "vulnerable"):
+        return True
+    if value == NOT_VULNERABLE:
+        return False
+    raise FindingError(ec.RESULT, value, "must be vulnerable or not-vulnerable")
 
 
 def _organisations(event: dict) -> list:
@@ -124,8 +175,18 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
     if constituency and value != constituency:
         raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
     organisations = _organisations(event)
+    finding = identify(event)
+    is_vulnerable = vulnerable(event)
     digest = event_hash(event)
     row = finding_row(event)
+    row["finding_id"] = finding
+    try:
+        host, port = fid.target_of(
+            {k: _get(event, k) for k in ("source.ip", "source.fqdn", "source.url", "source.port")}
+        )
+        where = host if port is None else f"{host}:{port}"
+    except fid.MissingField:
+        where = ""  # an event that brought its own finding id
     case_id = str(row["case_id"] or "")
     seen = set()
     result = []
@@ -139,5 +200,5 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
             "kind": org.get("kind") or "other",
             "contacts": [c for c in org.get("contacts") or [] if isinstance(c, str)],
         }
-        result.append(Finding(digest, organisation, value, case_id, row))
+        result.append(Finding(digest, organisation, value, case_id, row, finding, is_vulnerable, where))
     return result

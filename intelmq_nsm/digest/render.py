@@ -13,7 +13,12 @@ from intelmq_nsm.digest.findings import COLUMNS
 LANGUAGES = ("nl", "en")
 #: A spreadsheet takes a cell starting with one of these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-FORMAT_VERSION = "nsm-digest/1"
+#: 2: every finding carries its kind (new, reminder, reopened, fixed), finding id, first
+#: and last seen and times seen; ``findings`` holds verified fixes too (kind ``fixed``),
+#: so ``count`` is no longer the number of vulnerable systems: ``counts`` per kind is.
+FORMAT_VERSION = "nsm-digest/2"
+#: The kinds in the order a digest shows them; a finding spooled without one is new.
+KINDS = ("new", "reopened", "reminder", "fixed")
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("intelmq_nsm", "templates"),
@@ -30,16 +35,30 @@ def _iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def kind_of(finding: dict) -> str:
+    return finding.get("kind") or "new"
+
+
+def counts(digest) -> dict:
+    """Findings per kind; ``vulnerable``: those that are not verified fixes."""
+    result = dict.fromkeys(KINDS, 0)
+    for finding in digest.findings:
+        result[kind_of(finding)] += 1
+    result["vulnerable"] = len(digest.findings) - result["fixed"]
+    return result
+
+
 def as_document(digest) -> dict:
     """The digest as the JSON document a REST endpoint receives."""
     return {
+        "counts": counts(digest),
         "format": FORMAT_VERSION,
         "id": digest.id,
         "created": _iso(digest.created),
         "constituency": digest.constituency,
         "organisation": {k: digest.organisation.get(k) for k in ("id", "name", "kind")},
         "count": len(digest.findings),
-        "findings": [{c: f.get(c, "") for c in COLUMNS} for f in digest.findings],
+        "findings": [{**{c: f.get(c, "") for c in COLUMNS}, "kind": kind_of(f)} for f in ordered(digest)],
     }
 
 
@@ -58,8 +77,8 @@ def to_csv(digest) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    for finding in digest.findings:
-        writer.writerow([neutralise(finding.get(c, "")) for c in COLUMNS])
+    for finding in ordered(digest):
+        writer.writerow([neutralise(kind_of(finding) if c == "kind" else finding.get(c, "")) for c in COLUMNS])
     return out.getvalue()
 
 
@@ -82,14 +101,34 @@ def _details(finding: dict, labels: dict) -> str:
     return "  ".join(f"{label}: {_one_line(finding[c])}" for c, label in labels.items() if finding.get(c))
 
 
+def _day(value) -> str:
+    """The date of an ISO time stamp."""
+    return _one_line(value)[:10]
+
+
 _env.filters["one_line"] = _one_line
+_env.filters["day"] = _day
 _env.globals.update(where=_where, details=_details)
 
 
-def _cases(digest) -> list:
-    """The cases in the digest with their context, in order of first appearance."""
+def ordered(digest) -> list:
+    """The findings by kind (new, reopened, reminder, fixed), in arrival order within one."""
+    return sorted(digest.findings, key=lambda f: KINDS.index(kind_of(f)))
+
+
+def _sections(digest) -> list:
+    """``{"kind", "cases"}`` for each kind the digest holds, in the order of KINDS."""
+    return [
+        {"kind": kind, "cases": _cases([f for f in digest.findings if kind_of(f) == kind])}
+        for kind in KINDS
+        if any(kind_of(f) == kind for f in digest.findings)
+    ]
+
+
+def _cases(findings) -> list:
+    """The cases of these findings with their context, in order of first appearance."""
     cases = {}
-    for finding in digest.findings:
+    for finding in findings:
         key = finding.get("case_id") or ""
         case = cases.setdefault(
             key,
@@ -112,15 +151,21 @@ def to_text(digest, language: str = "nl") -> str:
         digest=digest,
         organisation=digest.organisation,
         created=_iso(digest.created),
-        cases=_cases(digest),
-        count=len(digest.findings),
+        sections=_sections(digest),
+        counts=counts(digest),
+        count=counts(digest)["vulnerable"],
     )
 
 
 def subject(digest, language: str = "nl") -> str:
     name = _one_line(digest.organisation.get("name") or digest.organisation.get("id"))
-    count = len(digest.findings)
+    numbers = counts(digest)
+    count, fixed = numbers["vulnerable"], numbers["fixed"]
     tag = digest.constituency.upper()
+    if count == 0:
+        if language == "en":
+            return f"[{tag}] {fixed} {'system' if fixed == 1 else 'systems'} verified fixed for {name}"
+        return f"[{tag}] {fixed} {'systeem' if fixed == 1 else 'systemen'} als opgelost bevestigd voor {name}"
     if language == "en":
         return f"[{tag}] {count} vulnerable {'system' if count == 1 else 'systems'} reported for {name}"
     return f"[{tag}] {count} {'kwetsbaar systeem' if count == 1 else 'kwetsbare systemen'} gemeld voor {name}"

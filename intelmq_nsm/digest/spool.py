@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from intelmq_nsm import storage
 from intelmq_nsm.digest import grouping
 
 SCHEMA = """
@@ -52,6 +53,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (group_key, received_at) WHERE digest_id IS NULL;
 -- Partial: a new event (digest_id NULL) costs no entry here, only the formed ones do.
 CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id) WHERE digest_id IS NOT NULL;
+-- Delivered digests whose notifications the finding ledger has counted (the ledger may be
+-- another database: a delivery is marked here first, then counted there, then listed here).
+CREATE TABLE IF NOT EXISTS ledger_recorded (digest_id TEXT PRIMARY KEY);
 """
 DIGESTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (
@@ -77,7 +81,6 @@ STATES = ("pending", "attempting", "delivered", "failed")
 DIGEST_COLUMNS = (
     "id, group_key, org_id, constituency, state, attempts, next_attempt, last_error, created, delivered_at, event_count"
 )
-SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
 @dataclass
@@ -94,8 +97,9 @@ class Digest:
     last_error: Optional[str] = None
 
 
-class Spool:
-    """One SQLite spool file. A connection belongs to one thread: open a Spool per thread."""
+class DigestSpool:
+    """The digest output's SQLite spool file. A connection belongs to one thread: open one
+    DigestSpool per thread."""
 
     def __init__(
         self,
@@ -105,18 +109,11 @@ class Spool:
         busy_timeout: float = 30.0,
         autocheckpoint: int = 1000,
     ):
-        if synchronous.upper() not in SYNCHRONOUS:
-            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}.")
         self.path = Path(path)
         self.by_case = by_case
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE), so a
-        # write never upgrades a read lock half-way and meets SQLITE_BUSY without waiting.
-        self.db = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self.db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+        self.db = storage.connect(
+            self.path, synchronous=synchronous, busy_timeout=busy_timeout, autocheckpoint=autocheckpoint
+        )
         self.db.executescript(SCHEMA)
         _upgrade_digests(self.db)
 
@@ -125,36 +122,41 @@ class Spool:
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file, without waiting for anyone."""
-        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        storage.checkpoint(self.db)
 
     def _transaction(self):
-        return _Transaction(self.db)
+        return storage.transaction(self.db)
 
     # -- intake ------------------------------------------------------------------------
 
     def add(self, findings, now: Optional[float] = None) -> int:
         """Store the findings of one event in one committed transaction; return how many were new."""
-        now = time.time() if now is None else now
         with self._transaction():
-            before = self.db.total_changes
-            self.db.executemany(
-                "INSERT OR IGNORE INTO events (event_hash, group_key, org_id, constituency, case_id,"
-                " organisation, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        f.event_hash,
-                        grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
-                        f.organisation["id"],
-                        f.constituency,
-                        f.case_id,
-                        json.dumps(f.organisation, sort_keys=True),
-                        json.dumps(f.row, sort_keys=True, default=str),
-                        now,
-                    )
-                    for f in findings
-                ],
-            )
-            return self.db.total_changes - before
+            return self.add_in(self.db, findings, now)
+
+    def add_in(self, db: sqlite3.Connection, findings, now: Optional[float] = None) -> int:
+        """Store the findings in the transaction open on ``db`` (a connection to this spool's
+        file, e.g. the ledger's, so that both commit together); return how many were new."""
+        now = time.time() if now is None else now
+        before = db.total_changes
+        db.executemany(
+            "INSERT OR IGNORE INTO events (event_hash, group_key, org_id, constituency, case_id,"
+            " organisation, row, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    f.event_hash,
+                    grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
+                    f.organisation["id"],
+                    f.constituency,
+                    f.case_id,
+                    json.dumps(f.organisation, sort_keys=True),
+                    json.dumps(f.row, sort_keys=True, default=str),
+                    now,
+                )
+                for f in findings
+            ],
+        )
+        return db.total_changes - before
 
     # -- forming digests ---------------------------------------------------------------
 
@@ -279,6 +281,20 @@ class Spool:
                 (1 if count_attempt else 0, error, digest_id),
             )
 
+    def unrecorded(self, limit: int = 100) -> list:
+        """Ids of delivered digests the ledger has not counted yet, oldest first."""
+        rows = self.db.execute(
+            "SELECT id FROM digests WHERE state = 'delivered'"
+            " AND NOT EXISTS (SELECT 1 FROM ledger_recorded WHERE digest_id = digests.id)"
+            " ORDER BY delivered_at, id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [r["id"] for r in rows]
+
+    def mark_recorded(self, digest_id: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR IGNORE INTO ledger_recorded (digest_id) VALUES (?)", (digest_id,))
+
     # -- operator ----------------------------------------------------------------------
 
     def digests(self, state: Optional[str] = None) -> list:
@@ -334,8 +350,13 @@ class Spool:
                         "SELECT id FROM digests WHERE state = ? AND created <= ?", (state, now - older_than)
                     )
                 ]
+            if state == "delivered":
+                # Kept until the ledger counted its notifications.
+                recorded = {r[0] for r in self.db.execute("SELECT digest_id FROM ledger_recorded")}
+                ids = [i for i in ids if i in recorded]
             self.db.executemany("DELETE FROM events WHERE digest_id = ?", [(i,) for i in ids])
             self.db.executemany("DELETE FROM digests WHERE id = ?", [(i,) for i in ids])
+            self.db.executemany("DELETE FROM ledger_recorded WHERE digest_id = ?", [(i,) for i in ids])
             return len(ids)
 
 
@@ -348,8 +369,7 @@ def _upgrade_digests(db: sqlite3.Connection) -> None:
     columns = {row["name"] for row in db.execute("PRAGMA table_info(digests)")}
     if "attempt_started" in columns:
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with storage.transaction(db):
         db.execute("ALTER TABLE digests RENAME TO digests_before_attempting")
         db.execute("DROP INDEX IF EXISTS digests_due")
         for statement in DIGESTS_SCHEMA.split(";"):
@@ -359,22 +379,3 @@ def _upgrade_digests(db: sqlite3.Connection) -> None:
             f"INSERT INTO digests ({DIGEST_COLUMNS}) SELECT {DIGEST_COLUMNS} FROM digests_before_attempting"  # noqa: S608
         )
         db.execute("DROP TABLE digests_before_attempting")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False

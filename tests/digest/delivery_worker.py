@@ -11,7 +11,7 @@ import sys
 
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import DeliveryThread
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 from tests.harness import LOOPBACK
 
 SECRET = "s3cret-shared-with-the-ibd"
@@ -24,7 +24,7 @@ def main(spool_file: str, kind: str, target: str) -> None:
     else:
         channel = channels.RestChannel(target, SECRET, timeout=30)
     thread = DeliveryThread(
-        lambda: Spool(spool_file), channel, logging.getLogger("nsm.delivery"), interval=0.05,
+        lambda: DigestSpool(spool_file), channel, logging.getLogger("nsm.delivery"), interval=0.05,
         max_events=100, max_age=0, retry_base=0.2, retry_max=1,
     )  # fmt: skip
     thread.start()

@@ -14,7 +14,7 @@ from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer, DeliveryThread
 from intelmq_nsm.digest.findings import findings
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 from tests.harness import LOOPBACK, free_port, wait_for
 
 SECRET = "s3cret-shared-with-the-ibd"
@@ -25,7 +25,7 @@ LOG = logging.getLogger("tests.digest")
 
 @pytest.fixture
 def spool(tmp_path):
-    spool = Spool(tmp_path / "spool.sqlite")
+    spool = DigestSpool(tmp_path / "spool.sqlite")
     yield spool
     spool.close()
 
@@ -174,7 +174,7 @@ def test_smtp_sends_text_and_csv_to_the_organisations_contacts(spool):
     assert attachment.get_content_type() == "text/csv"
     assert attachment.get_filename().startswith("GM0363-")
     csv_text = attachment.get_content()
-    assert csv_text.startswith("time,ip,port") and csv_text.count("\n") == 3
+    assert csv_text.startswith("kind,finding_id,time,ip,port") and csv_text.count("\n") == 3
 
 
 def test_smtp_fixed_recipient_and_testing_to_override(spool):
@@ -235,10 +235,10 @@ def test_file_channel_writes_each_format_atomically(spool, tmp_path):
 
 def test_delivery_thread_delivers_by_age_while_idle_and_stops(tmp_path):
     path = tmp_path / "spool.sqlite"
-    writer = Spool(path)
+    writer = DigestSpool(path)
     with Receiver() as receiver:
         thread = DeliveryThread(
-            lambda: Spool(path), channels.RestChannel(receiver.url, SECRET), LOG, interval=0.05,
+            lambda: DigestSpool(path), channels.RestChannel(receiver.url, SECRET), LOG, interval=0.05,
             max_events=100, max_age=0.2, retry_base=1, retry_max=1,
         )  # fmt: skip
         thread.start()

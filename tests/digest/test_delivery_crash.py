@@ -13,7 +13,7 @@ from intelmq_nsm.demo.http_receiver import Receiver
 from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest.findings import findings
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ class Worker:
 
 def spooled(tmp_path, organisations) -> Path:
     path = tmp_path / "spool.sqlite"
-    spool = Spool(path)
+    spool = DigestSpool(path)
     for n, org in enumerate(organisations):
         spool.add(findings(event(n, [org])), now=0)
     spool.close()
@@ -52,7 +52,7 @@ def spooled(tmp_path, organisations) -> Path:
 
 
 def states(path: Path) -> dict:
-    spool = Spool(path)
+    spool = DigestSpool(path)
     try:
         return {d["id"]: d for d in spool.digests()}
     finally:

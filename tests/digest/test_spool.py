@@ -7,7 +7,7 @@ import pytest
 from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import grouping
 from intelmq_nsm.digest.findings import FindingError, findings
-from intelmq_nsm.digest.spool import Spool
+from intelmq_nsm.digest.spool import DigestSpool
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -16,7 +16,7 @@ SSO = organisation("SSO-0001", "Shared Service Noord", kind="shared-service")
 
 @pytest.fixture
 def spool(tmp_path):
-    spool = Spool(tmp_path / "spool.sqlite")
+    spool = DigestSpool(tmp_path / "spool.sqlite")
     yield spool
     spool.close()
 
@@ -29,11 +29,11 @@ def test_the_same_event_delivered_twice_is_stored_once(spool):
 
 
 def test_wal_mode_and_the_chosen_synchronous_level_are_in_effect(tmp_path):
-    spool = Spool(tmp_path / "full.sqlite", synchronous="FULL")
+    spool = DigestSpool(tmp_path / "full.sqlite", synchronous="FULL")
     assert spool.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert spool.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with pytest.raises(ValueError, match="synchronous"):
-        Spool(tmp_path / "x.sqlite", synchronous="SOMETIMES")
+        DigestSpool(tmp_path / "x.sqlite", synchronous="SOMETIMES")
 
 
 def test_a_committed_event_is_visible_to_another_connection_at_once(spool):
@@ -75,7 +75,7 @@ def test_a_large_group_is_split_into_digests_of_max_events(spool):
 def test_digest_id_is_the_hash_of_its_content_and_stable(tmp_path):
     ids = []
     for name in ("a", "b"):
-        spool = Spool(tmp_path / f"{name}.sqlite")
+        spool = DigestSpool(tmp_path / f"{name}.sqlite")
         for n in (3, 1, 2) if name == "a" else (1, 2, 3):
             spool.add(findings(event(n, [AMSTERDAM])), now=n)
         [digest] = spool.form_digests(max_events=10, max_age=0, now=10)
@@ -90,7 +90,7 @@ def test_digest_id_is_the_hash_of_its_content_and_stable(tmp_path):
 
 
 def test_grouping_by_case_separates_cases(tmp_path):
-    spool = Spool(tmp_path / "spool.sqlite", by_case=True)
+    spool = DigestSpool(tmp_path / "spool.sqlite", by_case=True)
     spool.add(findings(event(1, [AMSTERDAM], case="DIVD-2024-00001")), now=0)
     spool.add(findings(event(2, [AMSTERDAM], case="DIVD-2024-00002")), now=0)
     formed = spool.form_digests(max_events=10, max_age=0, now=1)
@@ -112,6 +112,10 @@ def test_states_retry_and_purge(spool):
     assert set(spool.due(now=100)) == {first, second}
     spool.mark_delivered(first, now=200)
     assert not spool.retry(first)
+    assert spool.unrecorded() == [first]
+    assert spool.purge(older_than=0, now=300) == 0  # kept until the ledger counted it
+    spool.mark_recorded(first)
+    assert spool.unrecorded() == []
     assert spool.purge(older_than=0, now=300) == 1
     assert spool.counts() == {"pending": 1, "attempting": 0, "delivered": 0, "failed": 0, "waiting_findings": 0}
     with pytest.raises(KeyError):
@@ -166,7 +170,7 @@ def test_a_spool_from_before_the_attempting_state_is_upgraded_in_place(tmp_path)
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
         db.executescript(OLD_DIGESTS)
-    spool = Spool(path)
+    spool = DigestSpool(path)
     try:
         rows = {d["id"]: d for d in spool.digests()}
         assert {i: (d["state"], d["attempts"], d["last_error"]) for i, d in rows.items()} == {

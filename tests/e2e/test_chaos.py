@@ -116,9 +116,9 @@ def archived(paths) -> dict:
 
 
 def delivered_ids(spool_file: Path) -> set:
-    from intelmq_nsm.digest.spool import Spool
+    from intelmq_nsm.digest.spool import DigestSpool
 
-    spool = Spool(spool_file)
+    spool = DigestSpool(spool_file)
     try:
         assert {d["state"] for d in spool.digests()} <= {"delivered"}, spool.counts()
         return {d["id"] for d in spool.digests()}

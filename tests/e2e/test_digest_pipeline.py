@@ -7,6 +7,7 @@ and are routed by a named path to the digest outputs.
 
 import json
 import sqlite3
+import time
 from collections import defaultdict
 
 import pytest
@@ -186,3 +187,95 @@ def test_endpoint_down_then_up_and_a_reload_through_the_running_bot(tmp_path, in
         receiver.wait_for(lambda r: len(r.accepted) == 2, timeout=30)
         assert json.loads(receiver.requests[-1][1])["organisation"]["id"] == "GM0344"
         assert not pipeline.log_lines(["ibd-rest"], level="ERROR")
+
+
+def digest_files(directory) -> list:
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
+
+
+def kinds_by_address(digests) -> list:
+    return sorted((f["kind"], f["ip"]) for d in digests for f in d["findings"])
+
+
+def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and_started(tmp_path, intelmq_pipeline):
+    from intelmq_nsm.demo.postgres import PostgresServer
+    from intelmq_nsm.digest.ledger import Ledger
+
+    out = tmp_path / "digests"
+    orgs = [AMSTERDAM, UTRECHT]
+
+    def scan(n, round_no, vulnerable=True):
+        extra = {} if vulnerable else {"extra.nsm.result": "not-vulnerable"}
+        return event(n, [orgs[n % 2]], **{"time.source": f"2026-06-0{round_no}T09:00:0{n}+00:00", **extra})
+
+    with PostgresServer() as server:
+        url = server.create_database("ledger")
+        bot = {
+            "module": "intelmq.bots.outputs.nsm.digest",
+            "parameters": {
+                "channel": "file",
+                "constituency": "ibd",
+                "file_directory": str(out),
+                "file_formats": ["json"],
+                "spool_file": str(tmp_path / "archive.sqlite"),
+                "ledger_url": url,
+                "ledger_name": "ibd-archive",
+                "ledger_retry_delay": 0.3,
+                "reminder_after": 3600,
+                "max_age": 0.5,
+                "delivery_interval": 0.1,
+            },
+        }
+        pipeline = intelmq_pipeline({"ibd-archive": bot})
+        pipeline.start()
+        pipeline.push("ibd-archive", *[scan(n, 1) for n in range(6)])
+        expected = sorted(("new", event(n, [])["source.ip"]) for n in range(6))
+        wait_for(lambda: kinds_by_address(digest_files(out)) == expected, timeout=60, what="the first digests")
+        first = digest_files(out)
+
+        # The rescan arrives while the ledger's database is down: held, not acknowledged.
+        server.stop()
+        pipeline.push("ibd-archive", *[scan(n, 2, vulnerable=n >= 2) for n in range(6)])
+        wait_for(
+            lambda: any(
+                "The ledger cannot be reached" in line for line in pipeline.log_lines(["ibd-archive"], "WARNING")
+            ),
+            timeout=30,
+            what="the output to notice the ledger is down",
+        )
+        assert sum(pipeline.queue_sizes().values()) >= 1 and len(digest_files(out)) == len(first)
+
+        def since(earlier):
+            return [d for d in digest_files(out) if d["id"] not in {e["id"] for e in earlier}]
+
+        server.start()
+        expected = sorted(("fixed", event(n, [])["source.ip"]) for n in range(2))
+        wait_for(lambda: kinds_by_address(since(first)) == expected, timeout=60, what="the digests of fixes")
+        pipeline.wait_drained()
+        fixed = since(first)
+
+        # A week later (the output's clock moved on): reminders for what is still open, the
+        # fixed ones reopened.
+        pipeline.stop("ibd-archive")
+        pipeline.runtime["ibd-archive"]["parameters"]["clock_offset"] = 7200
+        pipeline.write_runtime()
+        pipeline.start("ibd-archive")
+        pipeline.push("ibd-archive", *[scan(n, 3) for n in range(6)])
+        expected = [("reopened", event(n, [])["source.ip"]) for n in range(2)]
+        expected += [("reminder", event(n, [])["source.ip"]) for n in range(2, 6)]
+        wait_for(lambda: kinds_by_address(since(first + fixed)) == sorted(expected), timeout=60, what="round three")
+        pipeline.wait_drained()
+        time.sleep(1)  # nothing else may follow
+        third = since(first + fixed)
+        assert kinds_by_address(third) == sorted(expected)
+        assert all(f["times_seen"] == 3 for d in third for f in d["findings"])
+        assert pipeline.dumps() == {}
+
+        ledger = Ledger(url, name="ibd-archive")
+        try:
+            records = ledger.records()
+        finally:
+            ledger.close()
+        assert sorted((r["state"], r["notifications"], r["times_seen"]) for r in records) == sorted(
+            [("reopened", 2, 3)] * 2 + [("notified", 2, 3)] * 4
+        )

@@ -56,6 +56,28 @@ EXPECTED_DEFAULT = {
     "203.0.113.200:443",
     "https://hosting.rotterdam.example:443/oauth/idp/.well-known/openid-configuration",
 }
+#: Round two: the rescan a week later (reports/rescan/), by kind. Findings the rescan did
+#: not see get nothing; 192.0.2.10 was reported fixed by Rotterdam between the rounds.
+EXPECTED_ROUND_TWO = {
+    ("GM0014", "ibd"): {"reminder": {"https://portal.groningen.example:8443/global-protect/login.esp"}},
+    ("GM0080", "ibd"): {
+        "reminder": {"https://remote.leeuwarden.example:443/oauth/idp/.well-known/openid-configuration"}
+    },
+    ("GM0344", "ibd"): {"fixed": {"[2001:db8:4::443]:443"}},
+    ("GM0363", "ibd"): {"reminder": {"vpn.amsterdam.example:443"}},
+    ("GM0505", "ibd"): {"fixed": {"198.51.100.5:443"}},
+    ("GM0518", "ibd"): {"fixed": {"192.0.2.19:4443"}},
+    ("GM0599", "ibd"): {
+        "reopened": {"192.0.2.10:443"},
+        "fixed": {"https://adc.rotterdam.example:443/oauth/idp/.well-known/openid-configuration"},
+    },
+    ("SSC-DRECHTSTEDEN", "ibd"): {
+        "reminder": {
+            "198.51.100.40:443",
+            "https://adc.drechtsteden.example:443/oauth/idp/.well-known/openid-configuration",
+        }
+    },
+}
 CONTACTS = {
     "GM0363": "ciso@amsterdam.example",
     "GM0599": "security@rotterdam.example",
@@ -104,18 +126,56 @@ def test_ibd_digests_go_by_mail_and_to_the_archive(demo_run):
 
 
 def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run):
-    demo, _ = demo_run
+    demo, summary = demo_run
     spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
     digests = {digest.id: digest for _, digest in spool_digests(spool)}
     assert len(demo.sink.messages) == len(digests)
+    first_round = {d for row in summary.rows for d in row["digests"]}
     for _, recipients, message in demo.sink.messages:
         digest = digests[message["X-NSM-Digest-Id"]]
         organisation = digest.organisation["id"]
         if organisation in CONTACTS:
             assert recipients == [CONTACTS[organisation]]
         [attachment] = list(message.iter_attachments())
-        rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
-        assert {finding_address(row) for row in rows} == EXPECTED[(organisation, "ibd")]
+        by_kind = {}
+        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+            by_kind.setdefault(row["kind"], set()).add(finding_address(row))
+        if digest.id in first_round:
+            assert by_kind == {"new": EXPECTED[(organisation, "ibd")]}
+        else:
+            assert by_kind == EXPECTED_ROUND_TWO[(organisation, "ibd")]
+
+
+def test_round_two_sends_reminders_fixes_and_the_reopened_finding_once(demo_run):
+    _, summary = demo_run
+    two = summary.round_two
+    assert two is not None and two.round_no == 2
+    assert two.refused == []  # the rescan's not-vulnerable results need the report format's `result`
+    got = {(r["organisation"], r["constituency"]): {k: set(v) for k, v in r["kinds"].items()} for r in two.rows}
+    assert got == EXPECTED_ROUND_TWO
+    assert two.mails == len(EXPECTED_ROUND_TWO) and two.dumped == {}
+    assert [(a["organisation"], a["target"], a["state"]) for a in two.answers] == [
+        ("GM0599", "192.0.2.10:443", "fixed-reported"),
+        ("GM0599", "192.0.2.10:443", "fixed-reported"),
+    ]  # in the mail output's ledger and in the archive's
+    case = two.cases["ibd"]["DIVD-2024-00012"]
+    assert (case["findings"], case["notified"], case["open"], case["fixed_verified"], case["reopened"]) == (
+        10,
+        10,
+        7,
+        3,
+        1,
+    )
+    assert two.default_findings == [
+        "https://hosting.rotterdam.example:443/oauth/idp/.well-known/openid-configuration (not vulnerable)"
+    ]
+    text = summary.render()
+    assert "Round two: the researchers' rescan a week later" in text
+    assert "GM0599 Rotterdam, found again: 192.0.2.10:443" in text
+    document = summary.as_json()
+    assert [r["round"] for r in document["rounds"]] == [1, 2]
+    assert document["rounds"][1]["organisations"]["GM0599"]["kinds"]["reopened"] == ["192.0.2.10:443"]
+    assert document["cases"]["ibd"]["DIVD-2024-00012"]["by_state"]["reopened"] == 1
 
 
 def test_the_summary_names_every_organisation_and_the_default_path(demo_run):

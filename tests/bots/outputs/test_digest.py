@@ -18,6 +18,8 @@ EVENT = event(1, [AMSTERDAM, SSO])
 NO_CONSTITUENCY = {k: v for k, v in event(2, [AMSTERDAM]).items() if k != "constituency"}
 NO_ORGANISATIONS = {k: v for k, v in event(3, [AMSTERDAM]).items() if k != "extra.nsm.organisations"}
 OTHER_CONSTITUENCY = event(4, [AMSTERDAM], constituency="surfcert")
+NO_TARGET = {k: v for k, v in event(5, [AMSTERDAM]).items() if not k.startswith("source.")}
+NOT_VULNERABLE = event(6, [AMSTERDAM], **{"extra.nsm.result": "not-vulnerable"})
 
 
 class TestDigestOutputBot(BotTestCase, unittest.TestCase):
@@ -67,6 +69,24 @@ class TestDigestOutputBot(BotTestCase, unittest.TestCase):
         self.run_bot(allowed_error_count=1)
         self.assertLogMatches(r".*'surfcert'.*differs from this output's constituency 'ibd'.*", levelname="ERROR")
 
+    def test_event_without_a_target_for_the_finding_id_is_dumped_naming_the_field(self):
+        self.input_message = NO_TARGET
+        self.run_bot(allowed_error_count=1)
+        self.assertLogMatches(
+            r".*InvalidValue: .* for key 'source.ip': a finding id needs source.ip, source.fqdn or source.url.*",
+            levelname="ERROR",
+        )
+
+    def test_a_not_vulnerable_result_for_an_unknown_finding_is_recorded_and_spools_nothing(self):
+        self.input_message = NOT_VULNERABLE
+        self.run_bot()
+        assert [json.loads(r[3])["ip"] for r in self.spooled()].count("192.0.2.7") == 0
+        with sqlite3.connect(self.sysconfig["spool_file"]) as db:
+            states = db.execute(
+                "SELECT state, first_notified FROM ledger_findings WHERE target = '192.0.2.7:443'"
+            ).fetchall()
+        assert states == [("fixed-verified", None)]
+
     def test_check_names_missing_channel_parameters(self):
         assert NSMDigestOutputBot.check({"channel": "rest", "constituency": "ibd"}) == [
             ["error", "The rest channel needs parameter rest_url, which is not set."],
@@ -74,3 +94,5 @@ class TestDigestOutputBot(BotTestCase, unittest.TestCase):
         ]
         assert NSMDigestOutputBot.check({"channel": "pigeon"})[0][0] == "error"
         assert NSMDigestOutputBot.check(self.sysconfig) is None
+        assert NSMDigestOutputBot.check({**self.sysconfig, "ledger_url": "mysql://x"})[0][0] == "error"
+        assert NSMDigestOutputBot.check({**self.sysconfig, "reminder_after": -1})[0][0] == "error"

@@ -1,6 +1,11 @@
-"""Digest output: findings per organisation into a durable spool, delivered as digests."""
+"""Digest output: findings per organisation into a durable spool, delivered as digests.
+
+The finding ledger decides what a finding is in a digest (new, reminder, reopened, fixed)
+or whether it goes into none (already notified, no reminder due): intelmq_nsm.digest.notify.
+"""
 
 import os
+import time
 from typing import Optional
 
 from intelmq import VAR_STATE_PATH
@@ -9,7 +14,8 @@ from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
-from intelmq_nsm.digest.findings import FindingError, findings
+from intelmq_nsm.digest import notify
+from intelmq_nsm.digest.findings import FindingError
 
 #: WAL pages (4 KiB) after which an intake commit checkpoints itself: ~40 MiB.
 INTAKE_CHECKPOINT = 10000
@@ -47,23 +53,41 @@ class NSMDigestOutputBot(OutputBot):
     smtp_verify_tls: bool = True
     file_directory: Optional[str] = None
     file_formats: list = ["json", "csv", "txt"]
+    ledger_url: Optional[str] = None
+    ledger_name: Optional[str] = None
+    reminder_after: int = 604800
+    report_fixed: bool = True
+    ledger_retry_delay: float = 10.0
+    clock_offset: float = 0.0
 
     _spool = None
     _thread = None
+    _ledger = None
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         from intelmq_nsm.digest.delivery import DeliveryThread
-        from intelmq_nsm.digest.spool import Spool
+        from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+        from intelmq_nsm.digest.spool import DigestSpool
 
         path = self.spool_path()
+        self._ledger = self._ledgered(
+            lambda: Ledger(
+                self.ledger_url or sqlite_url(path),
+                name=self.ledger_name or self.bot_id,
+                reminder_after=self.reminder_after,
+                report_fixed=self.report_fixed,
+                synchronous=self.spool_synchronous,
+                autocheckpoint=INTAKE_CHECKPOINT,
+            )
+        )
         # The delivery thread checkpoints the WAL every round; the high threshold here only
         # keeps the WAL bounded if it cannot (see intelmq_nsm.digest.spool).
-        self._spool = Spool(
+        self._spool = DigestSpool(
             path, synchronous=self.spool_synchronous, by_case=self.group_by_case, autocheckpoint=INTAKE_CHECKPOINT
         )
         self._thread = DeliveryThread(
-            lambda: Spool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case),
+            lambda: DigestSpool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case),
             self.make_channel(),
             self.logger,
             interval=self.delivery_interval,
@@ -72,9 +96,29 @@ class NSMDigestOutputBot(OutputBot):
             retry_base=self.retry_base,
             retry_max=self.retry_max,
             max_attempts=self.max_attempts,
+            ledger=self._ledger,
+            clock=self.now,
         )
         self._thread.start()
-        self.logger.info("Spool %s opened; delivering over %s.", path, self.channel)
+        where = "the spool's file" if not self.ledger_url else self._ledger.engine.url.render_as_string()
+        self.logger.info("Spool %s opened, ledger in %s; delivering over %s.", path, where, self.channel)
+
+    def now(self) -> float:
+        """The output's clock: the system's, moved by ``clock_offset`` seconds (rehearsals)."""
+        return time.time() + self.clock_offset
+
+    def _ledgered(self, action):
+        """Run ``action`` until the ledger's database answers; the message stays unacknowledged."""
+        from intelmq_nsm.digest.ledger import LedgerUnavailable
+
+        while True:
+            try:
+                return action()
+            except LedgerUnavailable as exc:
+                self.logger.warning(
+                    "The ledger cannot be reached, trying again in %s s: %s.", self.ledger_retry_delay, exc
+                )
+                time.sleep(self.ledger_retry_delay)
 
     def spool_path(self) -> str:
         return self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}.spool.sqlite")
@@ -111,13 +155,13 @@ class NSMDigestOutputBot(OutputBot):
     def process(self):
         event = self.receive_message()
         try:
-            found = findings(shortcuts.as_dict(event), constituency=self.constituency)
+            # Committed to disk (ledger, then spool) before the acknowledgement; see
+            # intelmq_nsm.digest.notify for why a crash in between sends nothing twice.
+            notify.accept(
+                shortcuts.as_dict(event), self._spool, self._ledger, self.now(), self.constituency, call=self._ledgered
+            )
         except FindingError as exc:
             raise InvalidValue(exc.field, exc.value, exc.reason) from exc
-        # Committed to disk before the acknowledgement: a crash in between repeats the
-        # message, and the spool ignores the repeat.
-        if not self._spool.add(found):
-            self.logger.debug("Event already in the spool, ignored the repeat.")
         self.acknowledge_message()
 
     def shutdown(self):
@@ -127,6 +171,9 @@ class NSMDigestOutputBot(OutputBot):
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     @staticmethod
     def check(parameters: dict):
@@ -141,6 +188,11 @@ class NSMDigestOutputBot(OutputBot):
             results.append(["error", "Parameter language must be nl or en."])
         if str(parameters.get("spool_synchronous", "NORMAL")).upper() not in ("NORMAL", "FULL", "EXTRA"):
             results.append(["error", "Parameter spool_synchronous must be NORMAL, FULL or EXTRA."])
+        if float(parameters.get("reminder_after", NSMDigestOutputBot.reminder_after) or 0) < 0:
+            results.append(["error", "Parameter reminder_after must be 0 (never remind) or a number of seconds."])
+        url = parameters.get("ledger_url")
+        if url and not str(url).startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            results.append(["error", "Parameter ledger_url must be a sqlite:/// or postgresql:// URL."])
         if not parameters.get("constituency"):
             results.append(
                 ["warning", "Parameter constituency is not set: events of any constituency will be delivered."]

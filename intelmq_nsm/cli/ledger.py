@@ -1,0 +1,148 @@
+"""``intelmq-nsm ledger``: what became of the findings a digest output notified.
+
+The database is the digest output's spool file (where the ledger lives by default) or the
+``ledger_url`` it was given (``postgresql://user@host/db``).
+"""
+
+import datetime
+import json
+import time
+from pathlib import Path
+
+DAY = 86400.0
+
+
+def _time(value) -> str:
+    if value is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _url(database: str) -> str:
+    if "://" in database:
+        return database
+    path = Path(database)
+    if not path.exists():
+        raise SystemExit(f"No such ledger file: {database} (give a spool file or a postgresql:// URL).")
+    return f"sqlite:///{path}"
+
+
+def _open(args):
+    from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable
+
+    try:
+        ledger = Ledger(_url(args.database), name=args.ledger or "")
+        if not args.ledger:
+            names = ledger.names()
+            if len(names) > 1:
+                raise SystemExit(f"The database holds the ledgers {', '.join(names)}: choose one with --ledger.")
+            ledger.name = names[0] if names else ""
+    except LedgerUnavailable as exc:
+        raise SystemExit(f"The ledger cannot be reached: {exc}") from None
+    return ledger
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def cmd_list(args) -> int:
+    ledger = _open(args)
+    now = time.time()
+    records = ledger.records(
+        state=args.state,
+        org_id=args.organisation,
+        case_id=args.case,
+        older_than=None if args.older_than_days is None else args.older_than_days * DAY,
+        now=now,
+        limit=args.limit,
+    )
+    for r in records:
+        r.pop("last_event", None)
+        r.pop("last_kind", None)
+    if args.json:
+        _print_json({"ledger": ledger.name, "findings": records})
+        return 0
+    print(f"{len(records)} findings in ledger {ledger.name!r}.")
+    for r in records:
+        print(
+            f"{r['finding_id']}  {r['state']:<14} {r['org_id']:<10} {r['case_id']:<18} {r['target']:<24}"
+            f" seen {r['times_seen']}x  first {_time(r['first_seen'])}  last {_time(r['last_seen'])}"
+            f"  notified {r['notifications']}x"
+        )
+    return 0
+
+
+def cmd_show(args) -> int:
+    ledger = _open(args)
+    records = ledger.history_of(args.finding_id)
+    if not records:
+        raise SystemExit(f"No finding {args.finding_id!r} in ledger {ledger.name!r}.")
+    for r in records:
+        r.pop("last_event", None)
+        r.pop("last_kind", None)
+    if args.json:
+        _print_json({"ledger": ledger.name, "finding_id": args.finding_id, "organisations": records})
+        return 0
+    for r in records:
+        print(f"{args.finding_id} for {r['org_id']} ({r['org_name']}), case {r['case_id'] or '-'}, {r['target']}")
+        print(
+            f"  state {r['state']}; seen {r['times_seen']} times, first {_time(r['first_seen'])},"
+            f" last {_time(r['last_seen'])}; notified {r['notifications']} times ({r['reminders']} reminders)"
+        )
+        print("  history:")
+        for h in r["history"]:
+            ref = f" [{h['reference']}]" if h["reference"] else ""
+            print(f"    {_time(h['at'])}  {h['old_state'] or '-'} -> {h['state']}  ({h['source']}) {h['note']}{ref}")
+        print("  digests:")
+        for d in r["digests"]:
+            print(f"    {_time(d['delivered_at'])}  {d['kind']:<9} {d['digest_id']}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from intelmq_nsm.digest.ledger.stats import stats
+
+    ledger = _open(args)
+    result = stats(ledger)
+    if args.json:
+        _print_json({"ledger": ledger.name, **result})
+        return 0
+    for level, column in (("cases", "case_id"), ("constituencies", "constituency"), ("organisations", "org_id")):
+        print(f"{level.capitalize()}:")
+        print(f"  {'':<20} {'findings':>8} {'notified':>8} {'open':>6} {'fixed':>6} {'reopened':>8}  days to fix")
+        for entry in result[level]:
+            days = entry["days_to_fix"]
+            fix = "-" if not days["count"] else f"median {days['median']}, p90 {days['p90']} (n={days['count']})"
+            print(
+                f"  {entry[column] or '-':<20} {entry['findings']:>8} {entry['notified']:>8} {entry['open']:>6}"
+                f" {entry['fixed_verified']:>6} {entry['reopened']:>8}  {fix}"
+            )
+    return 0
+
+
+def register(subparsers) -> None:
+    from intelmq_nsm.digest.ledger.schema import STATES
+
+    parser = subparsers.add_parser("ledger", help="what became of the findings: list, show, stats")
+    parser.add_argument("database", help="the digest output's spool file, or its ledger_url")
+    parser.add_argument("--ledger", help="the ledger's name (the bot's ledger_name, else its bot id)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = actions.add_parser("list", help="findings with state, times seen and notifications")
+    p.add_argument("--state", choices=STATES)
+    p.add_argument("--organisation", help="organisation id, e.g. GM0363")
+    p.add_argument("--case", help="case id")
+    p.add_argument("--older-than-days", type=float, help="first seen at least this many days ago")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = actions.add_parser("show", help="one finding's whole history, per organisation")
+    p.add_argument("finding_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = actions.add_parser("stats", help="per case, constituency and organisation: counts and days to fix")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)

@@ -1,0 +1,139 @@
+"""The ledger's tables, in SQLAlchemy Core, the same on SQLite and PostgreSQL.
+
+One row per (ledger, finding id, organisation) in ``ledger_findings``; every change of
+state in ``ledger_history``; every digest a finding was in (first notification,
+reminders, reopened, fixed) in ``ledger_notifications``. ``ledger`` names the ledger
+inside one database: the digest outputs that share a database with one name share the
+life of their findings (several hosts of one output); outputs with different names (a
+mail output and an archive output of one constituency) keep theirs apart.
+"""
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+#: Every state a finding can be in. ``open``: seen, not yet notified. ``notified``: in a
+#: delivered digest. ``fixed-verified``: a rescan said not vulnerable. ``reopened``: seen
+#: vulnerable again after a fix. The owners' answers: ``fixed-reported`` (says fixed, not
+#: yet verified), ``disputed``, ``accepted-risk``, ``false-positive``.
+STATES = (
+    "open",
+    "notified",
+    "fixed-verified",
+    "reopened",
+    "fixed-reported",
+    "disputed",
+    "accepted-risk",
+    "false-positive",
+)
+#: Who changed a state: a rescan (or the output acting on one), the owner, an operator.
+SOURCES = ("scan", "owner", "operator")
+#: What a finding is in a digest.
+KINDS = ("new", "reminder", "reopened", "fixed")
+#: States an owner's (or operator's) answer may set.
+ANSWERS = ("fixed-reported", "disputed", "accepted-risk", "false-positive", "open")
+
+
+def _one_of(column: str, values) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=f"{column}_known")
+
+
+metadata = MetaData()
+
+findings = Table(
+    "ledger_findings",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("org_id", String(200), nullable=False),
+    Column("org_name", Text, nullable=False, default=""),
+    Column("constituency", String(200), nullable=False, default=""),
+    Column("case_id", String(200), nullable=False, default=""),
+    Column("target", Text, nullable=False, default=""),
+    Column("state", String(20), nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("times_seen", Integer, nullable=False, default=1),
+    Column("first_notified", Float),
+    Column("last_notified", Float),
+    Column("notifications", Integer, nullable=False, default=0),
+    Column("reminders", Integer, nullable=False, default=0),
+    Column("reopened", Integer, nullable=False, default=0),
+    #: The first verified fix after the first notification (days to fix are counted to it).
+    Column("fixed_at", Float),
+    #: What is waiting in a spool for this finding (new, reminder, reopened, fixed), cleared
+    #: when the digest holding it was delivered: nothing is spooled twice meanwhile.
+    Column("pending", String(10)),
+    #: The last event seen and what it made of it: a message that IntelMQ hands over again
+    #: after a crash gets the same answer and counts once.
+    Column("last_event", String(64)),
+    Column("last_kind", String(10)),
+    PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
+    _one_of("state", STATES),
+)
+# Covering indexes for the statistics: counting per case, constituency and organisation
+# reads an index only, and the days to a fix read only the fixed findings.
+c = findings.c
+Index("ledger_findings_case", c.ledger, c.case_id, c.state, c.first_notified)
+Index("ledger_findings_constituency", c.ledger, c.constituency, c.state, c.first_notified)
+Index("ledger_findings_org", c.ledger, c.org_id, c.state, c.first_notified, c.org_name)
+_fixed = c.state == "fixed-verified"
+Index(
+    "ledger_findings_fixed",
+    c.ledger,
+    c.case_id,
+    c.constituency,
+    c.org_id,
+    c.first_notified,
+    c.fixed_at,
+    sqlite_where=_fixed,
+    postgresql_where=_fixed,
+)
+Index("ledger_findings_id", c.finding_id)
+
+history = Table(
+    "ledger_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ledger", String(200), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("org_id", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("old_state", String(20)),
+    Column("state", String(20), nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("reference", Text, nullable=False, default=""),
+    ForeignKeyConstraint(
+        ["ledger", "finding_id", "org_id"], [findings.c.ledger, findings.c.finding_id, findings.c.org_id]
+    ),
+    _one_of("source", SOURCES),
+)
+Index("ledger_history_finding", history.c.ledger, history.c.finding_id, history.c.org_id)
+
+notifications = Table(
+    "ledger_notifications",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("digest_id", String(64), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("org_id", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("delivered_at", Float, nullable=False),
+    PrimaryKeyConstraint("ledger", "digest_id", "finding_id", "org_id"),
+    ForeignKeyConstraint(
+        ["ledger", "finding_id", "org_id"], [findings.c.ledger, findings.c.finding_id, findings.c.org_id]
+    ),
+    _one_of("kind", KINDS),
+)
+Index("ledger_notifications_finding", notifications.c.ledger, notifications.c.finding_id, notifications.c.org_id)

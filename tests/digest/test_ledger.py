@@ -1,0 +1,322 @@
+"""The finding ledger and the notification policy, on SQLite and on a real PostgreSQL.
+
+Rounds of rescans go through the output's own mechanism (``notify.accept``, the spool,
+the deliverer) into the file channel; what a round delivered is read back from the JSON
+digests it wrote.
+"""
+
+import json
+import logging
+import threading
+
+import pytest
+
+from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.digest import notify
+from intelmq_nsm.digest.channels import FileChannel
+from intelmq_nsm.digest.delivery import Deliverer
+from intelmq_nsm.digest.findings import FindingError
+from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
+from intelmq_nsm.digest.ledger.stats import stats
+from intelmq_nsm.digest.spool import DigestSpool
+
+AMSTERDAM = organisation("GM0363", "Amsterdam")
+UTRECHT = organisation("GM0344", "Utrecht")
+DAY = 86400.0
+WEEK = 7 * DAY
+T0 = 1_780_000_000.0
+
+
+def scan(n: int, when: float, orgs=(AMSTERDAM,), vulnerable: bool = True, **extra) -> dict:
+    """Finding ``n`` (one address, port 443, one case) as a scan at ``when`` reports it."""
+    stamp = f"2026-06-{1 + int((when - T0) // DAY):02d}T09:00:{n % 60:02d}+00:00"
+    if not vulnerable:
+        extra["extra.nsm.result"] = "not-vulnerable"
+    return event(n, list(orgs), **{"time.source": stamp, **extra})
+
+
+class Output:
+    """The digest output's mechanism without IntelMQ, delivering into JSON files."""
+
+    def __init__(self, tmp_path, url, name="ibd-mail", spool_file=None, **policy):
+        self.directory = tmp_path / f"out-{name}"
+        self.spool = DigestSpool(spool_file or tmp_path / f"{name}.spool.sqlite")
+        self.ledger = Ledger(url, name=name, **policy)
+        self.deliverer = Deliverer(
+            self.spool,
+            FileChannel(str(self.directory), formats=["json"]),
+            logging.getLogger("test-ledger"),
+            max_events=1000,
+            max_age=0,
+            ledger=self.ledger,
+        )
+        self.seen = set()
+
+    def round(self, events, now: float) -> list:
+        """Take the events, deliver what is due; return the digests this round delivered."""
+        for e in events:
+            notify.accept(e, self.spool, self.ledger, now)
+        self.deliverer.run_once(now=now, flush=True)
+        new = sorted(set(self.directory.glob("*.json")) - self.seen)
+        self.seen.update(new)
+        return [json.loads(p.read_text()) for p in new]
+
+    def close(self):
+        self.spool.close()
+        self.ledger.close()
+
+
+def kinds(digests) -> list:
+    return sorted((f["kind"], f["ip"], f["port"]) for d in digests for f in d["findings"])
+
+
+@pytest.fixture
+def output(tmp_path, ledger_url):
+    out = Output(tmp_path, ledger_url)
+    yield out
+    out.close()
+
+
+def test_a_finding_seen_in_three_rescans_is_notified_once_and_reminded_once(output):
+    [first] = output.round([scan(1, T0)], T0)
+    assert first["format"] == "nsm-digest/2"
+    [finding] = first["findings"]
+    assert finding["kind"] == "new" and finding["times_seen"] == 1 and finding["finding_id"].startswith("nf1-")
+    assert output.round([scan(1, T0 + 2 * DAY)], T0 + 2 * DAY) == []
+    [reminder] = output.round([scan(1, T0 + 7 * DAY)], T0 + 7 * DAY)
+    [again] = reminder["findings"]
+    assert (again["kind"], again["times_seen"], again["finding_id"]) == ("reminder", 3, finding["finding_id"])
+    assert again["first_seen"] == finding["first_seen"] and again["last_seen"] > again["first_seen"]
+    assert output.round([scan(1, T0 + 10 * DAY)], T0 + 10 * DAY) == []  # a week from the reminder: not yet
+    [record] = output.ledger.records()
+    assert (record["state"], record["times_seen"], record["notifications"], record["reminders"]) == (
+        "notified",
+        4,
+        2,
+        1,
+    )
+    [shown] = output.ledger.history_of(finding["finding_id"])
+    assert [d["kind"] for d in shown["digests"]] == ["new", "reminder"]
+    assert [(h["old_state"], h["state"]) for h in shown["history"]] == [(None, "open"), ("open", "notified")]
+
+
+def test_not_vulnerable_fixes_it_and_seen_again_it_is_reopened_and_notified(output):
+    output.round([scan(1, T0), scan(2, T0)], T0)
+    [fixed] = output.round([scan(1, T0 + DAY, vulnerable=False), scan(2, T0 + DAY)], T0 + DAY)
+    assert kinds([fixed]) == [("fixed", "198.51.100.2", 443)]
+    assert fixed["counts"]["fixed"] == 1 and fixed["counts"]["vulnerable"] == 0
+    states = {r["target"]: r["state"] for r in output.ledger.records()}
+    assert states == {"198.51.100.2:443": "fixed-verified", "203.0.113.3:443": "notified"}
+    [back] = output.round([scan(1, T0 + 3 * DAY)], T0 + 3 * DAY)
+    assert kinds([back]) == [("reopened", "198.51.100.2", 443)]
+    record = next(r for r in output.ledger.records() if r["target"] == "198.51.100.2:443")
+    assert (record["state"], record["reopened"], record["notifications"]) == ("reopened", 1, 2)
+    # Fixed again: fixed-verified, and the fixed section once more.
+    [fixed_again] = output.round([scan(1, T0 + 4 * DAY, vulnerable=False)], T0 + 4 * DAY)
+    assert kinds([fixed_again]) == [("fixed", "198.51.100.2", 443)]
+
+
+def test_a_digest_presents_a_fix_only_in_its_fixed_section(tmp_path, output):
+    output.round([scan(1, T0)], T0)
+    notify.accept(scan(1, T0 + DAY, vulnerable=False), output.spool, output.ledger, T0 + DAY)
+    notify.accept(scan(4, T0 + DAY), output.spool, output.ledger, T0 + DAY)
+    [digest_id] = output.spool.form_digests(1000, 0, now=T0 + DAY, flush=True)
+    from intelmq_nsm.digest import render
+
+    digest = output.spool.load(digest_id)
+    text = render.to_text(digest, "nl")
+    assert text.index("######## Nieuw") < text.index("######## Opgelost")
+    fixed_part = text[text.index("######## Opgelost") :]
+    assert "198.51.100.2:443  host1.gemeente.example  opgelost, vastgesteld 2026-05-29" in fixed_part
+    assert "CVE" not in fixed_part
+    assert render.subject(digest, "nl") == "[IBD] 1 kwetsbaar systeem gemeld voor Amsterdam"
+    assert "Fixed" in render.to_text(digest, "en")
+    csv_text = render.to_csv(digest)
+    assert csv_text.splitlines()[0].startswith("kind,finding_id,") and "first_seen,last_seen,times_seen" in csv_text
+    assert [line.split(",")[0] for line in csv_text.splitlines()[1:]] == ["new", "fixed"]
+
+
+def test_a_reminder_section_says_since_when(output):
+    output.round([scan(1, T0)], T0)
+    [digest_id] = [None]
+    notify.accept(scan(1, T0 + WEEK), output.spool, output.ledger, T0 + WEEK)
+    [digest_id] = output.spool.form_digests(1000, 0, now=T0 + WEEK, flush=True)
+    from intelmq_nsm.digest import render
+
+    text = render.to_text(output.spool.load(digest_id), "nl")
+    assert "######## Nog steeds kwetsbaar" in text and "Nog steeds kwetsbaar sinds 2026-05-28" in text
+
+
+def test_two_ports_of_one_host_are_two_findings(output):
+    digests = output.round([scan(1, T0), scan(1, T0, **{"source.port": 8443})], T0)
+    assert kinds(digests) == [("new", "198.51.100.2", 443), ("new", "198.51.100.2", 8443)]
+    assert len({f["finding_id"] for d in digests for f in d["findings"]}) == 2
+    assert len(output.ledger.records()) == 2
+
+
+def test_each_organisation_has_its_own_record(output):
+    digests = output.round([scan(1, T0, orgs=(AMSTERDAM, UTRECHT))], T0)
+    assert sorted(d["organisation"]["id"] for d in digests) == ["GM0344", "GM0363"]
+    assert sorted(r["org_id"] for r in output.ledger.records()) == ["GM0344", "GM0363"]
+
+
+def test_not_vulnerable_for_an_unknown_finding_is_recorded_and_sends_nothing(output):
+    assert output.round([scan(1, T0, vulnerable=False)], T0) == []
+    [record] = output.ledger.records()
+    assert record["state"] == "fixed-verified" and record["first_notified"] is None
+    [new] = output.round([scan(1, T0 + DAY)], T0 + DAY)  # vulnerable later: a first notification
+    assert kinds([new]) == [("new", "198.51.100.2", 443)]
+
+
+def test_a_repeated_message_counts_once_and_is_sent_once(output):
+    message = scan(1, T0)
+    notify.accept(message, output.spool, output.ledger, T0)
+    notify.accept(dict(message), output.spool, output.ledger, T0 + 1)  # after a crash before the ack
+    digests = output.round([], T0 + 2)
+    assert kinds(digests) == [("new", "198.51.100.2", 443)]
+    [record] = output.ledger.records()
+    assert record["times_seen"] == 1 and record["notifications"] == 1
+    # Delivered again (a crash before the spool marked it): counted once.
+    digest = output.spool.load(digests[0]["id"])
+    assert (
+        output.ledger.record_delivery(digest.id, [(f["finding_id"], "GM0363", f["kind"]) for f in digest.findings]) == 0
+    )
+    # The same message once more after its digest went out: nothing new.
+    assert output.round([dict(message)], T0 + 3) == []
+
+
+def test_reminder_after_zero_never_reminds(tmp_path, ledger_url):
+    out = Output(tmp_path, ledger_url, reminder_after=0)
+    try:
+        out.round([scan(1, T0)], T0)
+        assert out.round([scan(1, T0 + 30 * DAY)], T0 + 30 * DAY) == []
+    finally:
+        out.close()
+
+
+def test_owners_answers_are_recorded_and_a_rescan_still_decides(output):
+    output.round([scan(1, T0), scan(2, T0)], T0)
+    one, two = (r["finding_id"] for r in sorted(output.ledger.records(), key=lambda r: r["target"]))
+    answer = output.ledger.record_answer
+    assert answer(one, "GM0363", "fixed-reported", "owner", "Patched.", "ticket-1", now=T0 + DAY) == "notified"
+    assert answer(two, "GM0363", "accepted-risk", "owner", "Replaced next month.", now=T0 + DAY) == "notified"
+    assert output.ledger.record_answer("nf1-unknown", "GM0363", "disputed") is None
+    with pytest.raises(ValueError, match="answer sets one of"):
+        output.ledger.record_answer(one, "GM0363", "notified")
+    digests = output.round([scan(1, T0 + 8 * DAY), scan(2, T0 + 8 * DAY)], T0 + 8 * DAY)
+    assert kinds(digests) == [("reopened", "198.51.100.2", 443)]  # accepted-risk: no reminder
+    [shown] = output.ledger.history_of(one)
+    assert [(h["state"], h["source"]) for h in shown["history"]] == [
+        ("open", "scan"),
+        ("notified", "scan"),
+        ("fixed-reported", "owner"),
+        ("reopened", "scan"),
+    ]
+    assert shown["history"][2]["reference"] == "ticket-1"
+
+
+def test_an_event_without_what_the_id_needs_names_the_field(output):
+    bare = {k: v for k, v in scan(1, T0).items() if not k.startswith(("source.", "extra.nsm.finding"))}
+    with pytest.raises(FindingError) as error:
+        notify.accept(bare, output.spool, output.ledger, T0)
+    assert error.value.field == "source.ip" and "source.fqdn" in error.value.reason
+    given = scan(1, T0, **{"extra.nsm.finding_id": "nf1-given"})
+    output.round([given], T0)
+    assert [r["finding_id"] for r in output.ledger.records()] == ["nf1-given"]
+
+
+def test_stats_count_states_and_days_to_a_verified_fix(output):
+    output.round([scan(n, T0) for n in range(1, 5)], T0)
+    output.round([scan(1, T0 + 2 * DAY, vulnerable=False), scan(2, T0 + 4 * DAY, vulnerable=False)], T0 + 4 * DAY)
+    [case] = stats(output.ledger)["cases"]
+    assert case["case_id"] == "DIVD-2024-00012"
+    assert (case["findings"], case["notified"], case["open"], case["fixed_verified"]) == (4, 4, 2, 2)
+    assert case["days_to_fix"] == {"count": 2, "median": 4.0, "p90": 4.0}
+    [org] = stats(output.ledger)["organisations"]
+    assert org["org_id"] == "GM0363" and org["name"] == "Amsterdam"
+
+
+def test_ledgers_of_different_names_in_one_database_are_apart(tmp_path, ledger_url):
+    mail, archive = Output(tmp_path, ledger_url, name="mail"), Output(tmp_path, ledger_url, name="archive")
+    try:
+        assert (
+            kinds(mail.round([scan(1, T0)], T0))
+            == kinds(archive.round([scan(1, T0)], T0))
+            == [("new", "198.51.100.2", 443)]
+        )
+    finally:
+        mail.close()
+        archive.close()
+
+
+def test_a_ledger_in_the_spool_file_commits_with_the_spool_in_one_transaction(tmp_path):
+    path = tmp_path / "spool.sqlite"
+    out = Output(tmp_path, f"sqlite:///{path}", spool_file=path)
+    try:
+        assert out.ledger.shares_file(out.spool.path)
+        assert kinds(out.round([scan(1, T0)], T0)) == [("new", "198.51.100.2", 443)]
+        assert out.round([scan(1, T0 + DAY)], T0 + DAY) == []
+        assert kinds(out.round([scan(1, T0 + 8 * DAY)], T0 + 8 * DAY)) == [("reminder", "198.51.100.2", 443)]
+
+        # The spool's write fails after the ledger's: neither is kept.
+        def broken(*args, **kwargs):
+            raise OSError("disk full")
+
+        out.spool.add_in = broken
+        with pytest.raises(OSError):
+            notify.accept(scan(2, T0 + 9 * DAY), out.spool, out.ledger, T0 + 9 * DAY)
+        assert [r["target"] for r in out.ledger.records()] == ["198.51.100.2:443"]
+        assert out.spool.counts()["waiting_findings"] == 0
+    finally:
+        out.close()
+
+
+@pytest.mark.e2e
+def test_two_outputs_sharing_a_postgresql_ledger_notify_a_finding_once(postgres_server):
+    url = postgres_server.create_database("shared")
+    ledgers = [Ledger(url, name="ibd") for _ in range(2)]
+    start = threading.Barrier(2)
+    kinds_seen = []
+
+    def observe(ledger, hashes):
+        start.wait()
+        for h in hashes:
+            [record] = ledger.observe([Observation("nf1-shared", "GM0363", h)], now=T0)
+            kinds_seen.append(record["kind"])
+
+    threads = [threading.Thread(target=observe, args=(ledgers[i], [f"e{i}-{n}" for n in range(20)])) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for ledger in ledgers:
+        ledger.close()
+    assert kinds_seen.count("new") == 1 and len(kinds_seen) == 40
+
+
+@pytest.mark.e2e
+def test_a_stopped_postgresql_makes_the_ledger_unavailable_and_it_recovers(tmp_path):
+    from intelmq_nsm.demo.postgres import PostgresServer
+
+    with PostgresServer() as server:
+        out = Output(tmp_path, server.create_database("outage"))
+        try:
+            out.round([scan(1, T0)], T0)
+            notify.accept(scan(2, T0 + 1), out.spool, out.ledger, T0 + 1)
+            [digest_id] = out.spool.form_digests(1000, 0, now=T0 + 1, flush=True)
+            server.stop()
+            with pytest.raises(LedgerUnavailable):
+                notify.accept(scan(3, T0 + 2), out.spool, out.ledger, T0 + 2)
+            # Delivered while the ledger is down: marked delivered, counted later, not sent again.
+            assert kinds(out.round([], T0 + 3)) == [("new", "203.0.113.3", 443)]
+            assert out.spool.unrecorded() == [digest_id]
+            server.start()
+            notify.accept(scan(3, T0 + 4), out.spool, out.ledger, T0 + 4)
+            digests = out.round([], T0 + 5)
+            assert kinds(digests) == [("new", "192.0.2.4", 443)]
+            assert out.spool.unrecorded() == []
+            notified = {r["target"]: r["notifications"] for r in out.ledger.records()}
+            assert notified == {"198.51.100.2:443": 1, "203.0.113.3:443": 1, "192.0.2.4:443": 1}
+            assert len(list(out.directory.glob("*.json"))) == 3
+        finally:
+            out.close()

@@ -1,0 +1,89 @@
+"""SIGKILL the digest outputs while a rescan round crosses the example chain: every finding
+is notified exactly once per due notification (once as new, once as a reminder)."""
+
+import csv
+import io
+import json
+import random
+import time
+from collections import defaultdict
+
+import pytest
+
+from intelmq_nsm.demo.run import ROUND_TWO_CLOCK
+from intelmq_nsm.demo.synthetic import synthetic_example
+from tests.e2e.test_chaos import EXAMPLE, kill_and_restart
+from tests.harness import HarnessDemo
+
+pytestmark = pytest.mark.e2e
+
+FINDINGS = 1000
+REPORTS = 8
+OUTPUTS = ("ibd-digest-mail", "ibd-digest-archive")
+SEED = 20261201
+
+
+def rescan(example) -> None:
+    """The same reports as a rescan a week later: the same findings, a later scan time."""
+    for path in (example / "reports").glob("*.json"):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        for finding in report["findings"]:
+            finding["observed"] = "2026-11-08T12:00:00Z"
+        path.write_text(json.dumps(report), encoding="utf-8")
+
+
+def archived(demo) -> dict:
+    """(address, kind) → the distinct archived digests (by id) that held it."""
+    seen = defaultdict(set)
+    for path in (demo.workdir / "var/lib/bots/ibd-digest-archive/digests").glob("*.json"):
+        digest = json.loads(path.read_text(encoding="utf-8"))
+        for finding in digest["findings"]:
+            seen[(finding["ip"], finding["kind"])].add(digest["id"])
+    return seen
+
+
+def mailed(demo) -> dict:
+    seen = defaultdict(set)
+    for _, _, message in demo.sink.messages:
+        [attachment] = list(message.iter_attachments())
+        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+            seen[(row["ip"], row["kind"])].add(message["X-NSM-Digest-Id"])
+    return seen
+
+
+def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_notification(tmp_path):
+    example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
+    rng = random.Random(SEED)
+    demo = HarnessDemo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
+    runtime = demo.preflight()
+    kills = []
+    try:
+        demo.start(runtime)
+        for report in demo.reports():
+            assert demo.submit(report)[0] == 202
+        demo.wait_until_delivered()
+        first = archived(demo)
+        assert {address for address, kind in first} == set(expected)
+        assert {kind for _, kind in first} == {"new"}
+
+        demo.set_clock(ROUND_TWO_CLOCK)
+        rescan(example)
+        for report in demo.reports():
+            assert demo.submit(report)[0] == 202
+            time.sleep(rng.uniform(0.2, 1.0))
+            victim = rng.choice(OUTPUTS)
+            kill_and_restart(demo.pipeline, victim)
+            kills.append(victim)
+        demo.wait_until_delivered()
+        archive, mails = archived(demo), mailed(demo)
+        dumps = demo.pipeline.dumps()
+    finally:
+        demo.close()
+
+    assert len(kills) == REPORTS and set(kills) == set(OUTPUTS), kills
+    due = {(address, kind) for address in expected for kind in ("new", "reminder")}
+    for seen, channel in ((archive, "archive"), (mails, "mail")):
+        assert set(seen) == due, f"{channel}: missing {len(due - set(seen))}, extra {len(set(seen) - due)}"
+        twice = {key: ids for key, ids in seen.items() if len(ids) != 1}
+        assert twice == {}, f"{channel}: {len(twice)} notifications in two digests (kills: {kills})"
+    assert dumps == {}
