@@ -1,4 +1,4 @@
-"""DigestOutputBot with its ledger on a real PostgreSQL that is down when the event comes."""
+"""NSMDigestOutputBot with its ledger on a real PostgreSQL that is down when the event comes."""
 
 import shutil
 import tempfile
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from intelmq.lib.test import BotTestCase
 
-from intelmq_nsm.bots.outputs.digest.output import DigestOutputBot
+from intelmq_nsm.bots.outputs.digest.output import NSMDigestOutputBot
 from intelmq_nsm.demo.postgres import PostgresServer
 from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest.ledger import Ledger
@@ -23,7 +23,7 @@ AMSTERDAM = organisation("GM0363", "Amsterdam")
 class TestDigestOutputLedgerOutage(BotTestCase, unittest.TestCase):
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = DigestOutputBot
+        cls.bot_reference = NSMDigestOutputBot
         cls.workdir = Path(tempfile.mkdtemp(prefix="nsm-digest-pg-"))
         cls.server = PostgresServer().start()
         cls.url = cls.server.create_database("ledger")
