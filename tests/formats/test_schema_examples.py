@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.report_format import load_schema, validate_nsm_report
+from intelmq_nsm.formats import load_schema, validate_nsm_report
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "harmonization" / "examples"
