@@ -12,14 +12,8 @@ from tests.messages import report_message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = Path(__file__).resolve().parents[3] / "harmonization" / "examples"
-CASE = {
-    "id": "DIVD-2024-00012",
-    "title": "Exposed management interfaces of Example Gateway",
-    "url": "https://csirt.divd.example/cases/DIVD-2024-00012",
-    "cve": ["CVE-2024-3400"],
-    "severity": "critical",
-    "recommendation": "Update Example Gateway.",
-}
+# The case parameter of the bot's catalogue page (also the benchmark's).
+CASE = json.loads(EXAMPLES.joinpath("case-parameter.json").read_text(encoding="utf-8"))
 
 
 report = report_message
@@ -237,7 +231,7 @@ class TestReportParserBotNuclei(BotTestCase, unittest.TestCase):
         self.assertEqual(ssh["event_description.url"], CASE["url"])
         self.assertEqual(ssh["severity"], "critical")
         self.assertEqual(ssh["product.vulnerabilities"], "cve-2024-3400;cve-2023-38408")
-        self.assertEqual(events[0]["extra.nsm.recommendation"], "Update Example Gateway.")
+        self.assertEqual(events[0]["extra.nsm.recommendation"], CASE["recommendation"])
 
 
 DIVD_CSV = FIXTURES.joinpath("divd.csv").read_text(encoding="utf-8")
