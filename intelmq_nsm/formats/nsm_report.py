@@ -11,7 +11,7 @@ from typing import Optional
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.formats.case import require_address, truncate
-from intelmq_nsm.formats.record import NSM_REPORT, VULNERABLE, Record, RecordError
+from intelmq_nsm.formats.record import NSM_REPORT, TOO_DEEP, VULNERABLE, Record, RecordError
 from intelmq_nsm.formats.schema import validate_envelope, validate_finding
 
 _WHITESPACE = json.decoder.WHITESPACE
@@ -48,6 +48,9 @@ def _scan_findings(text: str, index: int, keep: bool) -> Iterator:
             value, end = _DECODER.raw_decode(text, start)
         except ValueError as exc:
             yield (start, None, f"Invalid JSON: {exc}.")
+            return
+        except RecursionError:
+            yield (start, None, f"Invalid JSON: {TOO_DEEP}.")
             return
         yield (start, end, value if keep else None)
         index = _skip(text, end)
@@ -97,6 +100,8 @@ def read_envelope(text: str) -> tuple:
                 envelope[key], index = _DECODER.raw_decode(text, index)
             except ValueError as exc:
                 raise DocumentError(f"Invalid JSON in {key!r}: {exc}.") from None
+            except RecursionError:
+                raise DocumentError(f"Invalid JSON in {key!r}: {TOO_DEEP}.") from None
         index = _skip(text, index)
         char = text[index : index + 1]
         if char == "}":

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.formats.case import cve_ids, require_address, truncate
 from intelmq_nsm.formats.lines import iter_lines
-from intelmq_nsm.formats.record import NOT_VULNERABLE, NotAFinding, Record, RecordError
+from intelmq_nsm.formats.record import NOT_VULNERABLE, TOO_DEEP, NotAFinding, Record, RecordError
 
 #: nuclei's severities (pkg/model/types/severity) → IntelMQ 3.5 severity.
 SEVERITY = {
@@ -46,6 +46,9 @@ def iter_records(text: str) -> Iterator:
             data = json.loads(stripped)
         except ValueError as exc:
             yield Record(number, stripped, error=RecordError("line", f"is not valid JSON: {exc}"))
+            continue
+        except RecursionError:
+            yield Record(number, stripped, error=RecordError("line", f"is {TOO_DEEP}"))
             continue
         if not isinstance(data, dict):
             yield Record(number, stripped, error=RecordError("line", "is not a JSON object"))

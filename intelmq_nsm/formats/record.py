@@ -14,6 +14,10 @@ VULNERABLE = "vulnerable"
 NOT_VULNERABLE = "not-vulnerable"
 RESULTS = (VULNERABLE, NOT_VULNERABLE)
 
+#: Why JSON that Python's decoder gives up on (RecursionError) is refused: no report needs
+#: a tenth of that depth, so it is bad input like a syntax error, not a fault to retry.
+TOO_DEEP = "nested too deeply (JSON deeper than about 1,000 levels)"
+
 
 class RecordError(ValueError):
     """A record that cannot become an event: which field and why."""

@@ -15,6 +15,7 @@ from intelmq_nsm.formats import DIVD_CSV, NSM_REPORT, detect_format
 from intelmq_nsm.formats import divd_csv as divd_csv_format
 from intelmq_nsm.formats import nsm_report as nsm_report_format
 from intelmq_nsm.formats import nuclei as nuclei_format
+from intelmq_nsm.formats.record import TOO_DEEP
 from intelmq_nsm.formats.schema import validate_envelope, validate_finding
 
 NDJSON = "application/x-ndjson"
@@ -172,6 +173,9 @@ def split_nsm_report(text: str, max_bytes: int) -> list:
 def _syntax(message: str) -> str:
     """A reader's syntax message without its own lead-in and full stop."""
     message = message.rstrip(".")
+    if message.startswith("Invalid JSON in "):
+        where, _, reason = message[len("Invalid JSON in ") :].partition(": ")
+        return f"{reason} (in {where})"
     return message[len("Invalid JSON: ") :] if message.startswith("Invalid JSON: ") else message
 
 
@@ -183,7 +187,6 @@ def split_submission(content_type: str, text: str, max_bytes: int) -> list:
     try:
         return splitters[content_type](text, max_bytes)
     except RecursionError:
-        # Python's JSON decoder gives up on nesting deeper than its recursion limit
-        # (about 1,000 levels); no report needs a tenth of that.
-        reason = "is nested too deeply (JSON nested deeper than about 1,000 levels)"
-        raise SubmissionError(f"The body {reason}.", [("$", reason)]) from None
+        # The readers turn this into a record's or the document's error; this is the last
+        # line for any other decoder on the way (a whole-body json.loads of a non-object).
+        raise SubmissionError(f"The body is {TOO_DEEP}.", [("$", f"is {TOO_DEEP}")]) from None

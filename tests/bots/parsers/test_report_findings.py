@@ -168,3 +168,10 @@ class TestFindingIdsAndResults(BotTestCase, unittest.TestCase):
         events, errors = self.parse(NEWLINE_CASE_ID, warnings=1)
         self.assertEqual((events, len(errors)), ([], 1))
         self.assertLogMatches(r"Report dumped: .*\$\.case\.id 'X-0004\\n' is not in the expected form", "WARNING")
+
+    def test_a_deeply_nested_finding_is_a_bad_record_and_the_ones_before_it_are_sent(self):
+        text = nsm([FINDING])[: -len("]}")] + ", " + "[" * 100_000 + "]" * 100_000 + "]}"
+        events, errors = self.parse(report_message(text), warnings=1)
+        self.assertEqual([e["source.ip"] for e in events], ["192.0.2.10"])
+        self.assertEqual(len(errors), 1)
+        self.assertLogMatches(r"Record 2 of the nsm-report/1 report: field 'findings' .*nested too deeply", "WARNING")
