@@ -9,6 +9,7 @@ whole submission.
 """
 
 import json
+import re
 from dataclasses import dataclass
 
 from intelmq_nsm.formats import DIVD_CSV, NSM_REPORT, detect_format
@@ -24,6 +25,8 @@ CSV = "text/csv"
 CONTENT_TYPES = (JSON, NDJSON, CSV)
 #: Problems reported per submission at most; the rest are counted.
 MAX_PROBLEMS = 100
+# JSON's whitespace, found without copying the body (str.lstrip would).
+_LEADING_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 class SubmissionError(ValueError):
@@ -125,7 +128,7 @@ def split_csv(text: str, max_bytes: int) -> list:
     return packer.done()
 
 
-def _not_json(text: str, reason: str) -> SubmissionError:
+def _not_json(reason: str) -> SubmissionError:
     return SubmissionError(f"The body is not valid JSON: {reason}.", [("$", f"is not valid JSON: {reason}")])
 
 
@@ -134,17 +137,18 @@ def split_nsm_report(text: str, max_bytes: int) -> list:
     the schema, case and reporter blocks and a slice of the findings. The parser's
     streaming reader decodes one finding at a time (``json.loads`` of a large report costs
     several times its size), and each finding goes into its part as the researcher wrote it."""
-    if not text.lstrip()[:1] == "{":
+    start = _LEADING_SPACE.match(text).end()
+    if text[start : start + 1] != "{":
         # Not an object: decoded whole only to say whether it is JSON at all.
         try:
             json.loads(text)
         except ValueError as exc:
-            raise _not_json(text, str(exc)) from None
+            raise _not_json(str(exc)) from None
         raise SubmissionError("The body is not a JSON object.", [("$", "is not a JSON object")])
     try:
         envelope, findings_start = nsm_report_format.read_envelope(text)
     except nsm_report_format.DocumentError as exc:
-        raise _not_json(text, _syntax(str(exc))) from None
+        raise _not_json(_syntax(str(exc))) from None
     findings = nsm_report_format.iter_findings(text, findings_start)
     if findings_start is not None:
         envelope["findings"] = []  # stands for the array, whose elements are checked one by one
@@ -152,7 +156,7 @@ def split_nsm_report(text: str, max_bytes: int) -> list:
     raws, count = [], 0
     for record in findings:
         if record.error is not None:
-            raise _not_json(text, _syntax(record.error.reason))
+            raise _not_json(_syntax(record.error.reason))
         count += 1
         problems += validate_finding(record.data, prefix=f"$.findings[{record.number - 1}]")
         raws.append(record.raw)
