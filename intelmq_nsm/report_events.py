@@ -118,7 +118,7 @@ class ReportEvents:
                 raise RecordError(key, f"{_shown(value)} is not a valid value for {key}") from None
         try:
             # From the harmonised values (normal-form address, lower-case host name).
-            identity = finding_id(shortcuts.as_dict(event))
+            identity = finding_id(shortcuts.as_dict(event), harmonised=True)
         except MissingField as exc:
             raise RecordError(exc.field, exc.reason) from None
         # Both values are plain strings of fixed form under extra.nsm.* names.

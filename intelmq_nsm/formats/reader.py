@@ -1,5 +1,6 @@
-"""One entry point for the parser bot: open a report of any format as shared fields plus
-a stream of records, each mapped to IntelMQ fields by a pure function."""
+"""Open a report of any format as the fields its events share plus a stream of records,
+each mapped to IntelMQ fields by a pure function; and the fingerprints that drop
+identical findings. :mod:`intelmq_nsm.report_events` turns the stream into events."""
 
 import hashlib
 import json
