@@ -14,8 +14,8 @@ def check_report(data: bytes, fmt: str = "auto", case=None, limit: int = 2000) -
     from intelmq.lib.message import Event
 
     from intelmq_nsm import event_contract as ec
+    from intelmq_nsm.bots.parsers.report.events import EVENT, FAILED, ReportEvents
     from intelmq_nsm.formats import NOT_VULNERABLE, ReportError, decode_report, detect_format, open_report
-    from intelmq_nsm.report_events import EVENT, FAILED, ReportEvents
 
     text = decode_report(data)
     counts = {"events": 0, "not_vulnerable": 0}

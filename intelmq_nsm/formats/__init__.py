@@ -10,7 +10,7 @@
   events share plus that stream; :mod:`~intelmq_nsm.formats.case` merges case metadata;
 - :mod:`~intelmq_nsm.formats.schema` checks NSM reports against their JSON Schema.
 
-Events are built from these by :mod:`intelmq_nsm.report_events` (the IntelMQ side), for
+Events are built from these by :mod:`intelmq_nsm.bots.parsers.report.events` (the IntelMQ side), for
 the parser bot and ``intelmq-nsm check-report`` alike; the intake splits submissions with
 the same readers (:mod:`intelmq_nsm.intake.split`).
 """

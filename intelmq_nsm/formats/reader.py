@@ -1,6 +1,6 @@
 """Open a report of any format as the fields its events share plus a stream of records,
 each mapped to IntelMQ fields by a pure function; and the fingerprints that drop
-identical findings. :mod:`intelmq_nsm.report_events` turns the stream into events."""
+identical findings. :mod:`intelmq_nsm.bots.parsers.report.events` turns the stream into events."""
 
 import hashlib
 import json
@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
-from intelmq_nsm.formats import divd_csv, nsm_report, nuclei
+# Modules, not the package: the package's front door imports this one.
+import intelmq_nsm.formats.divd_csv as divd_csv
+import intelmq_nsm.formats.nsm_report as nsm_report
+import intelmq_nsm.formats.nuclei as nuclei
 from intelmq_nsm.formats.case import case_fields, case_problems, merge_case
 from intelmq_nsm.formats.record import DIVD_CSV, NSM_REPORT, NUCLEI
 

@@ -9,9 +9,9 @@ from intelmq.lib.exceptions import IntelMQException
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.parsers.report.events import DUPLICATE, EVENT, FAILED, SKIPPED, ReportEvents
 from intelmq_nsm.formats import FORMATS, decode_report, detect_format, open_report
 from intelmq_nsm.formats.case import case_problems
-from intelmq_nsm.report_events import DUPLICATE, EVENT, FAILED, SKIPPED, ReportEvents
 
 # Failures logged one by one per report; the rest are counted (every one is dumped).
 _LOGGED_FAILURES = 10
