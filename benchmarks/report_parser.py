@@ -18,15 +18,11 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-CASE = {
-    "id": "DIVD-2024-00012",
-    "title": "Exposed management interfaces of Example Gateway",
-    "url": "https://csirt.divd.example/cases/DIVD-2024-00012",
-    "cve": ["CVE-2024-3400"],
-    "severity": "critical",
-    "recommendation": "Update Example Gateway to a fixed version.",
-}
+REPO = Path(__file__).resolve().parents[1]
+# The case parameter of the parser's catalogue page; the parser's tests use it too.
+CASE = json.loads((REPO / "harmonization" / "examples" / "case-parameter.json").read_text(encoding="utf-8"))
 HEADER = "ip,abuse,prefix,asn,holder,country,city,abuse_source\n"
 CORE_COLUMNS = [
     "source.ip",

@@ -64,3 +64,15 @@ def test_missing_scope_or_target_names_the_field():
 def test_an_existing_id_is_kept():
     assert existing_or_computed({**BASE, ec.FINDING_ID: "nf1-given"}) == ("nf1-given", False)
     assert existing_or_computed(BASE) == (finding_id(BASE), True)
+
+
+@pytest.mark.parametrize("address", ["192.0.2.10", "2001:db8::10", "2001:db8:0:0:1::1", "::ffff:192.0.2.1"])
+def test_an_address_harmonised_by_intelmq_needs_no_second_normalisation(address):
+    from intelmq.lib.message import Event
+
+    event = Event()
+    event.add("source.ip", address)
+    event.add("source.port", 443)
+    event.add(ec.CASE_ID, "DIVD-2024-00012")
+    plain = dict(event)
+    assert finding_id(plain, harmonised=True) == finding_id(plain) == finding_id({**plain, "source.ip": address})

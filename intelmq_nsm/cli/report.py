@@ -7,56 +7,40 @@ from pathlib import Path
 def check_report(data: bytes, fmt: str = "auto", case=None, limit: int = 2000) -> tuple:
     """Parse a report's bytes as the report parser does, without a pipeline.
 
-    Returns ``(format, findings, problems)``: the number of findings that would become
-    events (before duplicates are merged) and a list of sentences, one per problem.
+    Returns ``(format, counts, problems)``: how many findings would become events (after
+    duplicates are merged), ``counts["not_vulnerable"]`` of them rescans that found the
+    system fixed, and a list of sentences, one per problem.
     """
-    from intelmq.lib.exceptions import IntelMQException
     from intelmq.lib.message import Event
 
-    from intelmq_nsm.formats import RecordError, decode_report, detect_format
-    from intelmq_nsm.formats.case import combine
-    from intelmq_nsm.formats.nuclei import NotAFinding
-    from intelmq_nsm.formats.reader import ReportError, open_report
+    from intelmq_nsm import event_contract as ec
+    from intelmq_nsm.bots.parsers.report.events import EVENT, FAILED, ReportEvents
+    from intelmq_nsm.formats import NOT_VULNERABLE, ReportError, decode_report, detect_format, open_report
 
     text = decode_report(data)
+    counts = {"events": 0, "not_vulnerable": 0}
     try:
         fmt = detect_format(text) if fmt == "auto" else fmt
-        opened = open_report(fmt, text, None, case, limit)
+        events = ReportEvents(open_report(fmt, text, None, case, limit), Event())
     except (ValueError, ReportError) as exc:
-        return fmt, 0, [str(exc)]
-    problems, findings = [], 0
-    shared = Event()
-    for key, value in opened.shared.items():
-        try:
-            shared.add(key, value)
-        except IntelMQException:
-            problems.append(f"The case's {key} {value!r} is not accepted by IntelMQ.")
-    for record in opened.records:
-        try:
-            if record.error:
-                raise record.error
-            fields = combine(opened.shared, opened.map_record(record.data))
-            event = Event()
-            for key, value in fields.items():
-                try:
-                    event.add(key, value)
-                except (IntelMQException, ValueError, TypeError):
-                    raise RecordError(key, f"{str(value)[:80]!r} is not a valid value for {key}") from None
-        except NotAFinding:
-            continue
-        except RecordError as exc:
-            problems.append(f"Record {record.number}: field {exc.field!r} {exc.reason}.")
-            continue
-        findings += 1
-    return fmt, findings, problems
+        return fmt, counts, [str(exc)]
+    problems = []
+    for outcome in events:
+        if outcome.kind == FAILED:
+            problems.append(f"Record {outcome.number}: field {outcome.field!r} {outcome.reason}.")
+        elif outcome.kind == EVENT:
+            counts["events"] += 1
+            counts["not_vulnerable"] += outcome.event.get(ec.RESULT) == NOT_VULNERABLE
+    return fmt, counts, problems
 
 
 def run(args) -> int:
     case = json.loads(Path(args.case).read_text(encoding="utf-8")) if args.case else None
-    fmt, findings, problems = check_report(Path(args.file).read_bytes(), args.format, case)
+    fmt, counts, problems = check_report(Path(args.file).read_bytes(), args.format, case)
     for problem in problems:
         print(problem)
-    print(f"{args.file}: {fmt}, {findings} findings would become events, {len(problems)} problems.")
+    fixed = f" ({counts['not_vulnerable']} of them not vulnerable)" if counts["not_vulnerable"] else ""
+    print(f"{args.file}: {fmt}, {counts['events']} findings would become events{fixed}, {len(problems)} problems.")
     return 1 if problems else 0
 
 

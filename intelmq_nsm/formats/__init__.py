@@ -1,129 +1,57 @@
-"""Input formats of the report parser: detection, decoding and one module per format.
+"""Input formats of the report parser, plain Python without IntelMQ: the front door.
 
-Each format module offers ``iter_records(text)`` (a generator of :class:`Record`, one per
-finding, built lazily so that a report is never held twice in memory) and
-``map_record(data, case)`` (a pure function from a parsed record to IntelMQ fields).
+- :mod:`~intelmq_nsm.formats.decode` turns a report's bytes into text and
+  :mod:`~intelmq_nsm.formats.detect` names its format;
+- one module per format (:mod:`~intelmq_nsm.formats.nsm_report`,
+  :mod:`~intelmq_nsm.formats.nuclei`, :mod:`~intelmq_nsm.formats.divd_csv`) streams its
+  :class:`Record`\\ s, one per finding, built lazily so that a report is never held twice in
+  memory, and maps one record's data to IntelMQ fields with a pure function;
+- :mod:`~intelmq_nsm.formats.reader` opens a report of any format as the fields its
+  events share plus that stream; :mod:`~intelmq_nsm.formats.case` merges case metadata;
+- :mod:`~intelmq_nsm.formats.schema` checks NSM reports against their JSON Schema.
+
+Events are built from these by :mod:`intelmq_nsm.bots.parsers.report.events` (the IntelMQ side), for
+the parser bot and ``intelmq-nsm check-report`` alike; the intake splits submissions with
+the same readers (:mod:`intelmq_nsm.intake.split`).
 """
 
-import codecs
-import json
-import re
-from dataclasses import dataclass
-from typing import Any, Optional
+from intelmq_nsm.formats.decode import decode_report
+from intelmq_nsm.formats.detect import detect_format
+from intelmq_nsm.formats.divd_csv import DIVD_CSV_COLUMNS
+from intelmq_nsm.formats.reader import OpenedReport, ReportError, open_report
+from intelmq_nsm.formats.record import (
+    DIVD_CSV,
+    FORMATS,
+    NOT_VULNERABLE,
+    NSM_REPORT,
+    NUCLEI,
+    RESULTS,
+    VULNERABLE,
+    NotAFinding,
+    Record,
+    RecordError,
+)
+from intelmq_nsm.formats.schema import SCHEMA_RESOURCE, load_schema, validate_finding, validate_nsm_report
 
-NSM_REPORT = "nsm-report/1"
-NUCLEI = "nuclei"
-DIVD_CSV = "divd-csv"
-FORMATS = (NSM_REPORT, NUCLEI, DIVD_CSV)
-
-#: The columns of DIVD's enriched host CSV, in DIVD's order.
-DIVD_CSV_COLUMNS = ("ip", "abuse", "prefix", "asn", "holder", "country", "city", "abuse_source")
-
-_SCHEMA_KEY = re.compile(r'"schema"\s*:\s*"([^"\\]{0,100})"')
-# How much of a report detection looks at: enough for a nuclei line with a long response
-# or the head of an NSM document, little enough to stay cheap on a large report.
-_SNIFF = 1 << 20
-# How many lines may be broken before nuclei's first good line.
-_NUCLEI_PROBE = 20
-_NUCLEI_KEY_WINDOW = 4096
-
-
-class RecordError(ValueError):
-    """A record that cannot become an event: which field and why."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-@dataclass
-class Record:
-    """One finding of a report: its number (1-based), its own raw text, and either the
-    parsed data or the error that stops it."""
-
-    number: int
-    raw: str
-    data: Optional[Any] = None
-    error: Optional[RecordError] = None
-
-
-def decode_report(data: bytes) -> str:
-    """Bytes of a report → text. A byte-order mark decides (UTF-8, UTF-16, UTF-32); without
-    one UTF-8 is tried and Latin-1 is the fallback, which decodes any byte sequence, so
-    that a spreadsheet's export loses no record to its encoding."""
-    for bom, encoding in (
-        (codecs.BOM_UTF32_LE, "utf-32"),
-        (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _first_lines(text: str, count: int, window: int) -> list:
-    """The first ``count`` non-blank lines, each as ``(head, start, stop)``: its first
-    ``window`` characters, stripped, and its span in ``text``. Only "\n" ends a line
-    (str.splitlines() also splits on characters JSON strings may hold), and no line is
-    copied whole (a one-line NSM document may be hundreds of megabytes)."""
-    lines, start, end = [], 0, len(text)
-    while start < end and len(lines) < count:
-        newline = text.find("\n", start)
-        stop = end if newline < 0 else newline + 1
-        head = text[start : min(stop, start + window)].strip()
-        if head:
-            lines.append((head, start, stop))
-        start = stop
-    return lines
-
-
-def _is_nuclei_line(text: str, head: str, start: int, stop: int) -> bool:
-    # nuclei writes "template-id" among its first keys; only such lines are decoded.
-    if not head.startswith("{") or '"template-id"' not in head:
-        return False
-    try:
-        data = json.loads(text[start:stop])
-    except ValueError:
-        return False
-    return isinstance(data, dict) and "template-id" in data
-
-
-def detect_format(text: str) -> str:
-    """Name the format of a report: ``"nsm-report/1"``, ``"nuclei"`` or ``"divd-csv"``.
-
-    Raises ValueError with a sentence saying what was found instead.
-    """
-    text = text.lstrip("\ufeff")
-    head = _first_lines(text, _NUCLEI_PROBE, _NUCLEI_KEY_WINDOW)
-    if not head:
-        raise ValueError("The report is empty.")
-    first = head[0][0]
-    # A broken first line must not hide a nuclei report: the parser reports that line.
-    if any(_is_nuclei_line(text, *line) for line in head):
-        return NUCLEI
-    if first.startswith("{"):
-        # The spec asks for "schema" first; a document that puts it last is still found.
-        match = _SCHEMA_KEY.search(text, 0, _SNIFF) or _SCHEMA_KEY.search(text)
-        if match and match.group(1) == NSM_REPORT:
-            return NSM_REPORT
-        if match and match.group(1).startswith("nsm-report/"):
-            raise ValueError(f"The report declares schema {match.group(1)!r}; this parser reads {NSM_REPORT!r}.")
-        if match:
-            raise ValueError(f"The report is JSON with schema {match.group(1)!r}, not an NSM report.")
-        raise ValueError(
-            'The report is JSON but neither an NSM report (no "schema": "nsm-report/1") '
-            'nor nuclei JSON lines (no "template-id" in its first lines).'
-        )
-    header = [column.strip().strip('"').lower() for column in first.split(",")]
-    if "ip" in header and set(header) <= set(DIVD_CSV_COLUMNS) and len(set(header)) == len(header):
-        return DIVD_CSV
-    raise ValueError(
-        f"The report is in no known format: its first line {first[:80]!r} is neither JSON "
-        f"nor a DIVD CSV header ({','.join(DIVD_CSV_COLUMNS)})."
-    )
+__all__ = [
+    "DIVD_CSV",
+    "DIVD_CSV_COLUMNS",
+    "FORMATS",
+    "NOT_VULNERABLE",
+    "NSM_REPORT",
+    "NUCLEI",
+    "RESULTS",
+    "SCHEMA_RESOURCE",
+    "VULNERABLE",
+    "NotAFinding",
+    "OpenedReport",
+    "Record",
+    "RecordError",
+    "ReportError",
+    "decode_report",
+    "detect_format",
+    "load_schema",
+    "open_report",
+    "validate_finding",
+    "validate_nsm_report",
+]

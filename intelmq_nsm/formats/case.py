@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.formats import RecordError
+from intelmq_nsm.formats.record import RecordError
+from intelmq_nsm.formats.schema import validate_part
 
 DEFAULT_TYPE = "vulnerable-system"
 # IntelMQ 3.5's TLP knows the TLP 1.0 names only.
@@ -33,8 +34,6 @@ def merge_case(*sources: Optional[dict]) -> dict:
 def case_problems(case: dict, require: bool) -> list:
     """Schema problems of a merged case block as ``[(path, reason)]``; with ``require``
     False a case may lack its required keys (nuclei findings carry their own title)."""
-    from intelmq_nsm.formats.nsm_report import validate_part
-
     problems = validate_part("case", case, prefix="$.case")
     if not require:
         problems = [p for p in problems if "is a required property" not in p[1]]

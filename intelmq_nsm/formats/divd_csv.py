@@ -9,8 +9,11 @@ import csv
 from collections.abc import Iterator
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.formats import DIVD_CSV_COLUMNS, Record, RecordError
 from intelmq_nsm.formats.lines import LineTap, iter_lines
+from intelmq_nsm.formats.record import Record, RecordError
+
+#: The columns of DIVD's enriched host CSV, in DIVD's order.
+DIVD_CSV_COLUMNS = ("ip", "abuse", "prefix", "asn", "holder", "country", "city", "abuse_source")
 
 _FIELDS = {
     "ip": "source.ip",
@@ -28,10 +31,13 @@ class HeaderError(ValueError):
     """The CSV's header is not DIVD's."""
 
 
-def iter_records(text: str) -> Iterator:
-    """Yield one :class:`Record` per data row; ``data`` is a dict column → value, and
-    ``raw`` is the header line plus the row's own lines (a one-row CSV that can be fed
-    again). Blank lines are skipped and not counted."""
+def read_csv(text: str) -> tuple:
+    """Open a DIVD CSV: ``(header_line, records)``. The header is read and checked at once
+    (a wrong one raises HeaderError); ``header_line`` is its raw text ending in a line
+    break. ``records`` yields one :class:`Record` per data row; ``data`` is a dict column →
+    value and ``raw`` the row's own lines, without the header (whoever needs a one-row CSV
+    that can be fed again puts ``header_line`` before it). Blank lines are skipped and not
+    counted."""
     tap = LineTap(iter_lines(text.lstrip("\ufeff")))
     reader = csv.reader(tap, strict=False)
     try:
@@ -50,6 +56,15 @@ def iter_records(text: str) -> Iterator:
             f"The CSV header {','.join(header)[:200]!r} is not DIVD's ({','.join(DIVD_CSV_COLUMNS)}): "
             "it needs an ip column, known columns only, each once."
         )
+    return header_line, _rows(reader, tap, header)
+
+
+def iter_records(text: str) -> Iterator:
+    """The records of :func:`read_csv` alone."""
+    return read_csv(text)[1]
+
+
+def _rows(reader, tap: LineTap, header: list) -> Iterator:
     number = 0
     while True:
         try:
@@ -58,17 +73,16 @@ def iter_records(text: str) -> Iterator:
             return
         except csv.Error as exc:
             number += 1
-            yield Record(number, header_line + tap.take(), error=RecordError("row", f"is not valid CSV: {exc}"))
+            yield Record(number, tap.take(), error=RecordError("row", f"is not valid CSV: {exc}"))
             continue
         raw = tap.take()
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         number += 1
         if len(row) != len(header):
-            error = RecordError("row", f"has {len(row)} fields, the header has {len(header)}")
-            yield Record(number, header_line + raw, error=error)
+            yield Record(number, raw, error=RecordError("row", f"has {len(row)} fields, the header has {len(header)}"))
             continue
-        yield Record(number, header_line + raw, dict(zip(header, row)))
+        yield Record(number, raw, dict(zip(header, row)))
 
 
 def map_record(row: dict) -> dict:

@@ -1,90 +1,21 @@
-"""The NSM report format v1 (JSON): validation against its JSON Schema and a record
-iterator that decodes one finding at a time.
+"""The NSM report format v1 (JSON): a record iterator that decodes one finding at a time,
+and the mapping of a finding to IntelMQ fields.
 
-The schema is package data (``intelmq_nsm/schemas/nsm-report-1.schema.json``);
-``harmonization/nsm-report.md`` is its readable spec.
+Validation against the JSON Schema is :mod:`intelmq_nsm.formats.schema`;
+``harmonization/nsm-report.md`` is the readable spec.
 """
 
-import copy
 import json
 from collections.abc import Iterator
-from functools import cache, lru_cache
-from importlib import resources
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.formats import NSM_REPORT, Record, RecordError
 from intelmq_nsm.formats.case import require_address, truncate
+from intelmq_nsm.formats.record import NSM_REPORT, TOO_DEEP, VULNERABLE, Record, RecordError
+from intelmq_nsm.formats.schema import validate_envelope, validate_finding
 
-SCHEMA_RESOURCE = "nsm-report-1.schema.json"
 _WHITESPACE = json.decoder.WHITESPACE
 _DECODER = json.JSONDecoder()
-# Reasons quote the offending value; a 10 MB field must not become a 10 MB log line.
-_REASON_MAX = 300
-
-
-def load_schema() -> dict:
-    """The NSM report v1 JSON Schema as a dict (a fresh copy)."""
-    return copy.deepcopy(_schema())
-
-
-@lru_cache(maxsize=1)
-def _schema() -> dict:
-    text = resources.files("intelmq_nsm").joinpath("schemas", SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-@cache
-def _validator(part: str):
-    # jsonschema is imported here: it is only needed when a report is validated.
-    from jsonschema import Draft202012Validator
-
-    schema = _schema()
-    if part == "document":
-        sub = schema
-    elif part == "envelope":
-        # Everything but the findings, which are validated one by one as they stream.
-        sub = copy.deepcopy(schema)
-        sub["properties"]["findings"] = {"type": "array"}
-    else:
-        sub = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
-    return Draft202012Validator(sub, format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def _reason(error) -> str:
-    if error.validator == "anyOf" and error.schema.get("anyOf", [{}])[0].get("required") == ["ip"]:
-        return "has no address: one of ip, hostname or url is required"
-    if error.validator == "anyOf" and "format" in str(error.schema):
-        return "is not a valid IPv4 or IPv6 address"
-    if error.validator == "maxLength":
-        return f"is longer than {error.validator_value} characters"
-    if error.validator == "pattern":
-        value = error.instance if isinstance(error.instance, str) else ""
-        shown = value if len(value) <= 80 else value[:80] + "…"
-        return f"{shown!r} is not in the expected form"
-    message = error.message
-    return message if len(message) <= _REASON_MAX else message[:_REASON_MAX] + "…"
-
-
-def _errors(validator, instance, prefix: str = "$") -> list:
-    # Sorted by path: keys and indexes are kept apart, as ints and strings do not compare.
-    errors = sorted(validator.iter_errors(instance), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
-    return [(prefix + error.json_path[1:], _reason(error)) for error in errors]
-
-
-def validate_nsm_report(document: dict) -> list:
-    """Check a whole NSM report against the schema: a list of (JSON path, reason), empty if valid."""
-    return _errors(_validator("document"), document)
-
-
-def validate_finding(finding) -> list:
-    """Check one finding: a list of (JSON path relative to the finding, reason)."""
-    return _errors(_validator("finding"), finding)
-
-
-def validate_part(part: str, instance, prefix: str = "$") -> list:
-    """Check a value against one of the schema's definitions (``case``, ``reporter``, ``finding``)."""
-    return _errors(_validator(part), instance, prefix)
 
 
 class DocumentError(ValueError):
@@ -117,6 +48,9 @@ def _scan_findings(text: str, index: int, keep: bool) -> Iterator:
             value, end = _DECODER.raw_decode(text, start)
         except ValueError as exc:
             yield (start, None, f"Invalid JSON: {exc}.")
+            return
+        except RecursionError:
+            yield (start, None, f"Invalid JSON: {TOO_DEEP}.")
             return
         yield (start, end, value if keep else None)
         index = _skip(text, end)
@@ -166,6 +100,8 @@ def read_envelope(text: str) -> tuple:
                 envelope[key], index = _DECODER.raw_decode(text, index)
             except ValueError as exc:
                 raise DocumentError(f"Invalid JSON in {key!r}: {exc}.") from None
+            except RecursionError:
+                raise DocumentError(f"Invalid JSON in {key!r}: {TOO_DEEP}.") from None
         index = _skip(text, index)
         char = text[index : index + 1]
         if char == "}":
@@ -180,19 +116,23 @@ def read_envelope(text: str) -> tuple:
 def read_report(text: str) -> tuple:
     """Open an NSM report: ``(envelope, records)``. The envelope (schema, case, reporter;
     findings left out) is read and checked at once, and a broken one raises DocumentError;
-    ``records`` then yields one :class:`Record` per finding, decoding one at a time."""
+    ``records`` then yields one :class:`Record` per finding, decoding and checking one at
+    a time (``error`` holds a finding's first problem)."""
     text = text.lstrip("\ufeff")
     envelope, findings_start = read_envelope(text)
     if findings_start is not None:
         envelope.setdefault("findings", [])  # a truncated array still counts as present
-    problems = _errors(_validator("envelope"), envelope)
+    problems = validate_envelope(envelope)
     if problems:
         path, reason = problems[0]
         raise DocumentError(f"The report is not a valid {NSM_REPORT} document: {path} {reason}.")
-    return envelope, _records(text, findings_start)
+    return envelope, _checked(iter_findings(text, findings_start))
 
 
-def _records(text: str, findings_start: Optional[int]) -> Iterator:
+def iter_findings(text: str, findings_start: Optional[int]) -> Iterator:
+    """One :class:`Record` per finding of the array at ``findings_start`` (from
+    :func:`read_envelope`), decoded but not checked against the schema; ``raw`` is the
+    finding's own JSON text. A syntax error ends the array with a record for it."""
     if findings_start is None:
         return
     number = 0
@@ -203,13 +143,17 @@ def _records(text: str, findings_start: Optional[int]) -> Iterator:
         if end is None:
             yield Record(number, text[start:], error=RecordError("findings", value))
             return
-        problems = validate_finding(value)
-        if problems:
-            path, reason = problems[0]
-            field = path[2:] if path != "$" else "finding"
-            yield Record(number, text[start:end], value, RecordError(field, reason))
-        else:
-            yield Record(number, text[start:end], value)
+        yield Record(number, text[start:end], value)
+
+
+def _checked(records: Iterator) -> Iterator:
+    for record in records:
+        if record.error is None:
+            problems = validate_finding(record.data)
+            if problems:
+                path, reason = problems[0]
+                record.error = RecordError(path[2:] if path != "$" else "finding", reason)
+        yield record
 
 
 def map_record(finding: dict, evidence_limit: int) -> dict:
@@ -220,6 +164,7 @@ def map_record(finding: dict, evidence_limit: int) -> dict:
             fields[field] = finding[key]
     if "evidence" in finding:
         fields[ec.EVIDENCE] = truncate(finding["evidence"], evidence_limit)
+    fields[ec.RESULT] = finding.get("result", VULNERABLE)
     require_address(fields)
     return fields
 

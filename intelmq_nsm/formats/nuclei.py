@@ -5,7 +5,8 @@ Field names follow nuclei's ``pkg/output/output.go`` (``ResultEvent``) and
 ``info.severity``, ``info.classification.cve-id`` (a string or a list, nuclei's
 StringSlice), ``host``, ``port`` (a string), ``scheme``, ``url``, ``matched-at``, ``ip``,
 ``type``, ``timestamp`` (RFC 3339 with nanoseconds), ``matcher-status``,
-``extracted-results``, ``matcher-name``. Request and response dumps are not mapped.
+``extracted-results``, ``matcher-name``, ``error`` (a failed request, with ``-ms``). Request and
+response dumps are not mapped.
 """
 
 import ipaddress
@@ -15,9 +16,9 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.formats import Record, RecordError
 from intelmq_nsm.formats.case import cve_ids, require_address, truncate
 from intelmq_nsm.formats.lines import iter_lines
+from intelmq_nsm.formats.record import NOT_VULNERABLE, TOO_DEEP, NotAFinding, Record, RecordError
 
 #: nuclei's severities (pkg/model/types/severity) → IntelMQ 3.5 severity.
 SEVERITY = {
@@ -33,10 +34,6 @@ _TRANSPORT = {"http": "tcp", "network": "tcp", "tcp": "tcp", "ssl": "tcp", "webs
 _APPLICATION = {"dns": "dns", "ssl": "tls", "whois": "whois"}
 
 
-class NotAFinding(Exception):
-    """A nuclei line that reports no match (``matcher-status`` false, with ``-ms``)."""
-
-
 def iter_records(text: str) -> Iterator:
     """Yield one :class:`Record` per non-blank line; ``data`` is the decoded object."""
     number = 0
@@ -49,6 +46,9 @@ def iter_records(text: str) -> Iterator:
             data = json.loads(stripped)
         except ValueError as exc:
             yield Record(number, stripped, error=RecordError("line", f"is not valid JSON: {exc}"))
+            continue
+        except RecursionError:
+            yield Record(number, stripped, error=RecordError("line", f"is {TOO_DEEP}"))
             continue
         if not isinstance(data, dict):
             yield Record(number, stripped, error=RecordError("line", "is not a JSON object"))
@@ -102,8 +102,11 @@ def _is_ip(value: str) -> bool:
 
 
 def map_record(data: dict, evidence_limit: int) -> dict:
-    """One nuclei result → IntelMQ fields; raises NotAFinding for a non-match."""
-    if data.get("matcher-status") is False:
+    """One nuclei result → IntelMQ fields. A non-match (``matcher-status`` false, written
+    with ``-ms``) is a not-vulnerable result; one that failed to scan (it carries an
+    ``error``, e.g. a timeout) says nothing about the system and raises NotAFinding."""
+    not_vulnerable = data.get("matcher-status") is False
+    if not_vulnerable and data.get("error"):
         raise NotAFinding()
     template_id = _text(data, "template-id")
     if not template_id:
@@ -166,6 +169,8 @@ def map_record(data: dict, evidence_limit: int) -> dict:
     timestamp = _text(data, "timestamp")
     if timestamp:
         fields["time.source"] = timestamp
+    if not_vulnerable:
+        fields[ec.RESULT] = NOT_VULNERABLE
     evidence = []
     if _text(data, "matcher-name"):
         evidence.append(f"matcher {data['matcher-name']}")

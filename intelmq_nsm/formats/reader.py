@@ -1,5 +1,6 @@
-"""One entry point for the parser bot: open a report of any format as shared fields plus
-a stream of records, each mapped to IntelMQ fields by a pure function."""
+"""Open a report of any format as the fields its events share plus a stream of records,
+each mapped to IntelMQ fields by a pure function; and the fingerprints that drop
+identical findings. :mod:`intelmq_nsm.bots.parsers.report.events` turns the stream into events."""
 
 import hashlib
 import json
@@ -8,8 +9,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
-from intelmq_nsm.formats import DIVD_CSV, NSM_REPORT, NUCLEI, divd_csv, nsm_report, nuclei
+# Modules, not the package: the package's front door imports this one.
+import intelmq_nsm.formats.divd_csv as divd_csv
+import intelmq_nsm.formats.nsm_report as nsm_report
+import intelmq_nsm.formats.nuclei as nuclei
 from intelmq_nsm.formats.case import case_fields, case_problems, merge_case
+from intelmq_nsm.formats.record import DIVD_CSV, NSM_REPORT, NUCLEI
 
 
 class ReportError(ValueError):
@@ -22,8 +27,11 @@ class OpenedReport:
     #: IntelMQ fields every event of the report shares (case, reporter).
     shared: dict
     records: Iterator
-    #: record data → IntelMQ fields; raises RecordError, or nuclei.NotAFinding to skip.
+    #: record data → IntelMQ fields; raises RecordError, or NotAFinding to skip.
     map_record: Callable
+    #: What goes before a record's own raw text to make it a report of its own (a CSV's
+    #: header line; empty for the JSON formats, whose records stand alone).
+    raw_prefix: str = ""
 
 
 def open_report(
@@ -32,6 +40,7 @@ def open_report(
     """Open ``text`` as format ``fmt``. Case metadata: see :mod:`intelmq_nsm.formats.case`."""
     if report_case is not None and not isinstance(report_case, dict):
         raise ReportError("The report's case metadata (extra.nsm.case) is not an object.")
+    raw_prefix = ""
     try:
         if fmt == NSM_REPORT:
             envelope, records = nsm_report.read_report(text)
@@ -44,9 +53,7 @@ def open_report(
             mapper = lambda data: nuclei.map_record(data, evidence_limit)  # noqa: E731
         elif fmt == DIVD_CSV:
             case, reporter = merge_case(report_case, parameter_case), None
-            records = divd_csv.iter_records(text)
-            # The header is read here, so that a wrong one fails the report, not record 1.
-            records = _prime(records)
+            raw_prefix, records = divd_csv.read_csv(text)
             mapper = divd_csv.map_record
         else:
             raise ReportError(f"Unknown report format {fmt!r}.")
@@ -58,19 +65,7 @@ def open_report(
         path, reason = problems[0]
         hint = " (set the parser's case parameter or submit case metadata with the CSV)" if fmt == DIVD_CSV else ""
         raise ReportError(f"The case metadata is not valid: {path} {reason}{hint}.")
-    return OpenedReport(fmt, case_fields(case, reporter), records, mapper)
-
-
-def _prime(records: Iterator) -> Iterator:
-    """Run a generator up to its first record now (errors in the header surface here)."""
-    first = next(records, None)
-
-    def chained():
-        if first is not None:
-            yield first
-            yield from records
-
-    return chained()
+    return OpenedReport(fmt, case_fields(case, reporter), records, mapper, raw_prefix)
 
 
 def fingerprint(fields: dict) -> bytes:

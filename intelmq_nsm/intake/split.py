@@ -9,12 +9,15 @@ whole submission.
 """
 
 import json
+import re
 from dataclasses import dataclass
 
-from intelmq_nsm.formats import DIVD_CSV, detect_format
+from intelmq_nsm.formats import DIVD_CSV, NSM_REPORT, detect_format
 from intelmq_nsm.formats import divd_csv as divd_csv_format
+from intelmq_nsm.formats import nsm_report as nsm_report_format
 from intelmq_nsm.formats import nuclei as nuclei_format
-from intelmq_nsm.formats.nsm_report import validate_nsm_report
+from intelmq_nsm.formats.record import TOO_DEEP
+from intelmq_nsm.formats.schema import validate_envelope, validate_finding
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
@@ -22,6 +25,8 @@ CSV = "text/csv"
 CONTENT_TYPES = (JSON, NDJSON, CSV)
 #: Problems reported per submission at most; the rest are counted.
 MAX_PROBLEMS = 100
+# JSON's whitespace, found without copying the body (str.lstrip would).
+_LEADING_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 class SubmissionError(ValueError):
@@ -104,20 +109,15 @@ def split_csv(text: str, max_bytes: int) -> list:
         raise SubmissionError(str(exc), [("header", str(exc).rstrip("."))]) from None
     if fmt != DIVD_CSV:
         raise SubmissionError(f"The submission is {fmt}, not a CSV report; send it with its own content type.")
-    records = divd_csv_format.iter_records(text)
-    problems, rows, header = [], [], None
     try:
-        for record in records:
-            # The reader hands each row with the header line before it; the header is
-            # kept once per part instead.
-            if header is None:
-                header = record.raw[: record.raw.index("\n") + 1]
-            row = record.raw[len(header) :]
-            if record.error is not None:
-                problems.append((f"row {record.number}", f"{record.error.field} {record.error.reason}"))
-            rows.append(row if row.endswith("\n") else row + "\n")
+        header, records = divd_csv_format.read_csv(text)
     except divd_csv_format.HeaderError as exc:
         raise SubmissionError(str(exc), [("header", str(exc).rstrip("."))]) from None
+    problems, rows = [], []
+    for record in records:
+        if record.error is not None:
+            problems.append((f"row {record.number}", f"{record.error.field} {record.error.reason}"))
+        rows.append(record.raw if record.raw.endswith("\n") else record.raw + "\n")
     if problems:
         raise _problems_error("The CSV submission is not valid", problems)
     if not rows:
@@ -128,34 +128,69 @@ def split_csv(text: str, max_bytes: int) -> list:
     return packer.done()
 
 
+def _not_json(reason: str) -> SubmissionError:
+    return SubmissionError(f"The body is not valid JSON: {reason}.", [("$", f"is not valid JSON: {reason}")])
+
+
 def split_nsm_report(text: str, max_bytes: int) -> list:
-    """An NSM report: parsed, checked against the JSON Schema, and cut into reports that
-    each carry the schema, case and reporter blocks and a slice of the findings."""
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise SubmissionError(f"The body is not valid JSON: {exc}.", [("$", f"is not valid JSON: {exc}")]) from None
-    if not isinstance(document, dict):
+    """An NSM report: checked against the JSON Schema and cut into reports that each carry
+    the schema, case and reporter blocks and a slice of the findings. The parser's
+    streaming reader decodes one finding at a time (``json.loads`` of a large report costs
+    several times its size), and each finding goes into its part as the researcher wrote it."""
+    start = _LEADING_SPACE.match(text).end()
+    if text[start : start + 1] != "{":
+        # Not an object: decoded whole only to say whether it is JSON at all.
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise _not_json(str(exc)) from None
         raise SubmissionError("The body is not a JSON object.", [("$", "is not a JSON object")])
-    problems = validate_nsm_report(document)
+    try:
+        envelope, findings_start = nsm_report_format.read_envelope(text)
+    except nsm_report_format.DocumentError as exc:
+        raise _not_json(_syntax(str(exc))) from None
+    findings = nsm_report_format.iter_findings(text, findings_start)
+    if findings_start is not None:
+        envelope["findings"] = []  # stands for the array, whose elements are checked one by one
+    problems = validate_envelope(envelope)
+    raws, count = [], 0
+    for record in findings:
+        if record.error is not None:
+            raise _not_json(_syntax(record.error.reason))
+        count += 1
+        problems += validate_finding(record.data, prefix=f"$.findings[{record.number - 1}]")
+        raws.append(record.raw)
+    if findings_start is not None and not count:
+        problems.append(("$.findings", "[] should be non-empty"))
     if problems:
-        raise _problems_error("The NSM report does not follow the schema nsm-report/1", problems)
-    envelope = {key: value for key, value in document.items() if key != "findings"}
+        raise _problems_error(f"The NSM report does not follow the schema {NSM_REPORT}", problems)
+    envelope.pop("findings", None)
     # "schema" first: the parser's format detection looks for it at the start.
     head_doc = {"schema": envelope.pop("schema"), **envelope}
     head = json.dumps(head_doc, ensure_ascii=False)[:-1] + ', "findings": ['
     packer = _Packer(max_bytes, head=head, tail="]}", separator=", ")
-    for finding in document["findings"]:
-        packer.add(json.dumps(finding, ensure_ascii=False))
+    for raw in raws:
+        packer.add(raw)
     return packer.done()
+
+
+def _syntax(message: str) -> str:
+    """A reader's syntax message without its own lead-in and full stop."""
+    message = message.rstrip(".")
+    if message.startswith("Invalid JSON in "):
+        where, _, reason = message[len("Invalid JSON in ") :].partition(": ")
+        return f"{reason} (in {where})"
+    return message[len("Invalid JSON: ") :] if message.startswith("Invalid JSON: ") else message
 
 
 def split_submission(content_type: str, text: str, max_bytes: int) -> list:
     """Check and split a submission by its declared content type."""
-    if content_type == JSON:
-        return split_nsm_report(text, max_bytes)
-    if content_type == NDJSON:
-        return split_ndjson(text, max_bytes)
-    if content_type == CSV:
-        return split_csv(text, max_bytes)
-    raise ValueError(f"Unsupported content type {content_type!r}.")
+    splitters = {JSON: split_nsm_report, NDJSON: split_ndjson, CSV: split_csv}
+    if content_type not in splitters:
+        raise ValueError(f"Unsupported content type {content_type!r}.")
+    try:
+        return splitters[content_type](text, max_bytes)
+    except RecursionError:
+        # The readers turn this into a record's or the document's error; this is the last
+        # line for any other decoder on the way (a whole-body json.loads of a non-object).
+        raise SubmissionError(f"The body is {TOO_DEEP}.", [("$", f"is {TOO_DEEP}")]) from None

@@ -24,7 +24,7 @@ def test_problems_are_listed_per_record(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Record 4: field 'line' is not valid JSON")
     assert lines[1] == "Record 5: field 'address' has no address: one of ip, hostname or url is required."
-    assert lines[2].endswith("nuclei, 2 findings would become events, 2 problems.")
+    assert lines[2].endswith("nuclei, 3 findings would become events (1 of them not vulnerable), 2 problems.")
 
 
 def test_a_csv_needs_its_case(tmp_path):

@@ -50,9 +50,9 @@ def test_three_formats_through_the_parser_into_a_file(tmp_path, intelmq_pipeline
         report_message(csv, **{"extra.nsm.first_record": 501}),
     )
 
-    events = pipeline.wait_for_file_output(events_file, count=3 + 2 + 1, timeout=60)
+    events = pipeline.wait_for_file_output(events_file, count=3 + 3 + 1, timeout=60)
     pipeline.wait_drained()
-    assert len(events) == 6
+    assert len(events) == 7
     by_format = {}
     for event in events:
         by_format.setdefault(event["extra.nsm.report_format"], []).append(event)
@@ -78,7 +78,7 @@ def test_three_formats_through_the_parser_into_a_file(tmp_path, intelmq_pipeline
     assert first["feed.name"] == "Researcher intake"
     assert json.loads(base64.b64decode(first["raw"]))["ip"] == "192.0.2.10"
 
-    cve, ssh = by_format["nuclei"]
+    cve, ssh, fixed = by_format["nuclei"]
     assert (cve["extra.nsm.template_id"], cve["source.ip"], cve["source.fqdn"]) == (
         "CVE-2024-3400",
         "192.0.2.10",
@@ -89,6 +89,17 @@ def test_three_formats_through_the_parser_into_a_file(tmp_path, intelmq_pipeline
     assert cve["product.vulnerabilities"] == "cve-2023-38408;cve-2024-3400"
     assert cve["source.url"] == "https://vpn.gemeente.example:443/global-protect/login.esp"
     assert (ssh["source.ip"], ssh["source.port"], ssh["extra.nsm.record"]) == ("198.51.100.7", 22, 2)
+    # Line 3 is nuclei -ms output for a system the template no longer matches.
+    assert (fixed["source.ip"], fixed["extra.nsm.result"], fixed["extra.nsm.record"]) == (
+        "203.0.113.5",
+        "not-vulnerable",
+        3,
+    )
+    assert [event["extra.nsm.result"] for event in events].count("vulnerable") == 6
+    # Every event has its finding id; the two scans of 192.0.2.10:443 in case DIVD-2024-00012
+    # (the NSM report) and DIVD-2024-00077 (nuclei, the parameter's case) are two findings.
+    ids = [event["extra.nsm.finding_id"] for event in events]
+    assert all(i.startswith("nf1-") for i in ids) and len(set(ids)) == 7
 
     [row] = by_format["divd-csv"]
     assert (row["source.ip"], row["source.asn"], row["source.abuse_contact"]) == (

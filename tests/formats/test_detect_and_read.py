@@ -5,10 +5,9 @@ import json
 
 import pytest
 
-from intelmq_nsm.formats import RecordError, decode_report, divd_csv, nsm_report, nuclei
+from intelmq_nsm.formats import NotAFinding, RecordError, decode_report, detect_format, divd_csv, nsm_report, nuclei
 from intelmq_nsm.formats.case import combine, merge_case
 from intelmq_nsm.formats.reader import RecentFingerprints, ReportError, fingerprint, open_report
-from intelmq_nsm.report_format import detect_format
 
 HEADER = "ip,abuse,prefix,asn,holder,country,city,abuse_source\n"
 CASE = {"id": "DIVD-2024-00012", "title": "Exposed interfaces"}
@@ -96,18 +95,20 @@ def test_nsm_reader_rejects_a_broken_document(text, message):
 
 def test_nsm_map_record_requires_an_address_and_truncates_evidence():
     fields = nsm_report.map_record({"ip": "192.0.2.1", "evidence": "e" * 50}, evidence_limit=10)
-    assert fields == {"source.ip": "192.0.2.1", "extra.nsm.evidence": "eeeeeeeee…"}
+    assert fields == {"source.ip": "192.0.2.1", "extra.nsm.evidence": "eeeeeeeee…", "extra.nsm.result": "vulnerable"}
     with pytest.raises(RecordError, match="address"):
         nsm_report.map_record({"port": 1}, evidence_limit=10)
 
 
 def test_csv_reader_gives_each_row_with_its_own_lines():
     text = HEADER + '192.0.2.1,a@isp.example,,,,NL,"Den\r\nHaag",ripe\r\n\r\n192.0.2.2,,,,,,,\n192.0.2.3,,\n'
-    records = list(divd_csv.iter_records(text))
+    header, records = divd_csv.read_csv(text)
+    records = list(records)
+    assert header == HEADER
     assert [r.number for r in records] == [1, 2, 3]
-    assert records[0].raw == HEADER + '192.0.2.1,a@isp.example,,,,NL,"Den\r\nHaag",ripe\r\n'
+    assert records[0].raw == '192.0.2.1,a@isp.example,,,,NL,"Den\r\nHaag",ripe\r\n'
     assert records[0].data["city"] == "Den\r\nHaag"
-    assert records[1].raw == HEADER + "192.0.2.2,,,,,,,\n"
+    assert records[1].raw == "192.0.2.2,,,,,,,\n"
     assert records[2].error.reason == "has 3 fields, the header has 8"
 
 
@@ -164,9 +165,13 @@ def test_nuclei_record_errors_name_the_field(record, field):
     assert field in caught.value.field
 
 
-def test_nuclei_non_match_is_not_a_finding():
-    with pytest.raises(nuclei.NotAFinding):
-        nuclei.map_record({"template-id": "t", "ip": "192.0.2.1", "matcher-status": False}, 100)
+def test_nuclei_non_match_is_a_not_vulnerable_result_and_a_failed_request_no_finding():
+    fields = nuclei.map_record({"template-id": "t", "ip": "192.0.2.1", "matcher-status": False}, 100)
+    assert fields["extra.nsm.result"] == "not-vulnerable"
+    assert "extra.nsm.result" not in nuclei.map_record({"template-id": "t", "ip": "192.0.2.1"}, 100)
+    timeout = {"template-id": "t", "ip": "192.0.2.1", "matcher-status": False, "error": "context deadline exceeded"}
+    with pytest.raises(NotAFinding):
+        nuclei.map_record(timeout, 100)
 
 
 def test_case_precedence_and_combination():

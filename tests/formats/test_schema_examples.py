@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.report_format import load_schema, validate_nsm_report
+from intelmq_nsm.formats import load_schema, validate_nsm_report
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "harmonization" / "examples"
@@ -53,3 +53,10 @@ def test_validation_names_paths_and_keeps_reasons_short():
     [(path, reason)] = validate_nsm_report(document)
     assert path == "$.findings[1].evidence"
     assert reason == "is longer than 10000 characters"
+
+
+def test_the_case_parameter_example_is_a_valid_case_block():
+    from intelmq_nsm.formats.case import case_problems
+
+    case = json.loads((EXAMPLES / "case-parameter.json").read_text(encoding="utf-8"))
+    assert case_problems(case, require=True) == []

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intelmq_nsm.formats import divd_csv, nuclei
-from intelmq_nsm.intake.split import SubmissionError, split_csv, split_ndjson, split_nsm_report
+from intelmq_nsm.intake.split import SubmissionError, split_csv, split_ndjson, split_nsm_report, split_submission
 
 HEADER = "ip,asn,holder\n"
 
@@ -77,3 +77,57 @@ def test_csv_splitting_keeps_every_row_in_order(holders, max_bytes):
     expected = [r.data for r in divd_csv.iter_records(text)]
     assert rows == expected
     assert sum(p.records for p in parts) == len(expected)
+
+
+NSM_HEAD = '{"schema": "nsm-report/1", "case": {"id": "DIVD-2024-00001", "title": "t"}, "findings": '
+
+
+def test_nsm_report_findings_go_into_parts_as_written_and_every_problem_is_named():
+    findings = ['{"ip":"198.51.100.1",  "port": 1}', '{ "port" : 2, "ip": "198.51.100.2" }']
+    [part] = split_nsm_report(NSM_HEAD + "[" + ",\n".join(findings) + "]}", max_bytes=10_000)
+    assert part.text.endswith('"findings": [' + ", ".join(findings) + "]}")
+    bad = NSM_HEAD.replace('"t"', '""') + '[{"ip": "192.0.2.1"}, {"port": 70000}, {"ip": "x", "result": "fixed"}]}'
+    with pytest.raises(SubmissionError) as error:
+        split_nsm_report(bad, max_bytes=10_000)
+    assert str(error.value) == "The NSM report does not follow the schema nsm-report/1: 5 problem(s)."
+    assert [path for path, _ in error.value.problems] == [
+        "$.case.title",
+        "$.findings[1]",
+        "$.findings[1].port",
+        "$.findings[2].ip",
+        "$.findings[2].result",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "The body is not a JSON object."),
+        ("[1, 2", "The body is not valid JSON: Expecting"),
+        (NSM_HEAD + '[{"ip": "192.0.2.1"}, {"ip": ]}', "The body is not valid JSON: Expecting value"),
+        (
+            NSM_HEAD + '[{"ip": "192.0.2.1"}]} trailing',
+            "The body is not valid JSON: Unexpected text after the document",
+        ),
+        (NSM_HEAD + "[]}", "The NSM report does not follow the schema nsm-report/1: 1 problem(s)."),
+    ],
+)
+def test_nsm_report_refusals_say_why(text, message):
+    with pytest.raises(SubmissionError) as error:
+        split_nsm_report(text, max_bytes=10_000)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text"),
+    [
+        ("application/json", NSM_HEAD + "[" + "[" * 100_000 + "]" * 100_000 + "]}"),
+        ("application/json", '{"case": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("application/json", "[" * 100_000),
+        ("application/x-ndjson", '{"template-id": "a"}\n' + "[" * 100_000 + "\n"),
+    ],
+)
+def test_deeply_nested_json_is_bad_input_naming_the_limit(content_type, text):
+    with pytest.raises(SubmissionError) as error:
+        split_submission(content_type, text, 10_000)
+    assert "nested too deeply (JSON deeper than about 1,000 levels)" in str(error.value) + str(error.value.problems)

@@ -12,14 +12,8 @@ from tests.messages import report_message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = Path(__file__).resolve().parents[3] / "harmonization" / "examples"
-CASE = {
-    "id": "DIVD-2024-00012",
-    "title": "Exposed management interfaces of Example Gateway",
-    "url": "https://csirt.divd.example/cases/DIVD-2024-00012",
-    "cve": ["CVE-2024-3400"],
-    "severity": "critical",
-    "recommendation": "Update Example Gateway.",
-}
+# The case parameter of the bot's catalogue page (also the benchmark's).
+CASE = json.loads(EXAMPLES.joinpath("case-parameter.json").read_text(encoding="utf-8"))
 
 
 report = report_message
@@ -63,6 +57,8 @@ NSM_FIRST_EVENT = {
     "extra.nsm.reporter": {"organisation": "DIVD", "contact": "csirt@divd.example"},
     "extra.nsm.report_format": "nsm-report/1",
     "extra.nsm.record": 1,
+    "extra.nsm.finding_id": "nf1-82252b99268952ec6b1d8baeb8be7b71",
+    "extra.nsm.result": "vulnerable",
 }
 
 
@@ -157,6 +153,8 @@ NUCLEI_EVENTS = [
         "extra.nsm.evidence": "10.2.7",
         "extra.nsm.report_format": "nuclei",
         "extra.nsm.record": 1,
+        "extra.nsm.finding_id": "nf1-6982bb7ef667ee3bb3ad858ab1f8a35d",
+        "extra.nsm.result": "vulnerable",
     },
     {
         "classification.taxonomy": "vulnerable",
@@ -173,6 +171,28 @@ NUCLEI_EVENTS = [
         "extra.nsm.evidence": "matcher banner; SSH-2.0-OpenSSH_8.9p1",
         "extra.nsm.report_format": "nuclei",
         "extra.nsm.record": 2,
+        "extra.nsm.finding_id": "nf1-d3b750951f5fdd5600d9bc0e25417654",
+        "extra.nsm.result": "vulnerable",
+    },
+    # Line 3: matcher-status false (nuclei -ms), the system was scanned and is not vulnerable.
+    {
+        "classification.taxonomy": "vulnerable",
+        "classification.type": "vulnerable-system",
+        "classification.identifier": "CVE-2024-3400",
+        "event_description.text": "Example Gateway - Command Injection",
+        "severity": "critical",
+        "product.vulnerabilities": "cve-2024-3400",
+        "source.ip": "203.0.113.5",
+        "source.port": 443,
+        "source.url": "https://203.0.113.5:443/global-protect/login.esp",
+        "protocol.application": "https",
+        "protocol.transport": "tcp",
+        "time.source": "2024-04-15T08:32:00+00:00",
+        "extra.nsm.template_id": "CVE-2024-3400",
+        "extra.nsm.report_format": "nuclei",
+        "extra.nsm.record": 3,
+        "extra.nsm.finding_id": "nf1-ab46b3ece08c387006e922a2cc9e042f",
+        "extra.nsm.result": "not-vulnerable",
     },
 ]
 
@@ -187,19 +207,18 @@ class TestReportParserBotNuclei(BotTestCase, unittest.TestCase):
 
     def test_nuclei_lines_become_events_field_by_field(self):
         events, errors = self.run_with_errors(report(NUCLEI))
-        self.assertEqual(len(events), 2)
-        for event, expected in zip(events, NUCLEI_EVENTS):
+        self.assertEqual(len(events), 3)
+        for event, expected in zip(events, NUCLEI_EVENTS, strict=True):
             self.assertEqual(raw_of(event), NUCLEI.splitlines()[expected["extra.nsm.record"] - 1])
             own = {
                 k: v for k, v in event.items() if k not in ("raw", "__type") and not k.startswith(("feed.", "time.obs"))
             }
             self.assertDictEqual(own, expected)
-        # Line 3 is a non-match (matcher-status false): skipped, not an error.
         self.assertEqual([raw_of(e) for e in errors], [NUCLEI.splitlines()[3], NUCLEI.splitlines()[4]])
         self.assertLogMatches(r"Record 4 of the nuclei report: field 'line' is not valid JSON", "WARNING")
         self.assertLogMatches(r"Record 5 of the nuclei report: field 'address' has no address", "WARNING")
         self.assertLogMatches(
-            r"Parsed a nuclei report: 2 events sent, 0 duplicates dropped, 1 non-matches skipped, 2 records failed",
+            r"Parsed a nuclei report: 3 events sent, 0 duplicates dropped, 0 non-matches skipped, 2 records failed",
             "INFO",
         )
 
@@ -212,7 +231,7 @@ class TestReportParserBotNuclei(BotTestCase, unittest.TestCase):
         self.assertEqual(ssh["event_description.url"], CASE["url"])
         self.assertEqual(ssh["severity"], "critical")
         self.assertEqual(ssh["product.vulnerabilities"], "cve-2024-3400;cve-2023-38408")
-        self.assertEqual(events[0]["extra.nsm.recommendation"], "Update Example Gateway.")
+        self.assertEqual(events[0]["extra.nsm.recommendation"], CASE["recommendation"])
 
 
 DIVD_CSV = FIXTURES.joinpath("divd.csv").read_text(encoding="utf-8")
@@ -255,6 +274,8 @@ class TestReportParserBotDivdCsv(BotTestCase, unittest.TestCase):
                 "extra.nsm.recommendation": CASE["recommendation"],
                 "extra.nsm.report_format": "divd-csv",
                 "extra.nsm.record": 1,
+                "extra.nsm.finding_id": "nf1-a225e91545254a287f7a0efd45e13361",
+                "extra.nsm.result": "vulnerable",
             },
         )
         self.assertEqual(raw_of(events[0]), HEADER + DIVD_CSV.splitlines(keepends=True)[1])

@@ -4,17 +4,15 @@ import base64
 import binascii
 from typing import Optional
 
-from intelmq.bots.experts.taxonomy.expert import TAXONOMY
 from intelmq.lib.bot import ParserBot
 from intelmq.lib.exceptions import IntelMQException
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
-from intelmq_nsm.formats import FORMATS, RecordError, decode_report, detect_format
-from intelmq_nsm.formats.case import case_problems, combine
-from intelmq_nsm.formats.nuclei import NotAFinding
-from intelmq_nsm.formats.reader import RecentFingerprints, fingerprint, open_report
+from intelmq_nsm.bots.parsers.report.events import DUPLICATE, EVENT, FAILED, SKIPPED, ReportEvents
+from intelmq_nsm.formats import FORMATS, decode_report, detect_format, open_report
+from intelmq_nsm.formats.case import case_problems
 
 # Failures logged one by one per report; the rest are counted (every one is dumped).
 _LOGGED_FAILURES = 10
@@ -53,95 +51,42 @@ class NSMReportParserBot(ParserBot):
             fmt = detect_format(text) if self.format == "auto" else self.format
             opened = open_report(fmt, text, report.get(ec.CASE), self.case, self.evidence_max_length)
             # The shared fields are checked here, before any event is sent.
-            self._start_report(report, opened, first_record - 1)
+            events = ReportEvents(
+                opened, self.new_event(report), self.duplicate_memory, first_record - 1, self.default_fields
+            )
         except (ValueError, binascii.Error, IntelMQException) as exc:
             self.logger.warning("Report dumped: %s", str(exc).rstrip(".") + ".")
             self._dump_failure(report, None, f"{type(exc).__name__}: {exc}")
             self.acknowledge_message()
             return
-        for record in opened.records:
-            self._handle(record)
-        self._finish_report()
+        self._report, self._format, self._overflow = report, opened.format, []
+        counts = dict.fromkeys(("sent", "duplicates", "skipped", "failed"), 0)
+        kinds = {EVENT: "sent", DUPLICATE: "duplicates", SKIPPED: "skipped", FAILED: "failed"}
+        for outcome in events:
+            counts[kinds[outcome.kind]] += 1
+            if outcome.kind == EVENT:
+                self.send_message(outcome.event)
+            elif outcome.kind == FAILED:
+                if outcome.exception is not None:
+                    self.logger.error(
+                        "Record %d raised an unexpected error.", outcome.number, exc_info=outcome.exception
+                    )
+                self._fail(outcome, counts["failed"])
+        self._finish_report(counts)
         self.acknowledge_message()
 
-    def _start_report(self, report, opened, offset: int):
-        """Per-report state (as ParserBot keeps its tempdata): counters, the duplicate
-        memory, the overflowing dumps and the template every event starts from."""
-        self._report, self._opened, self._offset = report, opened, offset
-        self._seen = RecentFingerprints(self.duplicate_memory)
-        self._counts = dict.fromkeys(("sent", "duplicates", "skipped", "failed"), 0)
-        self._overflow = []
-        # The shared fields are checked once on a probe event.
-        probe = self.new_event()
-        for key, value in opened.shared.items():
-            probe.add(key, value, overwrite=True)
-        # The taxonomy follows from the type by IntelMQ's own table (its taxonomy expert's).
-        probe.add("classification.taxonomy", TAXONOMY.get(probe["classification.type"], "other"), overwrite=True)
-        probe.add(ec.REPORT_FORMAT, opened.format)
-        self._shared = dict(probe.items())
-        # Every event starts as a copy of this template (feed fields of the report, the
-        # shared fields, default_fields where nothing else sets them): building an Event
-        # from scratch re-checks all harmonization keys, a quarter of the cost per event.
-        self._template = self.new_event(report)
-        dict.update(self._template, self._shared)
-        for key, value in (self.default_fields or {}).items():
-            self._template.add(key, value, overwrite=False)
-
-    def _handle(self, record):
-        number = self._offset + record.number
-        try:
-            if record.error:
-                raise record.error
-            fields = self._opened.map_record(record.data)
-            digest = fingerprint(fields)
-            if digest in self._seen:
-                self._counts["duplicates"] += 1
-                return
-            event = self._event(fields, record, number)
-            # Remembered only once it became an event: a copy of a failed record fails too.
-            self._seen.add(digest)
-        except NotAFinding:
-            self._counts["skipped"] += 1
-            return
-        except RecordError as exc:
-            self._fail(record, number, exc.field, exc.reason)
-            return
-        except Exception as exc:
-            # Whatever else a record provokes stays with that record: failing the report
-            # would make IntelMQ retry it and send its good records twice.
-            self.logger.exception("Record %d raised an unexpected error.", number)
-            self._fail(record, number, "record", f"raised {type(exc).__name__}: {str(exc)[:200]}")
-            return
-        self.send_message(event)
-        self._counts["sent"] += 1
-
-    def _event(self, fields: dict, record, number: int):
-        event = shortcuts.clone(self._template)
-        for key, value in combine(self._shared, fields).items():
-            try:
-                event.add(key, value, overwrite=True)
-            except (IntelMQException, ValueError, TypeError):
-                shown = repr(value)
-                shown = shown if len(shown) <= 80 else shown[:80] + "…"
-                raise RecordError(key, f"{shown} is not a valid value for {key}") from None
-        event.add(ec.RECORD, number)
-        event.add("raw", record.raw)
-        return event
-
-    def _fail(self, record, number: int, field: str, reason: str):
-        self._counts["failed"] += 1
-        failed = self._counts["failed"]
-        message = f"Record {number} of the {self._opened.format} report: field {field!r} {reason}."
+    def _fail(self, outcome, failed: int):
+        message = f"Record {outcome.number} of the {self._format} report: field {outcome.field!r} {outcome.reason}."
         if failed <= _LOGGED_FAILURES:
             self.logger.warning("%s The record is dumped.", message)
         if failed <= self.max_record_dumps:
-            self._dump_failure(self._report, record.raw, "intelmq_nsm.formats.RecordError: " + message)
+            self._dump_failure(self._report, outcome.raw, "intelmq_nsm.formats.RecordError: " + message)
         else:
             # Each IntelMQ dump rewrites the whole dump file: beyond the limit the failed
             # records of this report go into one last dump, still each with its reason.
-            self._overflow.append((message, record.raw))
+            self._overflow.append((message, outcome.raw))
 
-    def _finish_report(self):
+    def _finish_report(self, counts: dict):
         if self._overflow:
             reasons = "\n".join(message for message, _ in self._overflow[:1000])
             if len(self._overflow) > 1000:
@@ -150,10 +95,10 @@ class NSMReportParserBot(ParserBot):
             self._dump_failure(self._report, raw, "intelmq_nsm.formats.RecordError: " + reasons)
         self.logger.info(
             "Parsed a %s report: %d events sent, %d duplicates dropped, %d non-matches skipped, %d records failed.",
-            self._opened.format,
-            *self._counts.values(),
+            self._format,
+            *counts.values(),
         )
-        self._report = self._opened = self._seen = self._template = self._overflow = None
+        self._report = self._format = self._overflow = None
 
     def _dump_failure(self, report, raw: Optional[str], message: str):
         dump = report.copy()
