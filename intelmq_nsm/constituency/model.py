@@ -60,11 +60,6 @@ class Organisation:
     members: tuple = ()
     origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
 
-    def valid_on(self, day: date) -> bool:
-        return (self.valid_from is None or self.valid_from <= day) and (
-            self.valid_until is None or day <= self.valid_until
-        )
-
     def as_event_dict(self) -> dict:
         """The organisation as ``extra.nsm.organisations`` carries it."""
         return {"id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts)}

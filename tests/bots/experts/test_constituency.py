@@ -6,6 +6,7 @@ import time
 import unittest
 from pathlib import Path
 
+from intelmq.lib.exceptions import InvalidArgument
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as contract
@@ -173,7 +174,7 @@ class TestConstituencyExpertBot(RoutedOutputs, BotTestCase, unittest.TestCase):
         assert '"constituency": "surf"' in fallback and len(self.outputs("ibd")) == 1
 
     def test_the_bot_refuses_to_start_on_an_invalid_registry(self):
-        with self.assertRaises(ValueError) as caught:
+        with self.assertRaises(InvalidArgument) as caught:
             self.run_routed(event(source__ip="192.0.2.5"), database=str(DATA / "no-such-file.yaml"))
         assert "no-such-file.yaml" in str(caught.exception) and "cannot be read" in str(caught.exception)
 
