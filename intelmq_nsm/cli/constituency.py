@@ -72,7 +72,7 @@ def lookup(args) -> int:
                 "routes": [
                     {
                         "constituency": r.constituency,
-                        "organisations": [o.as_event_dict() for o in r.organisations],
+                        "organisations": r.organisation_dicts(),
                         "matches": [m.as_event_dict() for m in r.matches],
                         "tie": r.tie,
                     }

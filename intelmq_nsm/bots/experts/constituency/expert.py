@@ -16,6 +16,7 @@ from intelmq.lib.exceptions import InvalidArgument, InvalidValue
 from intelmq_nsm import event_contract as contract
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.constituency import RegistryError, load_registry
+from intelmq_nsm.constituency.index import OWNERS
 from intelmq_nsm.constituency.loader import database_paths
 from intelmq_nsm.constituency.update import UpdateError, signature, update_registry
 
@@ -29,6 +30,7 @@ class ConstituencyExpertBot(ExpertBot):
     database: Union[str, list] = "/opt/intelmq/var/lib/bots/nsm-constituency"  # file, directory or list
     builtin_municipalities: bool = True  # the 342 municipalities as organisations of constituency ibd
     fields: list = ["source.fqdn", "source.url", "source.ip", "source.asn"]
+    owners: str = "all"  # all: the owners of the service and of the network; most-specific: the domain decides alone
     match_asn: bool = False  # an ASN often covers customers that are not the organisation itself
     overwrite: bool = False  # look up events that already carry a constituency
     field: str = "constituency"
@@ -38,6 +40,8 @@ class ConstituencyExpertBot(ExpertBot):
     autoupdate_cached_database: bool = True
 
     def init(self):
+        if self.owners not in OWNERS:
+            raise InvalidArgument("owners", got=self.owners, expected=list(OWNERS))
         registry = getattr(self, "_registry", None)
         try:
             self._load()
@@ -91,7 +95,7 @@ class ConstituencyExpertBot(ExpertBot):
             self._send(event, event[self.field])
         else:
             values = [(name, value) for name in self.fields if (value := shortcuts.get(event, name)) is not None]
-            routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
+            routes = self._registry.index.decide(values, self.match_asn, owners=self.owners) if values else []
             if not routes:
                 self.send_message(event)
             # Copies only for the second and further constituencies: a copy re-validates
@@ -111,7 +115,7 @@ class ConstituencyExpertBot(ExpertBot):
             self._stored_values[route.constituency] = event[self.field]
         else:
             shortcuts.put(event, self.field, stored)
-        shortcuts.put(event, contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations])
+        shortcuts.put(event, contract.ORGANISATIONS, route.organisation_dicts())
         shortcuts.put(event, contract.MATCHES, [m.as_event_dict() for m in route.matches])
         if route.tie:
             shortcuts.put(event, contract.TIE, route.tie)
@@ -137,6 +141,9 @@ class ConstituencyExpertBot(ExpertBot):
     @staticmethod
     def check(parameters):
         defaults = ConstituencyExpertBot
+        owners = parameters.get("owners", defaults.owners)
+        if owners not in OWNERS:
+            return [["error", f"The parameter owners must be one of {', '.join(OWNERS)}, not {owners!r}."]]
         paths = database_paths(parameters.get("database", defaults.database))
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
