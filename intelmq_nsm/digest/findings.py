@@ -32,7 +32,10 @@ COLUMNS = (
     "recommendation",
     "classification",
     "description",
+    "role",
 )
+#: What an organisation owns of a finding (``role`` in ``extra.nsm.organisations``).
+ROLES = ("service", "network", "asn")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def finding_row(event: dict) -> dict:
         "recommendation": _get(event, ec.RECOMMENDATION),
         "classification": classification,
         "description": _get(event, "event_description.text"),
+        "role": None,  # per organisation: see findings()
     }
     return {k: "" if v is None else v for k, v in row.items()}
 
@@ -139,5 +143,6 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
             "kind": org.get("kind") or "other",
             "contacts": [c for c in org.get("contacts") or [] if isinstance(c, str)],
         }
-        result.append(Finding(digest, organisation, value, case_id, row))
+        role = org.get("role") if org.get("role") in ROLES else ""
+        result.append(Finding(digest, organisation, value, case_id, dict(row, role=role)))
     return result

@@ -14,6 +14,11 @@ LANGUAGES = ("nl", "en")
 #: A spreadsheet takes a cell starting with one of these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMAT_VERSION = "nsm-digest/1"
+#: Per language, what a finding's ``role`` says about the organisation's part in it.
+ROLE_TEXT = {
+    "nl": {"service": "uw dienst", "network": "uw netwerk", "asn": "uw AS"},
+    "en": {"service": "your service", "network": "a system in your network", "asn": "a system in your AS"},
+}
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("intelmq_nsm", "templates"),
@@ -114,6 +119,7 @@ def to_text(digest, language: str = "nl") -> str:
         created=_iso(digest.created),
         cases=_cases(digest),
         count=len(digest.findings),
+        roles=ROLE_TEXT[language],
     )
 
 
