@@ -344,11 +344,12 @@ class Index:
         if not found:
             return []
         day = day or utc_today()
-        if owners == "all":
-            if len(found) > 1:  # one value decides the same under either rule, on the short path
-                return self._decide_all(found, day)
-        elif owners != "most-specific":
+        if owners != "all" and owners != "most-specific":
             raise ValueError(f"owners must be one of {', '.join(OWNERS)}, not {owners!r}")
+        if len(found) == 1:  # the common case: one value decides alike under either rule
+            return self._decide_kind(found, found[0][0], day)
+        if owners == "all":
+            return self._decide_all(found, day)
         for kind in PRECEDENCE:
             routes = self._decide_kind(found, kind, day)
             if routes:

@@ -221,7 +221,10 @@ class Route:
     def role_of(self, organisation_id: str) -> str:
         """``service``, ``network`` or ``asn``: what the organisation's matches say it owns
         (the first of ``ROLE_ORDER`` when it matched in several ways)."""
-        roles = {ROLES[m.kind] for m in self.matches if m.organisation.id == organisation_id}
+        matches = self.matches
+        if len(matches) == 1:  # the common case, without the general search
+            return ROLES[matches[0].kind]
+        roles = {ROLES[m.kind] for m in matches if m.organisation.id == organisation_id}
         return next(role for role in ROLE_ORDER if role in roles)
 
     def organisation_dicts(self) -> list:
