@@ -1,7 +1,7 @@
 """``intelmq-nsm constituency``: validate, query and compare constituency registries.
 
 Exit codes: 0 success (``lookup``: every value matched; ``diff``: no routing changes),
-1 the registry is invalid (or ``diff``: routing changes), 2 wrong usage,
+1 the registry is invalid (or ``diff``: routing changes), 2 wrong usage or unreadable input,
 3 (``lookup`` only) at least one value matched nothing.
 """
 
@@ -10,6 +10,7 @@ import sys
 from datetime import date
 
 from intelmq_nsm.constituency import RegistryError, load_registry
+from intelmq_nsm.constituency.index import OWNERS
 from intelmq_nsm.constituency.values import parse_asn, parse_ip, utc_today
 
 DEFAULT_DATABASE = "/opt/intelmq/var/lib/bots/nsm-constituency"
@@ -55,31 +56,44 @@ def _field_for(value: str) -> str:
     return "source.asn"
 
 
+#: The event fields ``lookup`` takes one value of, as options.
+EVENT_FIELDS = ("fqdn", "url", "ip", "asn")
+
+
+def _route_dict(route) -> dict:
+    return {
+        "constituency": route.constituency,
+        "organisations": route.organisation_dicts(),
+        "matches": [m.as_event_dict() for m in route.matches],
+        "tie": route.tie,
+    }
+
+
 def lookup(args) -> int:
+    event = [(f"source.{name}", value) for name in EVENT_FIELDS if (value := getattr(args, name)) is not None]
+    if event and args.values:
+        print("Give either values to look up one by one or the --fqdn/--url/--ip/--asn of one event.", file=sys.stderr)
+        return 2
+    if not event and not args.values:
+        print("Nothing to look up: give values, or --fqdn/--url/--ip/--asn of one event.", file=sys.stderr)
+        return 2
     registry = _load(args.database or [DEFAULT_DATABASE], args)
     if registry is None:
         return 1
+    # Values given alone are each an event of their own; the options together form one event.
+    events = [event] if event else [[(_field_for(value), value)] for value in args.values]
     unmatched = 0
     results = []
-    for value in args.values:
-        field = _field_for(value)
-        routes = registry.index.decide([(field, value)], match_asn=True, day=args.date)
+    for values in events:
+        routes = registry.index.decide(values, match_asn=True, day=args.date, owners=args.owners)
         unmatched += not routes
-        results.append(
-            {
-                "value": value,
-                "field": field,
-                "routes": [
-                    {
-                        "constituency": r.constituency,
-                        "organisations": [o.as_event_dict() for o in r.organisations],
-                        "matches": [m.as_event_dict() for m in r.matches],
-                        "tie": r.tie,
-                    }
-                    for r in routes
-                ],
-            }
-        )
+        label = " ".join(f"{field}={value}" for field, value in values) if event else values[0][1]
+        result = {"value": label, "routes": [_route_dict(r) for r in routes]}
+        if event:
+            result["event"] = dict(values)
+        else:
+            result["field"] = values[0][0]
+        results.append(result)
     if args.json:
         print(json.dumps({"registry_version": registry.version, "results": results}, indent=2, ensure_ascii=False))
     else:
@@ -87,7 +101,9 @@ def lookup(args) -> int:
             if not result["routes"]:
                 print(f"{result['value']}: no match; the event would leave on path _default.")
             for route in result["routes"]:
-                names = ", ".join(f"{o['id']} {o['name']} ({o['kind']})" for o in route["organisations"])
+                names = "; ".join(
+                    f"{o['id']} {o['name']} ({o['kind']}, {o['role']} owner)" for o in route["organisations"]
+                )
                 print(f"{result['value']}: constituency {route['constituency']}: {names}")
                 for m in route["matches"]:
                     note = f", note: {m['note']}" if m["note"] else ""
@@ -112,6 +128,14 @@ def stats(args) -> int:
 
 
 def diff(args) -> int:
+    if args.events:
+        if args.new is not None:
+            print("With --events, give one registry (the one in use), not two.", file=sys.stderr)
+            return 2
+        return _diff_events(args)
+    if args.old is None or args.new is None:
+        print("Give the registry in use and the new one, or --events FILE and the registry.", file=sys.stderr)
+        return 2
     from intelmq_nsm.constituency.diff import changes
 
     old = _load(args.old.split(","), args)
@@ -123,6 +147,32 @@ def diff(args) -> int:
         print(line)
     print(f"{len(lines)} routing change(s) from {old.version} to {new.version}.")
     return 1 if lines else 0
+
+
+def _diff_events(args) -> int:
+    """How many of the events' routing decisions ``owners: all`` changes against ``most-specific``."""
+    from intelmq_nsm.constituency.diff import owner_rule_changes
+
+    registry = _load((args.old or DEFAULT_DATABASE).split(","), args)
+    if registry is None:
+        return 2
+    try:
+        handle = open(args.events, encoding="utf-8")  # closed by the with block below
+    except OSError as exc:
+        print(f"Cannot read the events file {args.events}: {exc.strerror}.", file=sys.stderr)
+        return 2
+    with handle:
+        summary = owner_rule_changes(registry, handle, match_asn=args.match_asn, day=args.date or utc_today())
+    for line, reason in summary.invalid:
+        print(f"{args.events}, line {line}: {reason}; the line is left out.", file=sys.stderr)
+    for line, before, after in summary.changed:
+        print(f"line {line}: {before} -> {after}")
+    print(
+        f"{len(summary.changed)} of {summary.events} routing decision(s) change from owners most-specific to all "
+        f"({summary.new_constituency} reach a constituency more, {summary.unrouted} matched nothing, "
+        f"{len(summary.invalid)} line(s) left out); registry {registry.version}."
+    )
+    return 1 if summary.changed else 0
 
 
 def register(subparsers) -> None:
@@ -151,8 +201,13 @@ def register(subparsers) -> None:
     common(sub, database=False)
     sub.set_defaults(func=validate)
 
-    sub = commands.add_parser("lookup", help="who owns an IP, domain, URL or ASN, and why")
-    sub.add_argument("values", nargs="+", metavar="VALUE")
+    sub = commands.add_parser(
+        "lookup", help="who owns an IP, domain, URL or ASN, and why; or who gets one event of several values"
+    )
+    sub.add_argument("values", nargs="*", metavar="VALUE", help="values looked up one by one")
+    for name in EVENT_FIELDS:
+        sub.add_argument(f"--{name}", metavar="VALUE", help=f"the event's source.{name} (the options form one event)")
+    sub.add_argument("--owners", choices=OWNERS, default="all", help="the expert's rule (default: all)")
     sub.add_argument("--json", action="store_true", help="print JSON")
     common(sub)
     sub.set_defaults(func=lookup)
@@ -162,9 +217,21 @@ def register(subparsers) -> None:
     common(sub)
     sub.set_defaults(func=stats)
 
-    sub = commands.add_parser("diff", help="what routing a new registry would change (exit 1 if anything changes)")
-    sub.add_argument("old", metavar="OLD", help="the registry in use (file or directory; several joined by commas)")
-    sub.add_argument("new", metavar="NEW", help="the new registry")
+    sub = commands.add_parser(
+        "diff",
+        help="what routing a new registry would change, or (--events) what owners: all changes on events "
+        "against most-specific (exit 1 if anything changes)",
+    )
+    sub.add_argument(
+        "old", metavar="OLD", nargs="?", help="the registry in use (file or directory; several joined by commas)"
+    )
+    sub.add_argument("new", metavar="NEW", nargs="?", help="the new registry")
+    sub.add_argument(
+        "--events", metavar="FILE",
+        help="IntelMQ events, one JSON object a line (a file output's file): route each under both owners rules "
+        f"with the registry OLD (default: {DEFAULT_DATABASE}), whatever constituency it carries already",
+    )  # fmt: skip
+    sub.add_argument("--match-asn", action="store_true", help="with --events: as the expert's match_asn: true")
     common(sub, database=False)
     sub.set_defaults(func=diff)
 

@@ -25,8 +25,11 @@ from .values import format_network, normalise_domain, parse_asn, parse_ip, parse
 _inet_pton, _AF_INET, _from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
 #: Which kind of value an event field holds, by the field name's last part.
 FIELD_KINDS = {"fqdn": "domain", "url": "url", "ip": "ip", "asn": "asn"}
-#: Precedence: a domain decides before a network, a network before an ASN.
+#: Precedence under ``owners="most-specific"``: a domain decides before a network, a network before an ASN.
 PRECEDENCE = ("domain", "network", "asn")
+#: Who a decision tags: the owners of the service and of the network (``all``), or the
+#: owner of the most specific kind of match alone (``most-specific``).
+OWNERS = ("all", "most-specific")
 
 
 class RangeTable:
@@ -146,6 +149,16 @@ def _preferred(assets) -> list:
     """Manual assets beat imported ones: the manual ones if there are any, else all."""
     manual = [asset for asset in assets if asset.manual]
     return manual or list(assets)
+
+
+def _merged(first, second):
+    """One constituency's route from two kinds of match: both kinds' organisations and matches;
+    a tie within either kind stays a tie (the owners of two kinds are no tie)."""
+    organisations = list(first.organisations)
+    organisations += [o for o in second.organisations if o not in organisations]
+    organisations.sort(key=lambda o: (KINDS.index(o.kind), o.id))
+    tie = sorted({*first.tie, *second.tie})
+    return Route(first.constituency, organisations, first.matches + second.matches, tie)
 
 
 class Index:
@@ -311,51 +324,89 @@ class Index:
                 found.append((kind, field, original, entry))
         return found
 
-    def decide(self, values, match_asn: bool = False, day: Optional[date] = None) -> list:
+    def decide(self, values, match_asn: bool = False, day: Optional[date] = None, owners: str = "all") -> list:
         """Route an event's values: a list of ``Route``, one per constituency, sorted by key.
 
-        Precedence: exclusions (already left out by the lookups); then the most specific
-        domain; then the longest network prefix; then (if ``match_asn``) the ASN. Among the
-        entries of the deciding kind and specificity, manual assets beat imported ones.
-        Organisations that ended are replaced by their successors. Two or more unrelated
-        organisations of one constituency that remain are a tie: all are kept and reported.
-        A shared-service organisation that another value of the event matched joins the
-        municipality it works for (and the other way round), with its match.
+        Exclusions come first (the lookups leave excluded values out). Each kind of value
+        then has its deciding match: the most specific domain (the service owner), the
+        longest network prefix (the network owner) and, if ``match_asn``, the ASN. With
+        ``owners="all"`` the service owner and the network owner are both tagged, and the
+        ASN owner only when neither matched; with ``owners="most-specific"`` the first kind
+        of ``PRECEDENCE`` that matched decides alone. Within one kind, manual assets beat
+        imported ones at equal specificity. Organisations that ended are replaced by their
+        successors. Two or more unrelated organisations of one constituency that one kind
+        decided are a tie: all are kept and reported. A shared-service organisation that
+        another value of the event matched joins the municipality it works for (and the
+        other way round), with its match. Each organisation's role follows from its
+        matches (``Route.role_of``).
         """
         found = self.candidates(values, match_asn)
         if not found:
             return []
         day = day or utc_today()
+        if owners != "all" and owners != "most-specific":
+            raise ValueError(f"owners must be one of {', '.join(OWNERS)}, not {owners!r}")
+        if len(found) == 1:  # the common case: one value decides alike under either rule
+            return self._decide_kind(found, found[0][0], day)
+        if owners == "all":
+            return self._decide_all(found, day)
         for kind in PRECEDENCE:
-            best, deciding = -1, []
-            for candidate in found:
-                if candidate[0] == kind:
-                    specificity = candidate[3].specificity
-                    if specificity > best:
-                        best, deciding = specificity, [candidate]
-                    elif specificity == best:
-                        deciding.append(candidate)
-            if not deciding:
-                continue
-            if len(deciding) == 1 and type(deciding[0][3]) is Asset:
-                # The common case, one value matching one asset, without the general grouping.
-                _, field, value, asset = deciding[0]
-                organisation = self.effective_organisation(asset.organisation, day)
-                if organisation is None:
-                    continue
-                match = Match(field, value, kind, asset.value, asset, organisation)
-                routes = [Route(organisation.constituency, [organisation], [match], [])]
-            else:
-                assets = [(c, asset) for c in deciding for asset in c[3].assets]
-                if any(asset.manual for _, asset in assets):
-                    assets = [(c, asset) for c, asset in assets if asset.manual]
-                routes = self._routes(assets, day)
-                if not routes:
-                    continue
-            if len(found) > len(deciding):
-                self._add_partners(routes, [c for c in found if c[0] != kind], day)
-            return routes
+            routes = self._decide_kind(found, kind, day)
+            if routes:
+                others = [c for c in found if c[0] != kind]
+                if others:
+                    self._add_partners(routes, others, day)
+                return routes
         return []
+
+    def _decide_all(self, found, day: date) -> list:
+        """The service owner and the network owner (or else the ASN owner), merged per constituency."""
+        decided, routes = set(), {}
+        for kind in ("domain", "network"):
+            for route in self._decide_kind(found, kind, day):
+                decided.add(kind)
+                present = routes.get(route.constituency)
+                routes[route.constituency] = route if present is None else _merged(present, route)
+        if not decided:
+            for route in self._decide_kind(found, "asn", day):
+                decided.add("asn")
+                routes[route.constituency] = route
+        routes = [routes[key] for key in sorted(routes)]
+        others = [c for c in found if c[0] not in decided]
+        if routes and others:
+            self._add_partners(routes, others, day)
+        return routes
+
+    def _decide_kind(self, found, kind: str, day: date) -> list:
+        """The routes the deciding match of one kind gives (most specific, manual first), or []."""
+        best, deciding = -1, []
+        for candidate in found:
+            if candidate[0] == kind:
+                specificity = candidate[3].specificity
+                if specificity > best:
+                    best, deciding = specificity, [candidate]
+                elif specificity == best:
+                    deciding.append(candidate)
+        if not deciding:
+            return []
+        if len(deciding) == 1 and type(deciding[0][3]) is Asset:
+            # The common case, one value matching one asset, without the general grouping.
+            _, field, value, asset = deciding[0]
+            organisation = self.effective_organisation(asset.organisation, day)
+            if organisation is None:
+                return []
+            return [
+                Route(
+                    organisation.constituency,
+                    [organisation],
+                    [Match(field, value, kind, asset.value, asset, organisation)],
+                    [],
+                )
+            ]
+        assets = [(c, asset) for c in deciding for asset in c[3].assets]
+        if any(asset.manual for _, asset in assets):
+            assets = [(c, asset) for c, asset in assets if asset.manual]
+        return self._routes(assets, day)
 
     def _add_partners(self, routes, others, day: date) -> None:
         """Add to a decided route the organisations that other values of the event matched

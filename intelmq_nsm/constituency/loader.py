@@ -537,10 +537,19 @@ def _looks_like_network(value: str) -> bool:
     return ":" in value or value.replace(".", "").replace("/", "").isdigit()
 
 
+def database_paths(database) -> list:
+    """The registry's paths as a list of Paths: ``database`` is one file or directory (a str
+    or Path, as the bot's ``database`` parameter gives it) or a list of them."""
+    if isinstance(database, (str, Path)):
+        return [Path(database)]
+    return [Path(p) for p in database or ()]
+
+
 def registry_files(paths) -> list:
-    """The files a list of paths names: files as given, directories expanded to their registry files."""
+    """The files ``paths`` names (see :func:`database_paths`): files as given, directories
+    expanded to their registry files."""
     files = []
-    for path in map(Path, paths):
+    for path in database_paths(paths):
         if path.is_dir():
             # Hidden files are skipped: a download in progress is written under a hidden name.
             files += sorted(
@@ -577,7 +586,7 @@ def _collector_paused():
 
 def _load(paths, include_builtin: bool, today: date) -> Registry:
     reader = _Reader(include_builtin, today)
-    files = registry_files([paths] if isinstance(paths, (str, Path)) else paths)
+    files = registry_files(paths)
     if not files:
         reader.issue("error", "", "", "", "no registry files were given")
     for path in files:

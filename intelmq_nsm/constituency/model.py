@@ -12,6 +12,11 @@ KINDS = ("municipality", "shared-service", "other")
 MANUAL = "manual"
 #: The constituency the shipped municipality list belongs to.
 DEFAULT_CONSTITUENCY = "ibd"
+#: An organisation's role for a finding, by the kind of value that matched it: it runs the
+#: service (the domain), the system lies in its network, or in its autonomous system.
+ROLES = {"domain": "service", "network": "network", "asn": "asn"}
+#: The role an organisation matched in several ways is given: the first of these it has.
+ROLE_ORDER = ("service", "network", "asn")
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,9 @@ class Organisation:
     members: tuple = ()
     origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
 
-    def valid_on(self, day: date) -> bool:
-        return (self.valid_from is None or self.valid_from <= day) and (
-            self.valid_until is None or day <= self.valid_until
-        )
-
-    def as_event_dict(self) -> dict:
-        """The organisation as ``extra.nsm.organisations`` carries it."""
-        return {"id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts)}
+    def as_event_dict(self, role: str) -> dict:
+        """The organisation as ``extra.nsm.organisations`` carries it, with its ``role``."""
+        return {"id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts), "role": role}
 
 
 class Asset:
@@ -217,3 +217,16 @@ class Route:
     organisations: list = field(default_factory=list)
     matches: list = field(default_factory=list)
     tie: list = field(default_factory=list)
+
+    def role_of(self, organisation_id: str) -> str:
+        """``service``, ``network`` or ``asn``: what the organisation's matches say it owns
+        (the first of ``ROLE_ORDER`` when it matched in several ways)."""
+        matches = self.matches
+        if len(matches) == 1:  # the common case, without the general search
+            return ROLES[matches[0].kind]
+        roles = {ROLES[m.kind] for m in matches if m.organisation.id == organisation_id}
+        return next(role for role in ROLE_ORDER if role in roles)
+
+    def organisation_dicts(self) -> list:
+        """The organisations as ``extra.nsm.organisations`` carries them, each with its role."""
+        return [o.as_event_dict(self.role_of(o.id)) for o in self.organisations]

@@ -40,10 +40,13 @@ COLUMNS = (
     "first_seen",
     "last_seen",
     "times_seen",
+    "role",
 )
 #: The ledger's columns, empty until the output fills them.
 LEDGER_COLUMNS = ("kind", "first_seen", "last_seen", "times_seen")
 NOT_VULNERABLE = "not-vulnerable"
+#: What an organisation owns of a finding (``role`` in ``extra.nsm.organisations``).
+ROLES = ("service", "network", "asn")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def finding_row(event: dict) -> dict:
         "recommendation": _get(event, ec.RECOMMENDATION),
         "classification": classification,
         "description": _get(event, "event_description.text"),
+        "role": None,  # per organisation: see findings()
     }
     row.update(dict.fromkeys(LEDGER_COLUMNS))
     return {k: "" if v is None else v for k, v in row.items()}
@@ -200,5 +204,8 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
             "kind": org.get("kind") or "other",
             "contacts": [c for c in org.get("contacts") or [] if isinstance(c, str)],
         }
-        result.append(Finding(digest, organisation, value, case_id, row, finding, is_vulnerable, where))
+        role = org.get("role") if org.get("role") in ROLES else ""
+        result.append(
+            Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where)
+        )
     return result

@@ -19,6 +19,11 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMAT_VERSION = "nsm-digest/2"
 #: The kinds in the order a digest shows them; a finding spooled without one is new.
 KINDS = ("new", "reopened", "reminder", "fixed")
+#: Per language, what a finding's ``role`` says about the organisation's part in it.
+ROLE_TEXT = {
+    "nl": {"service": "uw dienst", "network": "uw netwerk", "asn": "uw AS"},
+    "en": {"service": "your service", "network": "a system in your network", "asn": "a system in your AS"},
+}
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("intelmq_nsm", "templates"),
@@ -154,6 +159,7 @@ def to_text(digest, language: str = "nl") -> str:
         sections=_sections(digest),
         counts=counts(digest),
         count=counts(digest)["vulnerable"],
+        roles=ROLE_TEXT[language],
     )
 
 

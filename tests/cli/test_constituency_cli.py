@@ -42,11 +42,11 @@ def test_lookup_says_who_and_why_for_ips_domains_urls_and_asns(capsys):
     code, out, _ = run(capsys, "lookup", "-d", str(DATA), "192.0.2.5", "https://x.AMSTERDAM.example:8443/", "AS64497")
     assert code == 0
     assert out.splitlines() == [
-        "192.0.2.5: constituency ibd: GM0363 Amsterdam (municipality)",
+        "192.0.2.5: constituency ibd: GM0363 Amsterdam (municipality, network owner)",
         "    because network 192.0.2.0/24 belongs to GM0363 (source manual)",
-        "https://x.AMSTERDAM.example:8443/: constituency ibd: GM0363 Amsterdam (municipality)",
+        "https://x.AMSTERDAM.example:8443/: constituency ibd: GM0363 Amsterdam (municipality, service owner)",
         "    because domain amsterdam.example belongs to GM0363 (source manual)",
-        "AS64497: constituency ibd: GM0599 Rotterdam (municipality)",
+        "AS64497: constituency ibd: GM0599 Rotterdam (municipality, asn owner)",
         "    because asn 64497 belongs to GM0599 (source manual)",
     ]
 
@@ -58,6 +58,65 @@ def test_lookup_reports_ties_copies_and_misses_with_exit_code_3(capsys):
     assert results[0]["routes"][0]["tie"] == ["GM0518", "GM0599"]
     assert [r["constituency"] for r in results[1]["routes"]] == ["ibd", "surf"]
     assert results[2]["routes"] == []
+
+
+JOINT = "joint network of two municipalities"
+
+
+def test_lookup_of_one_event_shows_each_owner_with_its_role(capsys):
+    code, out, _ = run(capsys, "lookup", "-d", str(DATA), "--fqdn", "vpn.amsterdam.example", "--ip", "198.51.100.130")
+    assert code == 0
+    assert out.splitlines() == [
+        "source.fqdn=vpn.amsterdam.example source.ip=198.51.100.130: constituency ibd: "
+        "GM0363 Amsterdam (municipality, service owner); "
+        "GM0518 's-Gravenhage (municipality, network owner); GM0599 Rotterdam (municipality, network owner)",
+        "    because domain amsterdam.example belongs to GM0363 (source manual)",
+        *(
+            f"    because network 198.51.100.128/26 belongs to {o} (source manual, note: {JOINT})"
+            for o in ("GM0599", "GM0518")
+        ),
+        "    tie between GM0518, GM0599: all of them are tagged",
+    ]
+    argv = ["lookup", "-d", str(DATA), "--json", "--url", "https://vpn.denhaag.example/", "--ip", "203.0.113.5"]
+    code, out, _ = run(capsys, *argv)
+    [result] = json.loads(out)["results"]
+    assert result["event"] == {"source.url": "https://vpn.denhaag.example/", "source.ip": "203.0.113.5"}
+    assert [(r["constituency"], [(o["id"], o["role"]) for o in r["organisations"]]) for r in result["routes"]] == [
+        ("ibd", [("GM0363", "network"), ("GM0518", "service")]),
+        ("surf", [("SURF-UNI1", "network")]),
+    ]
+    code, out, _ = run(capsys, *argv, "--owners", "most-specific")
+    [result] = json.loads(out)["results"]
+    assert [[o["id"] for o in r["organisations"]] for r in result["routes"]] == [["GM0518"]]
+    code, _, err = run(capsys, "lookup", "-d", str(DATA), "192.0.2.5", "--ip", "192.0.2.6")
+    assert code == 2 and "either values to look up one by one or the --fqdn/--url/--ip/--asn" in err
+
+
+def test_diff_events_counts_the_decisions_the_owners_rule_all_changes(tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    lines = [
+        {"source.fqdn": "www.amsterdam.example", "source.ip": "192.0.2.130"},  # + Den Haag's network
+        {"source.ip": "192.0.2.5"},  # one kind of match: unchanged
+        {"source": {"fqdn": "vpn.denhaag.example", "ip": "203.0.113.5"}},  # nested; + two network owners
+        {"source.fqdn": "amsterdam.example", "source.ip": "192.0.2.5", "constituency": "ibd"},  # one owner of both
+        {"source.fqdn": "nobody.test"},
+    ]
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n[1, 2]\n{broken\n", "utf-8")
+    code, out, err = run(capsys, "diff", "--events", str(events), str(DATA))
+    assert code == 1
+    assert out.splitlines() == [
+        "line 1: ibd:GM0363(service) -> ibd:GM0363(service), ibd:GM0518(network)",
+        "line 3: ibd:GM0518(service) -> ibd:GM0363(network), ibd:GM0518(service), surf:SURF-UNI1(network)",
+        "2 of 5 routing decision(s) change from owners most-specific to all (1 reach a constituency more, "
+        "1 matched nothing, 2 line(s) left out); registry " + out.rsplit("registry ", 1)[1].rstrip("\n"),
+    ]
+    assert f"{events}, line 7: a JSON list, not an event object; the line is left out." in err
+    assert f"{events}, line 8: not JSON (Expecting property name enclosed in double quotes at column 2)" in err
+    events.write_text(json.dumps(lines[1]) + "\n", "utf-8")
+    assert run(capsys, "diff", "--events", str(events), str(DATA))[0] == 0
+    code, _, err = run(capsys, "diff", "--events", str(tmp_path / "missing.jsonl"), str(DATA))
+    assert code == 2 and "Cannot read the events file" in err
+    assert run(capsys, "diff", "--events", str(events), str(DATA), str(DATA))[0] == 2
 
 
 def test_stats_counts_the_registry(capsys):

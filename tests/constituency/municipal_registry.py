@@ -136,7 +136,8 @@ class Oracle:
         hits = [(n.prefixlen, org) for n, org in self.networks if n.version == ip.version and ip in n]
         return {org for length, org in hits if length == max(hits)[0]} if hits else set()
 
-    def owners(self, event) -> set:
+    def service_owners(self, event) -> set:
+        """The owners of the most specific domain among the event's name and URL host."""
         names = [event["source.fqdn"]] if "source.fqdn" in event else []
         if "source.url" in event:
             names.append(urlsplit(event["source.url"]).hostname)
@@ -147,6 +148,43 @@ class Oracle:
                 best, owners = specificity, found
             elif specificity == best and specificity:
                 owners |= found
-        if owners:
-            return owners
+        return owners
+
+    def network_owners(self, event) -> set:
         return self.ip_owners(event["source.ip"]) if "source.ip" in event else set()
+
+    def owners(self, event, rule: str = "all") -> set:
+        """Who the event goes to: both owners (``all``), or the domain's before the network's."""
+        service, network = self.service_owners(event), self.network_owners(event)
+        if rule == "all":
+            return service | network
+        return service or network
+
+    def tie(self, event, rule: str = "all") -> bool:
+        """Whether one kind of match leaves two owners (the synthetic registry has no members)."""
+        service, network = self.service_owners(event), self.network_owners(event)
+        if rule == "all":
+            return len(service) > 1 or len(network) > 1
+        return len(service or network) > 1
+
+
+def split_events(assets, count: int, seed: int = 15):
+    """``count`` events whose name is one municipality's domain and whose address lies in
+    another municipality's IPv6 network: ``(event, service owner, network owner)``.
+
+    The names avoid the labels other municipalities own (portal., www.) or that are excluded
+    (hosting.), the addresses the /56 networks and exclusions inside the /48s."""
+    rng = random.Random(seed)
+    domains = [(value, org) for kind, value, org, _ in assets if kind == "domain" and value.count(".") == 1]
+    networks = [(value, org) for kind, value, org, _ in assets if kind == "network" and value.endswith("::/48")]
+    events = []
+    while len(events) < count:
+        (domain, service), (net6, network) = rng.choice(domains), rng.choice(networks)
+        if service == network:
+            continue
+        address = ipaddress.ip_network(net6).network_address + (rng.randrange(1, 0xAB) << 72) + rng.randrange(1 << 64)
+        name = f"{rng.choice(['vpn', 'mail', 'login.intern', ''])}.{domain}".lstrip(".")
+        field = "source.fqdn" if rng.random() < 0.5 else "source.url"
+        value = name if field == "source.fqdn" else f"https://{name}/"
+        events.append(({field: value, "source.ip": str(address)}, service, network))
+    return events

@@ -268,14 +268,70 @@ def test_ipv6_and_ipv4_mapped_addresses(registry):
     assert route(registry, ("source.ip", "2001:db8:599::1")) == [("ibd", ["GM0599"], [])]
 
 
-def test_domain_beats_network_and_network_beats_asn(registry):
-    values = [("source.ip", "192.0.2.130"), ("source.fqdn", "www.amsterdam.example"), ("source.asn", 64497)]
-    assert route(registry, *values, match_asn=True) == [("ibd", ["GM0363"], [])]
-    assert route(registry, ("source.asn", 64497), ("source.ip", "192.0.2.5"), match_asn=True) == [
-        ("ibd", ["GM0363"], [])
+def roles(registry, *values, **kwargs):
+    """``[(constituency, {organisation id: role})]`` for the event values given."""
+    return [
+        (r.constituency, {o.id: r.role_of(o.id) for o in r.organisations})
+        for r in registry.index.decide(list(values), day=TODAY, **kwargs)
     ]
+
+
+def test_most_specific_domain_beats_network_and_network_beats_asn(registry):
+    values = [("source.ip", "192.0.2.130"), ("source.fqdn", "www.amsterdam.example"), ("source.asn", 64497)]
+    assert route(registry, *values, match_asn=True, owners="most-specific") == [("ibd", ["GM0363"], [])]
+    assert route(
+        registry, ("source.asn", 64497), ("source.ip", "192.0.2.5"), match_asn=True, owners="most-specific"
+    ) == [("ibd", ["GM0363"], [])]
     assert route(registry, ("source.asn", "AS64497"), match_asn=True) == [("ibd", ["GM0599"], [])]
     assert route(registry, ("source.asn", 64497)) == []  # ASN matching is off unless asked for
+
+
+def test_all_owners_tags_the_service_and_the_network_owner_and_the_asn_owner_only_without_both(registry):
+    values = [("source.ip", "192.0.2.130"), ("source.fqdn", "www.amsterdam.example"), ("source.asn", 64497)]
+    assert roles(registry, *values, match_asn=True) == [("ibd", {"GM0363": "service", "GM0518": "network"})]
+    [decision] = registry.index.decide(values, match_asn=True, day=TODAY)
+    assert [(m.field, m.matched, m.organisation.id) for m in decision.matches] == [
+        ("source.fqdn", "amsterdam.example", "GM0363"),
+        ("source.ip", "192.0.2.128/25", "GM0518"),
+    ]
+    assert roles(registry, ("source.asn", 64497), ("source.ip", "192.0.2.5"), match_asn=True) == [
+        ("ibd", {"GM0363": "network"})
+    ]
+    assert roles(registry, ("source.asn", 64497), ("source.fqdn", "nobody.test"), match_asn=True) == [
+        ("ibd", {"GM0599": "asn"})
+    ]
+    # One organisation owning both the service and the network: tagged once, as the service owner.
+    assert roles(registry, ("source.fqdn", "amsterdam.example"), ("source.ip", "192.0.2.5")) == [
+        ("ibd", {"GM0363": "service"})
+    ]
+
+
+def test_the_owners_of_two_constituencies_get_one_route_each_with_their_roles(registry):
+    values = [("source.fqdn", "vpn.denhaag.example"), ("source.ip", "203.0.113.5")]
+    assert roles(registry, *values) == [
+        ("ibd", {"GM0363": "network", "GM0518": "service"}),
+        ("surf", {"SURF-UNI1": "network"}),
+    ]
+    assert roles(registry, *values, owners="most-specific") == [("ibd", {"GM0518": "service"})]
+
+
+def test_an_exclusion_on_the_network_leaves_the_service_owner_and_one_on_the_domain_the_network_owner(registry):
+    assert roles(registry, ("source.fqdn", "denhaag.example"), ("source.ip", "192.0.2.200")) == [
+        ("ibd", {"GM0518": "service"})
+    ]
+    assert roles(registry, ("source.fqdn", "x.hosting.amsterdam.example"), ("source.ip", "192.0.2.130")) == [
+        ("ibd", {"GM0518": "network"})
+    ]
+
+
+def test_a_tie_within_one_kind_stays_a_tie_and_the_other_kind_is_no_part_of_it(registry):
+    values = [("source.fqdn", "amsterdam.example"), ("source.ip", "198.51.100.130")]
+    assert route(registry, *values) == [("ibd", ["GM0363", "GM0518", "GM0599"], ["GM0518", "GM0599"])]
+
+
+def test_owners_must_be_all_or_most_specific(registry):
+    with pytest.raises(ValueError, match="owners must be one of all, most-specific"):
+        registry.index.decide([("source.ip", "192.0.2.5")], owners="first")
 
 
 def test_the_most_specific_domain_wins_and_exact_domains_cover_no_subdomains(registry):
@@ -312,20 +368,55 @@ def test_the_shared_service_organisation_behind_a_municipal_domain_is_tagged_too
     # The domain decides (Papendrecht); the address is the shared-service organisation's,
     # which works for Papendrecht: both are told. Dordrecht, which shares that network
     # with the shared-service organisation, has nothing to do with Papendrecht's system.
+    # With owners="all", both owners of that network are told as network owners, Dordrecht too.
     values = [("source.fqdn", "bürgerportal.test"), ("source.ip", "198.51.100.10")]
-    assert route(registry, *values) == [("ibd", ["GM0642", "SSC-DRECHT"], [])]
-    [decision] = registry.index.decide(values, day=TODAY)
+    assert route(registry, *values, owners="most-specific") == [("ibd", ["GM0642", "SSC-DRECHT"], [])]
+    [decision] = registry.index.decide(values, day=TODAY, owners="most-specific")
     assert [(m.field, m.organisation.id) for m in decision.matches] == [
         ("source.fqdn", "GM0642"),
         ("source.ip", "SSC-DRECHT"),
     ]
+    assert [(decision.role_of("GM0642"), decision.role_of("SSC-DRECHT"))] == [("service", "network")]
+    assert roles(registry, *values) == [("ibd", {"GM0505": "network", "GM0642": "service", "SSC-DRECHT": "network"})]
 
 
-def test_an_unrelated_organisation_behind_a_domain_is_not_tagged(registry):
-    assert route(registry, ("source.fqdn", "ssc.test"), ("source.ip", "192.0.2.5")) == [("ibd", ["SSC-DRECHT"], [])]
-    assert route(registry, ("source.fqdn", "amsterdam.example"), ("source.ip", "198.51.100.10")) == [
-        ("ibd", ["GM0363"], [])
+def test_a_shared_service_organisation_matched_by_asn_joins_its_member_under_either_rule(tmp_path):
+    registry = load_registry(
+        [
+            write(
+                tmp_path,
+                "r.yaml",
+                """
+organisations:
+  - {id: SSC-X, name: SSC X, kind: shared-service, members: [GM0363]}
+assets:
+  - {domain: amsterdam.example, organisation: GM0363}
+  - {network: 192.0.2.0/24, organisation: GM0518}
+  - {asn: 64500, organisation: SSC-X}
+  - {asn: 64501, organisation: GM0599}
+""",
+            )
+        ],
+        today=TODAY,
+    )
+    values = [("source.fqdn", "amsterdam.example"), ("source.ip", "192.0.2.5"), ("source.asn", 64500)]
+    assert roles(registry, *values, match_asn=True) == [
+        ("ibd", {"GM0363": "service", "GM0518": "network", "SSC-X": "asn"})
     ]
+    assert roles(registry, *values, match_asn=True, owners="most-specific") == [
+        ("ibd", {"GM0363": "service", "SSC-X": "asn"})
+    ]
+    unrelated = [("source.fqdn", "amsterdam.example"), ("source.asn", 64501)]
+    assert roles(registry, *unrelated, match_asn=True) == [("ibd", {"GM0363": "service"})]
+
+
+def test_an_unrelated_organisation_behind_a_domain_is_tagged_as_network_owner_only_under_all(registry):
+    values = [("source.fqdn", "ssc.test"), ("source.ip", "192.0.2.5")]
+    assert route(registry, *values, owners="most-specific") == [("ibd", ["SSC-DRECHT"], [])]
+    assert roles(registry, *values) == [("ibd", {"GM0363": "network", "SSC-DRECHT": "service"})]
+    assert route(
+        registry, ("source.fqdn", "amsterdam.example"), ("source.ip", "198.51.100.10"), owners="most-specific"
+    ) == [("ibd", ["GM0363"], [])]
 
 
 def test_an_asset_of_two_constituencies_gives_one_route_each(registry):

@@ -6,7 +6,7 @@ import json
 
 from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import render
-from intelmq_nsm.digest.findings import COLUMNS, finding_row
+from intelmq_nsm.digest.findings import COLUMNS, finding_row, findings
 from intelmq_nsm.digest.spool import Digest
 
 ORG = organisation("GM0363", "Amsterdam")
@@ -79,3 +79,25 @@ def test_text_and_subject_flatten_line_breaks_from_event_values():
     )
     assert "\n" not in render.subject(one) and "\r" not in render.subject(one)
     assert "Beste Amsterdam Bcc: victim@example.org," in render.to_text(one)
+
+
+def test_the_role_of_the_organisation_is_in_the_text_the_json_and_the_csv():
+    service, network = dict(ORG, role="service"), organisation("GM0599", "Rotterdam")
+    network["role"] = "network"
+    mine, theirs = event(1, [service, network]), event(2, [dict(ORG, role="network")])
+    rows = [f.row for f in findings(mine) + findings(theirs) if f.organisation["id"] == "GM0363"]
+    assert [r["role"] for r in rows] == ["service", "network"]
+    assert [f.row["role"] for f in findings(mine)] == ["service", "network"]  # one row per organisation
+    assert findings(event(3, [ORG]))[0].row["role"] == ""  # an event without roles
+    one = Digest(id="f" * 64, organisation=ORG, constituency="ibd", created=0.0, findings=rows)
+    nl, en = render.to_text(one, "nl"), render.to_text(one, "en")
+    assert "198.51.100.2:443  host1.gemeente.example  (uw dienst)" in nl
+    assert "203.0.113.3:443  host2.gemeente.example  (uw netwerk)" in nl
+    assert "198.51.100.2:443  host1.gemeente.example  (your service)" in en
+    assert "203.0.113.3:443  host2.gemeente.example  (a system in your network)" in en
+    assert [f["role"] for f in json.loads(render.to_json(one))["findings"]] == ["service", "network"]
+    assert [r["role"] for r in csv.DictReader(io.StringIO(render.to_csv(one)))] == ["service", "network"]
+    old = Digest(
+        id="f" * 64, organisation=ORG, constituency="ibd", created=0.0, findings=[finding_row(event(1, [ORG]))]
+    )
+    assert "host1.gemeente.example\n" in render.to_text(old)  # rows spooled before roles existed

@@ -45,6 +45,19 @@ def organisations(events):
     return [[o["id"] for o in e["extra.nsm.organisations"]] for e in events]
 
 
+def until(pipeline, out, done, timeout=15.0):
+    """Probe the bot with an unmatched event at a time until ``done()``: the bot looks at the
+    registry files' mtimes when an event arrives, at most every ``reload_check_interval``."""
+    deadline = time.monotonic() + timeout
+    probes = len(pipeline.read_file_output(out))
+    while not done():
+        assert time.monotonic() < deadline, "the registry change was not picked up"
+        probes += 1
+        pipeline.push("constituency", event(**{"source.ip": "192.0.2.200"}))
+        pipeline.wait_for_file_output(out, probes)
+        time.sleep(0.1)
+
+
 def test_events_leave_on_named_paths_and_registry_changes_are_picked_up(tmp_path, intelmq_pipeline, http_directory):
     registry = tmp_path / "registry"
     registry.mkdir()
@@ -82,14 +95,14 @@ def test_events_leave_on_named_paths_and_registry_changes_are_picked_up(tmp_path
 
     # A new registry file while the pipeline runs: picked up by the mtime check.
     (registry / "late.csv").write_text("type,value,organisation\nnetwork,2001:db8:ffff::/48,GM0014\n", "utf-8")
-    time.sleep(1.2)
+    until(pipeline, out["default"], lambda: "A registry file changed, reloading." in pipeline.log("constituency"))
     pipeline.push("constituency", event(**{"source.ip": "2001:db8:ffff::1"}))
     ibd = pipeline.wait_for_file_output(out["ibd"], 3)
     assert organisations(ibd[2:]) == [["GM0014"]]
 
     # A broken file is refused; the last good registry keeps routing.
     (registry / "broken.csv").write_text("type,value,organisation\nnetwork,192.0.2.1/24,GM0014\n", "utf-8")
-    time.sleep(1.2)
+    until(pipeline, out["default"], lambda: pipeline.log_lines(["constituency"], level="ERROR"))
     pipeline.push("constituency", event(**{"source.ip": "2001:db8:ffff::2"}))
     ibd = pipeline.wait_for_file_output(out["ibd"], 4)
     assert organisations(ibd[3:]) == [["GM0014"]]

@@ -45,4 +45,7 @@ class TestAllMunicipalities(BotTestCase, unittest.TestCase):
                 output = next(routed)
                 assert {o["id"] for o in output[contract.ORGANISATIONS]} == owners, (event, output)
                 assert output["constituency"] == "ibd"
-                assert bool(output.get(contract.TIE)) == (len(owners) > 1)
+                assert bool(output.get(contract.TIE)) == oracle.tie(event), (event, output)
+                roles = {o["id"]: o["role"] for o in output[contract.ORGANISATIONS]}
+                service = oracle.service_owners(event)
+                assert all(role == ("service" if org in service else "network") for org, role in roles.items())

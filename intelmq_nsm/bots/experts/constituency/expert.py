@@ -6,40 +6,23 @@ module only adapts them to IntelMQ messages, reloads and downloads.
 """
 
 import gc
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Optional, Union
 
 from intelmq.lib.bot import ExpertBot
-from intelmq.lib.exceptions import InvalidValue
+from intelmq.lib.exceptions import InvalidArgument, InvalidValue
 
 from intelmq_nsm import event_contract as contract
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
-from intelmq_nsm.constituency import RegistryError, load_registry, registry_files
-from intelmq_nsm.constituency.loader import SUFFIXES
+from intelmq_nsm.constituency import RegistryError, load_registry
+from intelmq_nsm.constituency.index import OWNERS
+from intelmq_nsm.constituency.loader import database_paths
+from intelmq_nsm.constituency.update import UpdateError, signature, update_registry
 
 #: The entry point IntelMQ knows this bot by (runtime.yaml's ``module``).
 MODULE = "intelmq.bots.experts.nsm.constituency"
-
-
-def _paths(database) -> list:
-    return [database] if isinstance(database, str) else list(database or [])
-
-
-def _signature(database) -> tuple:
-    """What a reload depends on: each registry file's name, size and mtime (cheap stat calls)."""
-    signature = []
-    for path in registry_files(_paths(database)):
-        try:
-            stat = path.stat()
-        except OSError:
-            signature.append((str(path), None, None))
-        else:
-            signature.append((str(path), stat.st_size, stat.st_mtime_ns))
-    return tuple(signature)
 
 
 class NSMConstituencyExpertBot(ExpertBot):
@@ -48,6 +31,7 @@ class NSMConstituencyExpertBot(ExpertBot):
     database: Union[str, list] = "/opt/intelmq/var/lib/bots/nsm-constituency"  # file, directory or list
     builtin_municipalities: bool = True  # the 342 municipalities as organisations of constituency ibd
     fields: list = ["source.fqdn", "source.url", "source.ip", "source.asn"]
+    owners: str = "all"  # all: the owners of the service and of the network; most-specific: the domain decides alone
     match_asn: bool = False  # an ASN often covers customers that are not the organisation itself
     overwrite: bool = False  # look up events that already carry a constituency
     field: str = "constituency"
@@ -58,25 +42,26 @@ class NSMConstituencyExpertBot(ExpertBot):
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
+        if self.owners not in OWNERS:
+            raise InvalidArgument("owners", got=self.owners, expected=list(OWNERS))
         registry = getattr(self, "_registry", None)
         try:
             self._load()
         except RegistryError as exc:
             if registry is None:
-                raise ValueError(f"Cannot start: {exc}") from None
+                raise InvalidArgument("database", got=self.database, expected=f"a valid registry ({exc})") from None
             self.logger.error("Reload failed, the last good registry %s stays in use: %s", registry.version, exc)
         self._paths_configured = set(self.destination_queues or {})
         self._stored_values = {}  # constituency → its value in `field`, as Message.add stored it
         self._warned_paths = set()
 
     def _load(self) -> None:
-        signature = _signature(self.database)
-        self._signature = signature
+        self._signature = signature(self.database)
         # The previous registry's objects go back to the collector's care, so that the
         # cycles among them are freed once it is replaced.
         gc.unfreeze()
         try:
-            registry = load_registry(_paths(self.database), include_builtin=self.builtin_municipalities)
+            registry = load_registry(self.database, include_builtin=self.builtin_municipalities)
         except RegistryError:
             gc.freeze()  # the last good registry stays, and stays out of the collector's way
             raise
@@ -93,14 +78,14 @@ class NSMConstituencyExpertBot(ExpertBot):
 
     def _reload_if_changed(self) -> None:
         self._next_check = time.monotonic() + self.reload_check_interval
-        if _signature(self.database) == self._signature:
+        if signature(self.database) == self._signature:
             return
         self.logger.info("A registry file changed, reloading.")
         try:
             self._load()
         except RegistryError as exc:
             # Remember the broken state so that it is reported once, not every interval.
-            self._signature = _signature(self.database)
+            self._signature = signature(self.database)
             self.logger.error("Reload failed, the last good registry %s stays in use: %s", self._registry.version, exc)
 
     def process(self):
@@ -112,7 +97,7 @@ class NSMConstituencyExpertBot(ExpertBot):
             self._send(event, event[self.field])
         else:
             values = [(name, value) for name in self.fields if (value := shortcuts.get(event, name)) is not None]
-            routes = self._registry.index.decide(values, match_asn=self.match_asn) if values else []
+            routes = self._registry.index.decide(values, self.match_asn, owners=self.owners) if values else []
             if not routes:
                 self.send_message(event)
             # Copies only for the second and further constituencies: a copy re-validates
@@ -132,7 +117,7 @@ class NSMConstituencyExpertBot(ExpertBot):
             self._stored_values[route.constituency] = event[self.field]
         else:
             shortcuts.put(event, self.field, stored)
-        shortcuts.put(event, contract.ORGANISATIONS, [o.as_event_dict() for o in route.organisations])
+        shortcuts.put(event, contract.ORGANISATIONS, route.organisation_dicts())
         shortcuts.put(event, contract.MATCHES, [m.as_event_dict() for m in route.matches])
         if route.tie:
             shortcuts.put(event, contract.TIE, route.tie)
@@ -158,13 +143,17 @@ class NSMConstituencyExpertBot(ExpertBot):
     @staticmethod
     def check(parameters):
         parameters = without_empty(NSMConstituencyExpertBot, parameters)
-        database = parameters.get("database", NSMConstituencyExpertBot.database)
-        paths = _paths(database)
-        missing = [str(p) for p in paths if not Path(p).exists()]
+        defaults = NSMConstituencyExpertBot
+        owners = parameters.get("owners", defaults.owners)
+        if owners not in OWNERS:
+            return [["error", f"The parameter owners must be one of {', '.join(OWNERS)}, not {owners!r}."]]
+        paths = database_paths(parameters.get("database", defaults.database))
+        missing = [str(p) for p in paths if not p.exists()]
         if missing:
             return [["error", f"The constituency registry {', '.join(missing)} does not exist."]]
+        builtin = parameters.get("builtin_municipalities", defaults.builtin_municipalities)
         try:
-            registry = load_registry(paths, include_builtin=parameters.get("builtin_municipalities", True))
+            registry = load_registry(paths, include_builtin=builtin)
         except RegistryError as exc:
             return [["error", str(exc)]]
         result = [["warning", f"Constituency registry: {issue}."] for issue in registry.issues]
@@ -172,7 +161,7 @@ class NSMConstituencyExpertBot(ExpertBot):
             result.append(["error", f"The constituency registry in {', '.join(map(str, paths))} holds no assets."])
         queues = parameters.get("destination_queues")
         if isinstance(queues, dict):
-            fallback = parameters.get("fallback_path", "_default")
+            fallback = parameters.get("fallback_path", defaults.fallback_path)
             for key in sorted(registry.constituencies):
                 if key not in queues:
                     result.append(
@@ -210,7 +199,9 @@ class NSMConstituencyExpertBot(ExpertBot):
             parameters = settings.get("parameters", {})
             if settings.get("module") != MODULE:
                 continue
-            if parameters.get("database_url") and parameters.get("autoupdate_cached_database", True):
+            if parameters.get("database_url") and parameters.get(
+                "autoupdate_cached_database", cls.autoupdate_cached_database
+            ):
                 bots[bot_id] = parameters
         if not bots:
             if verbose:
@@ -220,8 +211,13 @@ class NSMConstituencyExpertBot(ExpertBot):
         failed = False
         for bot_id, parameters in bots.items():
             try:
-                target = update_registry(session, parameters, verbose)
-            except (OSError, ValueError) as exc:
+                target = update_registry(
+                    session,
+                    parameters["database_url"],
+                    parameters.get("database", cls.database),
+                    include_builtin=parameters.get("builtin_municipalities", cls.builtin_municipalities),
+                )
+            except (OSError, UpdateError) as exc:
                 print(f"Database update for {bot_id} failed: {exc}", file=sys.stderr)
                 failed = True
                 continue
@@ -232,39 +228,6 @@ class NSMConstituencyExpertBot(ExpertBot):
                 print(f"{bot_id}: reload {'done' if code == 0 else 'failed'}, the bot is {status}.")
         if failed:
             sys.exit(1)
-
-
-def update_registry(session, parameters: dict, verbose: bool = False) -> Path:
-    """Download ``database_url`` into the bot's database, validated together with its other
-    files; the file is replaced only if the whole registry is valid (os.replace is atomic)."""
-    import requests
-
-    url = parameters["database_url"]
-    paths = _paths(parameters.get("database", NSMConstituencyExpertBot.database))
-    try:
-        response = session.get(url, timeout=60)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        raise ValueError(f"cannot download {url}: {exc}") from None
-    suffix = Path(url.split("?", 1)[0]).suffix.lower()
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        target = Path(paths[0]) / f"downloaded{suffix if suffix in SUFFIXES else '.yaml'}"
-    elif len(paths) == 1:
-        target = Path(paths[0])
-    else:
-        raise ValueError("database_url needs the parameter database to be one file or one directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden name: directory scans skip it, so a running bot never reads a half-written file.
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
-    partial.write_bytes(response.content)
-    others = [p for p in registry_files(paths) if p != target]
-    try:
-        load_registry([*others, partial], include_builtin=parameters.get("builtin_municipalities", True))
-    except RegistryError as exc:
-        partial.unlink()
-        raise ValueError(f"the downloaded registry is invalid, {target} is unchanged: {exc}") from None
-    os.replace(partial, target)
-    return target
 
 
 def _describe(stats: dict) -> str:
