@@ -66,7 +66,7 @@ def test_named_paths_with_two_queues_reach_both_outputs_on_amqp(amqp_demo):
     spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
     digests = {digest.id: digest for _, digest in spool_digests(spool)}
     assert len(demo.sink.messages) == len(digests) == len([r for r in summary.rows if r["constituency"] == "ibd"])
-    for recipients, message in demo.sink.messages:
+    for _, recipients, message in demo.sink.messages:
         digest = digests[message["X-NSM-Digest-Id"]]
         organisation = digest.organisation["id"]
         if organisation in CONTACTS:

@@ -84,7 +84,7 @@ def test_three_instances_each_deliver_every_finding_exactly_once_despite_a_sigki
         handled = {b: int(stats.get(f"{b}.stats.success") or 0) for b in instance_ids(EXPERT, 3)}
         archive = archived(demo.workdir / "var/lib/bots/ibd-digest-archive/digests")
         mails = defaultdict(set)
-        for _, message in demo.sink.messages:
+        for _, _, message in demo.sink.messages:
             [attachment] = list(message.iter_attachments())
             for row in csv.DictReader(io.StringIO(attachment.get_content())):
                 mails[row["ip"]].add(message["X-NSM-Digest-Id"])
