@@ -46,6 +46,15 @@ def epmd_binary() -> Optional[str]:
     return shutil.which("epmd") or next((str(p) for p in Path("/usr/lib/erlang").glob("erts-*/bin/epmd")), None)
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; False once it is gone or has exited (a zombie, state Z)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def port_is_free(port: int) -> bool:
     import socket
 
@@ -312,14 +321,15 @@ class RabbitMQServer:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    @staticmethod
-    def _kill_group(pgid: int) -> None:
+    def _kill_group(self, pgid: int) -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
+            # Members that already exited but wait for their parent to reap them (zombies)
+            # still belong to the group: done when only such are left.
+            if not [pid for pid in self._group_pids({pgid}) if process_alive(pid)]:
                 return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
             time.sleep(0.1)
 
     # -- virtual hosts -----------------------------------------------------------------
@@ -348,8 +358,10 @@ class RabbitMQServer:
                 found.add(line.split()[3])
         return found
 
-    def _group_pids(self) -> list:
-        groups = {p.pid for p in (self.process, self.epmd) if p is not None}
+    def _group_pids(self, groups: Optional[set] = None) -> list:
+        """The processes of the server's and epmd's process groups (zombies included)."""
+        if groups is None:
+            groups = {p.pid for p in (self.process, self.epmd) if p is not None}
         pids = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, IndexError, ValueError):

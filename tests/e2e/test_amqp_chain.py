@@ -208,7 +208,7 @@ def test_the_harness_stops_rabbitmq_and_its_epmd_by_pid(tmp_path, redis_server):
     ``intelmqctl check`` then reports that it cannot reach the pipeline (the demo, whose
     RabbitMQ takes 15672 where it is free, ignores that one line where it is not).
     """
-    from intelmq_nsm.demo.rabbitmq import RabbitMQServer
+    from intelmq_nsm.demo.rabbitmq import RabbitMQServer, process_alive
 
     server = RabbitMQServer(intelmqctl_port=False).start()
     try:
@@ -223,8 +223,8 @@ def test_the_harness_stops_rabbitmq_and_its_epmd_by_pid(tmp_path, redis_server):
         server.stop()
     assert len(pids) >= 2  # the Erlang VM and epmd at least
     assert listening and all(a.startswith(("127.0.0.1:", "[::1]:")) for a in listening), listening
-    assert time.monotonic() - started < 30
-    assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+    assert time.monotonic() - started < 60
+    assert [pid for pid in pids if process_alive(pid)] == []
     assert server.management_port != INTELMQCTL_MANAGEMENT_PORT
     # intelmqctl asks port 15672 for this server's queues: there is nothing (an error) or
     # another RabbitMQ (this test session's), which has no such virtual host; either way
