@@ -262,12 +262,30 @@ class RabbitMQServer:
         try:
             # `rabbitmqctl wait` needs the pid file, which the node writes a moment after start.
             wait_for(self._pid_file_written, timeout=timeout, interval=0.1, what=f"RabbitMQ node {self.node}")
-            self.ctl("wait", "--timeout", str(int(timeout)), str(self.pid_file), timeout=timeout + 10)
+            self._wait_running(timeout)
             wait_for(self._management_answers, timeout=timeout, interval=0.2, what="the management API")
         except Exception:
             self.stop()
             raise
         return self
+
+    def _wait_running(self, timeout: float) -> None:
+        """``rabbitmqctl wait`` until the node's application runs.
+
+        On a busy machine ``wait`` may find the node up but the application not yet (or no
+        longer) booting and give up with rabbit_is_not_running: asked again while the
+        server process lives, it goes on waiting.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(5, int(deadline - time.monotonic()))
+            try:
+                self.ctl("wait", "--timeout", str(remaining), str(self.pid_file), timeout=remaining + 10)
+                return
+            except HarnessError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise
+            time.sleep(1)
 
     def _pid_file_written(self) -> bool:
         if self.process.poll() is not None:
