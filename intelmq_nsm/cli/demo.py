@@ -24,7 +24,14 @@ def run(args) -> int:
         return 1
     keep = args.workdir is not None
     workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
-    demo = Demo(example, workdir, redis_url=args.redis_url, progress=progress, timeout=args.timeout)
+    demo = Demo(
+        example,
+        workdir,
+        redis_url=args.redis_url,
+        progress=progress,
+        timeout=args.timeout,
+        broker=args.broker,
+    )
     try:
         summary = demo.run()
     except (DemoError, HarnessError) as exc:
@@ -59,5 +66,11 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
     parser.add_argument("--redis-url", help="use this Redis (redis://host:port) instead of a private redis-server")
     parser.add_argument("--json", metavar="FILE", help="also write the summary of both rounds as JSON to FILE")
+    parser.add_argument(
+        "--broker",
+        choices=("redis", "amqp"),
+        default="redis",
+        help="carry messages on Redis or on a private RabbitMQ (amqp; statistics stay on Redis) (%(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for delivery (%(default)s)")
     parser.set_defaults(func=run)

@@ -166,11 +166,17 @@ def clean_environment(root: Path) -> dict:
 
 
 class Pipeline:
-    """One IntelMQ installation under ``root``, talking to ``redis_server``."""
+    """One IntelMQ installation under ``root``, talking to ``redis_server``.
 
-    def __init__(self, root: Path, redis_server: RedisServer, runtime: dict):
+    ``broker``: where messages go between bots. None: the Redis (database 2); an
+    ``AmqpBroker`` (intelmq_nsm.demo.rabbitmq): IntelMQ's AMQP pipeline on that RabbitMQ
+    virtual host, with statistics and the deduplicator's cache still on the Redis.
+    """
+
+    def __init__(self, root: Path, redis_server: RedisServer, runtime: dict, broker=None):
         self.root = Path(root)
         self.redis = redis_server
+        self.broker = broker
         self.runtime = self._complete(runtime)
         self.env = clean_environment(self.root)
         self.log_dir = self.root / "var" / "log"
@@ -209,6 +215,12 @@ class Pipeline:
             "statistics_password": password,
             "statistics_database": STATISTICS_DB,
         }
+        if self.broker is not None:
+            # Host and port always go in: intelmqctl's AMQP code has a default address that
+            # is not on this machine.
+            for key in [k for k in runtime["global"] if k.endswith("_pipeline_db")]:
+                del runtime["global"][key]
+            runtime["global"].update(self.broker.pipeline_settings())
         for bot_id, bot in runtime.items():
             if bot_id == "global":
                 continue
@@ -324,7 +336,13 @@ class Pipeline:
         return self.runtime[bot_id]["parameters"].get("source_queue") or f"{bot_id}-queue"
 
     def queue_sizes(self) -> dict:
-        """Length of every queue and internal queue in the pipeline database."""
+        """Length of every queue and internal queue in the pipeline database.
+
+        On AMQP: messages per queue, unacknowledged ones included (AMQP has no internal
+        queues: a message a bot holds is unacknowledged in its source queue).
+        """
+        if self.broker is not None:
+            return self.broker.queue_sizes()
         client = self.redis.client()
         return {key: client.llen(key) for key in client.scan_iter(match="*-queue*")}
 

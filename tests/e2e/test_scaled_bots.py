@@ -1,0 +1,106 @@
+"""The parser and the constituency expert as three bot ids each behind ``load_balance``, on
+Redis and on RabbitMQ, with one instance of each SIGKILLed mid-run and restarted: every
+finding reaches its organisation's digests exactly once."""
+
+import csv
+import io
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import redis
+
+from intelmq_nsm.demo.pipeline import STATISTICS_DB, wait_for
+from intelmq_nsm.demo.scaling import instance_ids, scale_out
+from intelmq_nsm.demo.synthetic import synthetic_example
+from tests.harness import HarnessDemo
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
+INSTANCES = 3
+FINDINGS = 1200
+REPORTS = 6
+PARSER, EXPERT = "nsm-report-parser", "nsm-constituency-expert"
+
+
+def scaled(runtime: dict) -> dict:
+    return scale_out(scale_out(runtime, PARSER, INSTANCES), EXPERT, INSTANCES)
+
+
+def kill_and_restart(pipeline, bot_id: str) -> None:
+    pipeline.kill(bot_id)
+    wait_for(lambda: pipeline.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
+    pipeline.ctl("start", bot_id, check=True, timeout=60)
+    wait_for(lambda: pipeline.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
+
+
+def archived(directory: Path) -> dict:
+    """Finding address → {(digest id, organisation)} over the archive's digest files."""
+    seen = defaultdict(set)
+    for path in directory.glob("*.json"):
+        digest = json.loads(path.read_text(encoding="utf-8"))
+        for finding in digest["findings"]:
+            seen[finding["ip"]].add((digest["id"], digest["organisation"]["id"]))
+    return seen
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def broker(request):
+    """The broker name, and the session's RabbitMQ for amqp."""
+    if request.param == "amqp":
+        return "amqp", request.getfixturevalue("rabbitmq_server")
+    return "redis", None
+
+
+def test_three_instances_each_deliver_every_finding_exactly_once_despite_a_sigkill(tmp_path, broker):
+    name, rabbitmq = broker
+    example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
+    demo = HarnessDemo(example, tmp_path / "run", progress=lambda m: None, timeout=300, broker=name, rabbitmq=rabbitmq)
+    runtime = scaled(demo.preflight())
+    kills = []
+    try:
+        demo.start(runtime)
+        assert demo.pipeline.runtime["nsm-intake"]["parameters"]["load_balance"] is True
+        assert demo.pipeline.runtime["deduplicator-expert"]["parameters"]["load_balance"] is True
+        for number, report in enumerate(demo.reports()):
+            assert demo.submit(report)[0] == 202
+            if number == REPORTS // 2:
+                # Mid-run: an expert instance with events in hand, then a parser instance.
+                wait_for(
+                    lambda: any(demo.pipeline.queue_sizes().get(f"{i}-queue", 0) for i in instance_ids(EXPERT, 3)),
+                    timeout=60,
+                    interval=0.02,
+                    what="events queued for the experts",
+                )
+                for victim in (f"{EXPERT}-2", f"{PARSER}-1"):
+                    kill_and_restart(demo.pipeline, victim)
+                    kills.append(victim)
+        demo.wait_until_delivered()
+        stats = redis.Redis(port=demo.redis.port, db=STATISTICS_DB, decode_responses=True)
+        time.sleep(2.5)  # bots flush their counters every 2 s
+        handled = {b: int(stats.get(f"{b}.stats.success") or 0) for b in instance_ids(EXPERT, 3)}
+        archive = archived(demo.workdir / "var/lib/bots/ibd-digest-archive/digests")
+        mails = defaultdict(set)
+        for _, _, message in demo.sink.messages:
+            [attachment] = list(message.iter_attachments())
+            for row in csv.DictReader(io.StringIO(attachment.get_content())):
+                mails[row["ip"]].add(message["X-NSM-Digest-Id"])
+        dumps = demo.pipeline.dumps()
+        errors = demo.pipeline.log_lines(level="ERROR")
+    finally:
+        demo.close()
+
+    assert kills == [f"{EXPERT}-2", f"{PARSER}-1"]
+    # Every instance took a share of the events (counters restart with a restarted bot).
+    assert all(n > 0 for n in handled.values()), handled
+    assert len(expected) == FINDINGS
+    assert set(archive) == set(expected), f"lost: {len(set(expected) - set(archive))}"
+    assert {a: d for a, d in archive.items() if len(d) != 1} == {}, "findings in two digests"
+    assert {a: d for a, d in archive.items() if {org for _, org in d} != {expected[a]}} == {}
+    assert set(mails) == set(expected)
+    assert {a: ids for a, ids in mails.items() if len(ids) != 1} == {}
+    assert dumps == {}
+    assert errors == []

@@ -1,0 +1,136 @@
+"""Two IntelMQ hosts on one RabbitMQ: runtime-examples/two-hosts as it is, intake and parser on
+one IntelMQ root, deduplicator, expert and outputs on another, each with its own process
+manager, Redis (statistics, cache) and files; only the broker's virtual host is shared."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from intelmq_nsm.demo import finding_address, install_example_files, localise_runtime, spool_digests
+from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, free_port, wait_for
+from intelmq_nsm.demo.run import DEMO_PACE, DIGEST_MODULE, Demo, event_finding
+from intelmq_nsm.demo.smtp_sink import SmtpSink
+from tests.e2e.test_nsm_ibd_example import EXPECTED, EXPECTED_DEFAULT
+from tests.harness import HarnessPipeline
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
+TWO_HOSTS = ROOT / "runtime-examples" / "two-hosts"
+
+
+class Host:
+    """One IntelMQ host of the layout: its runtime file, folder, Redis and pipeline."""
+
+    def __init__(self, name: str, workdir: Path, broker, overrides: dict):
+        self.name = name
+        self.workdir = workdir
+        runtime = yaml.safe_load((TWO_HOSTS / name / "runtime.yaml").read_text(encoding="utf-8"))
+        self.runtime = localise_runtime(runtime, workdir, overrides)
+        install_example_files(EXAMPLE, workdir)
+        self.redis = RedisServer(workdir / "redis").start()
+        self.pipeline = HarnessPipeline(workdir / "intelmq", self.redis, self.runtime, broker=broker).setup()
+
+    def digest_spools(self):
+        return {
+            b: Path(bot["parameters"]["spool_file"])
+            for b, bot in self.pipeline.runtime.items()
+            if b != "global" and bot["module"] == DIGEST_MODULE
+        }
+
+    def close(self):
+        self.pipeline.close()
+        self.redis.stop()
+
+
+def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_broker):
+    sink = SmtpSink().start()
+    intake_port = free_port()
+    overrides = {"http_port": intake_port, "smtp_port": sink.port, **DEMO_PACE}
+    hosts = []
+    try:
+        intake = Host("intake-host", tmp_path / "intake-host", amqp_broker, overrides)
+        hosts.append(intake)
+        routing = Host("routing-host", tmp_path / "routing-host", amqp_broker, overrides)
+        hosts.append(routing)
+        assert set(intake.pipeline.bot_ids) == {"nsm-intake", "nsm-report-parser"}
+        assert set(routing.pipeline.bot_ids).isdisjoint(intake.pipeline.bot_ids)
+        for host in hosts:
+            check = host.pipeline.check()
+            assert [line for line in check["lines"] if line[0] == "error"] == [], host.name
+        routing.pipeline.start()
+        intake.pipeline.start()
+
+        # The researcher's side is the intake host: Demo.submit posts as the demo does.
+        client = Demo(EXAMPLE, tmp_path / "client", progress=lambda m: None)
+        client.intake_port = intake_port
+        for report in client.reports():
+            assert client.submit(report)[0] == 202
+
+        def settled():
+            if any(amqp_broker.queue_sizes().values()):
+                return False
+            from intelmq_nsm.digest.spool import Spool
+
+            for path in routing.digest_spools().values():
+                spool = Spool(path)
+                try:
+                    counts = spool.counts()
+                finally:
+                    spool.close()
+                if counts["waiting_findings"] or counts["pending"] or not counts.get("delivered", 1):
+                    return False
+            return True
+
+        unclaimed = Path(routing.pipeline.runtime["unclaimed-file-output"]["parameters"]["file"])
+        wait_for(
+            lambda: len(Pipeline.read_file_output(unclaimed)) >= len(EXPECTED_DEFAULT) and settled(),
+            timeout=180,
+            interval=1.0,
+            what="every digest delivered on the routing host",
+        )
+        wait_for(settled, timeout=30, interval=1.0, what="settled once more")
+
+        delivered = {}
+        for bot_id, path in routing.digest_spools().items():
+            for state, digest in spool_digests(path):
+                assert state == "delivered", (bot_id, digest.id, digest.last_error)
+                key = (digest.organisation["id"], digest.constituency)
+                delivered.setdefault(key, set()).update(finding_address(f) for f in digest.findings)
+        default = {finding_address(event_finding(e)) for e in Pipeline.read_file_output(unclaimed)}
+        dumps = {host.name: host.pipeline.dumps() for host in hosts}
+        errors = {host.name: host.pipeline.log_lines(level="ERROR") for host in hosts}
+        # Each host's own files: the intake host holds no digest, the routing host no intake spool.
+        intake_files = {p.name for p in (intake.workdir / "var" / "lib" / "bots").iterdir()}
+        routing_files = {p.name for p in (routing.workdir / "var" / "lib" / "bots").iterdir()}
+        mails = len(sink.messages)
+    finally:
+        for host in reversed(hosts):
+            host.close()
+        sink.stop()
+
+    assert delivered == EXPECTED
+    assert default == EXPECTED_DEFAULT
+    assert mails == len([key for key in EXPECTED if key[1] == "ibd"])
+    assert dumps == {"intake-host": {}, "routing-host": {}}
+    assert errors == {"intake-host": [], "routing-host": []}
+    assert intake_files == {"nsm-intake"}
+    assert "nsm-intake" not in routing_files and "ibd-digest-mail" in routing_files
+
+
+def test_the_two_host_runtimes_are_the_example_split_in_two():
+    """The two-host files hold the example's bots, each once, with the same parameters."""
+    example = yaml.safe_load((EXAMPLE / "runtime.yaml").read_text(encoding="utf-8"))
+    parts = {h: yaml.safe_load((TWO_HOSTS / h / "runtime.yaml").read_text()) for h in ("intake-host", "routing-host")}
+    bots = {b: bot for part in parts.values() for b, bot in part.items() if b != "global"}
+    assert sorted(bots) == sorted(b for b in example if b != "global")
+    assert all(bots[b] == example[b] for b in bots)
+    for part in parts.values():
+        settings = part["global"]
+        assert settings["source_pipeline_broker"] == settings["destination_pipeline_broker"] == "amqp"
+        # Set on every host: left out, intelmqctl's AMQP code uses an address of its own.
+        assert settings["source_pipeline_host"] == settings["destination_pipeline_host"]
+        assert settings["source_pipeline_amqp_virtual_host"] == "nsm"
+    assert parts["intake-host"]["global"] == parts["routing-host"]["global"]
