@@ -29,7 +29,7 @@ setup(
     package_dir={EXAMPLE_PACKAGE: "runtime-examples/nsm-ibd"},
     include_package_data=True,
     package_data={
-        "intelmq_nsm": ["data/*", "templates/*", "schemas/*"],
+        "intelmq_nsm": ["data/*", "templates/*", "templates/feedback/*", "schemas/*"],
         "intelmq_nsm.constituency": ["data/*"],
         EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*"],
     },
@@ -68,6 +68,8 @@ setup(
             # IntelMQ's AMQP pipeline (RabbitMQ) speaks through pika.
             "pika>=1.3",
             "ruff==0.17.6",
+            # The feedback page's browser test drives Debian's chromium (never a downloaded browser).
+            "playwright>=1.40",
         ],
     },
     entry_points={"console_scripts": _entrypoints.console_scripts(HERE / "intelmq_nsm")},

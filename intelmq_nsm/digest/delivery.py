@@ -37,9 +37,13 @@ class Deliverer:
         retry_max: float = 3600,
         max_attempts=None,
         ledger=None,
+        links=None,
     ):
         self.spool, self.channel, self.logger = spool, channel, logger
         self.ledger = ledger
+        #: Adds the feedback links to a digest before it is rendered
+        #: (:class:`intelmq_nsm.feedback.links.DigestLinks`); None: digests carry none.
+        self.links = links
         self.max_events, self.max_age = max_events, max_age
         self.retry_base, self.retry_max, self.max_attempts = retry_base, retry_max, max_attempts
         self.recovered = False
@@ -89,6 +93,8 @@ class Deliverer:
 
     def deliver(self, digest_id: str, now=None) -> str:
         digest = self.spool.load(digest_id)
+        if self.links is not None:
+            digest = self.links.annotate(digest)
         self.spool.mark_attempting(digest_id, now=now)
         try:
             return self._attempt(digest, now)

@@ -17,6 +17,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: and last seen and times seen; ``findings`` holds verified fixes too (kind ``fixed``),
 #: so ``count`` is no longer the number of vulnerable systems: ``counts`` per kind is.
 FORMAT_VERSION = "nsm-digest/2"
+#: The column of a finding's feedback link, after COLUMNS in digests that carry links.
+LINK_COLUMN = "feedback_url"
 #: The kinds in the order a digest shows them; a finding spooled without one is new.
 KINDS = ("new", "reopened", "reminder", "fixed")
 #: Per language, what a finding's ``role`` says about the organisation's part in it.
@@ -53,9 +55,14 @@ def counts(digest) -> dict:
     return result
 
 
+def _columns(digest) -> tuple:
+    """The columns of this digest's findings: with ``feedback_url`` when it carries links."""
+    return (*COLUMNS, LINK_COLUMN) if getattr(digest, "feedback_url", "") else COLUMNS
+
+
 def as_document(digest) -> dict:
     """The digest as the JSON document a REST endpoint receives."""
-    return {
+    document = {
         "counts": counts(digest),
         "format": FORMAT_VERSION,
         "id": digest.id,
@@ -63,8 +70,11 @@ def as_document(digest) -> dict:
         "constituency": digest.constituency,
         "organisation": {k: digest.organisation.get(k) for k in ("id", "name", "kind")},
         "count": len(digest.findings),
-        "findings": [{**{c: f.get(c, "") for c in COLUMNS}, "kind": kind_of(f)} for f in ordered(digest)],
+        "findings": [{**{c: f.get(c, "") for c in _columns(digest)}, "kind": kind_of(f)} for f in ordered(digest)],
     }
+    if getattr(digest, "feedback_url", ""):
+        document["feedback_url"] = digest.feedback_url
+    return document
 
 
 def to_json(digest) -> bytes:
@@ -81,9 +91,10 @@ def neutralise(value) -> str:
 def to_csv(digest) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    columns = _columns(digest)
+    writer.writerow(columns)
     for finding in ordered(digest):
-        writer.writerow([neutralise(kind_of(finding) if c == "kind" else finding.get(c, "")) for c in COLUMNS])
+        writer.writerow([neutralise(kind_of(finding) if c == "kind" else finding.get(c, "")) for c in columns])
     return out.getvalue()
 
 
@@ -160,6 +171,7 @@ def to_text(digest, language: str = "nl") -> str:
         counts=counts(digest),
         count=counts(digest)["vulnerable"],
         roles=ROLE_TEXT[language],
+        feedback_url=getattr(digest, "feedback_url", ""),
     )
 
 

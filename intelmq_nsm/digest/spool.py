@@ -95,6 +95,9 @@ class Digest:
     attempts: int = 0
     state: str = "pending"
     last_error: Optional[str] = None
+    #: The link to the page with all of this digest's findings (each finding's own link
+    #: is its row's ``feedback_url``); empty when the output makes no feedback links.
+    feedback_url: str = ""
 
 
 class DigestSpool:

@@ -59,6 +59,9 @@ class NSMDigestOutputBot(OutputBot):
     report_fixed: bool = True
     ledger_retry_delay: float = 10.0
     clock_offset: float = 0.0
+    feedback_base_url: Optional[str] = None
+    feedback_secret_file: Optional[str] = None
+    feedback_link_lifetime: int = 2592000
 
     _spool = None
     _thread = None
@@ -97,11 +100,21 @@ class NSMDigestOutputBot(OutputBot):
             retry_max=self.retry_max,
             max_attempts=self.max_attempts,
             ledger=self._ledger,
+            links=self.feedback_links(),
             clock=self.now,
         )
         self._thread.start()
         where = "the spool's file" if not self.ledger_url else self._ledger.engine.url.render_as_string()
         self.logger.info("Spool %s opened, ledger in %s; delivering over %s.", path, where, self.channel)
+
+    def feedback_links(self):
+        """The feedback links the digests carry, or None without ``feedback_base_url``."""
+        if not self.feedback_base_url:
+            return None
+        from intelmq_nsm.feedback.links import DigestLinks, LinkSigner
+
+        signer = LinkSigner.from_file(self.feedback_secret_file, lifetime=self.feedback_link_lifetime)
+        return DigestLinks(self.feedback_base_url, signer)
 
     def now(self) -> float:
         """The output's clock: the system's, moved by ``clock_offset`` seconds (rehearsals)."""
@@ -193,6 +206,18 @@ class NSMDigestOutputBot(OutputBot):
         url = parameters.get("ledger_url")
         if url and not str(url).startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             results.append(["error", "Parameter ledger_url must be a sqlite:/// or postgresql:// URL."])
+        if parameters.get("feedback_base_url"):
+            from intelmq_nsm.feedback.links import SecretError, read_secret
+
+            if not str(parameters["feedback_base_url"]).startswith(("https://", "http://")):
+                results.append(["error", "Parameter feedback_base_url must be an http(s):// URL."])
+            if not parameters.get("feedback_secret_file"):
+                results.append(["error", "Parameter feedback_base_url needs feedback_secret_file, which is not set."])
+            else:
+                try:
+                    read_secret(parameters["feedback_secret_file"])
+                except SecretError as exc:
+                    results.append(["error", str(exc)])
         if not parameters.get("constituency"):
             results.append(
                 ["warning", "Parameter constituency is not set: events of any constituency will be delivered."]

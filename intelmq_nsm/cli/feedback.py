@@ -1,0 +1,38 @@
+"""``intelmq-nsm feedback answers``: the answers of owners and the ticket system, as CSV or JSON."""
+
+import json
+import sys
+
+
+def _answers(args) -> int:
+    from intelmq_nsm.digest.ledger import Ledger
+    from intelmq_nsm.feedback import config as config_mod
+    from intelmq_nsm.feedback import export
+    from intelmq_nsm.intake.tokens import parse_time
+
+    try:
+        config = config_mod.load(args.config)
+        since = parse_time(args.since).timestamp() if args.since else None
+    except (config_mod.ConfigError, ValueError) as exc:
+        print(f"intelmq-nsm feedback answers: {exc}", file=sys.stderr)
+        return 2
+    ledger = Ledger(config.ledger_url, name=config.ledger_name)
+    try:
+        rows = export.answers(ledger, since)
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(export.to_csv(rows))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("feedback", help="the feedback service's records: the answers given")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    answers = actions.add_parser("answers", help="every answer (owners' and the ticket system's), CSV by default")
+    answers.add_argument("--config", required=True, help="the feedback service's configuration file")
+    answers.add_argument("--since", help="only answers from this ISO 8601 date or time on")
+    answers.add_argument("--json", action="store_true", help="JSON instead of CSV")
+    answers.set_defaults(func=_answers)

@@ -1,0 +1,207 @@
+"""What the feedback service reads from and writes to the finding ledger.
+
+Transport-free and blocking (the web stack runs it in its worker pool). Everything an
+owner sees or answers is bounded by a verified link: the findings the ledger recorded
+as delivered in that digest to that organisation (and only the one finding for a
+finding's link). Another organisation's finding, or one from another digest, is
+answered as unknown, whatever id is put into a form.
+"""
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import Index, and_, select
+from sqlalchemy.engine import make_url
+
+from intelmq_nsm import storage
+from intelmq_nsm.digest.ledger import Ledger
+from intelmq_nsm.digest.ledger.schema import findings as findings_table
+from intelmq_nsm.digest.ledger.schema import history as history_table
+from intelmq_nsm.digest.ledger.schema import notifications as notifications_table
+from intelmq_nsm.feedback.links import Link
+
+#: The owners' four choices and the ledger state each one sets.
+CHOICES = {
+    "fixed": "fixed-reported",
+    "accepted-risk": "accepted-risk",
+    "not-ours": "disputed",
+    "false-positive": "false-positive",
+}
+#: States the ticket system may set: the owners' answers, and ``open`` to take one back.
+API_STATES = ("fixed-reported", "accepted-risk", "disputed", "false-positive", "open")
+MAX_COMMENT_CHARS = 2000
+#: The ticket system's references are looked up on every call: an index of their own,
+#: made when the service opens a ledger (also one the digest output made before).
+REFERENCE_INDEX = Index("ledger_history_reference", history_table.c.ledger, history_table.c.reference)
+#: The facts of a finding the page shows, from the digest as it was delivered.
+FACT_COLUMNS = ("ip", "port", "fqdn", "url", "cves", "severity", "product", "case_title", "recommendation")
+
+
+class UnknownFinding(LookupError):
+    """No such finding for this organisation (in this digest): nothing to show or answer."""
+
+
+class ConflictingReference(ValueError):
+    """A reference used before for a different answer."""
+
+
+@dataclass
+class FeedbackConfig:
+    ledger_url: str
+    ledger_name: str
+    #: The digest output's spool: where the facts of a delivered digest are read from.
+    #: Derived from a SQLite ledger URL (the ledger lives in the spool's file by default).
+    spool_file: Optional[str] = None
+
+
+def _spool_from(url: str) -> Optional[str]:
+    parsed = make_url(url)
+    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+
+
+class FeedbackStore:
+    """The ledger (and the digest spool's facts) as the feedback service needs them."""
+
+    def __init__(self, config: FeedbackConfig, ledger: Optional[Ledger] = None):
+        self.config = config
+        self.ledger = ledger or Ledger(config.ledger_url, name=config.ledger_name)
+        with self.ledger.transaction() as conn:
+            REFERENCE_INDEX.create(conn, checkfirst=True)
+        self.spool_file = config.spool_file or _spool_from(config.ledger_url)
+        # Reference look-up and answer are one step for a given reference.
+        self._references = threading.Lock()
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def findings_for(self, link: Link) -> list:
+        """The link's findings with their ledger record, facts and history (oldest first)."""
+        f, n = findings_table, notifications_table
+        query = (
+            select(f, n.c.kind.label("digest_kind"))
+            .join(n, and_(n.c.ledger == f.c.ledger, n.c.finding_id == f.c.finding_id, n.c.org_id == f.c.org_id))
+            .where(f.c.ledger == self.ledger.name, n.c.digest_id == link.digest_id, f.c.org_id == link.org_id)
+            .order_by(f.c.case_id, f.c.target, f.c.finding_id)
+        )
+        if link.finding_id is not None:
+            query = query.where(f.c.finding_id == link.finding_id)
+        with self.ledger.transaction() as conn:
+            records = [dict(r) for r in conn.execute(query).mappings()]
+            for record in records:
+                record["history"] = self._history(conn, record["finding_id"], link.org_id)
+        facts = self._facts(link.digest_id, link.org_id)
+        for record in records:
+            record["facts"] = facts.get(record["finding_id"], {})
+        return records
+
+    def finding_for(self, link: Link, finding_id: str) -> dict:
+        """One of the link's findings; UnknownFinding when the link does not cover it."""
+        if link.finding_id is not None and finding_id != link.finding_id:
+            raise UnknownFinding(finding_id)
+        for record in self.findings_for(Link(link.digest_id, link.org_id, finding_id, link.expires)):
+            return record
+        raise UnknownFinding(finding_id)
+
+    def _history(self, conn, finding_id: str, org_id: str) -> list:
+        h = history_table
+        where = and_(h.c.ledger == self.ledger.name, h.c.finding_id == finding_id, h.c.org_id == org_id)
+        rows = conn.execute(select(h).where(where).order_by(h.c.id)).mappings()
+        return [{k: r[k] for k in ("at", "old_state", "state", "source", "note", "reference")} for r in rows]
+
+    def _facts(self, digest_id: str, org_id: str) -> dict:
+        """finding id → the digest row's facts, from the spool while it keeps the digest."""
+        if not self.spool_file or not Path(self.spool_file).exists():
+            return {}
+        try:
+            db = storage.connect(self.spool_file)
+            try:
+                rows = db.execute(
+                    "SELECT row FROM events WHERE digest_id = ? AND org_id = ?", (digest_id, org_id)
+                ).fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return {}
+        facts = {}
+        for (text,) in rows:
+            row = json.loads(text)
+            if row.get("finding_id"):
+                facts[row["finding_id"]] = {c: row[c] for c in FACT_COLUMNS if row.get(c) not in (None, "")}
+        return facts
+
+    # -- answers ------------------------------------------------------------------------
+
+    def answer(self, link: Link, finding_id: str, choice: str, comment: str = "", now: Optional[float] = None) -> dict:
+        """An owner's answer through a link: the finding's record after it."""
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {', '.join(CHOICES)}, not {choice!r}.")
+        self.finding_for(link, finding_id)
+        previous = self.ledger.record_answer(
+            finding_id,
+            link.org_id,
+            CHOICES[choice],
+            source="owner",
+            note=comment[:MAX_COMMENT_CHARS],
+            reference=f"digest {link.digest_id}",
+            now=now,
+        )
+        if previous is None:
+            raise UnknownFinding(finding_id)
+        return self.finding_for(link, finding_id)
+
+    def api_answer(
+        self, client: str, finding_id: str, org_id: str, state: str, comment: str, reference: str, now=None
+    ) -> tuple:
+        """The ticket system's answer: ``(created, result)``; the same reference again
+        (same answer) is not recorded twice."""
+        if state not in API_STATES:
+            raise ValueError(f"state must be one of {', '.join(API_STATES)}, not {state!r}.")
+        stored_reference = f"ticket {client} {reference}"
+        with self._references:
+            earlier = self._by_reference(stored_reference)
+            if earlier is not None:
+                if (earlier["finding_id"], earlier["org_id"], earlier["state"], earlier["note"]) != (
+                    finding_id,
+                    org_id,
+                    state,
+                    comment,
+                ):
+                    raise ConflictingReference(reference)
+                return False, self._result(earlier, reference)
+            previous = self.ledger.record_answer(
+                finding_id,
+                org_id,
+                state,
+                source="operator",
+                note=comment,
+                reference=stored_reference,
+                now=time.time() if now is None else now,
+            )
+            if previous is None:
+                raise UnknownFinding(finding_id)
+            return True, self._result(self._by_reference(stored_reference), reference)
+
+    def _by_reference(self, stored_reference: str) -> Optional[dict]:
+        h = history_table
+        where = and_(h.c.ledger == self.ledger.name, h.c.reference == stored_reference)
+        with self.ledger.transaction() as conn:
+            row = conn.execute(select(h).where(where).order_by(h.c.id).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    @staticmethod
+    def _result(row: dict, reference: str) -> dict:
+        return {
+            "finding_id": row["finding_id"],
+            "organisation": row["org_id"],
+            "state": row["state"],
+            "previous_state": row["old_state"],
+            "recorded_at": row["at"],
+            "reference": reference,
+        }

@@ -1,0 +1,74 @@
+"""The answers owners and the ticket system gave, as CSV for a spreadsheet (formula-safe).
+
+A comment is the owner's free text: in a spreadsheet a cell starting with ``=``, ``+``,
+``-``, ``@`` (or a tab or carriage return) would be a formula, so such cells get a
+leading quote (:func:`intelmq_nsm.digest.render.neutralise`, as the digests' CSV does).
+"""
+
+import csv
+import datetime
+import io
+from typing import Optional
+
+from sqlalchemy import and_, select
+
+from intelmq_nsm.digest.ledger.schema import findings, history
+from intelmq_nsm.digest.render import neutralise
+
+COLUMNS = (
+    "at",
+    "organisation",
+    "organisation_name",
+    "finding_id",
+    "target",
+    "case_id",
+    "old_state",
+    "state",
+    "source",
+    "comment",
+    "reference",
+)
+
+
+def answers(ledger, since: Optional[float] = None) -> list:
+    """Every answer (source owner or operator) in the ledger, oldest first, as dicts of COLUMNS."""
+    join = and_(
+        findings.c.ledger == history.c.ledger,
+        findings.c.finding_id == history.c.finding_id,
+        findings.c.org_id == history.c.org_id,
+    )
+    query = (
+        select(history, findings.c.org_name, findings.c.target, findings.c.case_id)
+        .join(findings, join)
+        .where(history.c.ledger == ledger.name, history.c.source.in_(("owner", "operator")))
+        .order_by(history.c.id)
+    )
+    if since is not None:
+        query = query.where(history.c.at >= since)
+    with ledger.transaction() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        {
+            "at": datetime.datetime.fromtimestamp(r["at"], datetime.timezone.utc).isoformat(timespec="seconds"),
+            "organisation": r["org_id"],
+            "organisation_name": r["org_name"],
+            "finding_id": r["finding_id"],
+            "target": r["target"],
+            "case_id": r["case_id"],
+            "old_state": r["old_state"] or "",
+            "state": r["state"],
+            "source": r["source"],
+            "comment": r["note"],
+            "reference": r["reference"],
+        }
+        for r in rows
+    ]
+
+
+def to_csv(rows) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([neutralise(row[c]) for c in COLUMNS])
+    return out.getvalue()

@@ -1,0 +1,56 @@
+"""The feedback store on both ledger backends: what a link covers, answers and references."""
+
+import time
+
+import pytest
+
+from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.digest import notify
+from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.ledger import Ledger
+from intelmq_nsm.feedback.answers import ConflictingReference, FeedbackConfig, FeedbackStore, UnknownFinding
+from intelmq_nsm.feedback.links import Link
+
+AMSTERDAM = organisation("GM0363", "Amsterdam")
+UTRECHT = organisation("GM0344", "Utrecht")
+
+
+@pytest.fixture
+def store(ledger_url):
+    ledger = Ledger(ledger_url, name="ibd-digest-mail")
+    now = time.time()
+    recorded = []
+    for n, org in ((1, AMSTERDAM), (2, AMSTERDAM), (3, UTRECHT)):
+        record = ledger.observe(notify.observations(findings(event(n, [org]))), now)[0]
+        recorded.append((record["finding_id"], org["id"]))
+    ledger.record_delivery("digest-a", [(f, "GM0363", "new") for f, o in recorded if o == "GM0363"], now)
+    ledger.record_delivery("digest-u", [(f, "GM0344", "new") for f, o in recorded if o == "GM0344"], now)
+    store = FeedbackStore(FeedbackConfig(ledger_url, "ibd-digest-mail"), ledger=ledger)
+    store.recorded = recorded
+    yield store
+    store.close()
+
+
+def test_a_link_covers_its_organisations_findings_in_its_digest(store):
+    mine = store.findings_for(Link("digest-a", "GM0363", None, 0))
+    assert sorted(r["finding_id"] for r in mine) == sorted(f for f, o in store.recorded if o == "GM0363")
+    assert store.findings_for(Link("digest-a", "GM0344", None, 0)) == []
+    assert store.findings_for(Link("digest-u", "GM0363", None, 0)) == []
+    foreign = next(f for f, o in store.recorded if o == "GM0344")
+    with pytest.raises(UnknownFinding):
+        store.answer(Link("digest-a", "GM0363", None, 0), foreign, "fixed")
+
+
+def test_answers_keep_history_and_references_are_idempotent(store):
+    finding = next(f for f, o in store.recorded if o == "GM0363")
+    link = Link("digest-a", "GM0363", None, 0)
+    assert store.answer(link, finding, "not-ours", "Van de provincie.")["state"] == "disputed"
+    created, result = store.api_answer("IBD-tickets", finding, "GM0363", "fixed-reported", "", "T-1")
+    assert created and result["previous_state"] == "disputed"
+    assert store.api_answer("IBD-tickets", finding, "GM0363", "fixed-reported", "", "T-1")[0] is False
+    with pytest.raises(ConflictingReference):
+        store.api_answer("IBD-tickets", finding, "GM0363", "open", "", "T-1")
+    # Another client's reference of the same text is its own.
+    assert store.api_answer("Other", finding, "GM0363", "open", "", "T-1")[0] is True
+    record = next(r for r in store.findings_for(link) if r["finding_id"] == finding)
+    assert [h["state"] for h in record["history"]] == ["open", "notified", "disputed", "fixed-reported", "open"]
