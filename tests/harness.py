@@ -21,12 +21,6 @@ from intelmq_nsm.demo.pipeline import HarnessError, Pipeline, RedisServer, wait_
 class HarnessPipeline(Pipeline):
     """The private pipeline with the tests' ways in and out."""
 
-    def stop(self, *bot_ids: str) -> None:
-        ids = list(bot_ids) or sorted(self._started)
-        for bot_id in ids:
-            self.ctl("stop", bot_id, timeout=60)
-            self._started.discard(bot_id)
-
     def reload(self, *bot_ids: str) -> None:
         for bot_id in bot_ids or self.bot_ids:
             self.ctl("reload", bot_id, check=True, timeout=60)

@@ -309,6 +309,14 @@ class Pipeline:
         for bot_id in ids:
             wait_for(lambda b=bot_id: self.status(b) == "running", timeout=30, what=f"{bot_id} to run")
 
+    def stop(self, *bot_ids: str) -> None:
+        """Stop the given bots (all this pipeline started if none are given); the demo
+        restarts the digest outputs this way for its second round."""
+        ids = list(bot_ids) or sorted(self._started)
+        for bot_id in ids:
+            self.ctl("stop", bot_id, timeout=60)
+            self._started.discard(bot_id)
+
     def status(self, bot_id: str) -> str:
         status = self.ctl_json("status", bot_id)
         # One bot: intelmqctl prints its status as a string; several: a mapping.

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from intelmq_nsm import storage
-from intelmq_nsm.digest.ledger import policy
+from intelmq_nsm.digest.ledger.policy import Observation, again, delivered, first
 from intelmq_nsm.digest.ledger.schema import ANSWERS, SOURCES, STATES, findings, history, metadata, notifications
 
 KEY = ("ledger", "finding_id", "org_id")
@@ -167,7 +167,7 @@ class Ledger:
 
     # -- the digest output ---------------------------------------------------------------
 
-    def observe(self, observations: Iterable[policy.Observation], now: Optional[float] = None, conn=None) -> list:
+    def observe(self, observations: Iterable[Observation], now: Optional[float] = None, conn=None) -> list:
         """Record one event's findings in one transaction (``conn``'s, if given); return per
         observation the record after it (a dict with ``kind``: what to put into a digest
         now, or None)."""
@@ -179,14 +179,14 @@ class Ledger:
         for o in observations:
             # A new finding first: one statement where it is new; where it is known, the
             # conflict leaves it alone and it is read (locked) and changed.
-            step = policy.first(o, now)
+            step = first(o, now)
             row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
             if self._inserted(conn, findings, row):
                 self._change(conn, o.finding_id, o.org_id, step.change, now)
                 results.append({**row, "kind": step.kind})
                 continue
             record = self._record(conn, o.finding_id, o.org_id)
-            step = policy.again(record, o, now, self.reminder_after, self.report_fixed)
+            step = again(record, o, now, self.reminder_after, self.report_fixed)
             if step.values:
                 self._set(conn, o.finding_id, o.org_id, step.values)
             if step.change:
@@ -215,7 +215,7 @@ class Ledger:
                 if not self._inserted(conn, notifications, row):
                     continue
                 count += 1
-                step = policy.delivered(record, kind, digest_id, now)
+                step = delivered(record, kind, digest_id, now)
                 if step.values:
                     self._set(conn, finding_id, org_id, step.values)
                 if step.change:
