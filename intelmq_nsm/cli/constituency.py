@@ -238,3 +238,7 @@ def register(subparsers) -> None:
     from intelmq_nsm.cli.constituency_import import add_import_parser  # the import actions live in their own module
 
     add_import_parser(commands)
+
+    from intelmq_nsm.cli.disputes import add_disputes_parser
+
+    add_disputes_parser(commands)

@@ -17,6 +17,8 @@ def build(config, logger=None):
     store = FeedbackStore(FeedbackConfig(config.ledger_url, config.ledger_name, config.spool_file))
     verifier = TokenVerifier(config.tokens_file) if config.tokens_file else None
     context = ServiceContext(config, store, LinkSigner.from_file(config.secret_file), logger, verifier)
+    if config.operator_tokens_file:
+        context.extra["operator_verifier"] = TokenVerifier(config.operator_tokens_file)
     return FeedbackServer(context)
 
 

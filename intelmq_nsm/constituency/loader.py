@@ -313,8 +313,12 @@ class _Reader:
         if known is not None and key != DEFAULT_CONSTITUENCY:
             self.issue("error", path, location, "key", f"constituency {key!r} is declared twice")
             return
+        share = record.get("share_names", False)
+        if not isinstance(share, bool):
+            self.issue("error", path, location, "share_names", "must be true or false")
+            share = False
         self.registry.constituencies[key] = Constituency(
-            key, str(record.get("name") or key), self.contacts(path, location, record)
+            key, str(record.get("name") or key), self.contacts(path, location, record), share
         )
 
     def contacts(self, path, location, record) -> tuple:

@@ -50,6 +50,9 @@ class Constituency:
     key: str
     name: str
     contacts: tuple = ()
+    #: Whether researchers may see the names of this constituency's organisations in what
+    #: became of their findings (otherwise only counts).
+    share_names: bool = False
 
 
 @dataclass

@@ -12,6 +12,11 @@ outputs' clock is moved on (their ``clock_offset`` parameter), an owner's answer
 ``reports/rescan/answers.json`` is recorded in the ledgers as the feedback service will,
 the rescan reports are submitted, and the summary shows what each organisation got in
 round two (reminders, verified fixes, the reopened finding) and the cases' statistics.
+
+At the end the owners answer through the real feedback service (the mail digests carry
+its links): one answer of each kind, made on the owners' page; then the researcher's view
+of each case (``GET /v1/cases/<id>`` on the intake, with their token) is printed and each
+case's chart saved (see :mod:`intelmq_nsm.demo.feedback_round`).
 """
 
 import collections
@@ -162,6 +167,8 @@ class Demo:
         self.sink = None
         self.pipeline = None
         self.intake_port = 0
+        self.feedback = None  # the feedback service, serving the mail output's ledger
+        self.feedback_output = None  # that output's bot id
         self.mails_before = []  # mails the sink had received in the rounds before
         self.default_seen = collections.Counter()  # events of the _default file outputs summarised
         # broker "amqp": messages cross a RabbitMQ (``rabbitmq``, a running RabbitMQServer
@@ -217,6 +224,8 @@ class Demo:
             rescans = self.reports(RESCAN_FOLDER)
             if rescans:
                 summary.round_two = self.round_two(rescans)
+            if self.feedback is not None:
+                summary.feedback = self.feedback_round()
             return summary
         finally:
             self.close()
@@ -314,6 +323,29 @@ class Demo:
                 ledger.close()
         return result
 
+    def feedback_round(self) -> dict:
+        """One owner answer per kind through the feedback service; the researcher's view of each case."""
+        from intelmq_nsm.demo import feedback_round
+        from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+
+        self.progress("The owners answer on the feedback service's page, one answer of each kind.")
+        parameters = self.pipeline.runtime[self.feedback_output]["parameters"]
+        ledger = Ledger(sqlite_url(parameters["spool_file"]), name=self.feedback_output)
+        try:
+            answered = feedback_round.answer_once_per_kind(self.feedback, self.sink.messages, ledger, self.progress)
+            case_ids = {r["case_id"] for r in ledger.records() if r["case_id"]}
+        finally:
+            ledger.close()
+        for _, other in self.ledgers():
+            try:
+                case_ids |= {r["case_id"] for r in other.records() if r["case_id"]}
+            finally:
+                other.close()
+        token = (self.example / DEMO_TOKEN_FILE).read_text(encoding="utf-8").strip()
+        self.progress("The researcher asks the intake what became of each case (GET /v1/cases/<id>).")
+        views, charts = feedback_round.researcher_view(self.intake_port, token, case_ids, self.workdir / "charts")
+        return {"answers": answered, "cases": views, "charts": charts}
+
     def all_digests(self):
         for bot in self._bots(DIGEST_MODULE).values():
             yield from spool_digests(Path(bot["parameters"]["spool_file"]))
@@ -337,6 +369,7 @@ class Demo:
         overrides = {"http_port": self.intake_port, "smtp_port": self.sink.port, **DEMO_PACE}
         runtime = localise_runtime(runtime, self.workdir, overrides)
         install_example_files(self.example, self.workdir)
+        self.start_feedback(runtime)
         self.pipeline = self.pipeline_class(
             self.workdir / "intelmq", self.redis, runtime, broker=self._amqp_broker()
         ).setup()
@@ -362,6 +395,25 @@ class Demo:
         vhost = f"nsm-demo-{self.workdir.name}"
         self.progress(f"Messages go through RabbitMQ on {LOOPBACK}:{self.rabbitmq.port}, virtual host {vhost}.")
         return self.rabbitmq.vhost(vhost)
+
+    def start_feedback(self, runtime: dict) -> None:
+        """The feedback service for the first mail digest output, whose digests then carry its links."""
+        from intelmq_nsm.demo import feedback_round
+
+        mail = [
+            b for b, bot in runtime.items() if bot.get("module") == DIGEST_MODULE and "smtp_port" in bot["parameters"]
+        ]
+        if not mail:
+            return
+        self.feedback_output = mail[0]
+        parameters = runtime[self.feedback_output]["parameters"]
+        port = free_port()
+        secret = self.workdir / "etc" / "nsm" / "feedback-secret"
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        self.feedback = feedback_round.start_service(Path(parameters["spool_file"]), self.feedback_output, secret, port)
+        parameters["feedback_base_url"] = f"http://{LOOPBACK}:{port}"
+        parameters["feedback_secret_file"] = str(secret)
+        self.progress(f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.feedback_output}.")
 
     def submit(self, report: Path):
         """POST one report to the intake as the example's researcher; ``(status, submission id)``."""
@@ -498,6 +550,10 @@ class Demo:
             self.progress("Stopping the bots.")
             with contextlib.suppress(Exception):
                 self.pipeline.close()
+        if self.feedback is not None:
+            with contextlib.suppress(Exception):
+                self.feedback.stop()
+                self.feedback.context.store.close()
         if self.sink:
             self.sink.stop()
         if self.redis:

@@ -2,6 +2,7 @@
 round two (the rescan a week later) what each organisation got by kind, and the cases'
 statistics from the ledger."""
 
+import json
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -35,6 +36,9 @@ class Summary:
     cases: dict = field(default_factory=dict)
     round_two: Optional["Summary"] = None
     refused: list = field(default_factory=list)  # rescan reports the intake refused, with why
+    #: The last step: the owners' answers made on the feedback service's page, and per case
+    #: the researcher's view (GET /v1/cases/<id>) and the path of its saved chart.
+    feedback: dict = field(default_factory=dict)
 
     def _sorted_rows(self) -> list:
         return sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
@@ -105,6 +109,14 @@ class Summary:
             lines += _table(header, body)
         if self.round_two is not None:
             lines += ["", "", self.round_two.render()]
+        if self.feedback:
+            lines += ["", "", "The owners' answers on the feedback service's page:"]
+            for a in self.feedback["answers"]:
+                lines.append(f"  {a['organisation']} {a['target']} ({a['case_id']}): {a['choice']} -> {a['state']}")
+            for case_id, view in sorted(self.feedback["cases"].items()):
+                lines += ["", f"The researcher's view of {case_id} (GET /v1/cases/{case_id}):"]
+                lines += json.dumps(view, indent=2, ensure_ascii=False).splitlines()
+                lines.append(f"Chart: {self.feedback['charts'][case_id]}")
         return "\n".join(lines)
 
     def as_json(self) -> dict:
@@ -133,4 +145,7 @@ class Summary:
                 "refused": summary.refused,
             })  # fmt: skip
         cases = self.round_two.cases if self.round_two is not None else self.cases
-        return {"rounds": rounds, "cases": cases, "dumped": (self.round_two or self).dumped}
+        result = {"rounds": rounds, "cases": cases, "dumped": (self.round_two or self).dumped}
+        if self.feedback:
+            result["feedback"] = self.feedback
+        return result

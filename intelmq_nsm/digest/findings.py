@@ -62,6 +62,8 @@ class Finding:
     #: False for a rescan's not-vulnerable result: never presented as a vulnerability.
     vulnerable: bool = True
     target: str = ""
+    #: The registry matches that routed the event to this organisation (``extra.nsm.matches``).
+    matches: tuple = ()
 
 
 def _get(event: dict, key: str):
@@ -192,6 +194,7 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
     except fid.MissingField:
         where = ""  # an event that brought its own finding id
     case_id = str(row["case_id"] or "")
+    matches = _matches(event)
     seen = set()
     result = []
     for org in organisations:
@@ -204,8 +207,21 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
             "kind": org.get("kind") or "other",
             "contacts": [c for c in org.get("contacts") or [] if isinstance(c, str)],
         }
+        mine = tuple(m for m in matches if m.get("organisation") == org["id"])
         role = org.get("role") if org.get("role") in ROLES else ""
         result.append(
-            Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where)
+            Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where, mine)
         )
     return result
+
+
+def _matches(event: dict) -> list:
+    """``extra.nsm.matches`` as a list of objects; anything else counts as no matches (they
+    only inform a later dispute, they never decide delivery)."""
+    matches = _get(event, ec.MATCHES)
+    if isinstance(matches, str):
+        try:
+            matches = json.loads(matches)
+        except json.JSONDecodeError:
+            return []
+    return [m for m in matches if isinstance(m, dict)] if isinstance(matches, list) else []

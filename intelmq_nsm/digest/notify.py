@@ -13,6 +13,7 @@ first time without counting it again, and the spool ignores the repeat.
 
 import dataclasses
 import datetime
+import json
 from typing import Callable, Optional
 
 from intelmq_nsm.digest.findings import findings
@@ -34,6 +35,7 @@ def observations(found) -> list:
             constituency=f.constituency,
             case_id=f.case_id,
             target=f.target,
+            matches=json.dumps(list(f.matches), sort_keys=True) if f.matches else "",
         )
         for f in found
     ]

@@ -33,6 +33,9 @@ class ServiceConfig:
     #: Token file of the IBD's systems for ``POST /v1/feedback`` (the intake's format,
     #: made with ``intelmq-nsm tokens add``); without one the API answers 503.
     tokens_file: Optional[str] = None
+    #: Token file of the IBD's operators for the overview (``/operators``; the intake's
+    #: format, made with ``intelmq-nsm tokens add``); without one the overview is off.
+    operator_tokens_file: Optional[str] = None
     #: The service's public base URL (as in the links); the pages' forms post to their own path.
     base_url: str = ""
     requests_per_minute: int = 60
@@ -47,7 +50,7 @@ class ServiceConfig:
     trust_forwarded_for: bool = False
 
 
-_PATHS = ("secret_file", "spool_file", "tokens_file")
+_PATHS = ("secret_file", "spool_file", "tokens_file", "operator_tokens_file")
 
 
 def load(path) -> ServiceConfig:

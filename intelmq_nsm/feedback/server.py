@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-from intelmq_nsm.feedback import api, pages
+from intelmq_nsm.feedback import api, overview, pages
 from intelmq_nsm.feedback.answers import FeedbackStore
 from intelmq_nsm.feedback.config import ServiceConfig
 from intelmq_nsm.feedback.links import LinkSigner
@@ -47,6 +47,7 @@ def service_routes(context: ServiceContext) -> Routes:
     routes = Routes()
     pages.add_routes(routes, context)
     api.add_routes(routes, context)
+    overview.add_routes(routes, context)
     return routes
 
 

@@ -31,6 +31,8 @@ CASE_PARAMETERS = {
     "case_product_name": (("product", "name"), False),
     "case_product_affected_versions": (("product", "affected_versions"), True),
 }
+#: A case id as it may appear in a URL path (``/v1/cases/<id>``).
+CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 QUERY_PARAMETERS = {"feed_code", *CASE_PARAMETERS}
 
 

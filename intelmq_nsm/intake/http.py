@@ -2,7 +2,9 @@
 
 ``POST /v1/reports`` (Bearer token) checks a submission at the edge, splits it into
 reports and stores them durably in the spool before answering ``202``;
-``GET /v1/reports/<id>`` tells the submitter its state; ``GET``/``HEAD /v1/health`` is
+``GET /v1/reports/<id>`` tells the submitter its state; ``GET /v1/cases/<case id>`` (JSON)
+and ``GET /v1/cases/<case id>/chart.svg`` what became of the findings of a case the token's
+researcher reported on (when the intake knows the ledgers); ``GET``/``HEAD /v1/health`` is
 for monitoring. Everything that can be refused is refused before the body is read
 (token, rate limit, content type, size by Content-Length, feed code, case metadata),
 also on ``Expect: 100-continue``. Meant to listen on loopback behind a TLS-terminating
@@ -38,6 +40,15 @@ def intake_routes(service: IntakeService) -> Routes:
         entry = service.authenticate(request.headers.get("Authorization"), request.remote)
         return Response.json(*service.status(entry, request.args[0]))
 
+    def case(request: Request) -> Response:
+        entry = service.authenticate(request.headers.get("Authorization"), request.remote)
+        return Response.json(*service.case(entry, request.args[0]))
+
+    def chart(request: Request) -> Response:
+        entry = service.authenticate(request.headers.get("Authorization"), request.remote)
+        status, svg = service.case(entry, request.args[0], chart=True)
+        return Response(status, svg.encode("utf-8"), "image/svg+xml; charset=utf-8")
+
     def health(request: Request) -> Response:
         return Response.json(*service.health())
 
@@ -48,6 +59,8 @@ def intake_routes(service: IntakeService) -> Routes:
         Routes()
         .add(r"/v1/reports", post=Endpoint(post, check=check_post, screen=screen, takes_body=True))
         .add(r"/v1/reports/(.*)", get=Endpoint(status, screen=screen))
+        .add(r"/v1/cases/([^/]+)", get=Endpoint(case, screen=screen))
+        .add(r"/v1/cases/([^/]+)/chart\.svg", get=Endpoint(chart, screen=screen))
         .add(r"/v1/health", get=Endpoint(health, light=True))
     )
 

@@ -80,8 +80,12 @@ def _retry_after(wait: float) -> dict:
 class IntakeService:
     """Checks and stores submissions; the pump (the bot's main loop) sends them on."""
 
-    def __init__(self, verifier, spool, config: IntakeConfig, logger, state: Optional[PipelineState] = None):
+    def __init__(
+        self, verifier, spool, config: IntakeConfig, logger, state: Optional[PipelineState] = None, outcomes=None
+    ):
         self.verifier, self.spool, self.config, self.logger = verifier, spool, config, logger
+        #: What became of the cases' findings (:class:`~intelmq_nsm.intake.outcomes.CaseOutcomes`); None: off.
+        self.outcomes = outcomes
         self.limiter = RateLimiter(config.requests_per_minute, config.burst)
         self.failures = RateLimiter(config.failed_auth_per_minute, config.failed_auth_burst)
         self.state = state or PipelineState()
@@ -212,7 +216,8 @@ class IntakeService:
         record = spool_mod.Submission(
             sid, entry.researcher, entry.id, context["content_type"], spool_mod.ACCEPTED, records, len(parts), now, now
         )
-        stored, created = self.spool.accept(record, reports)
+        cases = {part.case_id for part in parts} | {(context["case"] or {}).get("id") or ""}
+        stored, created = self.spool.accept(record, reports, sorted(c for c in cases if c))
         if created:
             self.logger.info(
                 "Accepted submission %s from %s (token %s): %d records in %d reports.",
@@ -241,6 +246,27 @@ class IntakeService:
         if stored is None or stored.researcher != entry.researcher:
             raise Refusal(404, "not_found", "There is no submission with this id for this token.")
         return 200, stored.public()
+
+    def case(self, entry, case_id: str, chart: bool = False) -> tuple:
+        """What became of the findings of a case the token's researcher reported on:
+        ``(status, JSON document)``, or ``(status, SVG text)`` with ``chart``."""
+        if not edge.CASE_ID.fullmatch(case_id):
+            raise Refusal(404, "not_found", "There is no case with this id for this token.")
+        # Another researcher's case and an unknown one get the same answer: ids tell nothing.
+        if not self.spool.submitted_case(entry.researcher, case_id):
+            raise Refusal(404, "not_found", "There is no case with this id for this token.")
+        if self.outcomes is None:
+            raise Refusal(503, "not_configured", "This intake is not connected to the finding ledger (ledgers).")
+        try:
+            outcome = self.outcomes.outcome(case_id)
+        except Exception:
+            self.logger.exception("The ledger could not be read for case %s.", case_id)
+            raise Refusal(503, "unavailable", "The finding ledger cannot be read now; try again later.") from None
+        if outcome is None:
+            outcome = self.outcomes.empty(case_id)
+        if chart:
+            return 200, self.outcomes.chart(outcome)
+        return 200, outcome
 
     def _misconfigured(self, problem: str) -> Refusal:
         if problem != self._told_problem:

@@ -44,6 +44,8 @@ class Part:
     text: str
     first_record: int
     records: int
+    #: The case the report's case block names ("" without one).
+    case_id: str = ""
 
 
 class _Packer:
@@ -171,7 +173,11 @@ def split_nsm_report(text: str, max_bytes: int) -> list:
     packer = _Packer(max_bytes, head=head, tail="]}", separator=", ")
     for raw in raws:
         packer.add(raw)
-    return packer.done()
+    case_id = str((head_doc.get("case") or {}).get("id") or "")
+    parts = packer.done()
+    for part in parts:
+        part.case_id = case_id
+    return parts
 
 
 def _syntax(message: str) -> str:

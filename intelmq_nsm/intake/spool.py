@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     raw BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_submission ON outbox (submission_id);
+CREATE TABLE IF NOT EXISTS submission_cases (
+    submission_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    PRIMARY KEY (submission_id, case_id)
+);
+CREATE INDEX IF NOT EXISTS submission_cases_case ON submission_cases (case_id);
 """
 
 
@@ -94,9 +100,11 @@ class SubmissionSpool:
         with self._lock:
             self._db.close()
 
-    def accept(self, submission: Submission, reports: list) -> tuple:
-        """Store a submission with its reports ``[(meta, raw_bytes), ...]`` unless its id
-        is known. Returns ``(stored submission, created)``; ``created`` is False for a repeat."""
+    def accept(self, submission: Submission, reports: list, cases=()) -> tuple:
+        """Store a submission with its reports ``[(meta, raw_bytes), ...]`` and the case ids
+        it reported on unless its id is known. Returns ``(stored submission, created)``;
+        ``created`` is False for a repeat. The case ids stay with the submission's row:
+        they say whose cases a researcher may look at."""
         with self._lock, storage.transaction(self._db) as db:
             known = self._get(submission.id)
             if known is not None:
@@ -106,7 +114,20 @@ class SubmissionSpool:
                 "INSERT INTO outbox (submission_id, part, fields, raw) VALUES (?, ?, ?, ?)",
                 [(submission.id, n, json.dumps(meta), raw) for n, (meta, raw) in enumerate(reports, 1)],
             )
+            db.executemany(
+                "INSERT OR IGNORE INTO submission_cases VALUES (?, ?)", [(submission.id, c) for c in cases if c]
+            )
         return submission, True
+
+    def submitted_case(self, researcher: str, case_id: str) -> bool:
+        """Whether ``researcher`` submitted a report on the case ``case_id``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM submission_cases JOIN submissions ON submissions.id = submission_cases.submission_id "
+                "WHERE submission_cases.case_id = ? AND submissions.researcher = ? LIMIT 1",
+                (case_id, researcher),
+            ).fetchone()
+        return row is not None
 
     def _get(self, submission_id: str):
         row = self._db.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()

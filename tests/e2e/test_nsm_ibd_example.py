@@ -185,3 +185,40 @@ def test_the_summary_names_every_organisation_and_the_default_path(demo_run):
         assert organisation in text
     assert "3 findings claimed by no constituency went to the _default path" in text
     assert isinstance(summary, Summary) and "NOT DELIVERED" not in text
+
+
+def test_the_demo_ends_with_one_answer_per_kind_on_the_owners_page_and_the_researcher_s_view(demo_run):
+    demo, summary = demo_run
+    feedback = summary.feedback
+    answered = {a["choice"]: a["state"] for a in feedback["answers"]}
+    assert answered == {
+        "fixed": "fixed-reported",
+        "accepted-risk": "accepted-risk",
+        "not-ours": "disputed",
+        "false-positive": "false-positive",
+    }
+    assert all(a["confirmation_status"] == 200 for a in feedback["answers"])
+    # Each answer is in the mail output's ledger, as the owner's, with the comment.
+    from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+
+    spool = demo.pipeline.runtime["ibd-digest-mail"]["parameters"]["spool_file"]
+    ledger = Ledger(sqlite_url(spool), name="ibd-digest-mail")
+    try:
+        for a in feedback["answers"]:
+            [record] = [r for r in ledger.history_of(a["finding_id"]) if r["org_id"] == a["organisation"]]
+            last = record["history"][-1]
+            assert (last["state"], last["source"], last["note"]) == (a["state"], "owner", a["comment"])
+    finally:
+        ledger.close()
+    view = feedback["cases"]["DIVD-2024-00012"]
+    assert view["findings"] >= 10 and view["notified"] >= 10 and view["daily"]
+    surf = [c for c in view["constituencies"] if c["constituency"] == "surf"]
+    ibd = [c for c in view["constituencies"] if c["constituency"] == "ibd"]
+    assert surf and [o["name"] for o in surf[0]["organisations"]] == ["Universiteit Voorbeeld"]
+    assert ibd and "organisations" not in ibd[0]  # the IBD's registry entry does not share names
+    for case_id, path in feedback["charts"].items():
+        assert Path(path).read_text(encoding="utf-8").startswith("<svg") and case_id in feedback["cases"]
+    text = summary.render()
+    assert "The researcher's view of DIVD-2024-00012 (GET /v1/cases/DIVD-2024-00012):" in text
+    assert f"Chart: {feedback['charts']['DIVD-2024-00012']}" in text
+    assert summary.as_json()["feedback"]["cases"]["DIVD-2024-00012"] == view

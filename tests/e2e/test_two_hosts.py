@@ -72,10 +72,10 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
         def settled():
             if any(amqp_broker.queue_sizes().values()):
                 return False
-            from intelmq_nsm.digest.spool import Spool
+            from intelmq_nsm.digest.spool import DigestSpool
 
             for path in routing.digest_spools().values():
-                spool = Spool(path)
+                spool = DigestSpool(path)
                 try:
                     counts = spool.counts()
                 finally:

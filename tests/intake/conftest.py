@@ -35,7 +35,10 @@ class Intake:
         self.spool = SubmissionSpool(tmp_path / "spool.sqlite")
         config.setdefault("send_wait", 2)
         limits = {name: config.pop(name) for name in LIMITS if name in config}
-        self.service = IntakeService(TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger)
+        outcomes = config.pop("outcomes", None)
+        self.service = IntakeService(
+            TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger, outcomes=outcomes
+        )
         limits.setdefault("body_timeout", self.service.config.body_timeout)
         limits.setdefault("max_body_bytes", self.service.config.max_body_bytes)
         self.pump = Pump(self.spool, self._send, self.service.state, self.logger, refused=(PipelineDown,))

@@ -37,6 +37,8 @@ class Observation:
     constituency: str = ""
     case_id: str = ""
     target: str = ""
+    #: The registry matches that routed it to this organisation, as JSON ("" if unknown).
+    matches: str = ""
 
 
 @dataclass
@@ -60,6 +62,7 @@ def first(observation: Observation, now: float) -> Step:
         "constituency": observation.constituency,
         "case_id": observation.case_id,
         "target": observation.target,
+        "matches": observation.matches,
         "state": state,
         "first_seen": now,
         "last_seen": now,
@@ -84,6 +87,8 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
         "times_seen": record["times_seen"] + 1,
         "last_event": observation.event_hash,
     }
+    if observation.matches and observation.matches != record.get("matches"):
+        values["matches"] = observation.matches
     state, kind, change = record["state"], None, None
     if observation.vulnerable:
         if state in FIXED:

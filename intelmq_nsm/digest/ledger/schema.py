@@ -78,6 +78,9 @@ findings = Table(
     #: after a crash gets the same answer and counts once.
     Column("last_event", String(64)),
     Column("last_kind", String(10)),
+    #: The registry's matches that routed the finding to this organisation (JSON list of
+    #: ``extra.nsm.matches`` entries), as last seen: what a dispute of it is about.
+    Column("matches", Text, nullable=False, default=""),
     PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
     _one_of("state", STATES),
 )
@@ -136,4 +139,20 @@ notifications = Table(
     ),
     _one_of("kind", KINDS),
 )
+#: The operators' decisions on disputed findings (``intelmq-nsm constituency disputes``):
+#: ``accepted`` (with the registry correction written) or ``rejected`` (with a note).
+disputes = Table(
+    "ledger_disputes",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("org_id", String(200), nullable=False),
+    Column("decision", String(10), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("correction", Text, nullable=False, default=""),
+    PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
+    _one_of("decision", ("accepted", "rejected")),
+)
+
 Index("ledger_notifications_finding", notifications.c.ledger, notifications.c.finding_id, notifications.c.org_id)

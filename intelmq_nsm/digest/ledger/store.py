@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import and_, bindparam, create_engine, event, exc, func, select
+from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -103,6 +103,15 @@ class Ledger:
         }
         with _reachable():
             metadata.create_all(self.engine)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to ``ledger_findings`` after a ledger was made (``create_all`` makes
+        only missing tables): added with their default, so older ledgers go on working."""
+        with self.engine.begin() as conn:
+            present = {column["name"] for column in inspect(conn).get_columns(findings.name)}
+            if "matches" not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {findings.name} ADD COLUMN matches TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.engine.dispose()

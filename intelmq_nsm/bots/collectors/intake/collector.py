@@ -3,7 +3,7 @@
 import base64
 import json
 import os
-from typing import Optional
+from typing import Optional, Union
 
 from intelmq import VAR_STATE_PATH
 from intelmq.lib.bot import CollectorBot
@@ -13,6 +13,7 @@ from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.intake.http import IntakeServer
+from intelmq_nsm.intake.outcomes import CaseOutcomes
 from intelmq_nsm.intake.pump import PipelineState, Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
 from intelmq_nsm.intake.spool import SubmissionSpool
@@ -55,10 +56,17 @@ class NSMIntakeCollectorBot(CollectorBot):
     failed_auth_burst: int = 10
     max_concurrent_hashes: int = 2
     trust_forwarded_for: bool = False
+    #: The finding ledgers of the digest outputs that notify (their spool files or ledger
+    #: URLs, sqlite:/// or postgresql://): researchers' GET /v1/cases/<id> reads them.
+    ledgers: Union[str, list, None] = None
+    #: The constituency registry (the constituency expert's ``database``): which
+    #: constituencies share their organisations' names with researchers.
+    constituency_registry: Union[str, list, None] = None
 
     _server: Optional[IntakeServer] = None
     _spool: Optional[SubmissionSpool] = None
     _pump: Optional[Pump] = None
+    _outcomes: Optional[CaseOutcomes] = None
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
@@ -81,7 +89,8 @@ class NSMIntakeCollectorBot(CollectorBot):
         verifier = TokenVerifier(self.token_file, max_hashing=self.max_concurrent_hashes)
         if verifier.problem:
             self.logger.error("Submissions are refused until the token file is mended: %s", verifier.problem)
-        service = IntakeService(verifier, self._spool, config, self.logger, state)
+        self._outcomes = CaseOutcomes(self.ledgers, self.constituency_registry) if self.ledgers else None
+        service = IntakeService(verifier, self._spool, config, self.logger, state, outcomes=self._outcomes)
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
         self._pump = Pump(self._spool, self._send, state, self.logger, refused=(PipelineError,))
@@ -137,6 +146,9 @@ class NSMIntakeCollectorBot(CollectorBot):
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+        if self._outcomes is not None:
+            self._outcomes.close()
+            self._outcomes = None
 
     @staticmethod
     def check(parameters: dict):
@@ -155,6 +167,14 @@ class NSMIntakeCollectorBot(CollectorBot):
                     messages.append(["warning", f"The token file {token_file} does not exist yet: nobody can submit."])
                 elif not any(entry.active for entry in entries):
                     messages.append(["warning", f"The token file {token_file} has no active token: nobody can submit."])
+        ledgers = parameters.get("ledgers") or []
+        for spec in [ledgers] if isinstance(ledgers, str) else ledgers:
+            if "://" in str(spec) and not str(spec).startswith(
+                ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+            ):
+                messages.append(
+                    ["error", f"Parameter ledgers: {spec!r} is neither a file nor a sqlite:/// or postgresql:// URL."]
+                )
         report_size = parameters.get("max_report_size", NSMIntakeCollectorBot.max_report_size)
         if report_size > parameters.get("max_body_size", NSMIntakeCollectorBot.max_body_size):
             messages.append(["warning", "Parameter max_report_size is larger than max_body_size; no report is split."])

@@ -1,0 +1,125 @@
+"""The operators' overview on the real feedback service: login with an operator token,
+per organisation its open findings and their age, per case the chart; comments inert."""
+
+import http.client
+import logging
+import re
+from urllib.parse import urlencode
+
+import pytest
+
+from intelmq_nsm.feedback.answers import FeedbackConfig, FeedbackStore
+from intelmq_nsm.feedback.config import ServiceConfig
+from intelmq_nsm.feedback.links import LinkSigner, create_secret
+from intelmq_nsm.feedback.server import FeedbackServer, ServiceContext
+from intelmq_nsm.intake.tokens import TokenVerifier, add_token
+from tests.outcome.ledgers import CASE, FINDINGS, T0, case_ledger
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+class Served:
+    def __init__(self, tmp_path):
+        spool = tmp_path / "spool.sqlite"
+        ledger = case_ledger(spool)
+        ledger.record_answer(FINDINGS[1][0], FINDINGS[1][1], "disputed", note=SCRIPT, now=T0 + 86400)
+        ledger.close()
+        secret = tmp_path / "secret"
+        create_secret(secret)
+        operators = tmp_path / "operators.json"
+        _, self.operator_token = add_token(operators, "IBD operator", ["operators"])
+        researchers = tmp_path / "researchers.json"
+        _, self.other_token = add_token(researchers, "DIVD", ["divd"])
+        config = ServiceConfig(
+            ledger_url=f"sqlite:///{spool}",
+            ledger_name="ibd-digest-mail",
+            secret_file=str(secret),
+            operator_tokens_file=str(operators),
+            port=0,
+        )
+        self.store = FeedbackStore(FeedbackConfig(config.ledger_url, config.ledger_name))
+        context = ServiceContext(config, self.store, LinkSigner.from_file(secret), logging.getLogger("test-overview"))
+        context.extra["operator_verifier"] = TokenVerifier(operators)
+        self.server = FeedbackServer(context).start()
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def login(self, token):
+        _, _, page = self.request("GET", "/operators/login")
+        fields = dict(re.findall(rb'name="(nonce|csrf)" value="([^"]*)"', page))
+        form = urlencode({"nonce": fields[b"nonce"], "csrf": fields[b"csrf"], "token": token})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self.request("POST", "/operators/login", form.encode(), headers)
+
+    def close(self):
+        self.server.stop()
+        self.store.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    served = Served(tmp_path)
+    yield served
+    served.close()
+
+
+def cookie_of(headers) -> dict:
+    value = headers["Set-Cookie"].split(";")[0]
+    return {"Cookie": value}
+
+
+def test_an_operator_logs_in_and_sees_open_findings_per_organisation_and_the_case_chart(served):
+    status, headers, _ = served.login(served.operator_token)
+    assert status == 303 and headers["Location"] == "/operators"
+    assert all(flag in headers["Set-Cookie"] for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
+    status, headers, page = served.request("GET", "/operators", headers=cookie_of(headers))
+    text = re.sub(r">\s+<", "><", page.decode())
+    assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
+    # Amsterdam: one fixed, one false positive, none open; Rotterdam disputed; the university notified.
+    table = text.split("<h2>Cases</h2>")[0]
+    assert "Amsterdam" not in table
+    assert re.search(r"Rotterdam \(GM0599\)</td><td>ibd</td><td>1</td><td>\d+\.\d</td>", table)
+    assert re.search(r"Universiteit Voorbeeld \(UNI-EX\)</td><td>surf</td><td>1</td>", table)
+    assert f'<img src="/operators/cases/{CASE}/chart.svg"' in text
+    status, headers, svg = served.request(
+        "GET", f"/operators/cases/{CASE}/chart.svg", headers=cookie_of(served.login(served.operator_token)[1])
+    )
+    assert status == 200 and headers["Content-Type"].startswith("image/svg+xml") and svg.startswith(b"<svg")
+
+
+def test_a_comment_with_html_and_script_is_shown_as_text(served):
+    _, headers, _ = served.login(served.operator_token)
+    _, _, page = served.request("GET", "/operators", headers=cookie_of(headers))
+    text = page.decode()
+    assert "<script>" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in text
+
+
+def test_without_a_valid_session_nothing_is_shown(served):
+    status, _, page = served.request("GET", "/operators")
+    assert status == 401 and b"Amsterdam" not in page and b"Operator token" in page
+    assert served.login(served.other_token)[0] == 401  # a token of another file
+    assert served.login("nsm_0000_" + "x" * 40)[0] == 401
+    forged = {"Cookie": "nsm_operator=abcd.9999999999.AAAA"}
+    assert served.request("GET", "/operators", headers=forged)[0] == 401
+    assert served.request("GET", f"/operators/cases/{CASE}/chart.svg", headers=forged)[0] == 401
+    # A login form without its form token (a cross-site post) is refused.
+    form = urlencode({"token": served.operator_token}).encode()
+    status, headers, _ = served.request(
+        "POST", "/operators/login", form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 403 and "Set-Cookie" not in headers
+
+
+def test_an_unknown_case_chart_is_404(served):
+    _, headers, _ = served.login(served.operator_token)
+    assert served.request("GET", "/operators/cases/NOPE-1/chart.svg", headers=cookie_of(headers))[0] == 404
