@@ -1,6 +1,7 @@
 """Two IntelMQ hosts on one RabbitMQ: runtime-examples/two-hosts as it is, intake and parser on
 one IntelMQ root, deduplicator, expert and outputs on another, each with its own process
-manager, Redis (statistics, cache) and files; only the broker's virtual host is shared."""
+manager, Redis (statistics, cache) and files; shared are the broker's virtual host and the
+finding ledger on one PostgreSQL (the digest outputs' ``ledger_url``)."""
 
 from pathlib import Path
 
@@ -24,11 +25,14 @@ TWO_HOSTS = ROOT / "runtime-examples" / "two-hosts"
 class Host:
     """One IntelMQ host of the layout: its runtime file, folder, Redis and pipeline."""
 
-    def __init__(self, name: str, workdir: Path, broker, overrides: dict):
+    def __init__(self, name: str, workdir: Path, broker, overrides: dict, ledger_url=None):
         self.name = name
         self.workdir = workdir
         runtime = yaml.safe_load((TWO_HOSTS / name / "runtime.yaml").read_text(encoding="utf-8"))
         self.runtime = localise_runtime(runtime, workdir, overrides)
+        for bot in self.runtime.values():
+            if ledger_url and bot.get("module") == DIGEST_MODULE:
+                bot["parameters"]["ledger_url"] = ledger_url
         install_example_files(EXAMPLE, workdir)
         self.redis = RedisServer(workdir / "redis").start()
         self.pipeline = HarnessPipeline(workdir / "intelmq", self.redis, self.runtime, broker=broker).setup()
@@ -45,7 +49,8 @@ class Host:
         self.redis.stop()
 
 
-def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_broker):
+def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_broker, postgres_server):
+    ledger_url = postgres_server.create_database("two_hosts_ledger")
     sink = SmtpSink().start()
     intake_port = free_port()
     overrides = {"http_port": intake_port, "smtp_port": sink.port, **DEMO_PACE}
@@ -53,7 +58,7 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
     try:
         intake = Host("intake-host", tmp_path / "intake-host", amqp_broker, overrides)
         hosts.append(intake)
-        routing = Host("routing-host", tmp_path / "routing-host", amqp_broker, overrides)
+        routing = Host("routing-host", tmp_path / "routing-host", amqp_broker, overrides, ledger_url)
         hosts.append(routing)
         assert set(intake.pipeline.bot_ids) == {"nsm-intake", "nsm-report-parser"}
         assert set(routing.pipeline.bot_ids).isdisjoint(intake.pipeline.bot_ids)
@@ -106,6 +111,15 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
         intake_files = {p.name for p in (intake.workdir / "var" / "lib" / "bots").iterdir()}
         routing_files = {p.name for p in (routing.workdir / "var" / "lib" / "bots").iterdir()}
         mails = len(sink.messages)
+        # Counted in the ledger right after each delivery: wait for the last count too.
+        expected_orgs = {org for org, _ in EXPECTED}
+        wait_for(
+            lambda: {org for _, org, state in shared_ledger(ledger_url) if state == "notified"} >= expected_orgs,
+            timeout=30,
+            interval=1.0,
+            what="the shared ledger to count every delivered digest",
+        )
+        ledgered = shared_ledger(ledger_url)
     finally:
         for host in reversed(hosts):
             host.close()
@@ -117,6 +131,9 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
     assert dumps == {"intake-host": {}, "routing-host": {}}
     assert errors == {"intake-host": [], "routing-host": []}
     assert intake_files == {"nsm-intake"}
+    # The outputs keep their findings' lives in the one PostgreSQL ledger both hosts may reach.
+    assert ledgered and {state for _, _, state in ledgered} == {"notified"}
+    assert {org for _, org, _ in ledgered} == {org for org, _ in EXPECTED}
     assert "nsm-intake" not in routing_files and "ibd-digest-mail" in routing_files
 
 
@@ -134,3 +151,16 @@ def test_the_two_host_runtimes_are_the_example_split_in_two():
         assert settings["source_pipeline_host"] == settings["destination_pipeline_host"]
         assert settings["source_pipeline_amqp_virtual_host"] == "nsm"
     assert parts["intake-host"]["global"] == parts["routing-host"]["global"]
+
+
+def shared_ledger(url: str) -> set:
+    """``(ledger name, organisation, state)`` of every finding in the PostgreSQL ledger."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text("SELECT ledger, org_id, state FROM ledger_findings")).fetchall()
+    finally:
+        engine.dispose()
+    return {tuple(row) for row in rows}
