@@ -36,6 +36,10 @@ from intelmq_nsm.digest.ledger.schema import ANSWERS, SOURCES, STATES, findings,
 KEY = ("ledger", "finding_id", "org_id")
 
 
+#: The advisory lock (any fixed number) under which a ledger's schema is made on PostgreSQL.
+SCHEMA_LOCK = 0x6E736D6C  # 'nsml'
+
+
 class LedgerUnavailable(Exception):
     """The ledger's database cannot be reached (or is locked) now; try again later."""
 
@@ -102,16 +106,25 @@ class Ledger:
             for table in (findings, notifications)
         }
         with _reachable():
-            metadata.create_all(self.engine)
-            self._add_missing_columns()
+            self._create_schema()
 
-    def _add_missing_columns(self) -> None:
+    def _create_schema(self) -> None:
+        """Make the tables that are missing, in one transaction. On PostgreSQL several
+        outputs (or hosts) may open one ledger at the same moment, and two concurrent
+        ``CREATE TABLE IF NOT EXISTS`` of one table fail in PostgreSQL's catalogue: a
+        transaction-level advisory lock lets one make the schema while the others wait."""
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+            metadata.create_all(conn)
+            self._add_missing_columns(conn)
+
+    def _add_missing_columns(self, conn) -> None:
         """Columns added to ``ledger_findings`` after a ledger was made (``create_all`` makes
         only missing tables): added with their default, so older ledgers go on working."""
-        with self.engine.begin() as conn:
-            present = {column["name"] for column in inspect(conn).get_columns(findings.name)}
-            if "matches" not in present:
-                conn.exec_driver_sql(f"ALTER TABLE {findings.name} ADD COLUMN matches TEXT NOT NULL DEFAULT ''")
+        present = {column["name"] for column in inspect(conn).get_columns(findings.name)}
+        if "matches" not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {findings.name} ADD COLUMN matches TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.engine.dispose()
