@@ -74,7 +74,7 @@ rerun_as_user() {
         --exclude=./build -cf - . | tar -C "$work/src" -xf -
     chown -R "$user": "$work"
     exec runuser -u "$user" -- env -i HOME="$home" USER="$user" LANG=C.UTF-8 \
-        PATH=/usr/local/bin:/usr/bin:/bin CI="${CI:-}" NSM_VENV="$work/venv" NSM_CHAOS_SEED="${NSM_CHAOS_SEED:-}" \
+        PATH=/usr/local/bin:/usr/bin:/bin CI="${CI:-}" NSM_VENV="$work/venv" NSM_CHAOS_SEED="${NSM_CHAOS_SEED:-}" NSM_TEST_WORKERS="${NSM_TEST_WORKERS:-}" \
         NSM_REQUIRE_RABBITMQ="${NSM_REQUIRE_RABBITMQ:-}" \
         bash "$work/src/scripts/$(basename "$0")" "$@"
 }

@@ -8,6 +8,14 @@ import pytest
 from intelmq_nsm.demo.rabbitmq import RabbitMQServer, rabbitmq_available
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist every test on RabbitMQ runs in one worker: intelmqctl reads
+    queue counts from port 15672 only, so one private node per machine serves them all."""
+    for item in items:
+        if "rabbitmq_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("rabbitmq"))
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_server():
     """A private RabbitMQ (own node, ports and folder, loopback only) for the whole session.
