@@ -32,7 +32,16 @@ from sqlalchemy.engine import make_url
 
 from intelmq_nsm import storage
 from intelmq_nsm.digest.ledger import policy
-from intelmq_nsm.digest.ledger.schema import ANSWERS, SOURCES, STATES, findings, history, metadata, notifications
+from intelmq_nsm.digest.ledger.schema import (
+    ANSWERS,
+    SOURCES,
+    STATES,
+    SUPERSEDED_INDEXES,
+    findings,
+    history,
+    metadata,
+    notifications,
+)
 
 KEY = ("ledger", "finding_id", "org_id")
 HISTORY_COLUMNS = ("ledger", "finding_id", "org_id", "at", "old_state", "state", "source", "note", "reference")
@@ -141,8 +150,14 @@ class Ledger:
         self._sqlite = None
         if self.engine.dialect.name == "sqlite":
             self._sqlite = _SQLiteStatements(self._read, self._new[findings], self._update, history.insert())
-        with _reachable():
-            metadata.create_all(self.engine)
+        with _reachable(), self.engine.begin() as conn:
+            metadata.create_all(conn)
+            # A ledger made by an earlier version: its tables exist, so create_all leaves
+            # them alone; the statistics' present indexes are made here, the old dropped.
+            for index in findings.indexes:
+                index.create(conn, checkfirst=True)
+            for index in SUPERSEDED_INDEXES:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
 
     def close(self) -> None:
         self.engine.dispose()
