@@ -5,7 +5,7 @@ digest now (new, reminder, reopened, fixed) or that it goes into none; what is d
 into the spool; then the caller acknowledges the message.
 
 When the ledger is the spool's own SQLite file (the default), both are written in one
-transaction on one connection: one commit per event, and a crash leaves both or neither.
+transaction on the spool's connection: one commit per event, and a crash leaves both or neither.
 With the ledger elsewhere (PostgreSQL) they are two commits, ledger first; a crash in
 between repeats the message, the ledger answers a repeated event (same event hash) as the
 first time without counting it again, and the spool ignores the repeat.
@@ -70,11 +70,12 @@ def accept(
     if ledger.shares_file(spool.path):
 
         def both():
-            with ledger.transaction() as conn:
-                records = ledger.observe(wanted, now=now, conn=conn)
+            # On the spool's own connection: no second connection to the same file.
+            with ledger.sqlite_transaction(spool.db) as db:
+                records = ledger.observe(wanted, now=now, conn=db)
                 due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
                 if due:
-                    spool.add_in(conn.connection.driver_connection, due, now=now)
+                    spool.add_in(db, due, now=now)
                 return due
 
         return call(both)
