@@ -325,7 +325,7 @@ class Demo:
 
     def feedback_round(self) -> dict:
         """One owner answer per kind through the feedback service; the researcher's view of each case."""
-        from intelmq_nsm.demo import feedback_round
+        import intelmq_nsm.demo.feedback_round as feedback_round
         from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 
         self.progress("The owners answer on the feedback service's page, one answer of each kind.")
@@ -398,7 +398,7 @@ class Demo:
 
     def start_feedback(self, runtime: dict) -> None:
         """The feedback service for the first mail digest output, whose digests then carry its links."""
-        from intelmq_nsm.demo import feedback_round
+        import intelmq_nsm.demo.feedback_round as feedback_round
 
         mail = [
             b for b, bot in runtime.items() if bot.get("module") == DIGEST_MODULE and "smtp_port" in bot["parameters"]

@@ -8,6 +8,7 @@ import pytest
 from intelmq_nsm.demo.rabbitmq import RabbitMQServer, rabbitmq_available
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist every test on RabbitMQ runs in one worker: intelmqctl reads
     queue counts from port 15672 only, so one private node per machine serves them all."""

@@ -51,9 +51,11 @@ def test_the_chart_is_well_formed_svg_with_both_lines_and_escaped_text(tmp_path)
 
 
 def test_the_collector_s_check_names_a_ledger_that_is_no_database():
-    from intelmq_nsm.bots.collectors.intake.collector import IntakeCollectorBot
+    from intelmq_nsm.bots.collectors.intake.collector import NSMIntakeCollectorBot
 
-    messages = IntakeCollectorBot.check({"token_file": "/nonexistent/tokens.json", "ledgers": ["mysql://db.example/x"]})
+    messages = NSMIntakeCollectorBot.check(
+        {"token_file": "/nonexistent/tokens.json", "ledgers": ["mysql://db.example/x"]}
+    )
     assert [
         "error",
         "Parameter ledgers: 'mysql://db.example/x' is neither a file nor a sqlite:/// or postgresql:// URL.",
