@@ -1,4 +1,9 @@
-"""Fixtures of the end-to-end tests on RabbitMQ: one private server per test session."""
+"""Fixtures of the end-to-end tests on RabbitMQ: one private server per test session.
+
+Under pytest-xdist every module on RabbitMQ carries ``xdist_group("rabbitmq")`` (the test
+command runs ``--dist loadgroup``), so one worker runs them all: intelmqctl reads queue
+counts from port 15672 only, and one private node per machine can have it.
+"""
 
 import os
 import re
@@ -6,15 +11,6 @@ import re
 import pytest
 
 from intelmq_nsm.demo.rabbitmq import RabbitMQServer, rabbitmq_available
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist every test on RabbitMQ runs in one worker: intelmqctl reads
-    queue counts from port 15672 only, so one private node per machine serves them all."""
-    for item in items:
-        if "rabbitmq_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("rabbitmq"))
 
 
 @pytest.fixture(scope="session")
