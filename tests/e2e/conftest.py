@@ -1,8 +1,8 @@
 """Fixtures of the end-to-end tests on RabbitMQ: one private server per test session.
 
-Under pytest-xdist every module on RabbitMQ carries ``xdist_group("rabbitmq")`` (the test
-command runs ``--dist loadgroup``), so one worker runs them all: intelmqctl reads queue
-counts from port 15672 only, and one private node per machine can have it.
+Every module on RabbitMQ carries the ``rabbitmq`` mark: the test command runs those in
+one process after the parallel rest, since intelmqctl reads queue counts from port
+15672 only and one private node per machine can have it.
 """
 
 import os

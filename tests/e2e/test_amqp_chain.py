@@ -17,8 +17,8 @@ from intelmq_nsm.demo.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_free
 from tests.e2e.test_nsm_ibd_example import CONTACTS, EXPECTED, EXPECTED_DEFAULT
 from tests.harness import HarnessDemo, HarnessPipeline
 
-# One xdist worker runs every test on RabbitMQ (see tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rabbitmq")]
+# Run after the parallel part of the test command, in one process (see scripts/test).
+pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 

@@ -17,8 +17,8 @@ from intelmq_nsm.demo.scaling import instance_ids, scale_out
 from intelmq_nsm.demo.synthetic import synthetic_example
 from tests.harness import HarnessDemo
 
-# One xdist worker runs every test on RabbitMQ (see tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rabbitmq")]
+# Run after the parallel part of the test command, in one process (see scripts/test).
+pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 INSTANCES = 3

@@ -15,8 +15,8 @@ from intelmq_nsm.demo.smtp_sink import SmtpSink
 from tests.e2e.test_nsm_ibd_example import EXPECTED, EXPECTED_DEFAULT
 from tests.harness import HarnessPipeline
 
-# One xdist worker runs every test on RabbitMQ (see tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rabbitmq")]
+# Run after the parallel part of the test command, in one process (see scripts/test).
+pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
