@@ -60,16 +60,11 @@ class Intake:
         limits = Limits(max_connections=1000, trust_forwarded_for=True)
         self.server = IntakeServer(self.service, "127.0.0.1", 0, limits).start()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread = threading.Thread(target=self.pump.run, args=(self._stop,), daemon=True)
         self._thread.start()
 
     def _send(self, item):
         self.sent += 1
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self.pump.wait_for_work(0.2)
-            self.pump.pump()
 
     def close(self):
         self._stop.set()

@@ -64,6 +64,13 @@ class Pump:
         self.state.work.wait(timeout)
         self.state.work.clear()
 
+    def run(self, stop, interval: float = 0.2) -> None:
+        """Pump whenever there is work until ``stop`` (a threading.Event) is set: the bot's
+        main loop, for a thread of its own (the tests' intake and the benchmarks')."""
+        while not stop.is_set():
+            self.wait_for_work(interval)
+            self.pump()
+
     def pump(self) -> int:
         """Send until the spool is empty or the pipeline refuses; returns the reports sent."""
         total = 0

@@ -47,18 +47,13 @@ class Intake:
         self.sent = []
         self.pipeline_up = True
         self._stop = threading.Event()
-        self._sender = threading.Thread(target=self._loop, daemon=True)
+        self._sender = threading.Thread(target=self.pump.run, args=(self._stop,), daemon=True)
         self._sender.start()
 
     def _send(self, item):
         if not self.pipeline_up:
             raise PipelineDown
         self.sent.append(item)
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self.pump.wait_for_work(0.2)
-            self.pump.pump()
 
     def close(self):
         self._stop.set()
