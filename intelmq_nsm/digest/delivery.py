@@ -74,6 +74,7 @@ class Deliverer:
         if not self.recovered:
             self.recover(now=now)
         self.count_delivered(now=now)
+        self.file_arrivals()
         formed = self.spool.form_digests(self.max_events, self.max_age, now=now, flush=flush)
         for digest_id in formed:
             self.logger.debug("Formed digest %s.", digest_id)
@@ -148,6 +149,20 @@ class Deliverer:
         self.count(digest, now=now)
         return "delivered"
 
+    def file_arrivals(self) -> int:
+        """File the events that arrived since the last round into the ledger and the spool
+        (:func:`intelmq_nsm.digest.notify.file_arrivals`), before digests are formed."""
+        from intelmq_nsm.digest import notify
+        from intelmq_nsm.digest.ledger import LedgerUnavailable
+
+        if self.ledger is None:
+            return 0
+        try:
+            return notify.file_arrivals(self.spool, self.ledger)
+        except LedgerUnavailable as exc:
+            self.logger.warning("The ledger cannot be reached; arrived events wait for the next round: %s.", exc)
+            return 0
+
     def count_delivered(self, now=None) -> None:
         """Count in the ledger the delivered digests it has not counted yet."""
         if self.ledger is None:
@@ -210,6 +225,12 @@ class DeliveryThread(threading.Thread):
                     # The spool keeps everything; the next round tries again.
                     self.logger.exception("Delivery round failed, trying again in %s s.", self.interval)
                 self.stopping.wait(self.interval)
+            # What arrived since the last round goes into the ledger before the output
+            # stops, so that the ledger (and who reads it) is up to date.
+            try:
+                deliverer.file_arrivals()
+            except Exception:
+                self.logger.exception("Filing the last arrived events failed; the next start files them.")
         finally:
             spool.close()
             self.channel.close()

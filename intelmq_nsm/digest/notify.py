@@ -1,14 +1,22 @@
 """From an event to what goes into digests: the finding ledger decides, the spool keeps.
 
-Per event: the ledger records the observation of each finding and says what it is in a
-digest now (new, reminder, reopened, fixed) or that it goes into none; what is due goes
-into the spool; then the caller acknowledges the message.
+The ledger records the observation of each finding and says what it is in a digest now
+(new, reminder, reopened, fixed) or that it goes into none; what is due goes into the
+spool. When that happens depends on where the ledger is:
 
-When the ledger is the spool's own SQLite file (the default), both are written in one
-transaction on the spool's connection: one commit per event, and a crash leaves both or neither.
-With the ledger elsewhere (PostgreSQL) they are two commits, ledger first; a crash in
-between repeats the message, the ledger answers a repeated event (same event hash) as the
-first time without counting it again, and the spool ignores the repeat.
+- In the spool's own SQLite file (the default): per event, :func:`arrive` appends the
+  event's findings to the spool's arrivals (one row, one commit) and the caller
+  acknowledges the message. Every delivery round, before digests are formed,
+  :func:`file_arrivals` observes them in the ledger in arrival order, each at the time it
+  arrived, and moves what is due into the spool, in one transaction per batch: a crash
+  leaves a batch filed or still arriving, never half. Why: the ledger's rows and indexes
+  cost an event's commit three times the pages of the arrival, and that commit is on the
+  path of every message; in a batch, neighbouring findings share their pages.
+- Elsewhere (PostgreSQL): per event, :func:`accept` observes in the ledger, then spools,
+  before the acknowledgement, so that an unreachable ledger stops the output from
+  acknowledging. Two commits, ledger first; a crash in between repeats the message, the
+  ledger answers a repeated event (same event hash) as the first time without counting it
+  again, and the spool ignores the repeat.
 """
 
 import dataclasses
@@ -16,7 +24,7 @@ import datetime
 import json
 from typing import Callable, Optional
 
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.findings import check, findings
 from intelmq_nsm.digest.ledger import Observation
 
 
@@ -61,7 +69,8 @@ def accept(
     constituency: Optional[str] = None,
     call: Callable = lambda action: action(),
 ) -> list:
-    """Take one event (a flat dict); return the findings spooled for digests.
+    """Take one event (a flat dict) into the ledger and the spool; return the findings
+    spooled for digests.
 
     Raises FindingError for an event that cannot be delivered (the bot dumps it) and, from
     ``call`` (which may retry), LedgerUnavailable."""
@@ -72,15 +81,53 @@ def accept(
         def both():
             # On the spool's own connection: no second connection to the same file.
             with ledger.sqlite_transaction(spool.db) as db:
-                records = ledger.observe(wanted, now=now, conn=db)
-                due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
-                if due:
-                    spool.add_in(db, due, now=now)
-                return due
+                return _spool_due(spool, db, found, ledger.observe(wanted, now=now, conn=db), now)
 
         return call(both)
     records = call(lambda: ledger.observe(wanted, now=now))
+    with spool.transaction() as db:
+        return _spool_due(spool, db, found, records, now)
+
+
+def arrive(event: dict, spool, now: float, constituency: Optional[str] = None) -> None:
+    """Take one event (a flat dict) into the spool's arrivals.
+
+    Raises FindingError for an event that cannot be delivered (the bot dumps it): checked
+    here, before the acknowledgement, by the rules :func:`accept` applies; its findings are
+    made when it is filed."""
+    check(event, constituency=constituency)
+    spool.arrive(event, now=now)
+
+
+def file_arrivals(spool, ledger, batch: int = 500) -> int:
+    """Observe the findings of the spool's arrivals in the ledger, each at the time it
+    arrived, and spool what is due; return how many arrivals (events) were filed. Raises
+    LedgerUnavailable; what is not filed stays for the next round."""
+    shared = ledger.shares_file(spool.path)
+    filed = 0
+    while arrivals := spool.arrivals(limit=batch):
+        if shared:
+            with ledger.sqlite_transaction(spool.db) as db:
+                for _, at, event in arrivals:
+                    found = findings(event)
+                    _spool_due(spool, db, found, ledger.observe(observations(found), now=at, conn=db), at)
+                spool.drop_arrivals_in(db, [arrival[0] for arrival in arrivals])
+        else:
+            # The ledger moved elsewhere (ledger_url set) while arrivals waited: each is
+            # taken as accept() takes an event, ledger first.
+            for arrival_id, at, event in arrivals:
+                found = findings(event)
+                records = ledger.observe(observations(found), now=at)
+                with spool.transaction() as db:
+                    _spool_due(spool, db, found, records, at)
+                    spool.drop_arrivals_in(db, [arrival_id])
+        filed += len(arrivals)
+    return filed
+
+
+def _spool_due(spool, db, found, records, now: float) -> list:
+    """Spool, in the transaction open on ``db``, the findings the ledger's records make due."""
     due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
     if due:
-        spool.add(due, now=now)
+        spool.add_in(db, due, now=now)
     return due

@@ -1,9 +1,10 @@
 """The durable spool: SQLite in WAL mode holding findings until a channel confirmed them.
 
-A finding is written (and committed) before IntelMQ's message is acknowledged, so a
-crash at any point leaves it either still in Redis or on disk. A message delivered again
-after a crash before the acknowledgement is ignored by the unique (event hash,
-organisation) key. A digest is formed in one transaction (digest row plus the events'
+An event is written (and committed) before IntelMQ's message is acknowledged, so a crash
+at any point leaves it either still in Redis or on disk: as an arrival (the event, to be
+filed into the ledger and ``events`` by the delivery thread) or as its findings in
+``events``. A message delivered again after a crash before the acknowledgement is ignored
+by the unique (event hash, organisation) key. A digest is formed in one transaction (digest row plus the events'
 ``digest_id``) and counts as delivered only after the channel confirmed it.
 
 A digest's states: ``pending`` (waiting for its next attempt), ``attempting`` (committed
@@ -53,6 +54,14 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (group_key, received_at) WHERE digest_id IS NULL;
 -- Partial: a new event (digest_id NULL) costs no entry here, only the formed ones do.
 CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id) WHERE digest_id IS NOT NULL;
+-- Events checked and acknowledged but not yet filed: one row per event (its flat JSON),
+-- appended before the acknowledgement, filed into the ledger and ``events`` by the
+-- delivery thread (intelmq_nsm.digest.notify). Append-only, no index: a page per event.
+CREATE TABLE IF NOT EXISTS arrivals (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    event TEXT NOT NULL
+);
 -- Delivered digests whose notifications the finding ledger has counted (the ledger may be
 -- another database: a delivery is marked here first, then counted there, then listed here).
 CREATE TABLE IF NOT EXISTS ledger_recorded (digest_id TEXT PRIMARY KEY);
@@ -127,14 +136,15 @@ class DigestSpool:
         """Copy what the WAL holds into the database file, without waiting for anyone."""
         storage.checkpoint(self.db)
 
-    def _transaction(self):
+    def transaction(self):
+        """``with spool.transaction() as db``: one committed transaction on this connection."""
         return storage.transaction(self.db)
 
     # -- intake ------------------------------------------------------------------------
 
     def add(self, findings, now: Optional[float] = None) -> int:
         """Store the findings of one event in one committed transaction; return how many were new."""
-        with self._transaction():
+        with self.transaction():
             return self.add_in(self.db, findings, now)
 
     def add_in(self, db: sqlite3.Connection, findings, now: Optional[float] = None) -> int:
@@ -161,6 +171,25 @@ class DigestSpool:
         )
         return db.total_changes - before
 
+    def arrive(self, event: dict, now: Optional[float] = None) -> None:
+        """Append one event (a flat dict, checked by :func:`intelmq_nsm.digest.findings.check`)
+        to the arrivals, committed; the delivery thread files it
+        (:func:`intelmq_nsm.digest.notify.file_arrivals`)."""
+        now = time.time() if now is None else now
+        # default=str as in findings.event_hash: the event read back hashes the same.
+        text = json.dumps(event, ensure_ascii=False, default=str)
+        with self.transaction():
+            self.db.execute("INSERT INTO arrivals (received_at, event) VALUES (?, ?)", (now, text))
+
+    def arrivals(self, limit: int = 500) -> list:
+        """The oldest arrivals: ``(id, received_at, event)`` in the order they came."""
+        rows = self.db.execute("SELECT id, received_at, event FROM arrivals ORDER BY id LIMIT ?", (limit,))
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def drop_arrivals_in(self, db: sqlite3.Connection, ids) -> None:
+        """Remove filed arrivals, in the transaction open on ``db``."""
+        db.executemany("DELETE FROM arrivals WHERE id = ?", [(i,) for i in ids])
+
     # -- forming digests ---------------------------------------------------------------
 
     def form_digests(self, max_events: int, max_age: float, now: Optional[float] = None, flush: bool = False) -> list:
@@ -179,7 +208,7 @@ class DigestSpool:
     def _form_group(self, key: str, max_events: int, max_age: float, now: float, flush: bool) -> list:
         formed = []
         while True:
-            with self._transaction():
+            with self.transaction():
                 rows = self.db.execute(
                     "SELECT id, event_hash, org_id, constituency, received_at FROM events"
                     " WHERE digest_id IS NULL AND group_key = ? ORDER BY received_at, id LIMIT ?",
@@ -232,7 +261,7 @@ class DigestSpool:
     def mark_attempting(self, digest_id: str, now: Optional[float] = None) -> None:
         """Record, before the channel starts sending, that an attempt begins now."""
         now = time.time() if now is None else now
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "UPDATE digests SET state = 'attempting', attempt_started = ? WHERE id = ?", (now, digest_id)
             )
@@ -247,7 +276,7 @@ class DigestSpool:
     def mark_interrupted(self, digest_id: str, error: str, now: Optional[float] = None) -> None:
         """Count an interrupted attempt and put the digest back in line for delivery now."""
         now = time.time() if now is None else now
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "UPDATE digests SET state = 'pending', attempts = attempts + 1, last_error = ?, next_attempt = ?"
                 " WHERE id = ? AND state = 'attempting'",
@@ -256,7 +285,7 @@ class DigestSpool:
 
     def mark_delivered(self, digest_id: str, now: Optional[float] = None) -> None:
         now = time.time() if now is None else now
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "UPDATE digests SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL"
                 " WHERE id = ?",
@@ -266,7 +295,7 @@ class DigestSpool:
     def mark_retry(self, digest_id: str, error: str, delay: float, now: Optional[float] = None) -> int:
         """Record a transient failure and schedule the next attempt; return the attempts so far."""
         now = time.time() if now is None else now
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "UPDATE digests SET state = 'pending', attempts = attempts + 1, last_error = ?, next_attempt = ?"
                 " WHERE id = ?",
@@ -278,7 +307,7 @@ class DigestSpool:
         """A permanent failure: kept in the spool, visible, retried only on request.
 
         ``count_attempt=False`` when the attempt was counted already (giving up after retries)."""
-        with self._transaction():
+        with self.transaction():
             self.db.execute(
                 "UPDATE digests SET state = 'failed', attempts = attempts + ?, last_error = ? WHERE id = ?",
                 (1 if count_attempt else 0, error, digest_id),
@@ -295,7 +324,7 @@ class DigestSpool:
         return [r["id"] for r in rows]
 
     def mark_recorded(self, digest_id: str) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.execute("INSERT OR IGNORE INTO ledger_recorded (digest_id) VALUES (?)", (digest_id,))
 
     # -- operator ----------------------------------------------------------------------
@@ -314,16 +343,16 @@ class DigestSpool:
         result = {state: 0 for state in STATES}
         for row in self.db.execute("SELECT state, COUNT(*) FROM digests GROUP BY state"):
             result[row[0]] = row[1]
-        result["waiting_findings"] = self.db.execute("SELECT COUNT(*) FROM events WHERE digest_id IS NULL").fetchone()[
-            0
-        ]
+        # Arrivals (events) not yet filed count as waiting.
+        waiting = "SELECT (SELECT COUNT(*) FROM events WHERE digest_id IS NULL) + (SELECT COUNT(*) FROM arrivals)"
+        result["waiting_findings"] = self.db.execute(waiting).fetchone()[0]
         return result
 
     def retry(self, digest_id: str, now: Optional[float] = None) -> bool:
         """Put a failed (or pending) digest back in line for delivery now; False if no such digest
         or it was delivered already."""
         now = time.time() if now is None else now
-        with self._transaction():
+        with self.transaction():
             cursor = self.db.execute(
                 "UPDATE digests SET state = 'pending', next_attempt = ? WHERE id = ? AND state != 'delivered'",
                 (now, digest_id),
@@ -336,7 +365,7 @@ class DigestSpool:
         now = time.time() if now is None else now
         if state not in ("delivered", "failed"):
             raise ValueError("Only delivered or failed digests can be purged.")
-        with self._transaction():
+        with self.transaction():
             if digest_ids:
                 marks = ",".join("?" * len(digest_ids))
                 ids = [

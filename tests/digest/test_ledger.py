@@ -1,7 +1,10 @@
 """The finding ledger and the notification policy, on SQLite and on a real PostgreSQL.
 
-Rounds of rescans go through the output's own mechanism (``notify.accept``, the spool,
-the deliverer) into the file channel; what a round delivered is read back from the JSON
+Rounds of rescans go through the output's own mechanism (the spool, the deliverer) into
+the file channel, each test both ways an event can come in: ``notify.accept`` (ledger, then
+spool, per event: the output with its ledger elsewhere) and ``notify.arrive`` (an arrival
+per event, filed by the deliverer: the output with its ledger in the spool's file, or
+elsewhere after ``ledger_url`` changed). What a round delivered is read back from the JSON
 digests it wrote.
 """
 
@@ -38,8 +41,9 @@ def scan(n: int, when: float, orgs=(AMSTERDAM,), vulnerable: bool = True, **extr
 class Output:
     """The digest output's mechanism without IntelMQ, delivering into JSON files."""
 
-    def __init__(self, tmp_path, url, name="ibd-mail", spool_file=None, **policy):
+    def __init__(self, tmp_path, url, name="ibd-mail", spool_file=None, intake="accept", **policy):
         self.directory = tmp_path / f"out-{name}"
+        self.intake = intake
         self.spool = DigestSpool(spool_file or tmp_path / f"{name}.spool.sqlite")
         self.ledger = Ledger(url, name=name, **policy)
         self.deliverer = Deliverer(
@@ -55,11 +59,18 @@ class Output:
     def round(self, events, now: float) -> list:
         """Take the events, deliver what is due; return the digests this round delivered."""
         for e in events:
-            notify.accept(e, self.spool, self.ledger, now)
+            self.take(e, now)
         self.deliverer.run_once(now=now, flush=True)
         new = sorted(set(self.directory.glob("*.json")) - self.seen)
         self.seen.update(new)
         return [json.loads(p.read_text()) for p in new]
+
+    def take(self, event: dict, now: float) -> None:
+        """One event into the output, the way its intake goes."""
+        if self.intake == "arrive":
+            notify.arrive(event, self.spool, now)
+        else:
+            notify.accept(event, self.spool, self.ledger, now)
 
     def close(self):
         self.spool.close()
@@ -70,9 +81,12 @@ def kinds(digests) -> list:
     return sorted((f["kind"], f["ip"], f["port"]) for d in digests for f in d["findings"])
 
 
-@pytest.fixture
-def output(tmp_path, ledger_url):
-    out = Output(tmp_path, ledger_url)
+@pytest.fixture(params=["accept", "arrive"])
+def output(request, tmp_path, ledger_url):
+    # Arrivals the way the output makes them by default: the spool in the ledger's file.
+    shared = request.param == "arrive" and ledger_url.startswith("sqlite")
+    spool_file = ledger_url.removeprefix("sqlite:///") if shared else None
+    out = Output(tmp_path, ledger_url, spool_file=spool_file, intake=request.param)
     yield out
     out.close()
 
@@ -118,8 +132,9 @@ def test_not_vulnerable_fixes_it_and_seen_again_it_is_reopened_and_notified(outp
 
 def test_a_digest_presents_a_fix_only_in_its_fixed_section(tmp_path, output):
     output.round([scan(1, T0)], T0)
-    notify.accept(scan(1, T0 + DAY, vulnerable=False), output.spool, output.ledger, T0 + DAY)
-    notify.accept(scan(4, T0 + DAY), output.spool, output.ledger, T0 + DAY)
+    output.take(scan(1, T0 + DAY, vulnerable=False), T0 + DAY)
+    output.take(scan(4, T0 + DAY), T0 + DAY)
+    output.deliverer.file_arrivals()
     [digest_id] = output.spool.form_digests(1000, 0, now=T0 + DAY, flush=True)
     from intelmq_nsm.digest import render
 
@@ -139,7 +154,8 @@ def test_a_digest_presents_a_fix_only_in_its_fixed_section(tmp_path, output):
 def test_a_reminder_section_says_since_when(output):
     output.round([scan(1, T0)], T0)
     [digest_id] = [None]
-    notify.accept(scan(1, T0 + WEEK), output.spool, output.ledger, T0 + WEEK)
+    output.take(scan(1, T0 + WEEK), T0 + WEEK)
+    output.deliverer.file_arrivals()
     [digest_id] = output.spool.form_digests(1000, 0, now=T0 + WEEK, flush=True)
     from intelmq_nsm.digest import render
 
@@ -170,8 +186,8 @@ def test_not_vulnerable_for_an_unknown_finding_is_recorded_and_sends_nothing(out
 
 def test_a_repeated_message_counts_once_and_is_sent_once(output):
     message = scan(1, T0)
-    notify.accept(message, output.spool, output.ledger, T0)
-    notify.accept(dict(message), output.spool, output.ledger, T0 + 1)  # after a crash before the ack
+    output.take(message, T0)
+    output.take(dict(message), T0 + 1)  # after a crash before the ack
     digests = output.round([], T0 + 2)
     assert kinds(digests) == [("new", "198.51.100.2", 443)]
     [record] = output.ledger.records()
@@ -218,8 +234,9 @@ def test_owners_answers_are_recorded_and_a_rescan_still_decides(output):
 def test_an_event_without_what_the_id_needs_names_the_field(output):
     bare = {k: v for k, v in scan(1, T0).items() if not k.startswith(("source.", "extra.nsm.finding"))}
     with pytest.raises(FindingError) as error:
-        notify.accept(bare, output.spool, output.ledger, T0)
+        output.take(bare, T0)
     assert error.value.field == "source.ip" and "source.fqdn" in error.value.reason
+    assert output.spool.counts()["waiting_findings"] == 0
     given = scan(1, T0, **{"extra.nsm.finding_id": "nf1-given"})
     output.round([given], T0)
     assert [r["finding_id"] for r in output.ledger.records()] == ["nf1-given"]
@@ -269,6 +286,53 @@ def test_a_ledger_in_the_spool_file_commits_with_the_spool_in_one_transaction(tm
         assert out.spool.counts()["waiting_findings"] == 0
     finally:
         out.close()
+
+
+@pytest.fixture
+def arriving(tmp_path):
+    """An output with its ledger in its spool's file, as the bot's default, taking arrivals."""
+    path = tmp_path / "spool.sqlite"
+    out = Output(tmp_path, f"sqlite:///{path}", spool_file=path, intake="arrive")
+    yield out
+    out.close()
+
+
+def test_arrivals_are_filed_in_order_each_at_the_time_it_arrived(arriving):
+    arriving.take(scan(1, T0), T0)
+    arriving.take(scan(1, T0 + DAY, vulnerable=False), T0 + DAY)
+    assert arriving.ledger.records() == [] and arriving.spool.counts()["waiting_findings"] == 2
+    assert arriving.deliverer.file_arrivals() == 2
+    [record] = arriving.ledger.records()
+    assert (record["state"], record["first_seen"], record["last_seen"], record["times_seen"]) == (
+        "fixed-verified",
+        T0,
+        T0 + DAY,
+        2,
+    )
+    # As when each is filed on its own: the first notification was spooled before the fix.
+    assert kinds(arriving.round([], T0 + DAY)) == [("new", "198.51.100.2", 443)]
+
+
+def test_a_batch_of_arrivals_that_fails_part_way_is_filed_whole_the_next_round(arriving):
+    for n in (1, 2, 3):
+        arriving.take(scan(n, T0), T0)
+    calls = []
+    add_in = arriving.spool.add_in
+
+    def fails_on_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return add_in(*args, **kwargs)
+
+    arriving.spool.add_in = fails_on_the_second
+    with pytest.raises(OSError):
+        arriving.deliverer.file_arrivals()
+    assert arriving.ledger.records() == [] and arriving.spool.counts()["waiting_findings"] == 3
+    arriving.spool.add_in = add_in
+    digests = arriving.round([], T0 + 1)
+    assert kinds(digests) == [("new", "192.0.2.4", 443), ("new", "198.51.100.2", 443), ("new", "203.0.113.3", 443)]
+    assert sorted(r["times_seen"] for r in arriving.ledger.records()) == [1, 1, 1]
 
 
 @pytest.mark.e2e
