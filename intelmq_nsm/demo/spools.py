@@ -18,9 +18,19 @@ def spool_digests(spool_file: Path):
 
 
 def spooled_events(spool_file: Path) -> int:
-    """How many events the spool holds (0 while the bot has not created it yet)."""
+    """How many findings the spool holds plus how many events wait among its arrivals, not
+    yet filed (0 while the bot has not created it yet)."""
     try:
         with sqlite3.connect(spool_file, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            return db.execute("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM arrivals)").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def arriving(spool_file: Path) -> int:
+    """How many events wait among the spool's arrivals, not yet filed into the ledger."""
+    try:
+        with sqlite3.connect(spool_file, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM arrivals").fetchone()[0]
     except sqlite3.OperationalError:
         return 0

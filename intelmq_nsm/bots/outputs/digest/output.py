@@ -66,6 +66,7 @@ class NSMDigestOutputBot(OutputBot):
     _spool = None
     _thread = None
     _ledger = None
+    _arrivals = False
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
@@ -89,6 +90,7 @@ class NSMDigestOutputBot(OutputBot):
         self._spool = DigestSpool(
             path, synchronous=self.spool_synchronous, by_case=self.group_by_case, autocheckpoint=INTAKE_CHECKPOINT
         )
+        self._arrivals = self._ledger.shares_file(path)
         self._thread = DeliveryThread(
             lambda: DigestSpool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case),
             self.make_channel(),
@@ -168,11 +170,14 @@ class NSMDigestOutputBot(OutputBot):
     def process(self):
         event = self.receive_message()
         try:
-            # Committed to disk (ledger, then spool) before the acknowledgement; see
-            # intelmq_nsm.digest.notify for why a crash in between sends nothing twice.
-            notify.accept(
-                shortcuts.as_dict(event), self._spool, self._ledger, self.now(), self.constituency, call=self._ledgered
-            )
+            # Committed to disk before the acknowledgement: with the ledger in the spool's
+            # file as an arrival, which the delivery thread files; with the ledger
+            # elsewhere in the ledger, then the spool (intelmq_nsm.digest.notify).
+            fields = shortcuts.as_dict(event)
+            if self._arrivals:
+                notify.arrive(fields, self._spool, self.now(), self.constituency)
+            else:
+                notify.accept(fields, self._spool, self._ledger, self.now(), self.constituency, call=self._ledgered)
         except FindingError as exc:
             raise InvalidValue(exc.field, exc.value, exc.reason) from exc
         self.acknowledge_message()
