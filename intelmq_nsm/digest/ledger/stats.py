@@ -42,7 +42,7 @@ def stats(ledger) -> dict:
         mine, c.state == "fixed-verified", c.first_notified.is_not(None), c.fixed_at.is_not(None)
     )
     with ledger.engine.connect() as conn:
-        for case_id, constituency, org_id, state, n, notified, name in conn.execute(counts).tuples():
+        for case_id, constituency, org_id, state, n, notified, name in conn.execute(counts):
             for level, key in (("cases", case_id), ("constituencies", constituency), ("organisations", org_id)):
                 group = groups[level][key]
                 group["findings"] += n
@@ -53,7 +53,7 @@ def stats(ledger) -> dict:
         # per group and level.
         days = {level: defaultdict(list) for level, _ in LEVELS}
         by_case, by_constituency, by_org = days["cases"], days["constituencies"], days["organisations"]
-        for case_id, constituency, org_id, seconds in conn.execute(fixed).tuples():
+        for case_id, constituency, org_id, seconds in conn.execute(fixed):
             value = seconds / DAY if seconds > 0 else 0.0
             by_case[case_id].append(value)
             by_constituency[constituency].append(value)
