@@ -10,6 +10,7 @@ digests it wrote.
 
 import json
 import logging
+import sqlite3
 import threading
 
 import pytest
@@ -384,3 +385,38 @@ def test_a_stopped_postgresql_makes_the_ledger_unavailable_and_it_recovers(tmp_p
             assert len(list(out.directory.glob("*.json"))) == 3
         finally:
             out.close()
+
+
+def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(tmp_path):
+    """A spool file whose ledger lacks the ``matches`` column and still has the earlier
+    indexes, and which has no arrivals table: opened, it gets them, keeps its records and
+    takes events as before."""
+    path = tmp_path / "spool.sqlite"
+    out = Output(tmp_path, f"sqlite:///{path}", spool_file=path, intake="arrive")
+    out.round([scan(1, T0)], T0)
+    out.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX ledger_findings_counts")
+    db.execute("DROP INDEX ledger_findings_fixed_days")
+    db.execute("ALTER TABLE ledger_findings DROP COLUMN matches")
+    db.execute("CREATE INDEX ledger_findings_case ON ledger_findings (ledger, case_id)")
+    db.execute("DROP TABLE arrivals")
+    db.commit()
+    db.close()
+
+    out = Output(tmp_path, f"sqlite:///{path}", spool_file=path, intake="arrive")
+    out.seen.update(out.directory.glob("*.json"))  # the first round's digest
+    try:
+        db = sqlite3.connect(path)
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        columns = {r[1] for r in db.execute("PRAGMA table_info(ledger_findings)")}
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        db.close()
+        assert {"ledger_findings_counts", "ledger_findings_fixed_days"} <= indexes
+        assert "ledger_findings_case" not in indexes
+        assert "matches" in columns and "arrivals" in tables
+        [record] = out.ledger.records()
+        assert (record["state"], record["matches"]) == ("notified", "")
+        assert kinds(out.round([scan(1, T0 + 8 * DAY)], T0 + 8 * DAY)) == [("reminder", "198.51.100.2", 443)]
+    finally:
+        out.close()
