@@ -7,6 +7,7 @@ seed, and the seed is in the test's id.
 """
 
 import csv
+import functools
 import io
 import json
 import os
@@ -56,16 +57,6 @@ def seeds() -> list:
     if not chosen:
         return list(SEEDS)
     return [random.SystemRandom().randrange(2**32) if s == "random" else int(s) for s in chosen.split(",")]
-
-
-class SlowQuitSink(SmtpSink):
-    """The demo's SMTP sink, slow to answer QUIT."""
-
-    async def handle_QUIT(self, server, session, envelope):
-        import asyncio
-
-        await asyncio.sleep(QUIT_DELAY)
-        return "221 Bye"
 
 
 def with_rest_output(runtime: dict, url: str) -> dict:
@@ -135,7 +126,8 @@ def not_once(arrivals: Counter, interrupted: set) -> dict:
 @pytest.mark.parametrize("seed", seeds(), ids=lambda seed: f"seed={seed}")
 def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeypatch, seed):
     print(f"chaos seed {seed}: NSM_CHAOS_SEED={seed} repeats this kill schedule")
-    monkeypatch.setattr(demo_run, "SmtpSink", SlowQuitSink)
+    # The demo's SMTP sink, slow to answer QUIT.
+    monkeypatch.setattr(demo_run, "SmtpSink", functools.partial(SmtpSink, quit_delay=QUIT_DELAY))
     monkeypatch.setattr(demo_run, "DEMO_PACE", PACE)
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(seed)
