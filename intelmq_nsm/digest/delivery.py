@@ -158,10 +158,17 @@ class Deliverer:
         if self.ledger is None:
             return 0
         try:
-            return notify.file_arrivals(self.spool, self.ledger)
+            return notify.file_arrivals(self.spool, self.ledger, failed=self._unfileable)
         except LedgerUnavailable as exc:
             self.logger.warning("The ledger cannot be reached; arrived events wait for the next round: %s.", exc)
             return 0
+
+    def _unfileable(self, arrival_id: int, error: str) -> None:
+        self.logger.error(
+            "The event that arrived as %d in the spool cannot be filed and stays there, marked failed: %s.",
+            arrival_id,
+            error,
+        )
 
     def count_delivered(self, now=None) -> None:
         """Count in the ledger the delivered digests it has not counted yet."""

@@ -167,23 +167,6 @@ def _organisations(event: dict) -> list:
     return organisations
 
 
-def check(event: dict, constituency: Optional[str] = None) -> None:
-    """Raise :class:`FindingError` for an event :func:`findings` would refuse, at a fraction
-    of its cost (the digest output checks each event before it acknowledges it and makes
-    the findings later)."""
-    _checked(event, constituency)
-
-
-def _checked(event: dict, constituency: Optional[str]) -> tuple:
-    """The event's constituency, organisations, finding id and whether it is vulnerable."""
-    value = _get(event, "constituency")
-    if not value:
-        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
-    if constituency and value != constituency:
-        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
-    return value, _organisations(event), identify(event), vulnerable(event)
-
-
 def findings(event: dict, constituency: Optional[str] = None) -> list:
     """The findings of one event: one per organisation it names.
 
@@ -192,7 +175,14 @@ def findings(event: dict, constituency: Optional[str] = None) -> list:
     is a routing error), or no organisations. Such an event must not be delivered and must
     not vanish either; the bot dumps it.
     """
-    value, organisations, finding, is_vulnerable = _checked(event, constituency)
+    value = _get(event, "constituency")
+    if not value:
+        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
+    if constituency and value != constituency:
+        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
+    organisations = _organisations(event)
+    finding = identify(event)
+    is_vulnerable = vulnerable(event)
     digest = event_hash(event)
     row = finding_row(event)
     row["finding_id"] = finding

@@ -22,9 +22,12 @@ spool. When that happens depends on where the ledger is:
 import dataclasses
 import datetime
 import json
+import sqlite3
 from typing import Callable, Optional
 
-from intelmq_nsm.digest.findings import check, findings
+import sqlalchemy.exc
+
+from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.ledger import Observation
 
 
@@ -92,37 +95,72 @@ def accept(
 def arrive(event: dict, spool, now: float, constituency: Optional[str] = None) -> None:
     """Take one event (a flat dict) into the spool's arrivals.
 
-    Raises FindingError for an event that cannot be delivered (the bot dumps it): checked
-    here, before the acknowledgement, by the rules :func:`accept` applies; its findings are
-    made when it is filed."""
-    check(event, constituency=constituency)
+    Raises FindingError for an event that cannot be delivered (the bot dumps it): its
+    findings are made here, before the acknowledgement, as :func:`accept` makes them, so
+    that every event :func:`accept` would refuse is refused here too (and made again, from
+    the stored event, when it is filed)."""
+    findings(event, constituency=constituency)
     spool.arrive(event, now=now)
 
 
-def file_arrivals(spool, ledger, batch: int = 500) -> int:
+#: What a stored event that cannot be filed raises: its data, not the database's state
+#: (an unreachable or locked database raises LedgerUnavailable and the batch waits).
+UNFILEABLE = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlalchemy.exc.StatementError,  # PostgreSQL refusing a value (its outages are LedgerUnavailable)
+)
+
+
+def file_arrivals(spool, ledger, batch: int = 500, failed: Callable = lambda arrival_id, error: None) -> int:
     """Observe the findings of the spool's arrivals in the ledger, each at the time it
     arrived, and spool what is due; return how many arrivals (events) were filed. Raises
-    LedgerUnavailable; what is not filed stays for the next round."""
-    shared = ledger.shares_file(spool.path)
+    LedgerUnavailable; what is not filed stays for the next round.
+
+    An arrival that cannot be filed (its data: see UNFILEABLE) is marked failed with the
+    reason and kept in the spool, ``failed(id, error)`` is told, and the rest of its batch
+    is filed: one bad event must not hold up every digest."""
     filed = 0
+    bad = []
+
+    def unfileable(arrival_id, exc) -> None:
+        bad.append(arrival_id)
+        failed(arrival_id, str(exc))
+
     while arrivals := spool.arrivals(limit=batch):
-        if shared:
-            with ledger.sqlite_transaction(spool.db) as db:
-                for _, at, event in arrivals:
+        if not ledger.shares_file(spool.path):
+            # The ledger moved elsewhere (ledger_url set) while arrivals waited: each is
+            # taken as accept() takes an event, then dropped.
+            for arrival_id, at, event in arrivals:
+                try:
+                    accept(event, spool, ledger, at)
+                except UNFILEABLE as exc:
+                    spool.arrival_failed(arrival_id, str(exc))
+                    unfileable(arrival_id, exc)
+                    continue
+                with spool.transaction() as db:
+                    spool.drop_arrivals_in(db, [arrival_id])
+            filed += len(arrivals)
+            continue
+        with ledger.sqlite_transaction(spool.db) as db:
+            for arrival_id, at, event in arrivals:
+                # A savepoint per arrival: a bad one is undone alone.
+                db.execute("SAVEPOINT arrival")
+                try:
                     found = findings(event)
                     _spool_due(spool, db, found, ledger.observe(observations(found), now=at, conn=db), at)
-                spool.drop_arrivals_in(db, [arrival[0] for arrival in arrivals])
-        else:
-            # The ledger moved elsewhere (ledger_url set) while arrivals waited: each is
-            # taken as accept() takes an event, ledger first.
-            for arrival_id, at, event in arrivals:
-                found = findings(event)
-                records = ledger.observe(observations(found), now=at)
-                with spool.transaction() as db:
-                    _spool_due(spool, db, found, records, at)
-                    spool.drop_arrivals_in(db, [arrival_id])
+                except UNFILEABLE as exc:
+                    db.execute("ROLLBACK TO arrival")
+                    spool.arrival_failed_in(db, arrival_id, str(exc))
+                    unfileable(arrival_id, exc)
+                db.execute("RELEASE arrival")
+            spool.drop_arrivals_in(db, [arrival[0] for arrival in arrivals])
         filed += len(arrivals)
-    return filed
+    return filed - len(bad)
 
 
 def _spool_due(spool, db, found, records, now: float) -> list:

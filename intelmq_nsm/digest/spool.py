@@ -60,7 +60,9 @@ CREATE INDEX IF NOT EXISTS events_digest ON events (digest_id) WHERE digest_id I
 CREATE TABLE IF NOT EXISTS arrivals (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
-    event TEXT NOT NULL
+    event TEXT NOT NULL,
+    -- Why it could not be filed (its data); such an arrival stays here, out of the way.
+    error TEXT
 );
 -- Delivered digests whose notifications the finding ledger has counted (the ledger may be
 -- another database: a delivery is marked here first, then counted there, then listed here).
@@ -183,12 +185,22 @@ class DigestSpool:
 
     def arrivals(self, limit: int = 500) -> list:
         """The oldest arrivals: ``(id, received_at, event)`` in the order they came."""
-        rows = self.db.execute("SELECT id, received_at, event FROM arrivals ORDER BY id LIMIT ?", (limit,))
+        rows = self.db.execute(
+            "SELECT id, received_at, event FROM arrivals WHERE error IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def arrival_failed(self, arrival_id: int, error: str) -> None:
+        with self.transaction() as db:
+            self.arrival_failed_in(db, arrival_id, error)
+
+    def arrival_failed_in(self, db: sqlite3.Connection, arrival_id: int, error: str) -> None:
+        """Keep an arrival that cannot be filed, with the reason, out of the next batches."""
+        db.execute("UPDATE arrivals SET error = ? WHERE id = ?", (error, arrival_id))
 
     def drop_arrivals_in(self, db: sqlite3.Connection, ids) -> None:
         """Remove filed arrivals, in the transaction open on ``db``."""
-        db.executemany("DELETE FROM arrivals WHERE id = ?", [(i,) for i in ids])
+        db.executemany("DELETE FROM arrivals WHERE id = ? AND error IS NULL", [(i,) for i in ids])
 
     # -- forming digests ---------------------------------------------------------------
 
@@ -344,8 +356,14 @@ class DigestSpool:
         for row in self.db.execute("SELECT state, COUNT(*) FROM digests GROUP BY state"):
             result[row[0]] = row[1]
         # Arrivals (events) not yet filed count as waiting.
-        waiting = "SELECT (SELECT COUNT(*) FROM events WHERE digest_id IS NULL) + (SELECT COUNT(*) FROM arrivals)"
+        waiting = (
+            "SELECT (SELECT COUNT(*) FROM events WHERE digest_id IS NULL)"
+            " + (SELECT COUNT(*) FROM arrivals WHERE error IS NULL)"
+        )
         result["waiting_findings"] = self.db.execute(waiting).fetchone()[0]
+        failed = self.db.execute("SELECT COUNT(*) FROM arrivals WHERE error IS NOT NULL").fetchone()[0]
+        if failed:  # only then: the counts of a spool without them stay as they were
+            result["failed_arrivals"] = failed
         return result
 
     def retry(self, digest_id: str, now: Optional[float] = None) -> bool:

@@ -336,6 +336,22 @@ def test_a_batch_of_arrivals_that_fails_part_way_is_filed_whole_the_next_round(a
     assert sorted(r["times_seen"] for r in arriving.ledger.records()) == [1, 1, 1]
 
 
+def test_an_arrival_that_cannot_be_filed_is_kept_marked_failed_and_the_rest_is_filed(arriving):
+    # Its organisation's name is an object: a finding can be made of it, a ledger row cannot.
+    odd = organisation("GM0344", "Utrecht")
+    odd["name"] = {"nl": "Utrecht"}
+    arriving.take(scan(1, T0), T0)
+    arriving.take(scan(2, T0, orgs=(odd,)), T0)
+    arriving.take(scan(3, T0), T0)
+    told = []
+    assert notify.file_arrivals(arriving.spool, arriving.ledger, failed=lambda i, e: told.append((i, e))) == 2
+    assert [i for i, _ in told] == [2], told
+    assert "binding" in told[0][1], told
+    assert arriving.spool.counts()["failed_arrivals"] == 1
+    assert kinds(arriving.round([], T0 + 1)) == [("new", "192.0.2.4", 443), ("new", "198.51.100.2", 443)]
+    assert sorted(r["target"] for r in arriving.ledger.records()) == ["192.0.2.4:443", "198.51.100.2:443"]
+
+
 @pytest.mark.e2e
 def test_two_outputs_sharing_a_postgresql_ledger_notify_a_finding_once(postgres_server):
     url = postgres_server.create_database("shared")
