@@ -31,7 +31,7 @@ class UpdateError(ValueError):
 def signature(database) -> tuple:
     """What a reload depends on: each registry file's name, size and mtime (cheap stat calls)."""
     result = []
-    for path in registry_files(database_paths(database)):
+    for path in registry_files(database):
         try:
             stat = path.stat()
         except OSError:
@@ -68,7 +68,7 @@ def update_registry(session, url: str, database, include_builtin: bool = True, t
     except requests.RequestException as exc:
         raise UpdateError(f"cannot download {url}: {exc}") from None
     content = response.content
-    others = [p for p in registry_files(database_paths(database)) if p != target]
+    others = [p for p in registry_files(database) if p != target]
     with tempfile.TemporaryDirectory(prefix="nsm-registry-") as folder:
         candidate = Path(folder) / target.name  # the suffix tells the loader the format
         candidate.write_bytes(content)

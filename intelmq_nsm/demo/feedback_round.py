@@ -17,6 +17,7 @@ import requests
 
 from intelmq_nsm.demo.errors import DemoError
 from intelmq_nsm.demo.pipeline import LOOPBACK
+from intelmq_nsm.digest.ledger import sqlite_url
 
 #: One answer per kind, with the comment an owner might give.
 ANSWERS = (
@@ -39,7 +40,7 @@ def start_service(spool_file: Path, ledger_name: str, secret_file: Path, port: i
     create_secret(secret_file)
     spool_file.parent.mkdir(parents=True, exist_ok=True)
     config = ServiceConfig(
-        ledger_url=f"sqlite:///{spool_file}",
+        ledger_url=sqlite_url(spool_file),
         ledger_name=ledger_name,
         secret_file=str(secret_file),
         host=LOOPBACK,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import Index, and_, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import make_url
 
 from intelmq_nsm import storage
@@ -35,9 +35,6 @@ CHOICES = {
 #: States the ticket system may set: the owners' answers, and ``open`` to take one back.
 API_STATES = ("fixed-reported", "accepted-risk", "disputed", "false-positive", "open")
 MAX_COMMENT_CHARS = 2000
-#: The ticket system's references are looked up on every call: an index of their own,
-#: made when the service opens a ledger (also one the digest output made before).
-REFERENCE_INDEX = Index("ledger_history_reference", history_table.c.ledger, history_table.c.reference)
 #: The facts of a finding the page shows, from the digest as it was delivered.
 FACT_COLUMNS = ("ip", "port", "fqdn", "url", "cves", "severity", "product", "case_title", "recommendation")
 
@@ -70,8 +67,6 @@ class FeedbackStore:
     def __init__(self, config: FeedbackConfig, ledger: Optional[Ledger] = None):
         self.config = config
         self.ledger = ledger or Ledger(config.ledger_url, name=config.ledger_name)
-        with self.ledger.transaction() as conn:
-            REFERENCE_INDEX.create(conn, checkfirst=True)
         self.spool_file = config.spool_file or _spool_from(config.ledger_url)
         # Reference look-up and answer are one step for a given reference.
         self._references = threading.Lock()

@@ -89,9 +89,10 @@ class Disputes:
         row = conn.execute(select(h.c.note, h.c.at).where(where).order_by(h.c.id.desc()).limit(1)).first()
         return (row[0] or "", row[1]) if row else ("", None)
 
-    def list(self, include_decided: bool = False) -> list:
+    def list(self, include_decided: bool = False, ident: Optional[str] = None) -> list:
         """The disputes, oldest first; each with its id, finding, organisation, matched
-        assets, the owner's comment, the suggested change and a decision if any."""
+        assets, the owner's comment, the suggested change and a decision if any. With
+        ``ident``: only that dispute (its comment is read for it alone)."""
         f = findings_table
         query = (
             select(f)
@@ -104,6 +105,8 @@ class Disputes:
             for record in conn.execute(query).mappings():
                 decision = decisions.get((record["finding_id"], record["org_id"]))
                 if decision and not include_decided:
+                    continue
+                if ident is not None and dispute_id(record["finding_id"], record["org_id"]) != ident:
                     continue
                 comment, at = self._comment(conn, record["finding_id"], record["org_id"])
                 matches = _matches(record)
@@ -131,9 +134,8 @@ class Disputes:
         return result
 
     def find(self, ident: str) -> dict:
-        for dispute in self.list(include_decided=True):
-            if dispute["id"] == ident:
-                return dispute
+        for dispute in self.list(include_decided=True, ident=ident):
+            return dispute
         raise DisputeError(f"There is no disputed finding with the id {ident!r} in the ledger {self.ledger.name!r}.")
 
     def _decide(self, dispute: dict, decision: str, note: str, correction: str, now: float) -> None:

@@ -76,7 +76,7 @@ def cases(ledger, now: float) -> list:
     f = findings_table
     with ledger.transaction() as conn:
         query = select(f.c.case_id).where(f.c.ledger == ledger.name, f.c.case_id != "").group_by(f.c.case_id)
-        ids = list(conn.execute(query.order_by(f.c.case_id)).scalars())[:MAX_CASES]
+        ids = list(conn.execute(query.order_by(f.c.case_id).limit(MAX_CASES)).scalars())
     return [case_outcome(ledger, case_id, share_names=lambda _: True, now=now) for case_id in ids]
 
 

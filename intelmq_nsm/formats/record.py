@@ -12,7 +12,6 @@ FORMATS = (NSM_REPORT, NUCLEI, DIVD_CSV)
 #: What a scan found (``extra.nsm.result``); a record that says nothing is vulnerable.
 VULNERABLE = "vulnerable"
 NOT_VULNERABLE = "not-vulnerable"
-RESULTS = (VULNERABLE, NOT_VULNERABLE)
 
 #: Why JSON that Python's decoder gives up on (RecursionError) is refused: no report needs
 #: a tenth of that depth, so it is bad input like a syntax error, not a fault to retry.

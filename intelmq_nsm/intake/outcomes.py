@@ -6,14 +6,13 @@ their organisations' names comes from the constituency registry (``share_names``
 again when one of its files changes. Blocking; the web stack runs it in its worker pool.
 """
 
-import os
 import threading
 from pathlib import Path
 from typing import Optional
 
 from sqlalchemy.engine import make_url
 
-from intelmq_nsm.constituency import load_registry, registry_files
+from intelmq_nsm.constituency import load_registry, update
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.digest.ledger.chart import case_chart
 from intelmq_nsm.digest.ledger.outcome import case_outcome
@@ -63,8 +62,8 @@ class CaseOutcomes:
         """The constituencies whose registry entry has ``share_names: true``."""
         if not self.registry:
             return frozenset()
-        files = registry_files(self.registry)
-        signature = tuple((str(p), os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in files)
+        # The expert's reload rule: a file removed meanwhile counts as a change, not an error.
+        signature = update.signature(self.registry)
         with self._lock:
             if signature != self._signature:
                 registry = load_registry(self.registry, include_builtin=self.builtin)

@@ -56,9 +56,9 @@ class Pump:
     """Moves reports from the spool with ``send``; ``refused`` are the exceptions by which the
     pipeline says no (the reports stay spooled and are sent when it takes them again)."""
 
-    def __init__(self, spool, send: Callable, state: PipelineState, logger: logging.Logger, refused=(), batch=BATCH):
+    def __init__(self, spool, send: Callable, state: PipelineState, logger: logging.Logger, refused=()):
         self.spool, self.send, self.state, self.logger = spool, send, state, logger
-        self.refused, self.batch = tuple(refused), batch
+        self.refused = tuple(refused)
 
     def wait_for_work(self, timeout: float) -> None:
         self.state.work.wait(timeout)
@@ -76,7 +76,7 @@ class Pump:
         total = 0
         while True:
             try:
-                sent = drain(self.spool, self.send, self.batch)
+                sent = drain(self.spool, self.send, BATCH)
             except self.refused as exc:
                 if self.state.ok is not False:
                     self.logger.warning(
@@ -92,5 +92,5 @@ class Pump:
                     self.logger.info("The pipeline takes reports again; the spool is being sent.")
                 self.state.ok = True
                 self.state.notify_changed()
-            if sent < self.batch:
+            if sent < BATCH:
                 return total

@@ -253,9 +253,9 @@ class TokenVerifier:
         # allocator arenas only, and at most ``max_hashing`` of them are in use at once.
         self._hashing = concurrent.futures.ThreadPoolExecutor(max(1, max_hashing), thread_name_prefix="nsm-token-hash")
         self._hash_wait = hash_wait
-        # What an unknown id is checked against: the same cost as a real entry.
+        # An unknown id costs the same hash as a real entry (with a salt of its own); what
+        # the hash is compared with cannot match, so none is computed in advance.
         self._dummy_salt = secrets.token_bytes(16)
-        self._dummy_hash = _hash(secrets.token_urlsafe(32), self._dummy_salt, _SCRYPT)
         self.reload()
 
     def reload(self) -> None:
@@ -324,7 +324,7 @@ class TokenVerifier:
             if admit is not None:
                 admit(token_id)
             if entry is None:
-                salt, params, expected = self._dummy_salt, _SCRYPT, self._dummy_hash
+                salt, params, expected = self._dummy_salt, _SCRYPT, b""
             else:
                 salt, params, expected = bytes.fromhex(entry.salt), entry.scrypt, bytes.fromhex(entry.hash)
             future = self._hashing.submit(_hash, secret, salt, params)

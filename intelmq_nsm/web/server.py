@@ -116,7 +116,8 @@ class _Exchange(httputil.HTTPMessageDelegate):
         self.started = time.monotonic()
         self.method = start_line.method
         parts = urlsplit(start_line.path)
-        names = sorted(parse_qs(parts.query, keep_blank_values=True))
+        query = parse_qs(parts.query, keep_blank_values=True)
+        names = sorted(query)
         self.logged_path = parts.path + ("?" + "&".join(f"{n}=…" for n in names) if names else "")
         length = None
         try:
@@ -126,7 +127,6 @@ class _Exchange(httputil.HTTPMessageDelegate):
                     "headers_too_large",
                     f"The request head is larger than {self.server.limits.max_header_bytes} bytes.",
                 )
-            query = parse_qs(parts.query, keep_blank_values=True)
             secret = [name for name in SECRET_PARAMETERS if name in query]
             if secret:
                 raise Refusal(

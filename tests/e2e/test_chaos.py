@@ -154,7 +154,7 @@ def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeyp
 
             lib = demo.workdir / "var/lib/bots"
             archive = archived((lib / "ibd-digest-archive/digests").glob("*.json"))
-            mails = Counter(message["X-NSM-Digest-Id"] for _, _, message in demo.sink.messages)
+            mails = demo.sink.digest_ids()
             mailed = defaultdict(set)
             for _, _, message in demo.sink.messages:
                 [attachment] = list(message.iter_attachments())

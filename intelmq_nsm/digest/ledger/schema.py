@@ -132,6 +132,8 @@ history = Table(
     _one_of("source", SOURCES),
 )
 Index("ledger_history_finding", history.c.ledger, history.c.finding_id, history.c.org_id)
+#: The ticket system's references (``POST /v1/feedback``) are looked up on every call.
+Index("ledger_history_reference", history.c.ledger, history.c.reference)
 
 notifications = Table(
     "ledger_notifications",

@@ -170,7 +170,7 @@ class Ledger:
             self._add_missing_columns(conn)
             # A ledger made by an earlier version: its tables exist, so create_all leaves
             # them alone; the statistics' present indexes are made here, the old dropped.
-            for index in findings.indexes:
+            for index in (*findings.indexes, *history.indexes):
                 index.create(conn, checkfirst=True)
             for index in SUPERSEDED_INDEXES:
                 conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
