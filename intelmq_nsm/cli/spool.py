@@ -37,6 +37,8 @@ def cmd_list(args) -> int:
         f" {counts['failed']} failed digests;"
         f" {counts['waiting_findings']} findings not yet in a digest."
     )
+    if counts.get("failed_arrivals"):
+        print(f"{counts['failed_arrivals']} arrived events could not be filed (the output's log says why).")
     for d in digests:
         print(
             f"{d['id'][:16]}  {d['state']:<9}  {d['org_id']:<10} {d['constituency']:<8} {d['event_count']:>5} findings"
