@@ -164,7 +164,7 @@ class _Exchange(httputil.HTTPMessageDelegate):
                     raise Refusal(
                         503,
                         "busy",
-                        "Too many submissions are being received; try again shortly.",
+                        "Too many request bodies are being received; try again shortly.",
                         headers=retry_after(limits.retry_after),
                     )
                 self.timer = IOLoop.current().call_later(limits.body_timeout, self._body_late)
