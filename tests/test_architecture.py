@@ -289,3 +289,30 @@ def test_the_defaults_of_the_web_limits_are_spelled_in_one_place(name):
 @pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB)])
 def test_only_the_web_layer_imports_tornado(name):
     assert not reaches(name, "tornado")
+
+
+#: What a loaded registry is made of, in ``constituency/``: none of it reads files.
+REGISTRY_DATA = ("fields", "index", "model", "registry", "values")
+#: How a registry is read: files, documents, CSV rows, records, the checks across records.
+REGISTRY_READING = ("builtin", "csv_file", "documents", "loader", "paths", "records", "references")
+
+
+@pytest.mark.parametrize("name", [f"{PACKAGE}.constituency.{module}" for module in REGISTRY_DATA])
+def test_the_registry_and_its_index_know_nothing_of_how_a_registry_is_read(name):
+    reading = sorted(m for m in REGISTRY_READING if reaches(name, f"{PACKAGE}.constituency.{m}", through=True))
+    assert reading == [], f"{name} imports {', '.join(reading)}."
+
+
+def imported_names(name: str) -> set:
+    """The names ``from ... import`` brings into module ``name``."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
+def test_networks_enter_a_registry_only_through_registry_add_networks(name):
+    # The network tables and their one insertion are the index's; the registry alone
+    # pairs them with the stored rows (Registry.add_networks). A reader that filled them
+    # itself would be a second add to keep in step.
+    if name != f"{PACKAGE}.constituency.registry":
+        assert not imported_names(name) & {"NetworkTables", "add_entry"}, name

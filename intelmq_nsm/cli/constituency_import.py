@@ -14,7 +14,7 @@ from pathlib import Path
 
 from intelmq_nsm.constituency import RegistryError, builtin_municipalities, load_registry
 from intelmq_nsm.constituency.diff import changes
-from intelmq_nsm.constituency.loader import registry_files
+from intelmq_nsm.constituency.paths import registry_files
 from intelmq_nsm.constituency.ripe_import import (
     LEVELS,
     dump_date,
