@@ -316,3 +316,27 @@ def test_networks_enter_a_registry_only_through_registry_add_networks(name):
     # itself would be a second add to keep in step.
     if name != f"{PACKAGE}.constituency.registry":
         assert not imported_names(name) & {"NetworkTables", "add_entry"}, name
+
+
+def _writes_to_the_terminal(node) -> bool:
+    """A call that prints, writes to standard output or error, or exits with a message."""
+    if not isinstance(node, ast.Call):
+        return False
+    function = node.func
+    if isinstance(function, ast.Name):
+        return function.id == "print" or (function.id == "SystemExit" and bool(node.args))
+    return (
+        isinstance(function, ast.Attribute)
+        and function.attr == "write"
+        and isinstance(function.value, ast.Attribute)
+        and function.value.attr in ("stdout", "stderr")
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in under(f"{PACKAGE}.cli") if n != f"{PACKAGE}.cli.terminal"])
+def test_the_commands_print_only_through_the_terminal_module(name):
+    # Outside text (comments, names, registry values, report fields) reaches the operator's
+    # terminal: cli/terminal.py writes it inert, and it is the only way out.
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    lines = [node.lineno for node in ast.walk(tree) if _writes_to_the_terminal(node)]
+    assert lines == [], f"{name} prints past intelmq_nsm/cli/terminal.py at line(s) {lines}."
