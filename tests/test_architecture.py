@@ -305,8 +305,7 @@ def test_the_registry_and_its_index_know_nothing_of_how_a_registry_is_read(name)
 
 def imported_names(name: str) -> set:
     """The names ``from ... import`` brings into module ``name``."""
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
-    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    return {alias.name for node in ast.walk(tree_of(name)) if isinstance(node, ast.ImportFrom) for alias in node.names}
 
 
 @pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
@@ -337,6 +336,5 @@ def _writes_to_the_terminal(node) -> bool:
 def test_the_commands_print_only_through_the_terminal_module(name):
     # Outside text (comments, names, registry values, report fields) reaches the operator's
     # terminal: cli/terminal.py writes it inert, and it is the only way out.
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
-    lines = [node.lineno for node in ast.walk(tree) if _writes_to_the_terminal(node)]
+    lines = [node.lineno for node in ast.walk(tree_of(name)) if _writes_to_the_terminal(node)]
     assert lines == [], f"{name} prints past intelmq_nsm/cli/terminal.py at line(s) {lines}."
