@@ -10,6 +10,7 @@ sees every problem at once. Checks across records (references, shared assets) fo
 
 import re
 from dataclasses import MISSING, fields
+from typing import Optional
 
 from .model import DEFAULT_CONSTITUENCY, MANUAL, Asset, Constituency, Issues, Organisation
 from .registry import NetworkRows, Registry
@@ -20,15 +21,15 @@ ASSET_KINDS = ("network", "domain", "asn")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
-def read_fields(cls, record: dict, fallback: dict, report, missing: str = "is required") -> dict:
+def read_fields(cls, record: dict, fallback: dict, report, missing=lambda field: "is required") -> Optional[dict]:
     """The values of ``cls``'s fields declared with ``fields.record_field``, from ``record``.
 
     A value the record leaves out (or gives as null or blank) comes from ``fallback``,
     else from the field's default; a value its reader rejects is reported (``report(field,
     reason)``) and replaced the same way. A required field left without a value is
-    reported as ``missing`` (formatted with ``field``) and left out of the result.
+    reported (its reason ``missing(field)``), and the result is None: no record without it.
     """
-    values = {}
+    values, complete = {}, True
     for field in fields(cls):
         reader = field.metadata.get("reader")
         if reader is None:
@@ -46,8 +47,11 @@ def read_fields(cls, record: dict, fallback: dict, report, missing: str = "is re
         elif field.default is not MISSING:
             values[field.name] = field.default
         elif raw is None:
-            report(field.name, missing.format(field=field.name))
-    return values
+            report(field.name, missing(field.name))
+            complete = False
+        else:
+            complete = False  # rejected, no fallback: reported above
+    return values if complete else None
 
 
 def _absent(value) -> bool:
@@ -79,7 +83,8 @@ class RecordReader:
             self.issue("error", path, location, field, reason)
 
         values = read_fields(Constituency, record, {"name": key}, report)
-        self.registry.constituencies[key] = Constituency(key, **values)
+        if values is not None:
+            self.registry.constituencies[key] = Constituency(key, **values)
 
     def organisation(self, path, location, record) -> None:
         ident = record.get("id")
@@ -99,9 +104,9 @@ class RecordReader:
         def report(field, reason):
             self.issue("error", path, location, field, reason)
 
-        values = read_fields(Organisation, record, fallback, report, f"organisation {ident!r} needs a {{field}}")
-        if "name" not in values:
-            return  # reported: an organisation without a name is left out
+        values = read_fields(Organisation, record, fallback, report, lambda f: f"organisation {ident!r} needs a {f}")
+        if values is None:
+            return  # reported: an organisation without a name (or another required field) is left out
         values["id"], values["origin"] = ident, (str(path), location)
         organisation = Organisation(**values)
         if organisation.members and organisation.kind != "shared-service":

@@ -539,3 +539,30 @@ def test_the_schema_names_every_field_a_record_may_set():
             if "reader" in field.metadata:
                 keys.update(field.metadata["keys"] or (field.name,))
         assert set(definitions[name]["properties"]) == keys, name
+
+
+def test_a_new_organisation_field_is_read_checked_and_defaulted_from_its_declaration_alone():
+    # What adding a field to Organisation (model.py) gives: its line names the reader and
+    # the default, and records.py reads it with every other field.
+    from dataclasses import dataclass
+
+    from intelmq_nsm.constituency import Organisation
+    from intelmq_nsm.constituency.fields import one_of, record_field
+    from intelmq_nsm.constituency.records import read_fields
+
+    @dataclass
+    class WithLanguage(Organisation):
+        language: str = record_field(one_of("nl", "en"), "nl")
+
+    problems = []
+
+    def report(field, reason):
+        problems.append((field, reason))
+
+    assert read_fields(WithLanguage, {"name": "A", "language": "en"}, {}, report)["language"] == "en"
+    assert read_fields(WithLanguage, {"name": "A"}, {}, report)["language"] == "nl"
+    assert read_fields(WithLanguage, {"name": "A", "language": "fr"}, {}, report)["language"] == "nl"
+    assert problems == [("language", "'fr' is not one of nl, en")]
+    assert read_fields(WithLanguage, {"language": "en"}, {"name": "Amsterdam"}, report)["name"] == "Amsterdam"
+    assert read_fields(WithLanguage, {"kind": "other"}, {}, report) is None  # no name: no organisation
+    assert problems[-1] == ("name", "is required")
