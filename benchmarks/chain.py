@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from intelmq_nsm.demo import Demo, Summary  # noqa: E402
-from intelmq_nsm.demo.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
-from intelmq_nsm.demo.rabbitmq import RabbitMQServer  # noqa: E402
-from intelmq_nsm.demo.scaling import scale_out  # noqa: E402
-from intelmq_nsm.demo.synthetic import synthetic_example  # noqa: E402
+from intelmq_nsm.testbed.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
+from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
+from intelmq_nsm.testbed.scaling import scale_out  # noqa: E402
+from intelmq_nsm.testbed.synthetic import synthetic_example  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
 PER_REPORT = 5000

@@ -1,6 +1,6 @@
 """The pipeline harness of the end-to-end tests.
 
-The mechanism is the package's own private pipeline (``intelmq_nsm.demo.pipeline``, which
+The mechanism is the package's own private pipeline (``intelmq_nsm.testbed.pipeline``, which
 the demo and the benchmarks run too); what only tests do with a pipeline (put messages in,
 wait for outputs and dumps, read logs, stop, reload or kill single bots) is added here.
 tests/conftest.py wraps it in fixtures that always stop what they started.
@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from intelmq_nsm.demo import Demo
-from intelmq_nsm.demo.pipeline import *  # noqa: F403  (the harness is the private pipeline)
-from intelmq_nsm.demo.pipeline import HarnessError, Pipeline, RedisServer, wait_for  # noqa: F401  (named for readers)
+from intelmq_nsm.testbed.pipeline import *  # noqa: F403  (the harness is the private pipeline)
+from intelmq_nsm.testbed.pipeline import HarnessError, Pipeline, RedisServer, wait_for  # noqa: F401  (named for readers)
 
 
 class HarnessPipeline(Pipeline):

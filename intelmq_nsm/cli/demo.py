@@ -9,7 +9,7 @@ from pathlib import Path
 
 def run(args) -> int:
     from intelmq_nsm.demo import Demo, DemoError
-    from intelmq_nsm.demo.pipeline import HarnessError
+    from intelmq_nsm.testbed.pipeline import HarnessError
     from intelmq_nsm.demo.run import default_example
 
     started = time.monotonic()

@@ -10,7 +10,7 @@ mechanism imports this package.
 
 from intelmq_nsm.demo.errors import DemoError
 from intelmq_nsm.demo.run import Demo, finding_address, install_example_files, localise_runtime
-from intelmq_nsm.demo.spools import spool_digests
+from intelmq_nsm.testbed.spools import spool_digests
 from intelmq_nsm.demo.summary import Summary
 
 __all__ = [

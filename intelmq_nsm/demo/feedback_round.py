@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 
 from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.demo.pipeline import LOOPBACK
+from intelmq_nsm.testbed.pipeline import LOOPBACK
 from intelmq_nsm.digest.ledger import sqlite_url
 
 #: One answer per kind, with the comment an owner might give.

@@ -30,7 +30,7 @@ from typing import Callable, Optional
 import yaml
 
 from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.demo.pipeline import (
+from intelmq_nsm.testbed.pipeline import (
     LOOPBACK,
     VENV_BIN,
     ExternalRedis,
@@ -41,9 +41,9 @@ from intelmq_nsm.demo.pipeline import (
     redis_server_binary,
     wait_for,
 )
-from intelmq_nsm.demo.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, RabbitMQServer, rabbitmq_available
-from intelmq_nsm.demo.smtp_sink import SmtpSink
-from intelmq_nsm.demo.spools import spool_digests
+from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, RabbitMQServer, rabbitmq_available
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.spools import spool_digests
 from intelmq_nsm.demo.summary import Summary
 from intelmq_nsm.digest.findings import NOT_VULNERABLE
 from intelmq_nsm.event_contract import RESULT

@@ -12,8 +12,8 @@ import redis
 import yaml
 
 from intelmq_nsm.demo import finding_address, spool_digests
-from intelmq_nsm.demo.pipeline import STATISTICS_DB, Pipeline, wait_for
-from intelmq_nsm.demo.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_free
+from intelmq_nsm.testbed.pipeline import STATISTICS_DB, Pipeline, wait_for
+from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_free
 from tests.e2e.test_nsm_ibd_example import CONTACTS, EXPECTED, EXPECTED_DEFAULT
 from tests.harness import HarnessDemo, HarnessPipeline
 
@@ -214,7 +214,7 @@ def test_the_harness_stops_rabbitmq_and_its_epmd_by_pid(tmp_path, redis_server):
     ``intelmqctl check`` then reports that it cannot reach the pipeline (the demo, whose
     RabbitMQ takes 15672 where it is free, ignores that one line where it is not).
     """
-    from intelmq_nsm.demo.rabbitmq import RabbitMQServer, process_alive
+    from intelmq_nsm.testbed.rabbitmq import RabbitMQServer, process_alive
 
     server = RabbitMQServer(intelmqctl_port=False).start()
     try:

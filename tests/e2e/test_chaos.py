@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from intelmq_nsm.demo import run as demo_run
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.smtp_sink import SmtpSink
-from intelmq_nsm.demo.synthetic import synthetic_example
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.synthetic import synthetic_example
 from tests.harness import HarnessDemo, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 
 from intelmq_nsm.demo.run import ROUND_TWO_CLOCK
-from intelmq_nsm.demo.synthetic import synthetic_example
+from intelmq_nsm.testbed.synthetic import synthetic_example
 from tests.e2e.test_chaos import EXAMPLE, kill_and_restart
 from tests.harness import HarnessDemo
 

@@ -19,7 +19,7 @@ from intelmq_nsm.demo import (
     localise_runtime,
     spool_digests,
 )
-from intelmq_nsm.demo.pipeline import Pipeline
+from intelmq_nsm.testbed.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e
 

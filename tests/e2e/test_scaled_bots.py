@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from intelmq_nsm.demo.pipeline import STATISTICS_DB, wait_for
-from intelmq_nsm.demo.scaling import instance_ids, scale_out
-from intelmq_nsm.demo.synthetic import synthetic_example
+from intelmq_nsm.testbed.pipeline import STATISTICS_DB, wait_for
+from intelmq_nsm.testbed.scaling import instance_ids, scale_out
+from intelmq_nsm.testbed.synthetic import synthetic_example
 from tests.harness import HarnessDemo
 
 # Run after the parallel part of the test command, in one process (see scripts/test).

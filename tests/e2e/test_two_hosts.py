@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from intelmq_nsm.demo import finding_address, install_example_files, localise_runtime, spool_digests
-from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, free_port, wait_for
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.demo.run import DEMO_PACE, DIGEST_MODULE, Demo, event_finding
-from intelmq_nsm.demo.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from tests.e2e.test_nsm_ibd_example import EXPECTED, EXPECTED_DEFAULT
 from tests.harness import HarnessPipeline
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.testbed.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.demo.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from intelmq_nsm.digest.channels import SmtpChannel
 from tests.feedback.conftest import LEDGER, deliver, paths, standard_events
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.testbed.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.ledger import Ledger
