@@ -41,7 +41,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from intelmq_nsm.demo import Demo, Summary  # noqa: E402
+from intelmq_nsm.demo.summary import Summary, Tally  # noqa: E402
+from intelmq_nsm.testbed.chain import ExampleChain  # noqa: E402
 from intelmq_nsm.testbed.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
 from intelmq_nsm.testbed.scaling import scale_out  # noqa: E402
@@ -79,8 +80,8 @@ def run(variant: str, findings: int, workdir: Path) -> dict:
     example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, PER_REPORT)
     if variant == "passthrough":
         passthrough_runtime(example)
-    demo = Demo(example, workdir / "run", progress=lambda message: None, timeout=3600)
-    runtime = demo.preflight()
+    demo = ExampleChain(example, workdir / "run", timeout=3600)
+    runtime = demo.runtime()
     try:
         # intelmqctl check imports every bot's module, which the launcher is not.
         demo.start(runtime, check=variant == "nsm")
@@ -95,7 +96,7 @@ def run(variant: str, findings: int, workdir: Path) -> dict:
         else:
             wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
         wall = time.perf_counter() - started
-        summary = demo.summarise(Summary()) if variant == "nsm" else None
+        summary = Tally(demo).summarise(Summary()) if variant == "nsm" else None
     finally:
         demo.close()
     result = {"variant": variant, "findings": findings, "submit_s": submitted, "wall_s": wall}
@@ -129,11 +130,11 @@ def process_cpu(demo, rabbitmq) -> dict:
 def run_layout(broker: str, instances: int, findings: int, workdir: Path, rabbitmq, per_report: int) -> dict:
     """The nsm chain with messages on ``broker`` and ``instances`` constituency experts."""
     example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, per_report)
-    demo = Demo(example, workdir / "run", progress=lambda m: None, timeout=3600, broker=broker, rabbitmq=rabbitmq)
-    runtime = scale_out(demo.preflight(), EXPERT, instances)
+    demo = ExampleChain(example, workdir / "run", timeout=3600, broker=broker, rabbitmq=rabbitmq)
+    runtime = scale_out(demo.runtime(), EXPERT, instances)
     load_before = os.getloadavg()
     try:
-        demo.start(runtime)  # intelmqctl check included: see Demo.start for AMQP
+        demo.start(runtime)  # intelmqctl check included: see ExampleChain.start for AMQP
         idle = process_cpu(demo, rabbitmq)
         started = time.perf_counter()
         for report in demo.reports():
@@ -142,7 +143,7 @@ def run_layout(broker: str, instances: int, findings: int, workdir: Path, rabbit
         wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
         wall = time.perf_counter() - started
         busy = process_cpu(demo, rabbitmq)
-        summary = demo.summarise(Summary())
+        summary = Tally(demo).summarise(Summary())
     finally:
         demo.close()
     delivered = sum(len(row["findings"]) for row in summary.rows)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.intake.tokens import add_token
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 
 CLIENTS = 16
 

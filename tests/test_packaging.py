@@ -100,12 +100,13 @@ def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
     probe = (
         "import json, sys\n"
         "from intelmq_nsm.demo import Demo\n"
-        "from intelmq_nsm.demo.run import default_example\n"
+        "from intelmq_nsm.demo.example import default_example, rescans\n"
         "example = default_example()\n"
         "demo = Demo(example, sys.argv[1])\n"
         "runtime = demo.preflight()\n"
         "print(json.dumps({'module': sys.modules['intelmq_nsm.demo.run'].__file__,\n"
-        "    'example': str(example), 'bots': sorted(runtime), 'reports': [p.name for p in demo.reports()]}))\n"
+        "    'example': str(example), 'bots': sorted(runtime), 'reports': [p.name for p in demo.chain.reports()],\n"
+        "    'rescans': [p.name for p in rescans(example)]}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     result = subprocess.run(
@@ -121,7 +122,18 @@ def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
         p.name for p in (checkout / "reports").iterdir() if p.suffix in (".json", ".jsonl", ".csv")
         and not p.name.endswith(".case.json")
     )  # fmt: skip
-    for name in ("tokens.json", "demo-token.txt", "registry/registry.yaml", "reports/divd-2024-00031.case.json"):
+    # Round two of the demo: the rescan and the owners' answers ship too.
+    assert found["rescans"] == sorted(
+        p.name for p in (checkout / "reports" / "rescan").iterdir() if p.suffix in (".json", ".jsonl", ".csv")
+        and p.name != "answers.json"
+    ) and found["rescans"]  # fmt: skip
+    for name in (
+        "tokens.json",
+        "demo-token.txt",
+        "registry/registry.yaml",
+        "reports/divd-2024-00031.case.json",
+        "reports/rescan/answers.json",
+    ):
         assert (Path(found["example"]) / name).read_bytes() == (checkout / name).read_bytes()
 
 

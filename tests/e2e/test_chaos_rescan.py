@@ -10,10 +10,11 @@ from collections import defaultdict
 
 import pytest
 
-from intelmq_nsm.demo.run import ROUND_TWO_CLOCK
+from intelmq_nsm.demo.rounds import ROUND_TWO_CLOCK
+from intelmq_nsm.testbed.chain import ExampleChain
 from intelmq_nsm.testbed.synthetic import synthetic_example
-from tests.e2e.test_chaos import EXAMPLE, kill_and_restart
-from tests.harness import HarnessDemo
+from tests.e2e.test_chaos import EXAMPLE
+from tests.harness import HarnessPipeline, archived
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +33,12 @@ def rescan(example) -> None:
         path.write_text(json.dumps(report), encoding="utf-8")
 
 
-def archived(demo) -> dict:
+def archived_by_kind(demo) -> dict:
     """(address, kind) → the distinct archived digests (by id) that held it."""
-    seen = defaultdict(set)
-    for path in (demo.workdir / "var/lib/bots/ibd-digest-archive/digests").glob("*.json"):
-        digest = json.loads(path.read_text(encoding="utf-8"))
-        for finding in digest["findings"]:
-            seen[(finding["ip"], finding["kind"])].add(digest["id"])
-    return seen
+    return archived(
+        demo.workdir / "var/lib/bots/ibd-digest-archive/digests",
+        key=lambda digest, finding: ((finding["ip"], finding["kind"]), digest["id"]),
+    )
 
 
 def mailed(demo) -> dict:
@@ -54,15 +53,15 @@ def mailed(demo) -> dict:
 def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_notification(tmp_path):
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(SEED)
-    demo = HarnessDemo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
-    runtime = demo.preflight()
+    demo = ExampleChain(example, tmp_path / "run", pipeline_class=HarnessPipeline, timeout=600)
+    runtime = demo.runtime()
     kills = []
     try:
         demo.start(runtime)
         for report in demo.reports():
             assert demo.submit(report)[0] == 202
         demo.wait_until_delivered()
-        first = archived(demo)
+        first = archived_by_kind(demo)
         assert {address for address, kind in first} == set(expected)
         assert {kind for _, kind in first} == {"new"}
 
@@ -72,10 +71,10 @@ def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_noti
             assert demo.submit(report)[0] == 202
             time.sleep(rng.uniform(0.2, 1.0))
             victim = rng.choice(OUTPUTS)
-            kill_and_restart(demo.pipeline, victim)
+            demo.pipeline.kill_and_restart(victim)
             kills.append(victim)
         demo.wait_until_delivered()
-        archive, mails = archived(demo), mailed(demo)
+        archive, mails = archived_by_kind(demo), mailed(demo)
         dumps = demo.pipeline.dumps()
     finally:
         demo.close()

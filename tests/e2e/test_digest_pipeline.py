@@ -198,8 +198,8 @@ def kinds_by_address(digests) -> list:
 
 
 def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and_started(tmp_path, intelmq_pipeline):
-    from intelmq_nsm.testbed.postgres import PostgresServer
     from intelmq_nsm.digest.ledger import Ledger
+    from intelmq_nsm.testbed.postgres import PostgresServer
 
     out = tmp_path / "digests"
     orgs = [AMSTERDAM, UTRECHT]

@@ -4,7 +4,6 @@ finding reaches its organisation's digests exactly once."""
 
 import csv
 import io
-import json
 import signal
 import time
 from collections import defaultdict
@@ -13,10 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from intelmq_nsm.testbed.chain import ExampleChain
 from intelmq_nsm.testbed.pipeline import STATISTICS_DB, wait_for
 from intelmq_nsm.testbed.scaling import instance_ids, scale_out
 from intelmq_nsm.testbed.synthetic import synthetic_example
-from tests.harness import HarnessDemo
+from tests.harness import HarnessPipeline, archived
 
 # Run after the parallel part of the test command, in one process (see scripts/test).
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
@@ -32,23 +32,6 @@ def scaled(runtime: dict) -> dict:
     return scale_out(scale_out(runtime, PARSER, INSTANCES), EXPERT, INSTANCES)
 
 
-def kill_and_restart(pipeline, bot_id: str) -> None:
-    pipeline.kill(bot_id)
-    wait_for(lambda: pipeline.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
-    pipeline.ctl("start", bot_id, check=True, timeout=60)
-    wait_for(lambda: pipeline.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
-
-
-def archived(directory: Path) -> dict:
-    """Finding address → {(digest id, organisation)} over the archive's digest files."""
-    seen = defaultdict(set)
-    for path in directory.glob("*.json"):
-        digest = json.loads(path.read_text(encoding="utf-8"))
-        for finding in digest["findings"]:
-            seen[finding["ip"]].add((digest["id"], digest["organisation"]["id"]))
-    return seen
-
-
 @pytest.fixture(params=["redis", "amqp"])
 def broker(request):
     """The broker name, and the session's RabbitMQ for amqp."""
@@ -60,8 +43,10 @@ def broker(request):
 def test_three_instances_each_deliver_every_finding_exactly_once_despite_a_sigkill(tmp_path, broker):
     name, rabbitmq = broker
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
-    demo = HarnessDemo(example, tmp_path / "run", progress=lambda m: None, timeout=300, broker=name, rabbitmq=rabbitmq)
-    runtime = scaled(demo.preflight())
+    demo = ExampleChain(
+        example, tmp_path / "run", pipeline_class=HarnessPipeline, timeout=300, broker=name, rabbitmq=rabbitmq
+    )
+    runtime = scaled(demo.runtime())
     kills = []
     try:
         demo.start(runtime)
@@ -82,7 +67,7 @@ def test_three_instances_each_deliver_every_finding_exactly_once_despite_a_sigki
                     what="events queued for the paused expert",
                 )
                 for victim in (f"{EXPERT}-2", f"{PARSER}-1"):
-                    kill_and_restart(demo.pipeline, victim)
+                    demo.pipeline.kill_and_restart(victim)
                     kills.append(victim)
         demo.wait_until_delivered()
         stats = redis.Redis(port=demo.redis.port, db=STATISTICS_DB, decode_responses=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.testbed.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
@@ -24,6 +23,7 @@ from intelmq_nsm.feedback.config import ServiceConfig
 from intelmq_nsm.feedback.links import DigestLinks, LinkSigner, create_secret, read_secret
 from intelmq_nsm.feedback.server import FeedbackServer, ServiceContext
 from intelmq_nsm.intake.tokens import TokenVerifier, add_token
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
