@@ -80,21 +80,31 @@ def test_every_bot_has_a_catalogue_page_naming_each_parameter_and_default(name):
         )
 
 
+def build_wheel(directory: Path) -> Path:
+    """The package built as a wheel in ``directory`` from a copy of the checkout (removed after)."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = directory / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(directory), "."],
+        cwd=source, check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(source)
+    [wheel] = directory.glob("intelmq_nsm-*.whl")
+    return wheel
+
+
 def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
     """Built as a wheel and imported from outside the checkout, ``intelmq-nsm demo`` finds
     the example NSM→IBD pipeline inside the installed package."""
-    import shutil
     import subprocess
     import sys
     import zipfile
 
-    source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
-        cwd=source, check=True, capture_output=True,
-    )  # fmt: skip
-    [wheel] = tmp_path.glob("intelmq_nsm-*.whl")
+    wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (

@@ -49,8 +49,6 @@ def preflight(example: Path, redis_url: Optional[str] = None, broker: str = "red
             redis_server_binary()
         except HarnessError as exc:
             raise DemoError(f"{exc} Or give a running Redis with --redis-url redis://host:port.") from exc
-    if broker not in ("redis", "amqp"):
-        raise DemoError(f"Unknown broker {broker!r}: redis or amqp.")
     if broker == "amqp" and rabbitmq is None and not rabbitmq_available():
         raise DemoError(
             "--broker amqp needs Debian's rabbitmq-server (/usr/lib/rabbitmq/bin) installed "

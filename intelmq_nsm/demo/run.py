@@ -14,6 +14,7 @@ import contextlib
 from pathlib import Path
 from typing import Callable, Optional
 
+from intelmq_nsm.demo.errors import DemoError
 from intelmq_nsm.demo.example import preflight, rescans
 from intelmq_nsm.demo.feedback_round import FeedbackRound
 from intelmq_nsm.demo.rounds import round_one, round_two
@@ -45,6 +46,8 @@ class Demo:
         charts: Optional[Path] = None,
         pipeline_class=Pipeline,
     ):
+        if broker not in ("redis", "amqp"):
+            raise DemoError(f"Unknown broker {broker!r}: redis or amqp.")
         self.example = Path(example)
         self.workdir = Path(workdir)
         self.progress = progress

@@ -5,7 +5,6 @@ names are there after it exits."""
 
 import importlib.metadata
 import json
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.test_packaging import build_wheel
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
 
 
 def fresh_venv(path: Path) -> Path:
@@ -51,14 +50,7 @@ def fresh_venv(path: Path) -> Path:
 
 
 def test_the_demo_from_an_installed_wheel_plays_both_rounds_and_the_owners_answers(tmp_path, redis_server):
-    source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
-        cwd=source, check=True, capture_output=True,
-    )  # fmt: skip
-    [wheel] = tmp_path.glob("intelmq_nsm-*.whl")
-    shutil.rmtree(source)  # nothing of the checkout stays in reach
+    wheel = build_wheel(tmp_path)  # from a copy of the checkout, removed: none stays in reach
     venv = fresh_venv(tmp_path / "venv")
     subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
