@@ -3,10 +3,13 @@
 The mechanism is the test bed's private pipeline (``intelmq_nsm.testbed.pipeline``, which
 the demo and the benchmarks run too); what only tests do with a pipeline (put messages in,
 wait for outputs and dumps, read logs, stop, reload, kill and restart single bots) is added
-here, with ``archived`` (what an archive digest output wrote). tests/conftest.py wraps the
+here, with ``archived`` and ``mailed`` (what an archive digest output wrote, what the SMTP
+sink received). tests/conftest.py wraps the
 pipeline in fixtures that always stop what they started.
 """
 
+import csv
+import io
 import json
 import os
 import signal
@@ -110,4 +113,15 @@ def archived(directory: Path, key=by_ip_and_owner) -> dict:
         for finding in digest["findings"]:
             name, value = key(digest, finding)
             seen[name].add(value)
+    return seen
+
+
+def mailed(messages, key=lambda row: row["ip"]) -> dict:
+    """What the digest mails an SMTP sink received hold: ``key(row)`` of each row of a
+    mail's CSV attachment → the set of digest ids (``X-NSM-Digest-Id``) that carried it."""
+    seen = defaultdict(set)
+    for _, _, message in messages:
+        [attachment] = list(message.iter_attachments())
+        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+            seen[key(row)].add(message["X-NSM-Digest-Id"])
     return seen

@@ -6,9 +6,7 @@ The kill schedule follows a seed: CI runs the fixed ``SEEDS``; ``NSM_CHAOS_SEED=
 seed, and the seed is in the test's id.
 """
 
-import csv
 import functools
-import io
 import json
 import os
 import random
@@ -23,7 +21,7 @@ from intelmq_nsm.testbed.chain import ExampleChain
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from intelmq_nsm.testbed.synthetic import synthetic_example
-from tests.harness import HarnessPipeline, archived
+from tests.harness import HarnessPipeline, archived, mailed
 
 pytestmark = pytest.mark.e2e
 
@@ -141,11 +139,7 @@ def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeyp
             lib = demo.workdir / "var/lib/bots"
             archive = archived(lib / "ibd-digest-archive/digests")
             mails = demo.sink.digest_ids()
-            mailed = defaultdict(set)
-            for _, _, message in demo.sink.messages:
-                [attachment] = list(message.iter_attachments())
-                for row in csv.DictReader(io.StringIO(attachment.get_content())):
-                    mailed[row["ip"]].add(message["X-NSM-Digest-Id"])
+            by_mail = mailed(demo.sink.messages)
             posts = receiver.keys()
             posted = defaultdict(set)
             for document in receiver.accepted:
@@ -173,6 +167,6 @@ def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeyp
     assert not_once(mails, interrupted["ibd-digest-mail"]) == {}, f"mails not sent exactly once {run}"
     assert not_once(posts, interrupted["ibd-digest-rest"]) == {}, f"POSTs not sent exactly once {run}"
     # Every finding reached the IBD by mail and by REST, in one digest each.
-    assert set(mailed) == set(expected) and {a: i for a, i in mailed.items() if len(i) != 1} == {}, run
+    assert set(by_mail) == set(expected) and {a: i for a, i in by_mail.items() if len(i) != 1} == {}, run
     assert set(posted) == set(expected) and {a: i for a, i in posted.items() if len(i) != 1} == {}, run
     assert dumps == {}

@@ -1,12 +1,9 @@
 """SIGKILL the digest outputs while a rescan round crosses the example chain: every finding
 is notified exactly once per due notification (once as new, once as a reminder)."""
 
-import csv
-import io
 import json
 import random
 import time
-from collections import defaultdict
 
 import pytest
 
@@ -14,7 +11,7 @@ from intelmq_nsm.demo.rounds import ROUND_TWO_CLOCK
 from intelmq_nsm.testbed.chain import ExampleChain
 from intelmq_nsm.testbed.synthetic import synthetic_example
 from tests.e2e.test_chaos import EXAMPLE
-from tests.harness import HarnessPipeline, archived
+from tests.harness import HarnessPipeline, archived, mailed
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +38,9 @@ def archived_by_kind(demo) -> dict:
     )
 
 
-def mailed(demo) -> dict:
-    seen = defaultdict(set)
-    for _, _, message in demo.sink.messages:
-        [attachment] = list(message.iter_attachments())
-        for row in csv.DictReader(io.StringIO(attachment.get_content())):
-            seen[(row["ip"], row["kind"])].add(message["X-NSM-Digest-Id"])
-    return seen
+def mailed_by_kind(demo) -> dict:
+    """(address, kind) → the distinct mailed digests (by id) that held it."""
+    return mailed(demo.sink.messages, key=lambda row: (row["ip"], row["kind"]))
 
 
 def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_notification(tmp_path):
@@ -74,7 +67,7 @@ def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_noti
             demo.pipeline.kill_and_restart(victim)
             kills.append(victim)
         demo.wait_until_delivered()
-        archive, mails = archived_by_kind(demo), mailed(demo)
+        archive, mails = archived_by_kind(demo), mailed_by_kind(demo)
         dumps = demo.pipeline.dumps()
     finally:
         demo.close()

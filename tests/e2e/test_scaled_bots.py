@@ -2,11 +2,8 @@
 Redis and on RabbitMQ, with one instance of each SIGKILLed mid-run and restarted: every
 finding reaches its organisation's digests exactly once."""
 
-import csv
-import io
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from intelmq_nsm.testbed.chain import ExampleChain
 from intelmq_nsm.testbed.pipeline import STATISTICS_DB, wait_for
 from intelmq_nsm.testbed.scaling import instance_ids, scale_out
 from intelmq_nsm.testbed.synthetic import synthetic_example
-from tests.harness import HarnessPipeline, archived
+from tests.harness import HarnessPipeline, archived, mailed
 
 # Run after the parallel part of the test command, in one process (see scripts/test).
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
@@ -74,11 +71,7 @@ def test_three_instances_each_deliver_every_finding_exactly_once_despite_a_sigki
         time.sleep(2.5)  # bots flush their counters every 2 s
         handled = {b: int(stats.get(f"{b}.stats.success") or 0) for b in instance_ids(EXPERT, 3)}
         archive = archived(demo.workdir / "var/lib/bots/ibd-digest-archive/digests")
-        mails = defaultdict(set)
-        for _, _, message in demo.sink.messages:
-            [attachment] = list(message.iter_attachments())
-            for row in csv.DictReader(io.StringIO(attachment.get_content())):
-                mails[row["ip"]].add(message["X-NSM-Digest-Id"])
+        mails = mailed(demo.sink.messages)
         dumps = demo.pipeline.dumps()
         errors = demo.pipeline.log_lines(level="ERROR")
     finally:
