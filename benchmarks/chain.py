@@ -80,25 +80,25 @@ def run(variant: str, findings: int, workdir: Path) -> dict:
     example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, PER_REPORT)
     if variant == "passthrough":
         passthrough_runtime(example)
-    demo = ExampleChain(example, workdir / "run", timeout=3600)
-    runtime = demo.runtime()
+    chain = ExampleChain(example, workdir / "run", timeout=3600)
+    runtime = chain.runtime()
     try:
         # intelmqctl check imports every bot's module, which the launcher is not.
-        demo.start(runtime, check=variant == "nsm")
+        chain.start(runtime, check=variant == "nsm")
         started = time.perf_counter()
-        for report in demo.reports():
-            status, _ = demo.submit(report)
+        for report in chain.reports():
+            status, _ = chain.submit(report)
             assert status == 202, status
         submitted = time.perf_counter() - started
         if variant == "passthrough":
-            out = Path(demo.pipeline.runtime["unclaimed-file-output"]["parameters"]["file"])
+            out = Path(chain.pipeline.runtime["unclaimed-file-output"]["parameters"]["file"])
             wait_for(lambda: len(Pipeline.read_file_output(out)) >= findings, timeout=3600, interval=0.2)
         else:
-            wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
+            wait_for(chain.settled, timeout=3600, interval=0.2, what="delivery")
         wall = time.perf_counter() - started
-        summary = Tally(demo).summarise(Summary()) if variant == "nsm" else None
+        summary = Tally(chain).summarise(Summary()) if variant == "nsm" else None
     finally:
-        demo.close()
+        chain.close()
     result = {"variant": variant, "findings": findings, "submit_s": submitted, "wall_s": wall}
     result["events_per_s"] = findings / wall
     if summary is not None:
@@ -118,11 +118,11 @@ def cpu_seconds(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(demo, rabbitmq) -> dict:
+def process_cpu(chain, rabbitmq) -> dict:
     """CPU seconds so far of every bot process, the Redis and (on AMQP) the RabbitMQ node."""
-    cpu = {bot_id: cpu_seconds(demo.pipeline.pid(bot_id)) for bot_id in demo.pipeline.bot_ids}
-    cpu["redis-server"] = cpu_seconds(demo.redis.process.pid)
-    if demo.broker == "amqp":
+    cpu = {bot_id: cpu_seconds(chain.pipeline.pid(bot_id)) for bot_id in chain.pipeline.bot_ids}
+    cpu["redis-server"] = cpu_seconds(chain.redis.process.pid)
+    if chain.broker == "amqp":
         cpu["rabbitmq"] = sum(cpu_seconds(pid) for pid in rabbitmq._group_pids())
     return cpu
 
@@ -130,22 +130,22 @@ def process_cpu(demo, rabbitmq) -> dict:
 def run_layout(broker: str, instances: int, findings: int, workdir: Path, rabbitmq, per_report: int) -> dict:
     """The nsm chain with messages on ``broker`` and ``instances`` constituency experts."""
     example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, per_report)
-    demo = ExampleChain(example, workdir / "run", timeout=3600, broker=broker, rabbitmq=rabbitmq)
-    runtime = scale_out(demo.runtime(), EXPERT, instances)
+    chain = ExampleChain(example, workdir / "run", timeout=3600, broker=broker, rabbitmq=rabbitmq)
+    runtime = scale_out(chain.runtime(), EXPERT, instances)
     load_before = os.getloadavg()
     try:
-        demo.start(runtime)  # intelmqctl check included: see ExampleChain.start for AMQP
-        idle = process_cpu(demo, rabbitmq)
+        chain.start(runtime)  # intelmqctl check included: see ExampleChain.start for AMQP
+        idle = process_cpu(chain, rabbitmq)
         started = time.perf_counter()
-        for report in demo.reports():
-            status, _ = demo.submit(report)
+        for report in chain.reports():
+            status, _ = chain.submit(report)
             assert status == 202, status
-        wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
+        wait_for(chain.settled, timeout=3600, interval=0.2, what="delivery")
         wall = time.perf_counter() - started
-        busy = process_cpu(demo, rabbitmq)
-        summary = Tally(demo).summarise(Summary())
+        busy = process_cpu(chain, rabbitmq)
+        summary = Tally(chain).summarise(Summary())
     finally:
-        demo.close()
+        chain.close()
     delivered = sum(len(row["findings"]) for row in summary.rows)
     assert delivered == len(expected), (delivered, len(expected))
     # Instances of one bot count together: the CPU per finding of the bot, however scaled.

@@ -108,7 +108,7 @@ def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeyp
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(seed)
     # The example chain with an SMTP sink slow to answer QUIT.
-    demo = ExampleChain(
+    chain = ExampleChain(
         example,
         tmp_path / "run",
         pipeline_class=HarnessPipeline,
@@ -118,38 +118,38 @@ def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeyp
     )
     kills = []
     with Receiver(delay=REST_DELAY) as receiver:
-        runtime = with_rest_output(demo.runtime(), receiver.url)
+        runtime = with_rest_output(chain.runtime(), receiver.url)
         try:
-            demo.start(runtime)
-            for report in demo.reports():
-                assert demo.submit(report)[0] == 202
+            chain.start(runtime)
+            for report in chain.reports():
+                assert chain.submit(report)[0] == 202
                 if len(kills) < REPORTS // 2 or rng.random() < 0.5:
                     time.sleep(rng.uniform(0.2, 1.5))  # let the report get some way into the chain
                     victim = rng.choice(KILLABLE)
-                    demo.pipeline.kill_and_restart(victim)
+                    chain.pipeline.kill_and_restart(victim)
                     kills.append(victim)
             # Then digest bots, while the digests go out (they form after the demo's max_age).
             for _ in range(rng.randint(2, 4)):
                 time.sleep(rng.uniform(0.5, 3.0))
                 victim = rng.choice(DIGEST_BOTS)
-                demo.pipeline.kill_and_restart(victim)
+                chain.pipeline.kill_and_restart(victim)
                 kills.append(victim)
-            demo.wait_until_delivered()
+            chain.wait_until_delivered()
 
-            lib = demo.workdir / "var/lib/bots"
+            lib = chain.workdir / "var/lib/bots"
             archive = archived(lib / "ibd-digest-archive/digests")
-            mails = demo.sink.digest_ids()
-            by_mail = mailed(demo.sink.messages)
+            mails = chain.sink.digest_ids()
+            by_mail = mailed(chain.sink.messages)
             posts = receiver.keys()
             posted = defaultdict(set)
             for document in receiver.accepted:
                 for finding in document["findings"]:
                     posted[finding["ip"]].add(document["id"])
             spooled = {bot: delivered_ids(lib / bot / "spool.sqlite") for bot in DIGEST_BOTS}
-            interrupted = {bot: set(INTERRUPTED.findall(demo.pipeline.log(bot))) for bot in DIGEST_BOTS}
-            dumps = demo.pipeline.dumps()
+            interrupted = {bot: set(INTERRUPTED.findall(chain.pipeline.log(bot))) for bot in DIGEST_BOTS}
+            dumps = chain.pipeline.dumps()
         finally:
-            demo.close()
+            chain.close()
 
     run = f"(seed {seed}, kills: {kills})"
     print(f"{len(mails)} mails, {len(posts)} POSTs, {len(kills)} kills: {kills}")

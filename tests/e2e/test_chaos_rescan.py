@@ -30,47 +30,47 @@ def rescan(example) -> None:
         path.write_text(json.dumps(report), encoding="utf-8")
 
 
-def archived_by_kind(demo) -> dict:
+def archived_by_kind(chain) -> dict:
     """(address, kind) → the distinct archived digests (by id) that held it."""
     return archived(
-        demo.workdir / "var/lib/bots/ibd-digest-archive/digests",
+        chain.workdir / "var/lib/bots/ibd-digest-archive/digests",
         key=lambda digest, finding: ((finding["ip"], finding["kind"]), digest["id"]),
     )
 
 
-def mailed_by_kind(demo) -> dict:
+def mailed_by_kind(chain) -> dict:
     """(address, kind) → the distinct mailed digests (by id) that held it."""
-    return mailed(demo.sink.messages, key=lambda row: (row["ip"], row["kind"]))
+    return mailed(chain.sink.messages, key=lambda row: (row["ip"], row["kind"]))
 
 
 def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_notification(tmp_path):
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(SEED)
-    demo = ExampleChain(example, tmp_path / "run", pipeline_class=HarnessPipeline, timeout=600)
-    runtime = demo.runtime()
+    chain = ExampleChain(example, tmp_path / "run", pipeline_class=HarnessPipeline, timeout=600)
+    runtime = chain.runtime()
     kills = []
     try:
-        demo.start(runtime)
-        for report in demo.reports():
-            assert demo.submit(report)[0] == 202
-        demo.wait_until_delivered()
-        first = archived_by_kind(demo)
+        chain.start(runtime)
+        for report in chain.reports():
+            assert chain.submit(report)[0] == 202
+        chain.wait_until_delivered()
+        first = archived_by_kind(chain)
         assert {address for address, kind in first} == set(expected)
         assert {kind for _, kind in first} == {"new"}
 
-        demo.set_clock(ROUND_TWO_CLOCK)
+        chain.set_clock(ROUND_TWO_CLOCK)
         rescan(example)
-        for report in demo.reports():
-            assert demo.submit(report)[0] == 202
+        for report in chain.reports():
+            assert chain.submit(report)[0] == 202
             time.sleep(rng.uniform(0.2, 1.0))
             victim = rng.choice(OUTPUTS)
-            demo.pipeline.kill_and_restart(victim)
+            chain.pipeline.kill_and_restart(victim)
             kills.append(victim)
-        demo.wait_until_delivered()
-        archive, mails = archived_by_kind(demo), mailed_by_kind(demo)
-        dumps = demo.pipeline.dumps()
+        chain.wait_until_delivered()
+        archive, mails = archived_by_kind(chain), mailed_by_kind(chain)
+        dumps = chain.pipeline.dumps()
     finally:
-        demo.close()
+        chain.close()
 
     assert len(kills) == REPORTS and set(kills) == set(OUTPUTS), kills
     due = {(address, kind) for address in expected for kind in ("new", "reminder")}
