@@ -31,7 +31,8 @@ setup(
     package_data={
         "intelmq_nsm": ["data/*", "templates/*", "templates/feedback/*", "schemas/*"],
         "intelmq_nsm.constituency": ["data/*"],
-        EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*"],
+        # reports/rescan/ is round two of the demo: the rescan and the owners' answers.
+        EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*", "reports/rescan/*"],
     },
     install_requires=[
         "intelmq>=3.5,<4",

@@ -3,9 +3,9 @@
 import json
 
 from intelmq_nsm.cli import main
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")

@@ -8,13 +8,13 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.sample_events import event, municipalities, organisation
-from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer, DeliveryThread
 from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.sample_events import event, municipalities, organisation
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from tests.harness import LOOPBACK, free_port, wait_for
 
 SECRET = "s3cret-shared-with-the-ibd"

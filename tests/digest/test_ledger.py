@@ -15,7 +15,6 @@ import threading
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
@@ -23,6 +22,7 @@ from intelmq_nsm.digest.findings import FindingError
 from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
 from intelmq_nsm.digest.ledger.stats import stats
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -377,7 +377,7 @@ def test_two_outputs_sharing_a_postgresql_ledger_notify_a_finding_once(postgres_
 
 @pytest.mark.e2e
 def test_a_stopped_postgresql_makes_the_ledger_unavailable_and_it_recovers(tmp_path):
-    from intelmq_nsm.demo.postgres import PostgresServer
+    from intelmq_nsm.testbed.postgres import PostgresServer
 
     with PostgresServer() as server:
         out = Output(tmp_path, server.create_database("outage"))

@@ -4,10 +4,10 @@ import csv
 import io
 import json
 
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import render
 from intelmq_nsm.digest.findings import COLUMNS, finding_row, findings
 from intelmq_nsm.digest.spool import Digest
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 ORG = organisation("GM0363", "Amsterdam")
 
