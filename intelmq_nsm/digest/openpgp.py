@@ -130,6 +130,10 @@ class Signer:
                 extra_args=["--digest-algo", DIGEST_ALGO],
             )
         if not result or not result.data:
+            # gpg's own word for an expired key is "invalid signer": say what is wrong.
+            known = self.problems(trial=False)
+            if known:
+                raise KeyUnusable(" ".join(known))
             reason = result.status or _last_line(result.stderr) or "no signature was made"
             raise KeyUnusable(f"gpg could not sign with the key {self.fingerprint} in {self.home}: {reason}.")
         return result.data.decode("ascii"), MICALG.get(str(result.hash_algo), "pgp-sha256")
