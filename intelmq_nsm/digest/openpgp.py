@@ -20,6 +20,8 @@ from typing import Optional
 #: OpenPGP hash algorithm ids (RFC 4880, 9.4) → the ``micalg`` name of RFC 3156.
 MICALG = {"2": "pgp-sha1", "8": "pgp-sha256", "9": "pgp-sha384", "10": "pgp-sha512", "11": "pgp-sha224"}
 DIGEST_ALGO = "SHA256"
+#: Seconds after which gpg is asked again whether an organisation's key can encrypt.
+RECHECK_SECONDS = 3600
 
 
 class OpenPGPError(Exception):
@@ -67,6 +69,7 @@ class Signer:
         # One gpg at a time per home: the delivery thread and check() may share a Signer.
         self._lock = threading.Lock()
         self._imported = {}  # key file → (mtime, fingerprints it held)
+        self._usable = {}  # fingerprint → (its key file's mtime, when gpg said it can encrypt)
 
     # -- the signing key ------------------------------------------------------------
 
@@ -164,6 +167,11 @@ class Signer:
             self._imported[key_file] = (mtime, {_normal(f) for f in result.fingerprints})
         if fingerprint not in self._imported[key_file][1]:
             raise RecipientKeyError(f"The key file {key_file} does not hold the key {fingerprint}.")
+        # Whether the key can encrypt is asked of gpg again after a while (it may expire),
+        # not for every digest: a listing costs as much as the encryption.
+        checked = self._usable.get(fingerprint)
+        if checked is not None and checked[0] == mtime and time.time() - checked[1] < RECHECK_SECONDS:
+            return
         with self._lock:
             keys = [k for k in self.gpg.list_keys(keys=[fingerprint]) if _normal(k.get("fingerprint")) == fingerprint]
         if not keys:
@@ -172,6 +180,7 @@ class Signer:
         if key.get("trust") in ("e", "r") or "E" not in (key.get("cap") or ""):
             state = {"e": "expired", "r": "revoked"}.get(key.get("trust"), "without an encryption key")
             raise RecipientKeyError(f"The organisation's key {fingerprint} ({key_file}) is {state}.")
+        self._usable[fingerprint] = (mtime, time.time())
 
 
 def _last_line(text: Optional[str]) -> str:

@@ -176,3 +176,20 @@ def test_the_organisations_channel_is_picked_and_one_the_output_lacks_fails_visi
     )
     assert spool.retry(failed["id"], now=2)
     assert deliver(spool, archive, now=2)["delivered"] == 1
+
+
+def test_the_documented_schema_takes_the_wishes_and_refuses_a_wrong_pace():
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "harmonization" / "constituency-db.schema.json").read_text()
+    )
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load(REGISTRY), schema)
+    for pace in ({"max_age": 60, "daily_at": "08:00"}, {"daily_at": "8 uur"}, {"max_age": 60, "timezone": "UTC"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"organisations": [{"id": "GM0363", "pace": pace}]}, schema)
