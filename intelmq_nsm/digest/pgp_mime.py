@@ -34,56 +34,43 @@ def _boundary() -> str:
 
 def signed_entity(content: bytes, signature: str, micalg: str) -> bytes:
     """The ``multipart/signed`` entity (its Content-Type header, a blank line, the body)."""
-    boundary = _boundary().encode("ascii")
-    sig = signature.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
-    head = (
-        f'Content-Type: multipart/signed; micalg="{micalg}";\r\n'
-        f' protocol="application/pgp-signature"; boundary="{boundary.decode()}"\r\n\r\n'
-    ).encode("ascii")
-    return b"".join(
-        [
-            head,
-            PREAMBLE + CRLF,
-            b"--" + boundary + CRLF,
-            content,
-            # The CRLF before a boundary belongs to the boundary (RFC 2046 5.1.1): the
-            # signed bytes are ``content`` exactly.
-            CRLF + b"--" + boundary + CRLF,
-            b'Content-Type: application/pgp-signature; name="signature.asc"\r\n',
-            b"Content-Description: OpenPGP digital signature\r\n",
-            b'Content-Disposition: attachment; filename="signature.asc"\r\n\r\n',
-            sig if sig.endswith(CRLF) else sig + CRLF,
-            CRLF + b"--" + boundary + b"--" + CRLF,
-        ]
+    signature_part = (
+        b'Content-Type: application/pgp-signature; name="signature.asc"\r\n'
+        b"Content-Description: OpenPGP digital signature\r\n"
+        b'Content-Disposition: attachment; filename="signature.asc"\r\n\r\n' + _crlf(signature)
     )
+    kind = f'multipart/signed; micalg="{micalg}";\r\n protocol="application/pgp-signature"'
+    # The signed bytes are ``content`` exactly: the CRLF after it belongs to the boundary.
+    return _multipart(kind, PREAMBLE, [content, signature_part])
 
 
 def encrypted_entity(armoured: str) -> bytes:
     """The ``multipart/encrypted`` entity around an armoured OpenPGP message."""
-    boundary = _boundary().encode("ascii")
-    data = armoured.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
-    return b"".join(
-        [
-            b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n',
-            b' boundary="' + boundary + b'"\r\n\r\n',
-            ENCRYPTED_PREAMBLE + CRLF,
-            b"--" + boundary + CRLF,
-            b"Content-Type: application/pgp-encrypted\r\n",
-            b"Content-Description: PGP/MIME version identification\r\n\r\n",
-            b"Version: 1\r\n",
-            CRLF + b"--" + boundary + CRLF,
-            b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n',
-            b"Content-Description: OpenPGP encrypted message\r\n",
-            b'Content-Disposition: inline; filename="encrypted.asc"\r\n\r\n',
-            data if data.endswith(CRLF) else data + CRLF,
-            CRLF + b"--" + boundary + b"--" + CRLF,
-        ]
+    version = (
+        b"Content-Type: application/pgp-encrypted\r\n"
+        b"Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n"
     )
+    data = (
+        b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
+        b"Content-Description: OpenPGP encrypted message\r\n"
+        b'Content-Disposition: inline; filename="encrypted.asc"\r\n\r\n' + _crlf(armoured)
+    )
+    return _multipart('multipart/encrypted; protocol="application/pgp-encrypted"', ENCRYPTED_PREAMBLE, [version, data])
 
 
-def plain_entity(content: bytes) -> bytes:
-    """An unsigned mail's body: the content part as the whole entity."""
-    return content
+def _crlf(text: str) -> bytes:
+    """ASCII armour with CRLF line ends, ending in one."""
+    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
+    return data if data.endswith(CRLF) else data + CRLF
+
+
+def _multipart(kind: str, preamble: bytes, parts: list) -> bytes:
+    """A multipart entity: ``Content-Type: kind; boundary=…``, the preamble, the parts as given.
+    The CRLF before each boundary line belongs to the boundary (RFC 2046 5.1.1)."""
+    boundary = _boundary().encode("ascii")
+    head = f'Content-Type: {kind}; boundary="{boundary.decode()}"\r\n\r\n'.encode("ascii")
+    body = b"".join(b"--" + boundary + CRLF + part + CRLF for part in parts)
+    return head + preamble + CRLF + body + b"--" + boundary + b"--" + CRLF
 
 
 def mail(headers: EmailMessage, entity: bytes) -> bytes:

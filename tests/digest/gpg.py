@@ -48,6 +48,13 @@ class Home:
     def export(self, fingerprint: str) -> bytes:
         return self.gpg("--armor", "--export", fingerprint).stdout
 
+    def key_file(self, uid: str, path) -> str:
+        """A new key that can encrypt, its public half written to ``path`` as a registry's
+        key file; its fingerprint."""
+        fingerprint = self.new_key(uid, encrypt=True)
+        Path(path).write_bytes(self.export(fingerprint))
+        return fingerprint
+
     def import_key(self, armoured: bytes) -> None:
         self.gpg("--import", data=armoured)
 

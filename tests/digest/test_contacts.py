@@ -5,8 +5,6 @@ import json
 import logging
 import mailbox
 
-import pytest
-
 from intelmq_nsm.cli import main
 from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.demo.smtp_sink import SmtpSink
@@ -15,7 +13,6 @@ from intelmq_nsm.digest.contacts import ContactBook
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url
-from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.digest.stale import stale
 from tests.harness import LOOPBACK
 
@@ -44,13 +41,6 @@ class RefusingSink(SmtpSink):
             if address in self.at_data:
                 return self.at_data[address]
         return await super().handle_DATA(server, session, envelope)
-
-
-@pytest.fixture
-def spool(tmp_path):
-    spool = DigestSpool(tmp_path / "spool.sqlite")
-    yield spool
-    spool.close()
 
 
 def deliver(spool, channel, now, **settings):

@@ -14,7 +14,6 @@ from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest import channels, grouping
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import FindingError, findings
-from intelmq_nsm.digest.spool import DigestSpool
 from tests.harness import LOOPBACK
 
 LOG = logging.getLogger("tests.digest.preferences")
@@ -34,13 +33,6 @@ assets:
   - {network: 192.0.2.0/24, organisation: GM0363}
   - {network: 198.51.100.0/24, organisation: GM0344}
 """
-
-
-@pytest.fixture
-def spool(tmp_path):
-    spool = DigestSpool(tmp_path / "spool.sqlite")
-    yield spool
-    spool.close()
 
 
 def test_the_registry_carries_an_organisations_wishes_into_the_events_organisations(tmp_path):

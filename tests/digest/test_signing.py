@@ -15,7 +15,6 @@ from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest import channels, openpgp
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import findings
-from intelmq_nsm.digest.spool import DigestSpool
 from tests.digest.gpg import Home, encrypted_payload, parts, signed_and_signature
 from tests.harness import LOOPBACK
 
@@ -33,13 +32,6 @@ def cert():
         fingerprint = home.new_key("IBD meldingen <meldingen@ibd.example>")
         receiver.import_key(home.export(fingerprint))
         yield home, fingerprint, receiver
-
-
-@pytest.fixture
-def spool(tmp_path):
-    spool = DigestSpool(tmp_path / "spool.sqlite")
-    yield spool
-    spool.close()
 
 
 def deliver(spool, channel, now=1):
@@ -112,9 +104,8 @@ def test_a_mail_changed_in_transit_fails_verification(spool, cert):
 def test_an_organisation_with_a_key_gets_a_signed_and_encrypted_mail_the_other_a_signed_one(spool, cert, tmp_path):
     home, fingerprint, _ = cert
     with Home() as amsterdam:
-        org_key = amsterdam.new_key("CISO Amsterdam <security@gm0363.example>", encrypt=True)
         key_file = tmp_path / "gm0363.asc"
-        key_file.write_bytes(amsterdam.export(org_key))
+        org_key = amsterdam.key_file("CISO Amsterdam <security@gm0363.example>", key_file)
         amsterdam.import_key(home.export(fingerprint))
         with_key = dict(AMSTERDAM, openpgp={"fingerprint": org_key, "key_file": str(key_file)})
         spool.add(findings(event(1, [with_key])), now=0)
@@ -144,10 +135,9 @@ def _csv_base64(entity: bytes) -> bytes:
 
 def test_a_key_file_without_the_registered_key_fails_and_sends_nothing_in_clear(spool, cert, tmp_path):
     home, fingerprint, _ = cert
+    key_file = tmp_path / "wrong.asc"
     with Home() as other:
-        stranger = other.new_key("Someone else <x@elsewhere.example>", encrypt=True)
-        key_file = tmp_path / "wrong.asc"
-        key_file.write_bytes(other.export(stranger))
+        other.key_file("Someone else <x@elsewhere.example>", key_file)
     registered = "0123456789ABCDEF0123456789ABCDEF01234567"
     org = dict(AMSTERDAM, openpgp={"fingerprint": registered, "key_file": str(key_file)})
     spool.add(findings(event(1, [org])), now=0)

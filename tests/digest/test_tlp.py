@@ -13,18 +13,10 @@ from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import channels, render
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.findings import FindingError, findings
-from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.formats.case import case_fields
 
 ORG = organisation("GM0363", "Amsterdam")
 LOG = logging.getLogger("tests.digest.tlp")
-
-
-@pytest.fixture
-def spool(tmp_path):
-    spool = DigestSpool(tmp_path / "spool.sqlite")
-    yield spool
-    spool.close()
 
 
 def test_labels_their_order_and_intelmqs_names():
