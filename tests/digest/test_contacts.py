@@ -96,6 +96,12 @@ def test_with_every_contact_refused_the_digest_fails_and_stays_visible(spool, tm
     assert "Every contact refused the digest" in first["last_error"]
     assert "Every contact of organisation 'GM0363' is unreachable" in second["last_error"]
     lines = health.problems(tmp_path / "spool.sqlite")
+    # The bot's check says the same, as warnings, when it is given the spool file.
+    from intelmq_nsm.bots.outputs.digest.output import NSMDigestOutputBot
+
+    parameters = {"channel": "file", "file_directory": str(tmp_path), "constituency": "ibd"}
+    checked = NSMDigestOutputBot.check({**parameters, "spool_file": str(tmp_path / "spool.sqlite")})
+    assert checked == [["warning", line] for line in lines] and len(lines) == 4
     assert sum("failed and waits for an operator" in line for line in lines) == 2
     assert sum(line.startswith("Contact ") and "of GM0363 is unreachable" in line for line in lines) == 2
     assert main(["spool", str(tmp_path / "spool.sqlite"), "list"]) == 0
