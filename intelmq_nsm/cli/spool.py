@@ -110,7 +110,8 @@ def cmd_show(args) -> int:
     elif args.format == "csv":
         sys.stdout.write(render.to_csv(digest))
     else:
-        sys.stdout.write(render.to_text(digest, args.language))
+        # As the organisation reads it: its own language unless one is asked for.
+        sys.stdout.write(render.to_text(digest, args.language or digest.organisation.get("language") or "nl"))
     print(
         f"# state {digest.state}, attempts {digest.attempts}, last error: {digest.last_error or '-'}", file=sys.stderr
     )
@@ -153,7 +154,7 @@ def register(subparsers) -> None:
     p = actions.add_parser("show", help="one digest rendered as text, JSON or CSV")
     p.add_argument("digest", help="digest id or an unambiguous prefix")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--language", choices=("nl", "en"), default="nl")
+    p.add_argument("--language", choices=("nl", "en"), help="default: the organisation's, else nl")
     p.set_defaults(func=cmd_show)
 
     p = actions.add_parser("retry", help="send a failed digest again")
