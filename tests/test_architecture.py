@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "intelmq_nsm"
 #: The mechanism: plain Python that needs no IntelMQ, under the bots and the commands.
-MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback")
+MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback", "auth")
 #: What the mechanism must not reach: IntelMQ itself (also through the package's bots or
 #: its one module of shortcuts past IntelMQ's Message API), the commands, the demo and
 #: whatever stands beside the product.
@@ -199,6 +199,96 @@ def test_every_end_to_end_module_is_marked_e2e(name):
     assert len(marks) == 1 and (marks[0] == "pytest.mark.e2e" or marks[0].startswith("[pytest.mark.e2e,")), (
         f"{name} needs pytestmark = pytest.mark.e2e (it starts servers)."
     )
+
+
+# -- the web layer: one home per mechanism ------------------------------------------------------
+
+WEB = f"{PACKAGE}.web"
+#: Names of the web layer and the credentials, each importable from its one home only (no
+#: copy under another module, no re-export): the limits, the rate limiter, the token check,
+#: the token file and its verifier.
+HOMES = {
+    "Limits": f"{WEB}.limits",
+    "PARAMETERS": f"{WEB}.limits",
+    "RateLimiter": f"{WEB}.ratelimit",
+    "Throttle": f"{WEB}.ratelimit",
+    "retry_after": f"{WEB}.ratelimit",
+    "TokenCheck": f"{WEB}.bearer",
+    "bearer_token": f"{WEB}.bearer",
+    "nesting": WEB,
+    "max_depth": f"{WEB}.nesting",
+    "TokenVerifier": f"{PACKAGE}.auth.tokens",
+    "TokenEntry": f"{PACKAGE}.auth.tokens",
+    "TokenFileError": f"{PACKAGE}.auth.tokens",
+    "VerifierBusy": f"{PACKAGE}.auth.tokens",
+    "add_token": f"{PACKAGE}.auth.tokens",
+    "revoke_token": f"{PACKAGE}.auth.tokens",
+    "read_entries": f"{PACKAGE}.auth.tokens",
+}
+#: Request headers that carry framing, sizes, the client's address or credentials: read
+#: by the web layer only (a service declares what it takes and gets the result).
+WEB_HEADERS = {"authorization", "content-length", "content-type", "transfer-encoding", "x-forwarded-for"}
+
+
+def tree_of(name: str) -> ast.Module:
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"), filename=str(MODULES[name]))
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks", "tests"))
+def test_the_web_layer_s_names_and_the_tokens_come_from_their_one_home(name):
+    wrong = []
+    for node in ast.walk(tree_of(name)):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            wrong += [
+                f"{a.name} from {node.module}" for a in node.names if HOMES.get(a.name, node.module) != node.module
+            ]
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in HOMES and node.name[0].isupper():
+            if HOMES[node.name] != name and not name.startswith("tests."):
+                wrong.append(f"class {node.name} defined here")
+    assert wrong == [], f"{name}: {', '.join(wrong)} (see HOMES)."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB) and reaches(n, WEB)])
+def test_only_the_web_layer_reads_framing_limit_and_credential_headers(name):
+    # A service's module (one that uses the web layer) neither reads these headers nor
+    # writes Retry-After itself: Endpoint declarations, TokenCheck and Throttle do.
+    read = []
+    for node in ast.walk(tree_of(name)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "get_list")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).lower() in WEB_HEADERS
+        ):
+            read.append(node.args[0].value)
+        elif isinstance(node, ast.Constant) and node.value == "Retry-After":
+            read.append("Retry-After (written)")
+    assert read == [], f"{name} handles {', '.join(read)} itself."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{WEB}.limits"])
+def test_the_defaults_of_the_web_limits_are_spelled_in_one_place(name):
+    from intelmq_nsm.web.limits import PARAMETERS
+
+    # A bot's parameter or a configuration field named as a limit takes its default from
+    # Limits (``max_connections: int = Limits.max_connections``), never a literal of its own.
+    literal = [
+        target.id
+        for node in ast.walk(tree_of(name))
+        if isinstance(node, ast.ClassDef)
+        for statement in node.body
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and isinstance(statement.value, ast.Constant)
+        for target in (statement.targets if isinstance(statement, ast.Assign) else [statement.target])
+        if isinstance(target, ast.Name) and target.id in PARAMETERS
+    ]
+    assert literal == [], f"{name} spells the default of {', '.join(literal)}."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB)])
+def test_only_the_web_layer_imports_tornado(name):
+    assert not reaches(name, "tornado")
 
 
 @pytest.mark.parametrize("name", under(PACKAGE))
