@@ -51,6 +51,9 @@ setup(
         # PostgreSQL, the latter through psycopg 3.
         "SQLAlchemy>=2.0,<3",
         "psycopg[binary]>=3.1",
+        # OpenPGP signing and encryption of digests through Debian's gpg (the binding
+        # IntelMQ's own smtp_batch output uses); imported only where a digest is signed.
+        "python-gnupg>=0.5",
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for

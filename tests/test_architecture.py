@@ -362,3 +362,25 @@ def test_the_defaults_of_the_web_limits_are_spelled_in_one_place(name):
 @pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB)])
 def test_only_the_web_layer_imports_tornado(name):
     assert not reaches(name, "tornado")
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_only_the_openpgp_module_drives_gnupg(name):
+    # One home for gpg: the key's checks, signing and encrypting (python-gnupg is imported
+    # lazily there, so that the bots list and run without it).
+    assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
+
+
+@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
+def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
+    # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
+    assert not any(target.startswith(f"{PACKAGE}.") or target == PACKAGE for target in GRAPH[name]), GRAPH[name]
+
+
+def test_tlp_labels_are_spelled_in_one_module():
+    # The parser and the digest output take the names and the order from intelmq_nsm.tlp.
+    for name in under(PACKAGE):
+        if name == f"{PACKAGE}.tlp":
+            continue
+        text = MODULES[name].read_text(encoding="utf-8")
+        assert '"AMBER+STRICT"' not in text and "'AMBER+STRICT'" not in text, f"{name} spells a TLP label itself."

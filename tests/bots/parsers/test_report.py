@@ -54,6 +54,7 @@ NSM_FIRST_EVENT = {
     "extra.nsm.record": 1,
     "extra.nsm.finding_id": "nf1-82252b99268952ec6b1d8baeb8be7b71",
     "extra.nsm.result": "vulnerable",
+    "extra.nsm.tlp": "AMBER",
 }
 
 
