@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intelmq_nsm.auth.tokens import add_token
-from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, free_port, wait_for
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.web.limits import Limits
 
 CLIENTS = 16

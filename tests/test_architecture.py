@@ -24,6 +24,7 @@ NOT_FROM_MECHANISM = (
     f"{PACKAGE}.bots",
     f"{PACKAGE}.cli",
     f"{PACKAGE}.demo",
+    f"{PACKAGE}.testbed",
     f"{PACKAGE}.intelmq_shortcuts",
 )
 
@@ -144,16 +145,44 @@ def under(*prefixes: str) -> list:
 def test_the_reader_sees_the_imports_it_must_judge():
     # The rules below are only as good as the graph: it holds known edges of each kind.
     assert "intelmq" in GRAPH[f"{PACKAGE}.intelmq_shortcuts"]  # import intelmq...
-    assert f"{PACKAGE}.demo.pipeline" in GRAPH[f"{PACKAGE}.demo.run"]  # from package.module import name
+    assert f"{PACKAGE}.testbed.chain" in GRAPH[f"{PACKAGE}.demo.run"]  # from package.module import name
+    assert f"{PACKAGE}.feedback.service" in GRAPH[f"{PACKAGE}.cli.serve"]
     assert f"{PACKAGE}.constituency.loader" in GRAPH[f"{PACKAGE}.constituency"]  # from .loader import
-    assert f"{PACKAGE}.demo.run" in GRAPH[f"{PACKAGE}.cli.demo"]  # an import inside a function
+    assert f"{PACKAGE}.demo.example" in GRAPH[f"{PACKAGE}.cli.demo"]  # an import inside a function
     # ...and the cycle finder finds what it should.
     graph = {"a": {"b"}, "b": {"c", "x"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
     assert cycles(graph, graph) == [["a", "b", "c"]]
+    # ...and so does the package graph: two modules of two packages importing each other's.
+    assert package_of(f"{PACKAGE}.demo.run") == f"{PACKAGE}.demo" == package_of(f"{PACKAGE}.demo")
+    assert package_of(f"{PACKAGE}.storage") == PACKAGE and package_of("benchmarks.chain") == "benchmarks"
+    modules = {"p.a": {"q.b"}, "q.b": set(), "q.c": {"p.d"}, "p.d": set()}
+    assert cycles(package_graph(modules, lambda name: name.split(".")[0]), {"p", "q"}) == [["p", "q"]]
+
+
+def package_of(name: str) -> str:
+    """The package a module of the tree belongs to: itself if it is one, else its folder."""
+    return name if is_package(name) else name.rpartition(".")[0]
+
+
+def package_graph(graph: dict, package=package_of) -> dict:
+    """Package → the packages its modules import (of those in ``graph``), itself left out."""
+    packages = {}
+    for name, targets in graph.items():
+        own = package(name)
+        packages.setdefault(own, set()).update(package(t) for t in targets if t in graph)
+    return {own: targets - {own} for own, targets in packages.items()}
 
 
 def test_the_import_graph_has_no_cycles():
     assert cycles(GRAPH, under(PACKAGE, "benchmarks")) == []
+
+
+def test_no_two_packages_import_each_other():
+    # Between packages too, not only modules: cli/ may import the demo, never the demo cli/
+    # (a module of each importing one of the other's is a cycle the module graph misses).
+    names = under(PACKAGE, "benchmarks")
+    graph = package_graph({name: GRAPH[name] & set(names) for name in names})
+    assert cycles(graph, graph) == []
 
 
 @pytest.mark.parametrize("name", under(*(f"{PACKAGE}.{part}" for part in MECHANISM)))
@@ -180,6 +209,50 @@ def test_only_the_bots_their_shortcuts_and_the_commands_import_intelmq(name):
 @pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(*ADAPTERS, f"{PACKAGE}.demo")])
 def test_only_the_bots_the_commands_and_the_demo_import_the_bots(name):
     assert not reaches(name, f"{PACKAGE}.bots")
+
+
+#: Beside the product: the demo runs on the test bed, the commands start the demo.
+BESIDE = (f"{PACKAGE}.demo", f"{PACKAGE}.testbed")
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_nothing_of_the_product_imports_the_demo_or_the_test_bed(name):
+    if name in under(*BESIDE, f"{PACKAGE}.cli.demo"):
+        return
+    bad = sorted(f for f in BESIDE if reaches(name, f, through=True))
+    assert bad == [], f"{name} imports {', '.join(bad)}."
+
+
+@pytest.mark.parametrize("name", under(f"{PACKAGE}.testbed"))
+def test_the_test_bed_imports_neither_the_demo_nor_the_commands(name):
+    # The demo imports the test bed, never the reverse: the benchmarks and tests take the
+    # bed without the demo.
+    bad = sorted(f for f in (f"{PACKAGE}.demo", f"{PACKAGE}.cli") if reaches(name, f, through=True))
+    assert bad == [], f"{name} imports {', '.join(bad)}."
+
+
+@pytest.mark.parametrize("name", under(f"{PACKAGE}.demo"))
+def test_the_demo_imports_no_command(name):
+    assert not reaches(name, f"{PACKAGE}.cli", through=True), sorted(GRAPH[name])
+
+
+@pytest.mark.parametrize("name", [n for n in under("tests") if n != "tests.test_architecture"])
+def test_tests_use_the_demo_and_never_extend_it(name):
+    # A test runs the demo as it is, or the test bed's chain and client: it subclasses no
+    # class of the demo.
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    demo_names = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{PACKAGE}.demo")
+        for alias in node.names
+    }
+    subclassed = [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base).split(".")[-1] in demo_names for base in node.bases)
+    ]
+    assert subclassed == [], f"{name} subclasses the demo's {subclassed}."
 
 
 @pytest.mark.parametrize("name", under("benchmarks"))
@@ -289,6 +362,28 @@ def test_the_defaults_of_the_web_limits_are_spelled_in_one_place(name):
 @pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB)])
 def test_only_the_web_layer_imports_tornado(name):
     assert not reaches(name, "tornado")
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_only_the_openpgp_module_drives_gnupg(name):
+    # One home for gpg: the key's checks, signing and encrypting (python-gnupg is imported
+    # lazily there, so that the bots list and run without it).
+    assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
+
+
+@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
+def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
+    # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
+    assert not any(target.startswith(f"{PACKAGE}.") or target == PACKAGE for target in GRAPH[name]), GRAPH[name]
+
+
+def test_tlp_labels_are_spelled_in_one_module():
+    # The parser and the digest output take the names and the order from intelmq_nsm.tlp.
+    for name in under(PACKAGE):
+        if name == f"{PACKAGE}.tlp":
+            continue
+        text = MODULES[name].read_text(encoding="utf-8")
+        assert '"AMBER+STRICT"' not in text and "'AMBER+STRICT'" not in text, f"{name} spells a TLP label itself."
 
 
 #: What a loaded registry is made of, in ``constituency/``: none of it reads files.

@@ -6,27 +6,7 @@ import sys
 import threading
 
 from intelmq_nsm.cli.terminal import say, warn
-
-
-def build(config, logger=None):
-    """The service's server from a :class:`~intelmq_nsm.feedback.config.ServiceConfig` (not started)."""
-    from intelmq_nsm.auth.tokens import TokenVerifier
-    from intelmq_nsm.feedback.answers import FeedbackConfig, FeedbackStore
-    from intelmq_nsm.feedback.context import ServiceContext
-    from intelmq_nsm.feedback.links import LinkSigner
-    from intelmq_nsm.feedback.server import FeedbackServer
-
-    logger = logger or logging.getLogger("intelmq-nsm.feedback")
-    store = FeedbackStore(FeedbackConfig(config.ledger_url, config.ledger_name, config.spool_file))
-    context = ServiceContext(
-        config,
-        store,
-        LinkSigner.from_file(config.secret_file),
-        logger,
-        tickets=TokenVerifier(config.tokens_file) if config.tokens_file else None,
-        operators=TokenVerifier(config.operator_tokens_file) if config.operator_tokens_file else None,
-    )
-    return FeedbackServer(context)
+from intelmq_nsm.feedback.service import build
 
 
 def _serve(args) -> int:

@@ -13,14 +13,21 @@ from dataclasses import MISSING, field
 from datetime import date, datetime
 
 
-def record_field(reader, default=MISSING, keys: tuple = ()):
+def record_field(reader, default=MISSING, keys: tuple = (), factory=None, whole_record: bool = False):
     """A dataclass field read from a registry record by ``reader``.
 
     ``keys``: the record's keys that may hold it (default: the field's name), the first one
-    present wins. A field without ``default`` is required: a record without it is left out
-    with an error. Defaults are immutable (tuples, not lists): they are shared.
+    present wins. A field without ``default`` (or ``factory``, which makes a fresh default
+    each time) is required: a record without it is left out with an error. ``default``s are
+    immutable (tuples, not lists): they are shared.
+
+    ``whole_record``: the field gathers several keys (``keys`` names them); ``reader`` takes
+    the whole record and the folder of its file (for relative paths), and a ValueError it
+    raises may name the key at fault (its ``field`` and ``reason``).
     """
-    metadata = {"reader": reader, "keys": keys}
+    metadata = {"reader": reader, "keys": keys, "whole_record": whole_record}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
     return field(metadata=metadata) if default is MISSING else field(default=default, metadata=metadata)
 
 

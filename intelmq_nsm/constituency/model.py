@@ -7,6 +7,8 @@ from datetime import date
 from typing import Optional
 
 from .fields import addresses, boolean, day, identifiers, one_of, record_field, text
+from .preferences import KEYS as PREFERENCE_KEYS
+from .preferences import parse as parse_preferences
 
 #: Organisation kinds, in the order a decision lists them (municipality before its shared service).
 KINDS = ("municipality", "shared-service", "other")
@@ -86,11 +88,18 @@ class Organisation:
     successor: Optional[str] = record_field(text, None)
     #: A shared-service organisation's: the organisations it works for.
     members: tuple = record_field(identifiers, ())
+    #: What it asks of its digests (language, channel, pace, openpgp), only what its entry
+    #: sets: the digest output reads them by the same rules (preferences.py).
+    preferences: dict = record_field(parse_preferences, factory=dict, keys=PREFERENCE_KEYS, whole_record=True)
     origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
 
     def as_event_dict(self, role: str) -> dict:
-        """The organisation as ``extra.nsm.organisations`` carries it, with its ``role``."""
-        return {"id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts), "role": role}
+        """The organisation as ``extra.nsm.organisations`` carries it, with its ``role`` and
+        its delivery preferences (the digest output follows them)."""
+        return {
+            "id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts), "role": role,
+            **self.preferences,
+        }  # fmt: skip
 
 
 class Asset:

@@ -10,6 +10,7 @@ sees every problem at once. Checks across records (references, shared assets) fo
 
 import re
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Optional
 
 from .model import DEFAULT_CONSTITUENCY, MANUAL, Asset, Constituency, Issues, Organisation
@@ -21,8 +22,11 @@ ASSET_KINDS = ("network", "domain", "asn")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
-def read_fields(cls, record: dict, fallback: dict, report, missing=lambda field: "is required") -> Optional[dict]:
-    """The values of ``cls``'s fields declared with ``fields.record_field``, from ``record``.
+def read_fields(
+    cls, record: dict, fallback: dict, report, missing=lambda field: "is required", folder=None
+) -> Optional[dict]:
+    """The values of ``cls``'s fields declared with ``fields.record_field``, from ``record``
+    (of a file in ``folder``), or None if a required one has none.
 
     A value the record leaves out (or gives as null or blank) comes from ``fallback``,
     else from the field's default; a value its reader rejects is reported (``report(field,
@@ -34,18 +38,29 @@ def read_fields(cls, record: dict, fallback: dict, report, missing=lambda field:
         reader = field.metadata.get("reader")
         if reader is None:
             continue
-        keys = field.metadata["keys"] or (field.name,)
-        raw = next((record[key] for key in keys if not _absent(record.get(key))), None)
-        if raw is not None:
+        raw = None
+        if field.metadata["whole_record"]:
             try:
-                values[field.name] = reader(raw)
+                values[field.name] = reader(record, folder)
                 continue
             except ValueError as exc:
-                report(field.name, str(exc))
-        if field.name in fallback:
-            values[field.name] = fallback[field.name]
-        elif field.default is not MISSING:
+                report(getattr(exc, "field", field.name), getattr(exc, "reason", str(exc)))
+        else:
+            keys = field.metadata["keys"] or (field.name,)
+            raw = next((record[key] for key in keys if not _absent(record.get(key))), None)
+            if raw is not None:
+                try:
+                    values[field.name] = reader(raw)
+                    continue
+                except ValueError as exc:
+                    report(field.name, str(exc))
+            if field.name in fallback:
+                values[field.name] = fallback[field.name]
+                continue
+        if field.default is not MISSING:
             values[field.name] = field.default
+        elif field.default_factory is not MISSING:
+            values[field.name] = field.default_factory()
         elif raw is None:
             report(field.name, missing(field.name))
             complete = False
@@ -104,7 +119,8 @@ class RecordReader:
         def report(field, reason):
             self.issue("error", path, location, field, reason)
 
-        values = read_fields(Organisation, record, fallback, report, lambda f: f"organisation {ident!r} needs a {f}")
+        needs = lambda field: f"organisation {ident!r} needs a {field}"  # noqa: E731
+        values = read_fields(Organisation, record, fallback, report, needs, Path(path).parent)
         if values is None:
             return  # reported: an organisation without a name (or another required field) is left out
         values["id"], values["origin"] = ident, (str(path), location)

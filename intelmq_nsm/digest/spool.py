@@ -160,7 +160,7 @@ class DigestSpool:
             [
                 (
                     f.event_hash,
-                    grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
+                    grouping.key_of(f, self.by_case),
                     f.organisation["id"],
                     f.constituency,
                     f.case_id,
@@ -213,7 +213,7 @@ class DigestSpool:
         ).fetchall()
         formed = []
         for group in groups:
-            if grouping.is_due(group["n"], group["oldest"], now, max_events, max_age, flush):
+            if grouping.group_is_due(group["group_key"], group["n"], group["oldest"], now, max_events, max_age, flush):
                 formed += self._form_group(group["group_key"], max_events, max_age, now, flush)
         return formed
 
@@ -226,7 +226,8 @@ class DigestSpool:
                     " WHERE digest_id IS NULL AND group_key = ? ORDER BY received_at, id LIMIT ?",
                     (key, max_events),
                 ).fetchall()
-                if not rows or not grouping.is_due(len(rows), rows[0]["received_at"], now, max_events, max_age, flush):
+                oldest = rows[0]["received_at"] if rows else 0
+                if not rows or not grouping.group_is_due(key, len(rows), oldest, now, max_events, max_age, flush):
                     return formed
                 org_id, constituency = rows[0]["org_id"], rows[0]["constituency"]
                 digest = grouping.digest_id(org_id, constituency, key, [r["event_hash"] for r in rows])

@@ -1,5 +1,6 @@
 """The IBD operators' overview: per organisation its open findings and their age, per case
-what became of its findings with the chart, and the latest answers with their comments.
+what became of its findings with the chart, the latest answers with their comments, and the
+digests that failed and contacts that are unreachable.
 
 ``GET /operators/login`` shows a form for an operator token (from ``operator_tokens_file``,
 the intake's token format: salted scrypt hashes at rest); ``POST /operators/login`` checks
@@ -16,6 +17,7 @@ import secrets
 import statistics
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs
 
@@ -93,6 +95,16 @@ def latest_answers(ledger) -> list:
     )
     with ledger.transaction() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def delivery_problems(spool_file) -> dict:
+    """The digest output's failed digests and unreachable contacts (``intelmq_nsm.digest.health``),
+    read from its spool file when the service knows it."""
+    if not spool_file or not Path(spool_file).exists():
+        return {"failed": [], "unreachable": []}
+    from intelmq_nsm.digest.health import summary
+
+    return summary(spool_file)
 
 
 def overview(ledger, now=None) -> dict:
@@ -193,8 +205,9 @@ class OperatorsOverview:
             return self.login_page(401, "Log in with an operator token.")
         now = time.time()
         figures = overview(self.ledger, now)
+        delivery = delivery_problems(self.context.store.spool_file)
         stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return html(200, "operators.html.j2", lang="en", as_of=stamp, **figures)
+        return html(200, "operators.html.j2", lang="en", as_of=stamp, delivery=delivery, **figures)
 
     def get_chart(self, request: Request) -> Response:
         self.limited(request)

@@ -15,7 +15,7 @@ from intelmq_nsm.bots.experts.constituency.expert import NSMConstituencyExpertBo
 from intelmq_nsm.bots.outputs.digest import output
 from intelmq_nsm.bots.parameters import optional_parameters
 from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
-from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.testbed.sample_events import event, organisation
 from tests.messages import report_message
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,10 +19,11 @@ import pytest
 import yaml
 
 from intelmq_nsm.cli import main
-from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.digest.contacts import ContactBook
 from intelmq_nsm.digest.findings import findings
 from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 #: What looks like a line of ``ledger show``'s history.
 FORGED = "2026-05-28T00:00:00+00:00  notified -> fixed-verified  (scan)"
@@ -221,6 +222,8 @@ def spool_file(tmp_path):
     spool.add(findings(event(1, [hostile], **{"extra.nsm.case_title": HOSTILE, "source.fqdn": HOSTILE})), now=0)
     [digest] = spool.form_digests(max_events=10, max_age=0, now=1)
     spool.mark_failed(digest, f"POST answered 422: {HOSTILE}")
+    # The receiving mail server's answer, marking a contact unreachable.
+    ContactBook(spool.db).mark("ciso@gm0363.example", f"550 {HOSTILE}", org_id="GM0363", now=T0)
     spool.close()
     return path, digest
 
@@ -235,6 +238,23 @@ def test_spool_list_prints_the_last_error_inert(spool_file, capsys):
 
 
 # The digest's text already turns C0 characters into spaces (as in a mail); the rest is escaped.
+def test_spool_contacts_and_constituency_stale_print_the_mail_server_s_answer_inert(spool_file, capsys):
+    path, _ = spool_file
+    code, out, _ = run(capsys, "spool", str(path), "contacts")
+    assert code == 0
+    assert_inert(out)
+    code, out, _ = run(capsys, "spool", str(path), "contacts", "--json")
+    assert_inert(out, escaped="\\u001b[2J")
+    ledger = Ledger(sqlite_url(path), name="ibd-mail")
+    ledger.observe([Observation(FINDING, "GM0363", "e1", org_name=HOSTILE, constituency="ibd")], now=T0)
+    ledger.close()
+    code, out, _ = run(capsys, "constituency", "stale", str(path), "--days", "1")
+    assert code == 1  # stale organisations found
+    assert_inert(out)
+    code, out, _ = run(capsys, "constituency", "stale", str(path), "--days", "1", "--json")
+    assert_inert(out, escaped="\\u001b[2J")
+
+
 @pytest.mark.parametrize(("fmt", "escaped"), [("text", "\\u202e"), ("csv", "\\x1b[2J"), ("json", "\\u001b[2J")])
 def test_spool_show_prints_the_digest_inert(spool_file, capsys, fmt, escaped):
     path, digest = spool_file

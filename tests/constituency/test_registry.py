@@ -551,18 +551,23 @@ def test_a_new_organisation_field_is_read_checked_and_defaulted_from_its_declara
     from intelmq_nsm.constituency.records import read_fields
 
     @dataclass
-    class WithLanguage(Organisation):
-        language: str = record_field(one_of("nl", "en"), "nl")
+    class WithQueue(Organisation):
+        queue: str = record_field(one_of("security", "general"), "security")
 
     problems = []
 
     def report(field, reason):
         problems.append((field, reason))
 
-    assert read_fields(WithLanguage, {"name": "A", "language": "en"}, {}, report)["language"] == "en"
-    assert read_fields(WithLanguage, {"name": "A"}, {}, report)["language"] == "nl"
-    assert read_fields(WithLanguage, {"name": "A", "language": "fr"}, {}, report)["language"] == "nl"
-    assert problems == [("language", "'fr' is not one of nl, en")]
-    assert read_fields(WithLanguage, {"language": "en"}, {"name": "Amsterdam"}, report)["name"] == "Amsterdam"
-    assert read_fields(WithLanguage, {"kind": "other"}, {}, report) is None  # no name: no organisation
+    assert read_fields(WithQueue, {"name": "A", "queue": "general"}, {}, report)["queue"] == "general"
+    assert read_fields(WithQueue, {"name": "A"}, {}, report)["queue"] == "security"
+    assert read_fields(WithQueue, {"name": "A", "queue": "spam"}, {}, report)["queue"] == "security"
+    assert problems == [("queue", "'spam' is not one of security, general")]
+    assert read_fields(WithQueue, {"queue": "general"}, {"name": "Amsterdam"}, report)["name"] == "Amsterdam"
+    assert read_fields(WithQueue, {"kind": "other"}, {}, report) is None  # no name: no organisation
     assert problems[-1] == ("name", "is required")
+    # The wishes of the digest output are one field read as a whole, keys named by their rules.
+    values = read_fields(WithQueue, {"name": "A", "language": "en", "pace": {"max_age": 60}}, {}, report)
+    assert values["preferences"] == {"language": "en", "pace": {"max_age": 60}}
+    read_fields(WithQueue, {"name": "A", "pace": {"daily_at": "25:00"}}, {}, report)
+    assert problems[-1] == ("pace.daily_at", "'25:00' is not a time of day HH:MM")

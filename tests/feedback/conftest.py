@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from intelmq_nsm.auth.tokens import TokenVerifier, add_token
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
@@ -25,6 +24,7 @@ from intelmq_nsm.feedback.answers import FeedbackConfig, FeedbackStore
 from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import DigestLinks, LinkSigner, create_secret, read_secret
 from intelmq_nsm.feedback.server import FeedbackServer
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
