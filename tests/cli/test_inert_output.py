@@ -61,6 +61,14 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def assert_text_and_json_inert(capsys, *argv, code=0):
+    """The command's text and its ``--json`` are both inert."""
+    for options, escaped in (((), "\\x1b[2J"), (("--json",), "\\u001b[2J")):
+        result, out, _ = run(capsys, *argv, *options)
+        assert result == code
+        assert_inert(out, escaped)
+
+
 # -- the finding ledger ----------------------------------------------------------------------
 
 
@@ -206,11 +214,7 @@ def test_tokens_add_and_list_print_the_researcher_inert(tmp_path, capsys):
     code, out, _ = run(capsys, "tokens", "add", "--file", str(tokens), "--researcher", HOSTILE, "--feed-code", "x")
     assert code == 0
     assert_inert(out)
-    code, out, _ = run(capsys, "tokens", "list", "--file", str(tokens))
-    assert code == 0
-    assert_inert(out)
-    code, out, _ = run(capsys, "tokens", "list", "--file", str(tokens), "--json")
-    assert_inert(out, escaped="\\u001b[2J")
+    assert_text_and_json_inert(capsys, "tokens", "list", "--file", str(tokens))
 
 
 @pytest.fixture
@@ -229,32 +233,19 @@ def spool_file(tmp_path):
 
 
 def test_spool_list_prints_the_last_error_inert(spool_file, capsys):
-    path, _ = spool_file
-    code, out, _ = run(capsys, "spool", str(path), "list")
-    assert code == 0
-    assert_inert(out)
-    code, out, _ = run(capsys, "spool", str(path), "list", "--json")
-    assert_inert(out, escaped="\\u001b[2J")
+    assert_text_and_json_inert(capsys, "spool", str(spool_file[0]), "list")
 
 
-# The digest's text already turns C0 characters into spaces (as in a mail); the rest is escaped.
 def test_spool_contacts_and_constituency_stale_print_the_mail_server_s_answer_inert(spool_file, capsys):
     path, _ = spool_file
-    code, out, _ = run(capsys, "spool", str(path), "contacts")
-    assert code == 0
-    assert_inert(out)
-    code, out, _ = run(capsys, "spool", str(path), "contacts", "--json")
-    assert_inert(out, escaped="\\u001b[2J")
+    assert_text_and_json_inert(capsys, "spool", str(path), "contacts")
     ledger = Ledger(sqlite_url(path), name="ibd-mail")
     ledger.observe([Observation(FINDING, "GM0363", "e1", org_name=HOSTILE, constituency="ibd")], now=T0)
     ledger.close()
-    code, out, _ = run(capsys, "constituency", "stale", str(path), "--days", "1")
-    assert code == 1  # stale organisations found
-    assert_inert(out)
-    code, out, _ = run(capsys, "constituency", "stale", str(path), "--days", "1", "--json")
-    assert_inert(out, escaped="\\u001b[2J")
+    assert_text_and_json_inert(capsys, "constituency", "stale", str(path), "--days", "1", code=1)  # 1: stale ones
 
 
+# The digest's text already turns C0 characters into spaces (as in a mail); the rest is escaped.
 @pytest.mark.parametrize(("fmt", "escaped"), [("text", "\\u202e"), ("csv", "\\x1b[2J"), ("json", "\\u001b[2J")])
 def test_spool_show_prints_the_digest_inert(spool_file, capsys, fmt, escaped):
     path, digest = spool_file
