@@ -88,10 +88,10 @@ class Organisation:
     successor: Optional[str] = record_field(text, None)
     #: A shared-service organisation's: the organisations it works for.
     members: tuple = record_field(identifiers, ())
+    origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
     #: What it asks of its digests (language, channel, pace, openpgp), only what its entry
     #: sets: the digest output reads them by the same rules (preferences.py).
     preferences: dict = record_field(parse_preferences, factory=dict, keys=PREFERENCE_KEYS, whole_record=True)
-    origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
 
     def as_event_dict(self, role: str) -> dict:
         """The organisation as ``extra.nsm.organisations`` carries it, with its ``role`` and
