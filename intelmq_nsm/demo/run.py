@@ -45,7 +45,7 @@ from intelmq_nsm.demo.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, RabbitMQServer
 from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.demo.spools import spool_digests
 from intelmq_nsm.demo.summary import Summary
-from intelmq_nsm.digest.findings import NOT_VULNERABLE
+from intelmq_nsm.digest.event_findings import NOT_VULNERABLE
 from intelmq_nsm.event_contract import RESULT
 
 #: Where the example keeps its files in a standard IntelMQ installation; the demo moves

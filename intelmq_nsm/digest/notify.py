@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import sqlalchemy.exc
 
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.ledger import Observation
 
 
@@ -77,7 +77,7 @@ def accept(
 
     Raises FindingError for an event that cannot be delivered (the bot dumps it) and, from
     ``call`` (which may retry), LedgerUnavailable."""
-    found = findings(event, constituency=constituency)
+    found = findings_of(event, constituency=constituency)
     wanted = observations(found)
     if ledger.shares_file(spool.path):
 
@@ -99,7 +99,7 @@ def arrive(event: dict, spool, now: float, constituency: Optional[str] = None) -
     findings are made here, before the acknowledgement, as :func:`accept` makes them, so
     that every event :func:`accept` would refuse is refused here too (and made again, from
     the stored event, when it is filed)."""
-    findings(event, constituency=constituency)
+    findings_of(event, constituency=constituency)
     spool.arrive(event, now=now)
 
 
@@ -151,7 +151,7 @@ def file_arrivals(spool, ledger, batch: int = 500, failed: Callable = lambda arr
                 # A savepoint per arrival: a bad one is undone alone.
                 db.execute("SAVEPOINT arrival")
                 try:
-                    found = findings(event)
+                    found = findings_of(event)
                     _spool_due(spool, db, found, ledger.observe(observations(found), now=at, conn=db), at)
                 except UNFILEABLE as exc:
                     db.execute("ROLLBACK TO arrival")

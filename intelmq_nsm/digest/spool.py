@@ -174,11 +174,12 @@ class DigestSpool:
         return db.total_changes - before
 
     def arrive(self, event: dict, now: Optional[float] = None) -> None:
-        """Append one event (a flat dict, checked by :func:`intelmq_nsm.digest.findings.check`)
+        """Append one event (a flat dict, checked by
+        :func:`intelmq_nsm.digest.event_findings.findings_of`)
         to the arrivals, committed; the delivery thread files it
         (:func:`intelmq_nsm.digest.notify.file_arrivals`)."""
         now = time.time() if now is None else now
-        # default=str as in findings.event_hash: the event read back hashes the same.
+        # default=str as in event_findings.event_hash: the event read back hashes the same.
         text = json.dumps(event, ensure_ascii=False, default=str)
         with self.transaction():
             self.db.execute("INSERT INTO arrivals (received_at, event) VALUES (?, ?)", (now, text))

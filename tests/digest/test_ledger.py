@@ -19,7 +19,7 @@ from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import FindingError
+from intelmq_nsm.digest.event_findings import FindingError
 from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
 from intelmq_nsm.digest.ledger.stats import stats
 from intelmq_nsm.digest.spool import DigestSpool

@@ -108,7 +108,7 @@ def finding_row(event: dict) -> dict:
         "recommendation": _get(event, ec.RECOMMENDATION),
         "classification": classification,
         "description": _get(event, "event_description.text"),
-        "role": None,  # per organisation: see findings()
+        "role": None,  # per organisation: see findings_of()
     }
     row.update(dict.fromkeys(LEDGER_COLUMNS))
     return {k: "" if v is None else v for k, v in row.items()}
@@ -167,7 +167,7 @@ def _organisations(event: dict) -> list:
     return organisations
 
 
-def findings(event: dict, constituency: Optional[str] = None) -> list:
+def findings_of(event: dict, constituency: Optional[str] = None) -> list:
     """The findings of one event: one per organisation it names.
 
     Raises :class:`FindingError` when the event has no constituency, a constituency other
