@@ -67,6 +67,21 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def savepoint(db: sqlite3.Connection, name: str = "step") -> Iterator[sqlite3.Connection]:
+    """Inside the open transaction: when the block raises, its changes alone are undone and
+    the exception goes on; the transaction stays open for what comes next."""
+    db.execute(f"SAVEPOINT {name}")
+    try:
+        yield db
+    except BaseException:
+        if db.in_transaction:  # not when SQLite itself rolled the whole transaction back
+            db.execute(f"ROLLBACK TO {name}")
+            db.execute(f"RELEASE {name}")
+        raise
+    db.execute(f"RELEASE {name}")
+
+
 def checkpoint(db: sqlite3.Connection) -> None:
     """Copy what the WAL holds into the database file, without waiting for readers."""
     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -7,7 +7,7 @@ import pytest
 from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import grouping
 from intelmq_nsm.digest.event_findings import FindingError, findings_of
-from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.digest.spool import DigestSpool, SpoolReader
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -187,3 +187,22 @@ def test_a_spool_from_before_the_attempting_state_is_upgraded_in_place(tmp_path)
     with sqlite3.connect(path) as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "digests_due" in indexes
+
+
+def test_a_reader_from_outside_counts_what_the_spool_holds_and_makes_no_spool(tmp_path):
+    missing = SpoolReader(tmp_path / "not-yet.sqlite")
+    assert (missing.held(), missing.arriving(), missing.delivered_rows("d", "GM0363")) == (0, 0, [])
+    assert not (tmp_path / "not-yet.sqlite").exists()
+    spool = DigestSpool(tmp_path / "spool.sqlite")
+    try:
+        spool.add(findings_of(event(1, [AMSTERDAM, UTRECHT])), now=0)
+        spool.arrive(event(2, [AMSTERDAM]), now=1)
+        [digest_id] = spool.form_digests(max_events=10, max_age=0, now=2, flush=True)[:1]
+        reader = SpoolReader(spool.path)
+        assert (reader.held(), reader.arriving()) == (3, 1)
+        org_id = spool.load(digest_id).organisation["id"]
+        [row] = reader.delivered_rows(digest_id, org_id)
+        assert row["finding_id"] == findings_of(event(1, [AMSTERDAM]))[0].row["finding_id"]
+        assert reader.delivered_rows(digest_id, "GM0000") == []
+    finally:
+        spool.close()
