@@ -6,6 +6,7 @@ distribution (``intelmq``, ``yaml``, ...). Nothing is imported or run.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,137 @@ def test_every_end_to_end_module_is_marked_e2e(name):
     assert len(marks) == 1 and (marks[0] == "pytest.mark.e2e" or marks[0].startswith("[pytest.mark.e2e,")), (
         f"{name} needs pytestmark = pytest.mark.e2e (it starts servers)."
     )
+
+
+# -- where SQL lives ----------------------------------------------------------------------
+
+#: The digest spool's and the finding ledger's one module each: every statement on their
+#: tables is a named constant there, run by their classes (DigestSpool and SpoolReader,
+#: Ledger); everyone else asks those classes.
+SPOOL_MODULE = f"{PACKAGE}.digest.spool"
+LEDGER_MODULE = f"{PACKAGE}.digest.ledger.store"
+LEDGER_SCHEMA = f"{PACKAGE}.digest.ledger.schema"
+#: The modules that talk to SQLite or SQLAlchemy themselves: the storage idiom (WAL,
+#: transactions, savepoints) and the two databases above. (The intake's submission spool
+#: reaches SQLite through storage.)
+DATABASE_MODULES = (f"{PACKAGE}.storage", SPOOL_MODULE, LEDGER_MODULE)
+#: SQL text: a string that opens as a statement on a table does (keywords in capitals, as
+#: the code writes them; prose that starts with "Select" is not SQL).
+SQL = re.compile(
+    r"^\s*(SELECT\b.*\bFROM\b|INSERT\b.*\bINTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b"
+    r"|(CREATE|DROP)\s+(TABLE|INDEX)\b|ALTER\s+TABLE\b|PRAGMA\b)",
+    re.DOTALL,
+)
+
+
+def strings_of(tree) -> list:
+    """``(line, text)`` of every string in ``tree``; an f-string's parts joined with ``{}``."""
+    found = []
+    inside_fstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            parts = [v.value if isinstance(v, ast.Constant) else "{}" for v in node.values]
+            found.append((node.lineno, "".join(str(p) for p in parts)))
+            inside_fstrings |= {id(v) for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in inside_fstrings:
+            found.append((node.lineno, node.value))
+    return found
+
+
+def tree_of(name: str):
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"), filename=str(MODULES[name]))
+
+
+def spool_and_ledger_tables() -> set:
+    """The tables' names, read from their modules: the spool's ``CREATE TABLE`` statements,
+    the ledger's ``Table("name", ...)`` calls."""
+    names = set()
+    for _, text in strings_of(tree_of(SPOOL_MODULE)):
+        names |= set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", text))
+    for node in ast.walk(tree_of(LEDGER_SCHEMA)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Table":
+            names.add(node.args[0].value)
+    return names
+
+
+TABLES = spool_and_ledger_tables()
+
+
+def ledger_tables_and_metadata() -> set:
+    """The names schema.py binds to its tables and its MetaData."""
+    names = set()
+    for node in tree_of(LEDGER_SCHEMA).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if getattr(node.value.func, "id", None) in ("Table", "MetaData"):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+LEDGER_OBJECTS = ledger_tables_and_metadata()
+
+
+def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
+    assert {"events", "arrivals", "digests", "ledger_recorded"} <= TABLES
+    assert {"ledger_findings", "ledger_history", "ledger_notifications", "ledger_disputes"} <= TABLES
+    assert len(LEDGER_OBJECTS) == 5  # four tables and their MetaData
+    for statement in (
+        "SELECT row FROM events WHERE digest_id = ?",
+        "INSERT OR IGNORE INTO digests (id) VALUES (?)",
+        "UPDATE arrivals SET error = ?",
+        "DELETE FROM ledger_recorded WHERE digest_id = ?",
+        "ALTER TABLE ledger_findings ADD COLUMN matches TEXT",
+    ):
+        assert SQL.match(statement), statement
+    for prose in ("DELETE", "Select the events from the spool", "Update the digests."):
+        assert not SQL.match(prose), prose
+    tree = ast.parse('X = f"SELECT {c} FROM digests"\ndef f():\n    return "DELETE FROM events"\n')
+    assert sorted(text for _, text in strings_of(tree)) == ["DELETE FROM events", "SELECT {} FROM digests"]
+
+
+def sql_on(tables: set, name: str) -> list:
+    """The SQL texts in module ``name`` that name one of ``tables``."""
+    return [
+        f"line {line}: {text.strip()[:60]}"
+        for line, text in strings_of(tree_of(name))
+        if SQL.match(text) and set(re.findall(r"\w+", text)) & tables
+    ]
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE, "benchmarks") if n not in (SPOOL_MODULE, LEDGER_MODULE)])
+def test_only_the_spool_and_the_ledger_hold_sql_on_their_tables(name):
+    assert sql_on(TABLES, name) == [], f"{name} holds SQL on the spool's or the ledger's tables: ask their classes."
+
+
+@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE])
+def test_the_spool_and_the_ledger_name_each_statement_once_at_the_top_of_their_module(name):
+    tree = tree_of(name)
+    inline = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            inline += [f"line {line}: {text[:60]}" for line, text in strings_of(node) if SQL.match(text)]
+    assert inline == [], f"{name}: SQL inside a function or class; make it a named constant of the module."
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
+def test_only_the_database_modules_use_sqlite3_and_sqlalchemy(name):
+    used = {t for t in GRAPH[name] if t in ("sqlite3", "sqlalchemy")}
+    allowed = {"sqlite3"} if name in DATABASE_MODULES else set()
+    if name in (LEDGER_MODULE, LEDGER_SCHEMA):
+        allowed.add("sqlalchemy")
+    assert used <= allowed, (
+        f"{name} imports {', '.join(sorted(used - allowed))}: ask the spool's or the ledger's class."
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE, "benchmarks") if n not in (LEDGER_MODULE, LEDGER_SCHEMA)])
+def test_only_the_ledgers_store_uses_its_tables(name):
+    taken = []
+    for node in ast.walk(tree_of(name)):
+        if isinstance(node, ast.ImportFrom) and node.module == LEDGER_SCHEMA:
+            taken += [alias.name for alias in node.names if alias.name in LEDGER_OBJECTS or alias.name == "*"]
+        elif isinstance(node, ast.ImportFrom) and node.module == f"{PACKAGE}.digest.ledger":
+            taken += [alias.name for alias in node.names if alias.name == "schema"]
+        elif isinstance(node, ast.Import):
+            taken += [alias.name for alias in node.names if alias.name == LEDGER_SCHEMA]
+    assert taken == [], f"{name} takes {', '.join(taken)} from the ledger's schema: ask the Ledger instead."
