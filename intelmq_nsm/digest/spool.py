@@ -230,14 +230,9 @@ class DigestSpool:
         """Copy what the WAL holds into the database file, without waiting for anyone."""
         storage.checkpoint(self.db)
 
-    @contextlib.contextmanager
     def _writing(self):
         """The transaction open on this connection, else one of its own committed at the end."""
-        if self.db.in_transaction:
-            yield self.db
-            return
-        with storage.transaction(self.db):
-            yield self.db
+        return storage.transaction(self.db, join=True)
 
     # -- intake ------------------------------------------------------------------------
 

@@ -220,12 +220,19 @@ def make_engine(url: str, synchronous: str = "NORMAL", autocheckpoint: Optional[
     return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
-@contextlib.contextmanager
-def _reachable():
-    try:
-        yield
-    except (exc.OperationalError, exc.InterfaceError, sqlite3.OperationalError) as error:
-        raise LedgerUnavailable(str(error).splitlines()[0]) from error
+class _Reachable:
+    """Makes LedgerUnavailable of a database that cannot be reached (or is locked). A class
+    rather than a generator: it is on the path of every event."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is not None and issubclass(kind, (exc.OperationalError, exc.InterfaceError, sqlite3.OperationalError)):
+            raise LedgerUnavailable(str(error).splitlines()[0]) from error
+        return False
 
 
 # -- the two executors of a record's change ----------------------------------------------
@@ -326,7 +333,7 @@ class Ledger:
         self.engine = make_engine(url, synchronous=synchronous, autocheckpoint=autocheckpoint)
         self._shares = {}
         self._sqlite = _SQLiteText() if self.engine.dialect.name == "sqlite" else None
-        with _reachable():
+        with _Reachable():
             self._create_schema()
 
     def _create_schema(self) -> None:
@@ -368,10 +375,10 @@ class Ledger:
         to this ledger's file, such as the spool's), else on one of the ledger's own; for
         :meth:`observe`. A locked database raises LedgerUnavailable."""
         if db is not None:
-            with _reachable(), storage.transaction(db):
+            with _Reachable(), storage.transaction(db):
                 yield db
             return
-        with _reachable(), contextlib.closing(self.engine.raw_connection()) as pooled:
+        with _Reachable(), contextlib.closing(self.engine.raw_connection()) as pooled:
             with storage.transaction(pooled.driver_connection) as db:
                 yield db
 
@@ -379,26 +386,24 @@ class Ledger:
     def _transaction(self):
         """A SQLAlchemy connection in a transaction, committed at the end of the block; an
         unreachable (or locked) database raises LedgerUnavailable, also from inside the block."""
-        with _reachable(), self.engine.begin() as conn:
+        with _Reachable(), self.engine.begin() as conn:
             yield conn
 
     @contextlib.contextmanager
-    def _steps(self, conn=None):
-        """The executor of a write's steps, in ``conn``'s transaction (a sqlite3 connection in
-        :meth:`sqlite_transaction`, or a SQLAlchemy one), else in one of its own committed at
-        the end: on SQLite on the sqlite3 connection itself, on PostgreSQL through SQLAlchemy."""
-        if conn is not None:
-            with _reachable():
-                if isinstance(conn, sqlite3.Connection):
-                    yield _SQLiteSteps(conn, self._sqlite)
-                else:
-                    yield _AlchemySteps(conn)
-        elif self._sqlite is not None:
+    def _steps(self):
+        """The executor of a write's steps in a transaction of its own, committed at the end:
+        on SQLite on the sqlite3 connection itself, on PostgreSQL through SQLAlchemy."""
+        if self._sqlite is not None:
             with self.sqlite_transaction() as db:
                 yield _SQLiteSteps(db, self._sqlite)
         else:
             with self._transaction() as conn:
                 yield _AlchemySteps(conn)
+
+    def _steps_on(self, conn):
+        """The executor of a write's steps in ``conn``'s transaction: a sqlite3 connection in
+        :meth:`sqlite_transaction`, or a SQLAlchemy one."""
+        return _SQLiteSteps(conn, self._sqlite) if isinstance(conn, sqlite3.Connection) else _AlchemySteps(conn)
 
     def _bind(self, finding_id: str, org_id: str) -> dict:
         return {"k_ledger": self.name, "k_finding": finding_id, "k_org": org_id}
@@ -425,25 +430,31 @@ class Ledger:
         sqlite3 connection in :meth:`sqlite_transaction`); return per observation the record
         after it (a dict with ``kind``: what to put into a digest now, or None)."""
         now = time.time() if now is None else now
+        if conn is None:
+            with self._steps() as steps:
+                return self._observe(steps, observations, now)
+        with _Reachable():
+            return self._observe(self._steps_on(conn), observations, now)
+
+    def _observe(self, steps, observations: Iterable[Observation], now: float) -> list:
         results = []
-        with self._steps(conn) as steps:
-            for o in observations:
-                # A new finding first: one statement where it is new; where it is known, the
-                # conflict leaves it alone and it is read (locked) and changed.
-                key = self._bind(o.finding_id, o.org_id)
-                step = first(o, now)
-                row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
-                if steps.added(F, row):
-                    steps.change(self._change(o.finding_id, o.org_id, step.change, now))
-                    results.append({**row, "kind": step.kind})
-                    continue
-                record = steps.record(key)
-                step = again(record, o, now, self.reminder_after, self.report_fixed)
-                if step.values:
-                    steps.update(step.values, key)
-                if step.change:
-                    steps.change(self._change(o.finding_id, o.org_id, step.change, now))
-                results.append({**record, **step.values, "kind": step.kind})
+        for o in observations:
+            # A new finding first: one statement where it is new; where it is known, the
+            # conflict leaves it alone and it is read (locked) and changed.
+            key = self._bind(o.finding_id, o.org_id)
+            step = first(o, now)
+            row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
+            if steps.added(F, row):
+                steps.change(self._change(o.finding_id, o.org_id, step.change, now))
+                results.append({**row, "kind": step.kind})
+                continue
+            record = steps.record(key)
+            step = again(record, o, now, self.reminder_after, self.report_fixed)
+            if step.values:
+                steps.update(step.values, key)
+            if step.change:
+                steps.change(self._change(o.finding_id, o.org_id, step.change, now))
+            results.append({**record, **step.values, "kind": step.kind})
         return results
 
     def record_delivery(self, digest_id: str, entries: Iterable[tuple], now: Optional[float] = None) -> int:
@@ -519,7 +530,7 @@ class Ledger:
 
     def _read(self, statement, **params) -> list:
         """The rows of ``statement`` (as dicts) in this ledger."""
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(statement, {"k_ledger": self.name, **params}).mappings()]
 
     def records(
@@ -555,7 +566,7 @@ class Ledger:
 
     def history_of(self, finding_id: str) -> list:
         """Every organisation's record of ``finding_id`` with its history and digests."""
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             result = []
             for record in conn.execute(FINDING_RECORDS, {"k_ledger": self.name, "finding_id": finding_id}).mappings():
                 record = dict(record)
@@ -567,11 +578,11 @@ class Ledger:
 
     def names(self) -> list:
         """The ledger names this database holds."""
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             return list(conn.execute(NAMES).scalars())
 
     def count(self) -> int:
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             return conn.execute(COUNT, {"k_ledger": self.name}).scalar_one()
 
     def statistics_rows(self) -> tuple:
@@ -579,7 +590,7 @@ class Ledger:
         (case, constituency, organisation, state) as ``(case, constituency, org, state,
         findings, notified, org name)``, and per verified fix after a notification ``(case,
         constituency, org, seconds from the first notification to the fix)``; plain tuples."""
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             mine = {"k_ledger": self.name}
             counts = [tuple(r) for r in conn.execute(STATE_COUNTS, mine)]
             return counts, [tuple(r) for r in conn.execute(FIX_SECONDS, mine)]
@@ -592,7 +603,7 @@ class Ledger:
             (CASE_RECORDS_EVERY_LEDGER, CASE_CHANGES_EVERY_LEDGER) if every_ledger else (CASE_RECORDS, CASE_CHANGES)
         )
         params = {"k_ledger": self.name, "case_id": case_id}
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             records = [dict(r) for r in conn.execute(records_query, params).mappings()]
             changes = [dict(r) for r in conn.execute(changes_query, params).mappings()] if records else []
         return records, changes
@@ -603,7 +614,7 @@ class Ledger:
         in that digest) and its ``history`` (oldest first)."""
         params = {"k_ledger": self.name, "digest_id": digest_id, "org_id": org_id, "finding_id": finding_id}
         query = DELIVERED_IN if finding_id is None else DELIVERED_FINDING
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             records = [dict(r) for r in conn.execute(query, params).mappings()]
             for record in records:
                 record["history"] = self._history(conn, record["finding_id"], org_id)
@@ -638,13 +649,13 @@ class Ledger:
     def first_times(self, states) -> list:
         """``(org_id, org_name, constituency, first_seen, first_notified)`` of the findings in
         ``states``."""
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(FIRST_TIMES, {"k_ledger": self.name, "states": list(states)})]
 
     def case_ids(self, limit: Optional[int] = None) -> list:
         """The ids of the cases this ledger has findings of, in order, at most ``limit``."""
         query = CASE_IDS.limit(limit) if limit else CASE_IDS
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             return list(conn.execute(query, {"k_ledger": self.name}).scalars())
 
     # -- measuring -----------------------------------------------------------------------
@@ -663,5 +674,5 @@ class Ledger:
         path = sqlite_path(self.url)
         if path is not None:
             return sum(os.path.getsize(p) for p in Path(path).parent.glob(Path(path).name + "*"))
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             return conn.exec_driver_sql(TABLES_ON_DISK).scalar_one()
