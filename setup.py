@@ -31,7 +31,8 @@ setup(
     package_data={
         "intelmq_nsm": ["data/*", "templates/*", "templates/feedback/*", "schemas/*"],
         "intelmq_nsm.constituency": ["data/*"],
-        EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*"],
+        # reports/rescan/ is round two of the demo: the rescan and the owners' answers.
+        EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*", "reports/rescan/*"],
     },
     install_requires=[
         "intelmq>=3.5,<4",
@@ -50,6 +51,9 @@ setup(
         # PostgreSQL, the latter through psycopg 3.
         "SQLAlchemy>=2.0,<3",
         "psycopg[binary]>=3.1",
+        # OpenPGP signing and encryption of digests through Debian's gpg (the binding
+        # IntelMQ's own smtp_batch output uses); imported only where a digest is signed.
+        "python-gnupg>=0.5",
     ],
     extras_require={
         # What `intelmq-nsm demo` needs beyond the bots: a redis-server in a wheel (for

@@ -41,11 +41,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from intelmq_nsm.demo import Demo, Summary  # noqa: E402
-from intelmq_nsm.demo.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
-from intelmq_nsm.demo.rabbitmq import RabbitMQServer  # noqa: E402
-from intelmq_nsm.demo.scaling import scale_out  # noqa: E402
-from intelmq_nsm.demo.synthetic import synthetic_example  # noqa: E402
+from intelmq_nsm.demo.summary import Summary, Tally  # noqa: E402
+from intelmq_nsm.testbed.chain import ExampleChain  # noqa: E402
+from intelmq_nsm.testbed.pipeline import VENV_BIN, Pipeline, wait_for  # noqa: E402
+from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
+from intelmq_nsm.testbed.scaling import scale_out  # noqa: E402
+from intelmq_nsm.testbed.synthetic import synthetic_example  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
 PER_REPORT = 5000
@@ -79,25 +80,25 @@ def run(variant: str, findings: int, workdir: Path) -> dict:
     example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, PER_REPORT)
     if variant == "passthrough":
         passthrough_runtime(example)
-    demo = Demo(example, workdir / "run", progress=lambda message: None, timeout=3600)
-    runtime = demo.preflight()
+    chain = ExampleChain(example, workdir / "run", timeout=3600)
+    runtime = chain.runtime()
     try:
         # intelmqctl check imports every bot's module, which the launcher is not.
-        demo.start(runtime, check=variant == "nsm")
+        chain.start(runtime, check=variant == "nsm")
         started = time.perf_counter()
-        for report in demo.reports():
-            status, _ = demo.submit(report)
+        for report in chain.reports():
+            status, _ = chain.submit(report)
             assert status == 202, status
         submitted = time.perf_counter() - started
         if variant == "passthrough":
-            out = Path(demo.pipeline.runtime["unclaimed-file-output"]["parameters"]["file"])
+            out = Path(chain.pipeline.runtime["unclaimed-file-output"]["parameters"]["file"])
             wait_for(lambda: len(Pipeline.read_file_output(out)) >= findings, timeout=3600, interval=0.2)
         else:
-            wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
+            wait_for(chain.settled, timeout=3600, interval=0.2, what="delivery")
         wall = time.perf_counter() - started
-        summary = demo.summarise(Summary()) if variant == "nsm" else None
+        summary = Tally(chain).summarise(Summary()) if variant == "nsm" else None
     finally:
-        demo.close()
+        chain.close()
     result = {"variant": variant, "findings": findings, "submit_s": submitted, "wall_s": wall}
     result["events_per_s"] = findings / wall
     if summary is not None:
@@ -117,11 +118,11 @@ def cpu_seconds(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(demo, rabbitmq) -> dict:
+def process_cpu(chain, rabbitmq) -> dict:
     """CPU seconds so far of every bot process, the Redis and (on AMQP) the RabbitMQ node."""
-    cpu = {bot_id: cpu_seconds(demo.pipeline.pid(bot_id)) for bot_id in demo.pipeline.bot_ids}
-    cpu["redis-server"] = cpu_seconds(demo.redis.process.pid)
-    if demo.broker == "amqp":
+    cpu = {bot_id: cpu_seconds(chain.pipeline.pid(bot_id)) for bot_id in chain.pipeline.bot_ids}
+    cpu["redis-server"] = cpu_seconds(chain.redis.process.pid)
+    if chain.broker == "amqp":
         cpu["rabbitmq"] = sum(cpu_seconds(pid) for pid in rabbitmq._group_pids())
     return cpu
 
@@ -129,22 +130,22 @@ def process_cpu(demo, rabbitmq) -> dict:
 def run_layout(broker: str, instances: int, findings: int, workdir: Path, rabbitmq, per_report: int) -> dict:
     """The nsm chain with messages on ``broker`` and ``instances`` constituency experts."""
     example, expected = synthetic_example(EXAMPLE, workdir / "example", findings, per_report)
-    demo = Demo(example, workdir / "run", progress=lambda m: None, timeout=3600, broker=broker, rabbitmq=rabbitmq)
-    runtime = scale_out(demo.preflight(), EXPERT, instances)
+    chain = ExampleChain(example, workdir / "run", timeout=3600, broker=broker, rabbitmq=rabbitmq)
+    runtime = scale_out(chain.runtime(), EXPERT, instances)
     load_before = os.getloadavg()
     try:
-        demo.start(runtime)  # intelmqctl check included: see Demo.start for AMQP
-        idle = process_cpu(demo, rabbitmq)
+        chain.start(runtime)  # intelmqctl check included: see ExampleChain.start for AMQP
+        idle = process_cpu(chain, rabbitmq)
         started = time.perf_counter()
-        for report in demo.reports():
-            status, _ = demo.submit(report)
+        for report in chain.reports():
+            status, _ = chain.submit(report)
             assert status == 202, status
-        wait_for(demo.settled, timeout=3600, interval=0.2, what="delivery")
+        wait_for(chain.settled, timeout=3600, interval=0.2, what="delivery")
         wall = time.perf_counter() - started
-        busy = process_cpu(demo, rabbitmq)
-        summary = demo.summarise(Summary())
+        busy = process_cpu(chain, rabbitmq)
+        summary = Tally(chain).summarise(Summary())
     finally:
-        demo.close()
+        chain.close()
     delivered = sum(len(row["findings"]) for row in summary.rows)
     assert delivered == len(expected), (delivered, len(expected))
     # Instances of one bot count together: the CPU per finding of the bot, however scaled.

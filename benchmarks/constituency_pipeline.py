@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.constituency_data import generate  # noqa: E402
-from intelmq_nsm.demo.pipeline import VENV_BIN, Pipeline, RedisServer, wait_for  # noqa: E402
+from intelmq_nsm.testbed.pipeline import VENV_BIN, Pipeline, RedisServer, wait_for  # noqa: E402
 
 SIEVE_RULES = 1_000
 

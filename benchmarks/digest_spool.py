@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, wait_for
-from intelmq_nsm.demo.sample_events import event, municipalities, organisation
-from intelmq_nsm.demo.spools import arriving, spooled_events
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, wait_for
+from intelmq_nsm.testbed.sample_events import event, municipalities, organisation
+from intelmq_nsm.testbed.spools import arriving, spooled_events
 
 
 def file_lines(path) -> int:
@@ -186,7 +186,7 @@ def main() -> None:
         work = Path(tmp)
         server = None
         if not args.no_postgresql:
-            from intelmq_nsm.demo.postgres import PostgresServer
+            from intelmq_nsm.testbed.postgres import PostgresServer
 
             server = PostgresServer().start()
         try:

@@ -21,10 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, free_port, wait_for
-from intelmq_nsm.intake.tokens import add_token
+from intelmq_nsm.auth.tokens import add_token
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
+from intelmq_nsm.web.limits import Limits
 
 CLIENTS = 16
+#: The intake's limits in this benchmark: the defaults without the rate limit per token.
+LIMITS = Limits(requests_per_minute=0)
 
 
 def body_of(size: int, client: int, number: int) -> bytes:
@@ -136,7 +139,7 @@ def main() -> int:
                         "http_port": port,
                         "token_file": str(tmp / "tokens.json"),
                         "spool_file": str(tmp / "spool.sqlite"),
-                        "requests_per_minute": 0,
+                        **LIMITS.parameters(),
                         "destination_queues": {"_default": ["sink-queue"]},
                     },
                 },

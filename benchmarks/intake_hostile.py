@@ -32,13 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intelmq_nsm.intake import tokens as tokens_mod
+from intelmq_nsm.auth import tokens as tokens_mod
+from intelmq_nsm.auth.tokens import TokenVerifier, add_token
 from intelmq_nsm.intake.http import IntakeServer
 from intelmq_nsm.intake.pump import Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
 from intelmq_nsm.intake.spool import SubmissionSpool
-from intelmq_nsm.intake.tokens import TokenVerifier, add_token
-from intelmq_nsm.web.server import Limits
+from intelmq_nsm.web.limits import PARAMETERS, Limits
 
 ATTACKERS = 100
 
@@ -47,18 +47,26 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: Behind a proxy, as the attackers' X-Forwarded-For pretends.
+BEHIND_A_PROXY = Limits(max_connections=1000, trust_forwarded_for=True)
+
+
 class Intake:
+    """The intake's service and server; ``config`` holds limits (one object for the service
+    and its server) and the service's own settings, by their parameter names."""
+
     def __init__(self, folder: Path, **config):
         self.token_file = folder / "tokens.json"
         _, self.token = add_token(self.token_file, "DIVD", ["divd"])
         _, self.other_token = add_token(self.token_file, "Example Research", ["example"])
         self.spool = SubmissionSpool(folder / "spool.sqlite")
         logger = logging.getLogger("bench")
-        self.service = IntakeService(TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), logger)
+        limits = Limits.from_parameters(config, defaults=BEHIND_A_PROXY)
+        settings = IntakeConfig(**{k: v for k, v in config.items() if k not in PARAMETERS})
+        self.service = IntakeService(TokenVerifier(self.token_file), self.spool, settings, logger, limits=limits)
         self.sent = 0
         self.pump = Pump(self.spool, self._send, self.service.state, logger)
-        limits = Limits(max_connections=1000, trust_forwarded_for=True)
-        self.server = IntakeServer(self.service, "127.0.0.1", 0, limits).start()
+        self.server = IntakeServer(self.service, "127.0.0.1", 0).start()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.pump.run, args=(self._stop,), daemon=True)
         self._thread.start()
@@ -196,7 +204,7 @@ def memory_child(kind: str, body_file: str) -> None:
     """In a fresh process: the peak RSS growth while the submission in ``body_file`` is
     accepted (the client streams it from the file, so the growth is the intake's)."""
     with tempfile.TemporaryDirectory() as folder:
-        intake = Intake(Path(folder), send_wait=0, max_body_bytes=100 * 2**20, requests_per_minute=0)
+        intake = Intake(Path(folder), send_wait=0, max_body_size=100 * 2**20, requests_per_minute=0)
         content_type = "application/json" if kind == "json" else "application/x-ndjson"
         before = rss_mib()
         headers = {

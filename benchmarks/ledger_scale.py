@@ -100,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nsm-ledger-") as tmp:
         server = None
         if args.backend == "postgresql":
-            from intelmq_nsm.demo.postgres import PostgresServer
+            from intelmq_nsm.testbed.postgres import PostgresServer
 
             server = PostgresServer().start()
             url = server.create_database("ledger")

@@ -44,6 +44,10 @@ ABUSE_SOURCE = "extra.nsm.abuse_source"
 #: str: the stable id of the vulnerable thing (case, target, port, transport), the same in
 #: every rescan; see ``intelmq_nsm.finding_id`` and ``harmonization/finding-id.md``.
 FINDING_ID = "extra.nsm.finding_id"
+#: str: the case's Traffic Light Protocol label by its TLP 2.0 name (CLEAR, GREEN, AMBER,
+#: AMBER+STRICT, RED), beside IntelMQ's ``tlp`` field, which knows the 1.0 names only
+#: (CLEAR → WHITE, AMBER+STRICT → AMBER); see ``intelmq_nsm.tlp``.
+TLP = "extra.nsm.tlp"
 #: str: what the scan found: ``vulnerable`` (also when unset) or ``not-vulnerable`` (a
 #: rescan that found the system fixed). No output presents a not-vulnerable event as a
 #: vulnerability.

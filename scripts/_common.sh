@@ -11,6 +11,8 @@ ensure_debian_packages() {
             postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("$pkg") ;;
             # The tests use the node programs in /usr/lib/rabbitmq/bin, not the /usr/sbin wrappers.
             rabbitmq-server) [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=("$pkg") ;;
+            # The package is gnupg; its programs gpg and gpg-agent sign and encrypt digests.
+            gnupg) { command -v gpg && command -v gpg-agent; } >/dev/null || missing+=("$pkg") ;;
             *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
         esac
     done

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from intelmq_nsm.demo.postgres import PostgresServer
+from intelmq_nsm.testbed.postgres import PostgresServer
 from tests.harness import HarnessPipeline, RedisServer
 
 

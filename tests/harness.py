@@ -1,21 +1,25 @@
-"""The pipeline harness of the end-to-end tests.
+"""The pipeline harness of the end-to-end tests, and the helpers they share.
 
-The mechanism is the package's own private pipeline (``intelmq_nsm.demo.pipeline``, which
+The mechanism is the test bed's private pipeline (``intelmq_nsm.testbed.pipeline``, which
 the demo and the benchmarks run too); what only tests do with a pipeline (put messages in,
-wait for outputs and dumps, read logs, stop, reload or kill single bots) is added here.
-tests/conftest.py wraps it in fixtures that always stop what they started.
+wait for outputs and dumps, read logs, stop, reload, kill and restart single bots) is added
+here, with ``archived`` and ``mailed`` (what an archive digest output wrote, what the SMTP
+sink received). tests/conftest.py wraps the
+pipeline in fixtures that always stop what they started.
 """
 
+import csv
+import io
 import json
 import os
 import signal
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from intelmq_nsm.demo import Demo
-from intelmq_nsm.demo.pipeline import *  # noqa: F403  (the harness is the private pipeline)
-from intelmq_nsm.demo.pipeline import HarnessError, Pipeline, RedisServer, wait_for  # noqa: F401  (named for readers)
+from intelmq_nsm.testbed.pipeline import *  # noqa: F403  (the harness is the private pipeline)
+from intelmq_nsm.testbed.pipeline import HarnessError, Pipeline, RedisServer, wait_for  # noqa: F401  (named for readers)
 
 
 class HarnessPipeline(Pipeline):
@@ -31,6 +35,15 @@ class HarnessPipeline(Pipeline):
         if pid is None:
             raise HarnessError(f"{bot_id} has no pid file.")
         os.kill(pid, sig)
+
+    def kill_and_restart(self, bot_id: str) -> None:
+        """SIGKILL a running bot, wait until it is gone, start it again (the chaos tests' blow)."""
+        busy = {queue: n for queue, n in self.queue_sizes().items() if n}
+        print(f"SIGKILL {bot_id} while queued: {busy}")
+        self.kill(bot_id)
+        wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
+        self.ctl("start", bot_id, check=True, timeout=60)
+        wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
 
     def push(self, bot_id: str, *messages) -> None:
         """Put messages (dicts or JSON strings) into ``bot_id``'s source queue."""
@@ -86,7 +99,29 @@ class HarnessPipeline(Pipeline):
         )
 
 
-class HarnessDemo(Demo):
-    """The example pipeline of ``intelmq-nsm demo`` on a HarnessPipeline."""
+def by_ip_and_owner(digest: dict, finding: dict) -> tuple:
+    return finding["ip"], (digest["id"], digest["organisation"]["id"])
 
-    pipeline_class = HarnessPipeline
+
+def archived(directory: Path, key=by_ip_and_owner) -> dict:
+    """What the digest files an archive output wrote into ``directory`` hold: ``key(digest,
+    finding)`` gives ``(name, value)`` for each finding; name → the set of its values. By
+    default finding address → {(digest id, organisation)}."""
+    seen = defaultdict(set)
+    for path in Path(directory).glob("*.json"):
+        digest = json.loads(path.read_text(encoding="utf-8"))
+        for finding in digest["findings"]:
+            name, value = key(digest, finding)
+            seen[name].add(value)
+    return seen
+
+
+def mailed(messages, key=lambda row: row["ip"]) -> dict:
+    """What the digest mails an SMTP sink received hold: ``key(row)`` of each row of a
+    mail's CSV attachment → the set of digest ids (``X-NSM-Digest-Id``) that carried it."""
+    seen = defaultdict(set)
+    for _, _, message in messages:
+        [attachment] = list(message.iter_attachments())
+        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+            seen[key(row)].add(message["X-NSM-Digest-Id"])
+    return seen

@@ -14,3 +14,8 @@ def report_message(raw, **fields) -> dict:
         "raw": base64.b64encode(data).decode("ascii"),
         **fields,
     }
+
+
+def raw_of(message: dict) -> str:
+    """The text of a message's base64 ``raw``."""
+    return base64.b64decode(message["raw"]).decode("utf-8")

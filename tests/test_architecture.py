@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "intelmq_nsm"
 #: The mechanism: plain Python that needs no IntelMQ, under the bots and the commands.
-MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback")
+MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback", "auth")
 #: What the mechanism must not reach: IntelMQ itself (also through the package's bots or
 #: its one module of shortcuts past IntelMQ's Message API), the commands, the demo and
 #: whatever stands beside the product.
@@ -25,6 +25,7 @@ NOT_FROM_MECHANISM = (
     f"{PACKAGE}.bots",
     f"{PACKAGE}.cli",
     f"{PACKAGE}.demo",
+    f"{PACKAGE}.testbed",
     f"{PACKAGE}.intelmq_shortcuts",
 )
 
@@ -145,16 +146,44 @@ def under(*prefixes: str) -> list:
 def test_the_reader_sees_the_imports_it_must_judge():
     # The rules below are only as good as the graph: it holds known edges of each kind.
     assert "intelmq" in GRAPH[f"{PACKAGE}.intelmq_shortcuts"]  # import intelmq...
-    assert f"{PACKAGE}.demo.pipeline" in GRAPH[f"{PACKAGE}.demo.run"]  # from package.module import name
+    assert f"{PACKAGE}.testbed.chain" in GRAPH[f"{PACKAGE}.demo.run"]  # from package.module import name
+    assert f"{PACKAGE}.feedback.service" in GRAPH[f"{PACKAGE}.cli.serve"]
     assert f"{PACKAGE}.constituency.loader" in GRAPH[f"{PACKAGE}.constituency"]  # from .loader import
-    assert f"{PACKAGE}.demo.run" in GRAPH[f"{PACKAGE}.cli.demo"]  # an import inside a function
+    assert f"{PACKAGE}.demo.example" in GRAPH[f"{PACKAGE}.cli.demo"]  # an import inside a function
     # ...and the cycle finder finds what it should.
     graph = {"a": {"b"}, "b": {"c", "x"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
     assert cycles(graph, graph) == [["a", "b", "c"]]
+    # ...and so does the package graph: two modules of two packages importing each other's.
+    assert package_of(f"{PACKAGE}.demo.run") == f"{PACKAGE}.demo" == package_of(f"{PACKAGE}.demo")
+    assert package_of(f"{PACKAGE}.storage") == PACKAGE and package_of("benchmarks.chain") == "benchmarks"
+    modules = {"p.a": {"q.b"}, "q.b": set(), "q.c": {"p.d"}, "p.d": set()}
+    assert cycles(package_graph(modules, lambda name: name.split(".")[0]), {"p", "q"}) == [["p", "q"]]
+
+
+def package_of(name: str) -> str:
+    """The package a module of the tree belongs to: itself if it is one, else its folder."""
+    return name if is_package(name) else name.rpartition(".")[0]
+
+
+def package_graph(graph: dict, package=package_of) -> dict:
+    """Package → the packages its modules import (of those in ``graph``), itself left out."""
+    packages = {}
+    for name, targets in graph.items():
+        own = package(name)
+        packages.setdefault(own, set()).update(package(t) for t in targets if t in graph)
+    return {own: targets - {own} for own, targets in packages.items()}
 
 
 def test_the_import_graph_has_no_cycles():
     assert cycles(GRAPH, under(PACKAGE, "benchmarks")) == []
+
+
+def test_no_two_packages_import_each_other():
+    # Between packages too, not only modules: cli/ may import the demo, never the demo cli/
+    # (a module of each importing one of the other's is a cycle the module graph misses).
+    names = under(PACKAGE, "benchmarks")
+    graph = package_graph({name: GRAPH[name] & set(names) for name in names})
+    assert cycles(graph, graph) == []
 
 
 @pytest.mark.parametrize("name", under(*(f"{PACKAGE}.{part}" for part in MECHANISM)))
@@ -183,6 +212,50 @@ def test_only_the_bots_the_commands_and_the_demo_import_the_bots(name):
     assert not reaches(name, f"{PACKAGE}.bots")
 
 
+#: Beside the product: the demo runs on the test bed, the commands start the demo.
+BESIDE = (f"{PACKAGE}.demo", f"{PACKAGE}.testbed")
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_nothing_of_the_product_imports_the_demo_or_the_test_bed(name):
+    if name in under(*BESIDE, f"{PACKAGE}.cli.demo"):
+        return
+    bad = sorted(f for f in BESIDE if reaches(name, f, through=True))
+    assert bad == [], f"{name} imports {', '.join(bad)}."
+
+
+@pytest.mark.parametrize("name", under(f"{PACKAGE}.testbed"))
+def test_the_test_bed_imports_neither_the_demo_nor_the_commands(name):
+    # The demo imports the test bed, never the reverse: the benchmarks and tests take the
+    # bed without the demo.
+    bad = sorted(f for f in (f"{PACKAGE}.demo", f"{PACKAGE}.cli") if reaches(name, f, through=True))
+    assert bad == [], f"{name} imports {', '.join(bad)}."
+
+
+@pytest.mark.parametrize("name", under(f"{PACKAGE}.demo"))
+def test_the_demo_imports_no_command(name):
+    assert not reaches(name, f"{PACKAGE}.cli", through=True), sorted(GRAPH[name])
+
+
+@pytest.mark.parametrize("name", [n for n in under("tests") if n != "tests.test_architecture"])
+def test_tests_use_the_demo_and_never_extend_it(name):
+    # A test runs the demo as it is, or the test bed's chain and client: it subclasses no
+    # class of the demo.
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    demo_names = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{PACKAGE}.demo")
+        for alias in node.names
+    }
+    subclassed = [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base).split(".")[-1] in demo_names for base in node.bases)
+    ]
+    assert subclassed == [], f"{name} subclasses the demo's {subclassed}."
+
+
 @pytest.mark.parametrize("name", under("benchmarks"))
 def test_benchmarks_import_nothing_from_tests(name):
     assert not reaches(name, "tests"), sorted(t for t in GRAPH[name] if t.split(".")[0] == "tests")
@@ -202,6 +275,118 @@ def test_every_end_to_end_module_is_marked_e2e(name):
     )
 
 
+# -- the web layer: one home per mechanism ------------------------------------------------------
+
+WEB = f"{PACKAGE}.web"
+#: Names of the web layer and the credentials, each importable from its one home only (no
+#: copy under another module, no re-export): the limits, the rate limiter, the token check,
+#: the token file and its verifier.
+HOMES = {
+    "Limits": f"{WEB}.limits",
+    "PARAMETERS": f"{WEB}.limits",
+    "RateLimiter": f"{WEB}.ratelimit",
+    "Throttle": f"{WEB}.ratelimit",
+    "retry_after": f"{WEB}.ratelimit",
+    "TokenCheck": f"{WEB}.bearer",
+    "bearer_token": f"{WEB}.bearer",
+    "nesting": WEB,
+    "max_depth": f"{WEB}.nesting",
+    "TokenVerifier": f"{PACKAGE}.auth.tokens",
+    "TokenEntry": f"{PACKAGE}.auth.tokens",
+    "TokenFileError": f"{PACKAGE}.auth.tokens",
+    "VerifierBusy": f"{PACKAGE}.auth.tokens",
+    "add_token": f"{PACKAGE}.auth.tokens",
+    "revoke_token": f"{PACKAGE}.auth.tokens",
+    "read_entries": f"{PACKAGE}.auth.tokens",
+}
+#: Request headers that carry framing, sizes, the client's address or credentials: read
+#: by the web layer only (a service declares what it takes and gets the result).
+WEB_HEADERS = {"authorization", "content-length", "content-type", "transfer-encoding", "x-forwarded-for"}
+
+
+def tree_of(name: str) -> ast.Module:
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"), filename=str(MODULES[name]))
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks", "tests"))
+def test_the_web_layer_s_names_and_the_tokens_come_from_their_one_home(name):
+    wrong = []
+    for node in ast.walk(tree_of(name)):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            wrong += [
+                f"{a.name} from {node.module}" for a in node.names if HOMES.get(a.name, node.module) != node.module
+            ]
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in HOMES and node.name[0].isupper():
+            if HOMES[node.name] != name and not name.startswith("tests."):
+                wrong.append(f"class {node.name} defined here")
+    assert wrong == [], f"{name}: {', '.join(wrong)} (see HOMES)."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB) and reaches(n, WEB)])
+def test_only_the_web_layer_reads_framing_limit_and_credential_headers(name):
+    # A service's module (one that uses the web layer) neither reads these headers nor
+    # writes Retry-After itself: Endpoint declarations, TokenCheck and Throttle do.
+    read = []
+    for node in ast.walk(tree_of(name)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "get_list")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).lower() in WEB_HEADERS
+        ):
+            read.append(node.args[0].value)
+        elif isinstance(node, ast.Constant) and node.value == "Retry-After":
+            read.append("Retry-After (written)")
+    assert read == [], f"{name} handles {', '.join(read)} itself."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{WEB}.limits"])
+def test_the_defaults_of_the_web_limits_are_spelled_in_one_place(name):
+    from intelmq_nsm.web.limits import PARAMETERS
+
+    # A bot's parameter or a configuration field named as a limit takes its default from
+    # Limits (``max_connections: int = Limits.max_connections``), never a literal of its own.
+    literal = [
+        target.id
+        for node in ast.walk(tree_of(name))
+        if isinstance(node, ast.ClassDef)
+        for statement in node.body
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and isinstance(statement.value, ast.Constant)
+        for target in (statement.targets if isinstance(statement, ast.Assign) else [statement.target])
+        if isinstance(target, ast.Name) and target.id in PARAMETERS
+    ]
+    assert literal == [], f"{name} spells the default of {', '.join(literal)}."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n not in under(WEB)])
+def test_only_the_web_layer_imports_tornado(name):
+    assert not reaches(name, "tornado")
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_only_the_openpgp_module_drives_gnupg(name):
+    # One home for gpg: the key's checks, signing and encrypting (python-gnupg is imported
+    # lazily there, so that the bots list and run without it).
+    assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
+
+
+@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
+def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
+    # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
+    assert not any(target.startswith(f"{PACKAGE}.") or target == PACKAGE for target in GRAPH[name]), GRAPH[name]
+
+
+def test_tlp_labels_are_spelled_in_one_module():
+    # The parser and the digest output take the names and the order from intelmq_nsm.tlp.
+    for name in under(PACKAGE):
+        if name == f"{PACKAGE}.tlp":
+            continue
+        text = MODULES[name].read_text(encoding="utf-8")
+        assert '"AMBER+STRICT"' not in text and "'AMBER+STRICT'" not in text, f"{name} spells a TLP label itself."
+
+
 # -- where SQL lives ----------------------------------------------------------------------
 
 #: The digest spool's and the finding ledger's one module each: every statement on their
@@ -210,10 +395,12 @@ def test_every_end_to_end_module_is_marked_e2e(name):
 SPOOL_MODULE = f"{PACKAGE}.digest.spool"
 LEDGER_MODULE = f"{PACKAGE}.digest.ledger.store"
 LEDGER_SCHEMA = f"{PACKAGE}.digest.ledger.schema"
+#: The unreachable contacts: one table in the spool's file with a module of its own.
+CONTACTS_MODULE = f"{PACKAGE}.digest.contacts"
 #: The modules that talk to SQLite or SQLAlchemy themselves: the storage idiom (WAL,
-#: transactions, savepoints) and the two databases above. (The intake's submission spool
-#: reaches SQLite through storage.)
-DATABASE_MODULES = (f"{PACKAGE}.storage", SPOOL_MODULE, LEDGER_MODULE)
+#: transactions, savepoints) and the modules of the tables above. (The intake's
+#: submission spool reaches SQLite through storage.)
+DATABASE_MODULES = (f"{PACKAGE}.storage", SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE)
 #: SQL text: a string that opens as a statement on a table does (keywords in capitals, as
 #: the code writes them; prose that starts with "Select" is not SQL).
 SQL = re.compile(
@@ -238,23 +425,21 @@ def strings_of(tree) -> list:
     return found
 
 
-def tree_of(name: str):
-    return ast.parse(MODULES[name].read_text(encoding="utf-8"), filename=str(MODULES[name]))
-
-
-def spool_and_ledger_tables() -> set:
-    """The tables' names, read from their modules: the spool's ``CREATE TABLE`` statements,
-    the ledger's ``Table("name", ...)`` calls."""
-    names = set()
-    for _, text in strings_of(tree_of(SPOOL_MODULE)):
-        names |= set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", text))
+def table_homes() -> dict:
+    """Table → the one module that may hold SQL naming it: the module whose ``CREATE TABLE``
+    makes it, and for the ledger's tables (``Table("name", ...)`` in its schema) the store."""
+    homes = {}
+    for name in under(PACKAGE):
+        for _, text in strings_of(tree_of(name)):
+            for table in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", text):
+                homes.setdefault(table, name)
     for node in ast.walk(tree_of(LEDGER_SCHEMA)):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Table":
-            names.add(node.args[0].value)
-    return names
+            homes[node.args[0].value] = LEDGER_MODULE
+    return homes
 
 
-TABLES = spool_and_ledger_tables()
+TABLE_HOMES = table_homes()
 
 
 def ledger_tables_and_metadata() -> set:
@@ -271,8 +456,12 @@ LEDGER_OBJECTS = ledger_tables_and_metadata()
 
 
 def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
-    assert {"events", "arrivals", "digests", "ledger_recorded"} <= TABLES
-    assert {"ledger_findings", "ledger_history", "ledger_notifications", "ledger_disputes"} <= TABLES
+    spool = {"events", "arrivals", "digests", "ledger_recorded"}
+    assert {TABLE_HOMES[t] for t in spool} == {SPOOL_MODULE}
+    ledger = {"ledger_findings", "ledger_history", "ledger_notifications", "ledger_disputes"}
+    assert {TABLE_HOMES[t] for t in ledger} == {LEDGER_MODULE}
+    assert TABLE_HOMES["unreachable_contacts"] == CONTACTS_MODULE
+    assert TABLE_HOMES["submissions"] == f"{PACKAGE}.intake.spool"
     assert len(LEDGER_OBJECTS) == 5  # four tables and their MetaData
     for statement in (
         "SELECT row FROM events WHERE digest_id = ?",
@@ -288,25 +477,22 @@ def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
     assert sorted(text for _, text in strings_of(tree)) == ["DELETE FROM events", "SELECT {} FROM digests"]
 
 
-def sql_on(tables: set, name: str) -> list:
-    """The SQL texts in module ``name`` that name one of ``tables``."""
-    return [
-        f"line {line}: {text.strip()[:60]}"
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
+def test_sql_on_a_table_stands_only_in_the_module_that_makes_it(name):
+    # The spool's tables in digest/spool.py, the ledger's in digest/ledger/store.py, the
+    # unreachable contacts in digest/contacts.py, the intake's in intake/spool.py.
+    elsewhere = [
+        f"line {line}: {text.strip()[:60]} ({', '.join(sorted(tables))})"
         for line, text in strings_of(tree_of(name))
-        if SQL.match(text) and set(re.findall(r"\w+", text)) & tables
+        if SQL.match(text) and (tables := {t for t in re.findall(r"\w+", text) if TABLE_HOMES.get(t, name) != name})
     ]
+    assert elsewhere == [], f"{name} holds SQL on another module's tables: ask that module's class."
 
 
-@pytest.mark.parametrize("name", [n for n in under(PACKAGE, "benchmarks") if n not in (SPOOL_MODULE, LEDGER_MODULE)])
-def test_only_the_spool_and_the_ledger_hold_sql_on_their_tables(name):
-    assert sql_on(TABLES, name) == [], f"{name} holds SQL on the spool's or the ledger's tables: ask their classes."
-
-
-@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE])
+@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE])
 def test_the_spool_and_the_ledger_name_each_statement_once_at_the_top_of_their_module(name):
-    tree = tree_of(name)
     inline = []
-    for node in ast.walk(tree):
+    for node in ast.walk(tree_of(name)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             inline += [f"line {line}: {text[:60]}" for line, text in strings_of(node) if SQL.match(text)]
     assert inline == [], f"{name}: SQL inside a function or class; make it a named constant of the module."
@@ -318,9 +504,8 @@ def test_only_the_database_modules_use_sqlite3_and_sqlalchemy(name):
     allowed = {"sqlite3"} if name in DATABASE_MODULES else set()
     if name in (LEDGER_MODULE, LEDGER_SCHEMA):
         allowed.add("sqlalchemy")
-    assert used <= allowed, (
-        f"{name} imports {', '.join(sorted(used - allowed))}: ask the spool's or the ledger's class."
-    )
+    unwanted = ", ".join(sorted(used - allowed))
+    assert used <= allowed, f"{name} imports {unwanted}: ask the class of the database it needs."
 
 
 @pytest.mark.parametrize("name", [n for n in under(PACKAGE, "benchmarks") if n not in (LEDGER_MODULE, LEDGER_SCHEMA)])

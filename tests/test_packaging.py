@@ -80,32 +80,43 @@ def test_every_bot_has_a_catalogue_page_naming_each_parameter_and_default(name):
         )
 
 
+def build_wheel(directory: Path) -> Path:
+    """The package built as a wheel in ``directory`` from a copy of the checkout (removed after)."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = directory / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(directory), "."],
+        cwd=source, check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(source)
+    [wheel] = directory.glob("intelmq_nsm-*.whl")
+    return wheel
+
+
 def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
     """Built as a wheel and imported from outside the checkout, ``intelmq-nsm demo`` finds
     the example NSM→IBD pipeline inside the installed package."""
-    import shutil
     import subprocess
     import sys
     import zipfile
 
-    source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
-        cwd=source, check=True, capture_output=True,
-    )  # fmt: skip
-    [wheel] = tmp_path.glob("intelmq_nsm-*.whl")
+    wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
         "import json, sys\n"
         "from intelmq_nsm.demo import Demo\n"
-        "from intelmq_nsm.demo.run import default_example\n"
+        "from intelmq_nsm.demo.example import default_example, rescans\n"
         "example = default_example()\n"
         "demo = Demo(example, sys.argv[1])\n"
         "runtime = demo.preflight()\n"
         "print(json.dumps({'module': sys.modules['intelmq_nsm.demo.run'].__file__,\n"
-        "    'example': str(example), 'bots': sorted(runtime), 'reports': [p.name for p in demo.reports()]}))\n"
+        "    'example': str(example), 'bots': sorted(runtime), 'reports': [p.name for p in demo.chain.reports()],\n"
+        "    'rescans': [p.name for p in rescans(example)]}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     result = subprocess.run(
@@ -121,7 +132,18 @@ def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
         p.name for p in (checkout / "reports").iterdir() if p.suffix in (".json", ".jsonl", ".csv")
         and not p.name.endswith(".case.json")
     )  # fmt: skip
-    for name in ("tokens.json", "demo-token.txt", "registry/registry.yaml", "reports/divd-2024-00031.case.json"):
+    # Round two of the demo: the rescan and the owners' answers ship too.
+    assert found["rescans"] == sorted(
+        p.name for p in (checkout / "reports" / "rescan").iterdir() if p.suffix in (".json", ".jsonl", ".csv")
+        and p.name != "answers.json"
+    ) and found["rescans"]  # fmt: skip
+    for name in (
+        "tokens.json",
+        "demo-token.txt",
+        "registry/registry.yaml",
+        "reports/divd-2024-00031.case.json",
+        "reports/rescan/answers.json",
+    ):
         assert (Path(found["example"]) / name).read_bytes() == (checkout / name).read_bytes()
 
 

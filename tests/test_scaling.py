@@ -1,11 +1,11 @@
-"""Runtime layouts for several instances and several hosts (intelmq_nsm.demo.scaling)."""
+"""Runtime layouts for several instances and several hosts (intelmq_nsm.testbed.scaling)."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from intelmq_nsm.demo.scaling import LayoutError, scale_out, split_hosts
+from intelmq_nsm.testbed.scaling import LayoutError, scale_out, split_hosts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "runtime-examples" / "nsm-ibd" / "runtime.yaml"
 

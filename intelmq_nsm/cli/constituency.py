@@ -242,3 +242,7 @@ def register(subparsers) -> None:
     from intelmq_nsm.cli.disputes import add_disputes_parser
 
     add_disputes_parser(commands)
+
+    from intelmq_nsm.cli.stale import add_stale_parser
+
+    add_stale_parser(commands)

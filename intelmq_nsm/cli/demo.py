@@ -9,8 +9,8 @@ from pathlib import Path
 
 def run(args) -> int:
     from intelmq_nsm.demo import Demo, DemoError
-    from intelmq_nsm.demo.pipeline import HarnessError
-    from intelmq_nsm.demo.run import default_example
+    from intelmq_nsm.demo.example import default_example
+    from intelmq_nsm.testbed.pipeline import HarnessError
 
     started = time.monotonic()
 
@@ -31,6 +31,7 @@ def run(args) -> int:
         progress=progress,
         timeout=args.timeout,
         broker=args.broker,
+        charts=Path(args.charts),
     )
     try:
         summary = demo.run()
@@ -45,6 +46,8 @@ def run(args) -> int:
 
         Path(args.json).write_text(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"\nThe summary of both rounds is in {args.json}.")
+    if summary.feedback.get("charts"):
+        print(f"\nThe cases' charts are kept in {Path(args.charts).resolve()}.")
     if keep:
         print(f"\nEverything the demo wrote is in {workdir}.")
     else:
@@ -64,6 +67,12 @@ def register(subparsers) -> None:
         help="the example folder (default: runtime-examples/nsm-ibd of a source checkout, else the installed copy)",
     )
     parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
+    parser.add_argument(
+        "--charts",
+        default="charts",
+        metavar="DIR",
+        help="keep each case's chart in DIR, which outlives the demo (%(default)s, in the current folder)",
+    )
     parser.add_argument("--redis-url", help="use this Redis (redis://host:port) instead of a private redis-server")
     parser.add_argument("--json", metavar="FILE", help="also write the summary of both rounds as JSON to FILE")
     parser.add_argument(

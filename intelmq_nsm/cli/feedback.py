@@ -5,10 +5,10 @@ import sys
 
 
 def _answers(args) -> int:
+    from intelmq_nsm.auth.tokens import parse_time
     from intelmq_nsm.digest.ledger import Ledger
     from intelmq_nsm.feedback import config as config_mod
     from intelmq_nsm.feedback import export
-    from intelmq_nsm.intake.tokens import parse_time
 
     try:
         config = config_mod.load(args.config)

@@ -5,21 +5,7 @@ import signal
 import sys
 import threading
 
-
-def build(config, logger=None):
-    """The service's server from a :class:`~intelmq_nsm.feedback.config.ServiceConfig` (not started)."""
-    from intelmq_nsm.feedback.answers import FeedbackConfig, FeedbackStore
-    from intelmq_nsm.feedback.links import LinkSigner
-    from intelmq_nsm.feedback.server import FeedbackServer, ServiceContext
-    from intelmq_nsm.intake.tokens import TokenVerifier
-
-    logger = logger or logging.getLogger("intelmq-nsm.feedback")
-    store = FeedbackStore(FeedbackConfig(config.ledger_url, config.ledger_name, config.spool_file))
-    verifier = TokenVerifier(config.tokens_file) if config.tokens_file else None
-    context = ServiceContext(config, store, LinkSigner.from_file(config.secret_file), logger, verifier)
-    if config.operator_tokens_file:
-        context.extra["operator_verifier"] = TokenVerifier(config.operator_tokens_file)
-    return FeedbackServer(context)
+from intelmq_nsm.feedback.service import build
 
 
 def _serve(args) -> int:

@@ -1,4 +1,5 @@
-"""``intelmq-nsm spool``: inspect a digest output's spool and act on failed digests."""
+"""``intelmq-nsm spool``: inspect a digest output's spool and act on failed digests and
+unreachable contacts."""
 
 import datetime
 import json
@@ -25,11 +26,18 @@ def _resolve(spool, prefix: str) -> str:
     return matches[0]
 
 
+def _contacts(spool):
+    from intelmq_nsm.digest.contacts import ContactBook
+
+    return ContactBook(spool.db)
+
+
 def cmd_list(args) -> int:
     spool = _open(args)
     digests = spool.digests(args.state)
+    unreachable = _contacts(spool).rows()
     if args.json:
-        print(json.dumps({"counts": spool.counts(), "digests": digests}, indent=2))
+        print(json.dumps({"counts": spool.counts(), "digests": digests, "unreachable": unreachable}, indent=2))
         return 0
     counts = spool.counts()
     print(
@@ -46,6 +54,49 @@ def cmd_list(args) -> int:
             + (f"  attempt started {_time(d['attempt_started'])}" if d["state"] == "attempting" else "")
             + (f"\n    last error: {d['last_error']}" if d["last_error"] else "")
         )
+    if unreachable:
+        print(f"{len(unreachable)} unreachable contact(s), who get no digests until cleared (spool FILE contacts):")
+        _print_contacts(unreachable)
+    return 0
+
+
+def _print_contacts(rows) -> None:
+    for c in rows:
+        print(
+            f"  {c['address']}  of {c['org_id'] or '-'}  since {_time(c['since'])}  last {_time(c['last_failure'])}"
+            f"  ({c['source']}, {c['failures']} failure(s)): {c['reason']}"
+        )
+
+
+def cmd_contacts(args) -> int:
+    book = _contacts(_open(args))
+    if args.clear:
+        cleared = [address for address in args.clear if book.clear(address)]
+        print(f"{len(cleared)} contact(s) cleared; digests go to them again: {', '.join(cleared) or '-'}.")
+        return 0 if len(cleared) == len(args.clear) else 1
+    rows = book.rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif rows:
+        print(f"{len(rows)} unreachable contact(s):")
+        _print_contacts(rows)
+    else:
+        print("No unreachable contacts.")
+    return 0
+
+
+def cmd_bounces(args) -> int:
+    from intelmq_nsm.digest import bounces
+
+    if not args.files and not args.maildir:
+        raise SystemExit("Give the bounce mails as files, or --maildir DIR.")
+    book = _contacts(_open(args))
+    marked = bounces.read_files(book, args.files)
+    if args.maildir:
+        marked += bounces.read_maildir(book, args.maildir)
+    for bounce in marked:
+        print(f"{bounce.recipient}: unreachable ({bounce.reason}; digest {bounce.digest_id[:16] or 'unknown'})")
+    print(f"{len(marked)} contact(s) marked unreachable.")
     return 0
 
 
@@ -59,7 +110,8 @@ def cmd_show(args) -> int:
     elif args.format == "csv":
         sys.stdout.write(render.to_csv(digest))
     else:
-        sys.stdout.write(render.to_text(digest, args.language))
+        # As the organisation reads it: its own language unless one is asked for.
+        sys.stdout.write(render.to_text(digest, args.language or digest.organisation.get("language") or "nl"))
     print(
         f"# state {digest.state}, attempts {digest.attempts}, last error: {digest.last_error or '-'}", file=sys.stderr
     )
@@ -102,7 +154,7 @@ def register(subparsers) -> None:
     p = actions.add_parser("show", help="one digest rendered as text, JSON or CSV")
     p.add_argument("digest", help="digest id or an unambiguous prefix")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    p.add_argument("--language", choices=("nl", "en"), default="nl")
+    p.add_argument("--language", choices=("nl", "en"), help="default: the organisation's, else nl")
     p.set_defaults(func=cmd_show)
 
     p = actions.add_parser("retry", help="send a failed digest again")
@@ -116,6 +168,16 @@ def register(subparsers) -> None:
     p.add_argument("--state", choices=("delivered", "failed"), default="delivered")
     p.add_argument("--older-than-days", type=float, default=30.0)
     p.set_defaults(func=cmd_purge)
+
+    p = actions.add_parser("contacts", help="contacts marked unreachable (refused or bounced); clear a mark")
+    p.add_argument("--clear", nargs="+", metavar="ADDRESS", help="digests go to these addresses again")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_contacts)
+
+    p = actions.add_parser("bounces", help="read delivery status notifications (RFC 3464): mark who bounced")
+    p.add_argument("files", nargs="*", metavar="FILE", help="bounce mails, one per file (.eml)")
+    p.add_argument("--maildir", metavar="DIR", help="a Maildir: its new mails are read and moved to cur")
+    p.set_defaults(func=cmd_bounces)
 
     p = actions.add_parser("flush", help="form digests now from every waiting finding")
     p.add_argument("--max-events", type=int, default=500, help="findings per digest at most (as the bot's max_events)")

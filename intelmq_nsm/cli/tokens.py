@@ -3,7 +3,7 @@
 import json
 import sys
 
-from intelmq_nsm.intake.tokens import TokenFileError, add_token, read_entries, revoke_token
+from intelmq_nsm.auth.tokens import TokenFileError, add_token, read_entries, revoke_token
 
 
 def _add(args) -> int:

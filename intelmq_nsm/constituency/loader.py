@@ -34,6 +34,8 @@ from .model import (
     Organisation,
     RegistryError,
 )
+from .preferences import PreferenceError
+from .preferences import parse as parse_preferences
 from .values import format_network, normalise_domain, parse_asn, parse_network, parse_normal_network, utc_today
 
 SUFFIXES = (".yaml", ".yml", ".json", ".csv")
@@ -369,6 +371,11 @@ class _Reader:
             members = []
         if members and kind != "shared-service":
             self.issue("error", path, location, "members", "only a shared-service organisation has members")
+        try:  # language, channel, pace, openpgp: what it asks of its digests
+            preferences = parse_preferences(record, Path(path).parent)
+        except PreferenceError as exc:
+            self.issue("error", path, location, exc.field, exc.reason)
+            preferences = {}
         organisation = Organisation(
             id=ident,
             name=name.strip(),
@@ -380,6 +387,7 @@ class _Reader:
             successor=record.get("successor") or None,
             members=tuple(members),
             origin=(str(path), location),
+            preferences=preferences,
         )
         if organisation.valid_from and organisation.valid_until and organisation.valid_from > organisation.valid_until:
             self.issue("error", path, location, "valid_until", "lies before valid_from")

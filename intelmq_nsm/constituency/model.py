@@ -67,10 +67,17 @@ class Organisation:
     successor: Optional[str] = None
     members: tuple = ()
     origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
+    #: What it asks of its digests (language, channel, pace, openpgp), only what its entry
+    #: sets: see intelmq_nsm.constituency.preferences.
+    preferences: dict = field(default_factory=dict)
 
     def as_event_dict(self, role: str) -> dict:
-        """The organisation as ``extra.nsm.organisations`` carries it, with its ``role``."""
-        return {"id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts), "role": role}
+        """The organisation as ``extra.nsm.organisations`` carries it, with its ``role`` and
+        its delivery preferences (the digest output follows them)."""
+        return {
+            "id": self.id, "name": self.name, "kind": self.kind, "contacts": list(self.contacts), "role": role,
+            **self.preferences,
+        }  # fmt: skip
 
 
 class Asset:

@@ -5,7 +5,8 @@ The feedback service (``intelmq-nsm serve``'s server, here in the demo's process
 on loopback and serves the mail digest output's ledger; that output puts links to it into
 its digests. One owner answer of each kind is made as a browser would: the link taken
 from a mail the SMTP sink received, the page fetched for its form token, the form posted.
-Then ``GET /v1/cases/<id>`` and its chart with the researcher's own token.
+Then ``GET /v1/cases/<id>`` and its chart with the researcher's own token; each chart is
+kept in the charts folder the demo was given.
 """
 
 import logging
@@ -13,11 +14,11 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import requests
-
 from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.demo.pipeline import LOOPBACK
-from intelmq_nsm.digest.ledger import sqlite_url
+from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+from intelmq_nsm.testbed.chain import DIGEST_MODULE
+from intelmq_nsm.testbed.client import OwnerClient, Refused
+from intelmq_nsm.testbed.pipeline import LOOPBACK, free_port
 
 #: One answer per kind, with the comment an owner might give.
 ANSWERS = (
@@ -31,11 +32,63 @@ ANSWERABLE = ("notified", "reopened")
 LINK = re.compile(r"http://[0-9.:\[\]]+/feedback\?link=[A-Za-z0-9_.%-]+")
 
 
+class FeedbackRound:
+    """The feedback service beside the example chain, and the round of answers on it."""
+
+    def __init__(self, workdir: Path, progress):
+        self.workdir = Path(workdir)
+        self.progress = progress
+        self.server = None  # the feedback service, serving the mail output's ledger
+        self.output = None  # that output's bot id
+
+    def start(self, runtime: dict) -> None:
+        """The feedback service for the first mail digest output of the (localised)
+        ``runtime``, whose digests then carry its links."""
+        mail = [
+            b for b, bot in runtime.items() if bot.get("module") == DIGEST_MODULE and "smtp_port" in bot["parameters"]
+        ]
+        if not mail:
+            return
+        self.output = mail[0]
+        parameters = runtime[self.output]["parameters"]
+        port = free_port()
+        secret = self.workdir / "etc" / "nsm" / "feedback-secret"
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        self.server = start_service(Path(parameters["spool_file"]), self.output, secret, port)
+        parameters["feedback_base_url"] = f"http://{LOOPBACK}:{port}"
+        parameters["feedback_secret_file"] = str(secret)
+        self.progress(f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.output}.")
+
+    def run(self, chain, charts: Path) -> dict:
+        """One owner answer per kind through the feedback service; the researcher's view of each case."""
+        self.progress("The owners answer on the feedback service's page, one answer of each kind.")
+        parameters = chain.pipeline.runtime[self.output]["parameters"]
+        ledger = Ledger(sqlite_url(parameters["spool_file"]), name=self.output)
+        try:
+            answered = answer_once_per_kind(self.server, chain.sink.messages, ledger, self.progress)
+            case_ids = {r["case_id"] for r in ledger.records() if r["case_id"]}
+        finally:
+            ledger.close()
+        for _, other in chain.ledgers():
+            try:
+                case_ids |= {r["case_id"] for r in other.records() if r["case_id"]}
+            finally:
+                other.close()
+        self.progress("The researcher asks the intake what became of each case (GET /v1/cases/<id>).")
+        views, kept = researcher_view(chain.intake, case_ids, charts)
+        return {"answers": answered, "cases": views, "charts": kept}
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server.context.store.close()
+
+
 def start_service(spool_file: Path, ledger_name: str, secret_file: Path, port: int):
     """The feedback service on ``port`` for the ledger in ``spool_file`` (started)."""
-    from intelmq_nsm.cli.serve import build
     from intelmq_nsm.feedback.config import ServiceConfig
     from intelmq_nsm.feedback.links import create_secret
+    from intelmq_nsm.feedback.service import build
 
     create_secret(secret_file)
     spool_file.parent.mkdir(parents=True, exist_ok=True)
@@ -81,17 +134,12 @@ def answer_once_per_kind(server, messages, ledger, progress) -> list:
     if len(candidates) < len(ANSWERS):
         raise DemoError(f"The digests hold {len(candidates)} answerable findings; the demo answers {len(ANSWERS)}.")
     answered = []
-    with requests.Session() as http:
+    with OwnerClient() as owner:
         for (choice, comment), (url, link) in zip(ANSWERS, candidates):
-            page = http.get(url, timeout=30)
-            found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-            if page.status_code != 200 or not found:
-                raise DemoError(f"The feedback page for {link.org_id} answered HTTP {page.status_code}.")
-            form = {"finding_id": link.finding_id, "choice": choice, "comment": comment, "csrf": found.group(1)}
-            posted = http.post(url, data=form, timeout=30, allow_redirects=False)
-            if posted.status_code != 303:
-                raise DemoError(f"The answer {choice} for {link.finding_id} was refused: HTTP {posted.status_code}.")
-            confirmation = http.get(requests.compat.urljoin(url, posted.headers["Location"]), timeout=30)
+            try:
+                confirmation = owner.answer(url, link.finding_id, choice, comment)
+            except Refused as exc:
+                raise DemoError(f"{link.org_id}: {exc}") from exc
             record = next(r for r in ledger.records(org_id=link.org_id) if r["finding_id"] == link.finding_id)
             answered.append(
                 {
@@ -102,28 +150,26 @@ def answer_once_per_kind(server, messages, ledger, progress) -> list:
                     "target": record["target"],
                     "case_id": record["case_id"],
                     "state": record["state"],
-                    "confirmation_status": confirmation.status_code,
+                    "confirmation_status": confirmation,
                 }
             )
             progress(f"{link.org_id} answered {choice} for {record['target']} on the owners' page: {record['state']}.")
     return answered
 
 
-def researcher_view(intake_port: int, token: str, case_ids, chart_dir: Path) -> tuple:
-    """``({case id: GET /v1/cases/<id> JSON}, {case id: path of the saved chart})``."""
+def researcher_view(intake, case_ids, chart_dir: Path) -> tuple:
+    """``({case id: GET /v1/cases/<id> JSON}, {case id: path of the saved chart})`` through
+    the researcher's IntakeClient ``intake``; the charts are written to ``chart_dir``."""
+    chart_dir = Path(chart_dir).resolve()
     chart_dir.mkdir(parents=True, exist_ok=True)
     views, charts = {}, {}
-    headers = {"Authorization": f"Bearer {token}"}
     for case_id in sorted(case_ids):
-        base = f"http://{LOOPBACK}:{intake_port}/v1/cases/{case_id}"
-        answer = requests.get(base, headers=headers, timeout=30)
-        if answer.status_code != 200:
-            raise DemoError(f"GET /v1/cases/{case_id} answered HTTP {answer.status_code}: {answer.text}")
-        views[case_id] = answer.json()
-        chart = requests.get(base + "/chart.svg", headers=headers, timeout=30)
-        if chart.status_code != 200:
-            raise DemoError(f"GET /v1/cases/{case_id}/chart.svg answered HTTP {chart.status_code}.")
+        try:
+            views[case_id] = intake.case(case_id)
+            chart = intake.chart(case_id)
+        except Refused as exc:
+            raise DemoError(str(exc)) from exc
         path = chart_dir / f"{case_id}.svg"
-        path.write_bytes(chart.content)
+        path.write_bytes(chart)
         charts[case_id] = str(path)
     return views, charts

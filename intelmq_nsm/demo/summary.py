@@ -1,10 +1,18 @@
 """What the demo prints: who got which findings, and what went to the _default path; for
 round two (the rescan a week later) what each organisation got by kind, and the cases'
-statistics from the ledger."""
+statistics from the ledger. ``Tally`` reads it from a running chain after each round."""
 
+import collections
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
+
+from intelmq_nsm.digest.event_findings import NOT_VULNERABLE
+from intelmq_nsm.event_contract import RESULT
+from intelmq_nsm.testbed.chain import DIGEST_MODULE, FILE_OUTPUT_MODULE
+from intelmq_nsm.testbed.pipeline import Pipeline
+from intelmq_nsm.testbed.spools import spool_digests
 
 KINDS = ("new", "reminder", "reopened", "fixed")
 
@@ -149,3 +157,86 @@ class Summary:
         if self.feedback:
             result["feedback"] = self.feedback
         return result
+
+
+def finding_address(finding: dict) -> str:
+    """What a person recognises a finding by: its URL, else host name, else address and port."""
+    if finding.get("url"):
+        return finding["url"]
+    host = finding.get("fqdn") or finding.get("ip") or "?"
+    if not finding.get("port"):
+        return host
+    return f"[{host}]:{finding['port']}" if ":" in host else f"{host}:{finding['port']}"
+
+
+def event_finding(event: dict) -> dict:
+    """The digest row fields of an IntelMQ event, for findings that left on _default."""
+    return {
+        "url": event.get("source.url"),
+        "fqdn": event.get("source.fqdn"),
+        "ip": event.get("source.ip"),
+        "port": event.get("source.port"),
+    }
+
+
+class Tally:
+    """Reads who got what from a running ExampleChain, round after round: what a round
+    added to the SMTP sink and the _default file outputs is counted in that round only."""
+
+    def __init__(self, chain):
+        self.chain = chain
+        self.mails_before = []  # mails the sink had received in the rounds before
+        self.default_seen = collections.Counter()  # events of the _default file outputs summarised
+
+    def summarise(self, summary: Summary, exclude=frozenset()) -> Summary:
+        """One row per organisation over all digest bots: its findings (by kind), cases,
+        digests, channels; digests in ``exclude`` (an earlier round's) are left out."""
+        per_org = {}
+        for bot in self.chain.bots(DIGEST_MODULE).values():
+            parameters = bot["parameters"]
+            channel = parameters.get("channel", "file")
+            for state, digest in spool_digests(Path(parameters["spool_file"])):
+                if digest.id in exclude:
+                    continue
+                org = digest.organisation
+                entry = per_org.setdefault(
+                    (org["id"], digest.constituency),
+                    {
+                        "organisation": org["id"],
+                        "name": org.get("name", ""),
+                        "constituency": digest.constituency,
+                        "channels": set(),
+                        "findings": set(),
+                        "cases": set(),
+                        "digests": set(),
+                        "failed": [],
+                        "kinds": {},
+                    },
+                )
+                if state != "delivered":
+                    entry["failed"].append(f"{channel} {digest.id[:12]}: {digest.last_error}")
+                    continue
+                entry["channels"].add(channel)
+                # The same finding reaches several channels: count it once.
+                entry["findings"] |= {finding_address(f) for f in digest.findings if f.get("kind") != "fixed"}
+                for f in digest.findings:
+                    entry["kinds"].setdefault(f.get("kind") or "new", set()).add(finding_address(f))
+                entry["cases"] |= {f["case_id"] for f in digest.findings if f.get("case_id")}
+                entry["digests"].add(digest.id)
+            if channel == "file" and parameters.get("file_directory"):
+                written = Path(parameters["file_directory"]).glob("*.json")
+                summary.files += len([p for p in written if p.stem not in exclude])
+        for entry in per_org.values():
+            entry["kinds"] = {kind: sorted(addresses) for kind, addresses in entry["kinds"].items()}
+            summary.rows.append({key: sorted(v) if isinstance(v, set) else v for key, v in entry.items()})
+        summary.mails = len(self.chain.sink.messages) - sum(self.mails_before)
+        self.mails_before.append(summary.mails)
+        for bot_id, bot in self.chain.bots(FILE_OUTPUT_MODULE).items():
+            events = Pipeline.read_file_output(Path(bot["parameters"]["file"]))
+            summary.default_findings += [
+                finding_address(event_finding(e)) + (" (not vulnerable)" if e.get(RESULT) == NOT_VULNERABLE else "")
+                for e in events[self.default_seen[bot_id] :]
+            ]
+            self.default_seen[bot_id] = len(events)
+        summary.dumped = {bot_id: len(entries) for bot_id, entries in self.chain.pipeline.dumps().items()}
+        return summary

@@ -12,6 +12,11 @@ cannot make a delivered digest look undelivered and send it again. A crash durin
 attempt itself leaves the digest ``attempting``: the next round logs that the receiver may
 hold a copy and sends it again under the same id (Message-ID, Idempotency-Key), by which
 the receiver recognises the repeat.
+
+Contacts: before a mail goes out, the contacts marked unreachable are taken off it
+(``intelmq_nsm.digest.contacts``); a contact the mail server refuses for good is marked
+(with the server's answer), and so is one a bounce (DSN) names, read from the bounce
+Maildir at the start of every round (``intelmq_nsm.digest.bounces``).
 """
 
 import datetime
@@ -19,7 +24,9 @@ import threading
 import time
 from typing import Optional
 
+from intelmq_nsm import tlp as traffic_light
 from intelmq_nsm.digest import channels, grouping
+from intelmq_nsm.digest.contacts import ContactBook
 from intelmq_nsm.digest.spool import DigestSpool
 
 
@@ -38,9 +45,16 @@ class Deliverer:
         max_attempts=None,
         ledger=None,
         links=None,
+        tlp: str = traffic_light.DEFAULT,
+        bounce_maildir: Optional[str] = None,
     ):
         self.spool, self.channel, self.logger = spool, channel, logger
         self.ledger = ledger
+        #: The label of a finding whose event carries none (the output's ``tlp``).
+        self.tlp = tlp
+        #: Unreachable contacts, in the spool's file, on the spool's connection.
+        self.contacts = ContactBook(spool.db)
+        self.bounce_maildir = bounce_maildir
         #: Adds the feedback links to a digest before it is rendered
         #: (:class:`intelmq_nsm.feedback.links.DigestLinks`); None: digests carry none.
         self.links = links
@@ -73,6 +87,7 @@ class Deliverer:
         """Form what is due, deliver what is due; return counts of this round."""
         if not self.recovered:
             self.recover(now=now)
+        self.read_bounces(now=now)
         self.count_delivered(now=now)
         self.file_arrivals()
         formed = self.spool.form_digests(self.max_events, self.max_age, now=now, flush=flush)
@@ -92,8 +107,28 @@ class Deliverer:
                 result[self.deliver(digest_id, now=now)] += 1
         return result
 
+    def read_bounces(self, now=None) -> list:
+        """Mark the contacts that the new DSNs in the bounce Maildir say failed for good."""
+        if not self.bounce_maildir:
+            return []
+        from intelmq_nsm.digest import bounces
+
+        try:
+            marked = bounces.read_maildir(self.contacts, self.bounce_maildir, now=now)
+        except OSError as exc:
+            self.logger.warning("The bounce Maildir %s cannot be read: %s.", self.bounce_maildir, exc)
+            return []
+        for bounce in marked:
+            self.logger.warning(
+                "Contact %s is unreachable (a bounce for digest %s): %s.",
+                bounce.recipient,
+                bounce.digest_id or "unknown",
+                bounce.reason,
+            )
+        return marked
+
     def deliver(self, digest_id: str, now=None) -> str:
-        digest = self.spool.load(digest_id)
+        digest = self.contacts.annotate(self.spool.load(digest_id))
         if self.links is not None:
             digest = self.links.annotate(digest)
         self.spool.mark_attempting(digest_id, now=now)
@@ -115,24 +150,12 @@ class Deliverer:
     def _attempt(self, digest, now) -> str:
         digest_id = digest.id
         try:
-            self.channel.send(digest)
-        except channels.TransientError as exc:
-            delay = grouping.backoff(digest.attempts + 1, self.retry_base, self.retry_max)
-            if exc.retry_after is not None:
-                delay = min(self.retry_max, max(delay, exc.retry_after))
-            attempts = self.spool.mark_retry(digest_id, str(exc), delay, now=now)
-            if self.max_attempts and attempts >= self.max_attempts:
-                self.spool.mark_failed(digest_id, f"Gave up after {attempts} attempts: {exc}", count_attempt=False)
-                self.logger.error("Digest %s failed after %d attempts, kept in the spool: %s", digest_id, attempts, exc)
-                return "failed"
-            self.logger.warning(
-                "Digest %s not delivered (attempt %d), retry in %.0f s: %s", digest_id, attempts, delay, exc
-            )
-            return "retry"
-        except (channels.PermanentError, ValueError) as exc:
-            self.spool.mark_failed(digest_id, str(exc))
-            self.logger.error("Digest %s failed, kept in the spool for an operator: %s", digest_id, exc)
-            return "failed"
+            outcome = self.channel.send(digest)
+        except channels.DeliveryError as exc:
+            self._refused(digest, exc.refused, now)
+            return self._failed(digest, exc, now)
+        except ValueError as exc:
+            return self._failed(digest, exc, now)
         except Exception as exc:
             # Unforeseen: whether the receiver got it is unknown. Retried like a transient
             # error rather than left "attempting" until the next start.
@@ -146,8 +169,50 @@ class Deliverer:
         self.logger.info(
             "Delivered digest %s for %s with %d findings.", digest_id, digest.organisation["id"], len(digest.findings)
         )
+        if outcome is not None:
+            self._refused(digest, outcome.refused, now)
+            for address, reason in outcome.deferred:
+                self.logger.warning(
+                    "Digest %s went to the other contacts; %s did not take it for now: %s.", digest_id, address, reason
+                )
+            if outcome.unsigned:
+                self.logger.warning(
+                    "Digest %s was sent unsigned, as the output allows: %s", digest_id, outcome.unsigned
+                )
         self.count(digest, now=now)
         return "delivered"
+
+    def _refused(self, digest, refused, now) -> None:
+        """Mark the contacts a mail server refused for good."""
+        for address, reason in refused:
+            self.contacts.mark(address, reason, "smtp", digest.organisation.get("id", ""), digest.id, now=now)
+            self.logger.warning(
+                "Contact %s of %s is unreachable, it gets no digests until an operator clears it: %s.",
+                address,
+                digest.organisation.get("id"),
+                reason,
+            )
+
+    def _failed(self, digest, exc: Exception, now) -> str:
+        """A digest the channel did not deliver: retry later (TransientError), or failed and
+        kept for an operator (PermanentError, or a ValueError from rendering it)."""
+        digest_id = digest.id
+        if isinstance(exc, channels.TransientError):
+            delay = grouping.backoff(digest.attempts + 1, self.retry_base, self.retry_max)
+            if exc.retry_after is not None:
+                delay = min(self.retry_max, max(delay, exc.retry_after))
+            attempts = self.spool.mark_retry(digest_id, str(exc), delay, now=now)
+            if self.max_attempts and attempts >= self.max_attempts:
+                self.spool.mark_failed(digest_id, f"Gave up after {attempts} attempts: {exc}", count_attempt=False)
+                self.logger.error("Digest %s failed after %d attempts, kept in the spool: %s", digest_id, attempts, exc)
+                return "failed"
+            self.logger.warning(
+                "Digest %s not delivered (attempt %d), retry in %.0f s: %s", digest_id, attempts, delay, exc
+            )
+            return "retry"
+        self.spool.mark_failed(digest_id, str(exc))
+        self.logger.error("Digest %s failed, kept in the spool for an operator: %s", digest_id, exc)
+        return "failed"
 
     def file_arrivals(self) -> int:
         """File the events that arrived since the last round into the ledger and the spool
@@ -158,7 +223,7 @@ class Deliverer:
         if self.ledger is None:
             return 0
         try:
-            return notify.file_arrivals(self.spool, self.ledger, failed=self._unfileable)
+            return notify.file_arrivals(self.spool, self.ledger, failed=self._unfileable, tlp=self.tlp)
         except LedgerUnavailable as exc:
             self.logger.warning("The ledger cannot be reached; arrived events wait for the next round: %s.", exc)
             return 0

@@ -7,6 +7,8 @@ from typing import Optional
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import finding_id as fid
+from intelmq_nsm import tlp as traffic_light
+from intelmq_nsm.constituency import preferences
 
 
 class FindingError(ValueError):
@@ -19,7 +21,8 @@ class FindingError(ValueError):
 
 #: The columns of one finding in a digest, in the order CSV and text show them. ``kind``
 #: (new, reminder, reopened, fixed), ``first_seen``, ``last_seen`` and ``times_seen`` come
-#: from the finding ledger when the output spools the finding.
+#: from the finding ledger when the output spools the finding; ``tlp`` is the finding's
+#: TLP 2.0 label (its case's, else the output's default).
 COLUMNS = (
     "kind",
     "finding_id",
@@ -41,6 +44,7 @@ COLUMNS = (
     "last_seen",
     "times_seen",
     "role",
+    "tlp",
 )
 #: The ledger's columns, empty until the output fills them.
 LEDGER_COLUMNS = ("kind", "first_seen", "last_seen", "times_seen")
@@ -86,7 +90,20 @@ def _product(event: dict) -> str:
     return " ".join(str(p) for p in parts if p) or (_get(event, "product.full_name") or "")
 
 
-def finding_row(event: dict) -> dict:
+def tlp_of(event: dict, default: str = traffic_light.DEFAULT) -> str:
+    """The event's TLP 2.0 label: ``extra.nsm.tlp``, else IntelMQ's ``tlp`` (1.0), else
+    ``default``; raises FindingError naming a field that holds no TLP label."""
+    for key in (ec.TLP, "tlp"):
+        value = _get(event, key)
+        if value not in (None, ""):
+            try:
+                return traffic_light.normalise(value)
+            except ValueError as exc:
+                raise FindingError(key, value, str(exc)) from None
+    return traffic_light.normalise(default)
+
+
+def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT) -> dict:
     """The columns of :data:`COLUMNS` for one event; absent values are empty strings."""
     cves = _get(event, "product.vulnerabilities") or ""
     classification = "/".join(
@@ -109,6 +126,7 @@ def finding_row(event: dict) -> dict:
         "classification": classification,
         "description": _get(event, "event_description.text"),
         "role": None,  # per organisation: see findings_of()
+        "tlp": tlp_of(event, default_tlp),
     }
     row.update(dict.fromkeys(LEDGER_COLUMNS))
     return {k: "" if v is None else v for k, v in row.items()}
@@ -167,8 +185,9 @@ def _organisations(event: dict) -> list:
     return organisations
 
 
-def findings_of(event: dict, constituency: Optional[str] = None) -> list:
-    """The findings of one event: one per organisation it names.
+def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT) -> list:
+    """The findings of one event: one per organisation it names; ``tlp`` is the label of
+    a finding whose event carries none (the output's ``tlp`` parameter).
 
     Raises :class:`FindingError` when the event has no constituency, a constituency other
     than ``constituency`` (if given: a digest bot serves one constituency, so anything else
@@ -184,7 +203,7 @@ def findings_of(event: dict, constituency: Optional[str] = None) -> list:
     finding = identify(event)
     is_vulnerable = vulnerable(event)
     digest = event_hash(event)
-    row = finding_row(event)
+    row = finding_row(event, tlp)
     row["finding_id"] = finding
     try:
         host, port = fid.target_of(
@@ -206,6 +225,7 @@ def findings_of(event: dict, constituency: Optional[str] = None) -> list:
             "name": org.get("name") or org["id"],
             "kind": org.get("kind") or "other",
             "contacts": [c for c in org.get("contacts") or [] if isinstance(c, str)],
+            **_preferences(org),
         }
         mine = tuple(m for m in matches if m.get("organisation") == org["id"])
         role = org.get("role") if org.get("role") in ROLES else ""
@@ -213,6 +233,16 @@ def findings_of(event: dict, constituency: Optional[str] = None) -> list:
             Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where, mine)
         )
     return result
+
+
+def _preferences(org: dict) -> dict:
+    """The organisation's language, channel, pace and OpenPGP key as the registry gave them;
+    a value the registry would have refused is an error naming it."""
+    try:
+        return preferences.parse(org, check_files=False)
+    except preferences.PreferenceError as exc:
+        reason = f"organisation {org['id']!r}: {exc}"
+        raise FindingError(ec.ORGANISATIONS, org.get(exc.field.split(".")[0]), reason) from None
 
 
 def _matches(event: dict) -> list:

@@ -25,6 +25,7 @@ import json
 from typing import Callable, Optional
 
 from intelmq_nsm import storage
+from intelmq_nsm import tlp as traffic_light
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.ledger import BAD_VALUE_ERRORS, Observation
 
@@ -69,13 +70,14 @@ def accept(
     now: float,
     constituency: Optional[str] = None,
     call: Callable = lambda action: action(),
+    tlp: str = traffic_light.DEFAULT,
 ) -> list:
     """Take one event (a flat dict) into the ledger and the spool; return the findings
-    spooled for digests.
+    spooled for digests. ``tlp``: the label of findings whose event carries none.
 
     Raises FindingError for an event that cannot be delivered (the bot dumps it) and, from
     ``call`` (which may retry), LedgerUnavailable."""
-    found = findings_of(event, constituency=constituency)
+    found = findings_of(event, constituency=constituency, tlp=tlp)
     wanted = observations(found)
     if ledger.shares_file(spool.path):
 
@@ -88,14 +90,16 @@ def accept(
     return _spool_due(spool, found, call(lambda: ledger.observe(wanted, now=now)), now)
 
 
-def arrive(event: dict, spool, now: float, constituency: Optional[str] = None) -> None:
+def arrive(
+    event: dict, spool, now: float, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT
+) -> None:
     """Take one event (a flat dict) into the spool's arrivals.
 
     Raises FindingError for an event that cannot be delivered (the bot dumps it): its
     findings are made here, before the acknowledgement, as :func:`accept` makes them, so
     that every event :func:`accept` would refuse is refused here too (and made again, from
     the stored event, when it is filed)."""
-    findings_of(event, constituency=constituency)
+    findings_of(event, constituency=constituency, tlp=tlp)
     spool.arrive(event, now=now)
 
 
@@ -104,7 +108,13 @@ def arrive(event: dict, spool, now: float, constituency: Optional[str] = None) -
 UNFILEABLE = (ValueError, TypeError, KeyError, AttributeError, *BAD_VALUE_ERRORS)
 
 
-def file_arrivals(spool, ledger, batch: int = 500, failed: Callable = lambda arrival_id, error: None) -> int:
+def file_arrivals(
+    spool,
+    ledger,
+    batch: int = 500,
+    failed: Callable = lambda arrival_id, error: None,
+    tlp: str = traffic_light.DEFAULT,
+) -> int:
     """Observe the findings of the spool's arrivals in the ledger, each at the time it
     arrived, and spool what is due; return how many arrivals (events) were filed. Raises
     LedgerUnavailable; what is not filed stays for the next round.
@@ -125,7 +135,7 @@ def file_arrivals(spool, ledger, batch: int = 500, failed: Callable = lambda arr
             # taken as accept() takes an event, then dropped.
             for arrival_id, at, event in arrivals:
                 try:
-                    accept(event, spool, ledger, at)
+                    accept(event, spool, ledger, at, tlp=tlp)
                 except UNFILEABLE as exc:
                     spool.arrival_failed(arrival_id, str(exc))
                     unfileable(arrival_id, exc)
@@ -138,7 +148,7 @@ def file_arrivals(spool, ledger, batch: int = 500, failed: Callable = lambda arr
                 try:
                     # A savepoint per arrival: a bad one is undone alone.
                     with storage.savepoint(db):
-                        found = findings_of(event)
+                        found = findings_of(event, tlp=tlp)
                         _spool_due(spool, found, ledger.observe(observations(found), now=at, conn=db), at)
                 except UNFILEABLE as exc:
                     spool.arrival_failed(arrival_id, str(exc))

@@ -8,6 +8,7 @@ import re
 
 import jinja2
 
+from intelmq_nsm import tlp as traffic_light
 from intelmq_nsm.digest.event_findings import COLUMNS
 
 LANGUAGES = ("nl", "en")
@@ -16,7 +17,9 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: 2: every finding carries its kind (new, reminder, reopened, fixed), finding id, first
 #: and last seen and times seen; ``findings`` holds verified fixes too (kind ``fixed``),
 #: so ``count`` is no longer the number of vulnerable systems: ``counts`` per kind is.
-FORMAT_VERSION = "nsm-digest/2"
+#: 3: the digest's TLP 2.0 label (``tlp``, the strictest of its findings') and each
+#: finding's (``findings[].tlp``, also a CSV column).
+FORMAT_VERSION = "nsm-digest/3"
 #: The column of a finding's feedback link, after COLUMNS in digests that carry links.
 LINK_COLUMN = "feedback_url"
 #: The kinds in the order a digest shows them; a finding spooled without one is new.
@@ -60,11 +63,18 @@ def _columns(digest) -> tuple:
     return (*COLUMNS, LINK_COLUMN) if getattr(digest, "feedback_url", "") else COLUMNS
 
 
+def tlp(digest) -> str:
+    """The digest's TLP 2.0 label: the strictest of its findings' (a finding spooled before
+    findings carried one counts as the default, AMBER)."""
+    return traffic_light.strictest(f.get("tlp") or traffic_light.DEFAULT for f in digest.findings)
+
+
 def as_document(digest) -> dict:
     """The digest as the JSON document a REST endpoint receives."""
     document = {
         "counts": counts(digest),
         "format": FORMAT_VERSION,
+        "tlp": tlp(digest),
         "id": digest.id,
         "created": _iso(digest.created),
         "constituency": digest.constituency,
@@ -160,10 +170,23 @@ def _cases(findings) -> list:
     return list(cases.values())
 
 
+def csv_name(digest) -> str:
+    """The CSV attachment's file name: organisation, short digest id and TLP label."""
+    org = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(digest.organisation.get("id") or "digest"))
+    return f"{org}-{digest.id[:12]}-TLP_{tlp(digest)}.csv"
+
+
+def tlp_line(digest, language: str) -> str:
+    """The text's first line: the label and one sentence on what it allows."""
+    label = tlp(digest)
+    return f"{traffic_light.label(label)} {traffic_light.sentence(label, language)}"
+
+
 def to_text(digest, language: str = "nl") -> str:
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}.")
     return _env.get_template(f"digest-{language}.txt.j2").render(
+        tlp_line=tlp_line(digest, language),
         digest=digest,
         organisation=digest.organisation,
         created=_iso(digest.created),
@@ -175,7 +198,20 @@ def to_text(digest, language: str = "nl") -> str:
     )
 
 
+#: How long a piece of the digest id the subject shows (as the CSV's name does).
+SHORT_ID = 12
+
+
 def subject(digest, language: str = "nl") -> str:
+    """``[TLP:AMBER] [IBD] 2 kwetsbare systemen gemeld voor Amsterdam (overzicht 1a2b3c4d5e6f)``."""
+    label = traffic_light.label(tlp(digest))
+    return f"[{label}] {_summary(digest, language)} ({_REF[language]} {digest.id[:SHORT_ID]})"
+
+
+_REF = {"nl": "overzicht", "en": "digest"}
+
+
+def _summary(digest, language: str) -> str:
     name = _one_line(digest.organisation.get("name") or digest.organisation.get("id"))
     numbers = counts(digest)
     count, fixed = numbers["vulnerable"], numbers["fixed"]

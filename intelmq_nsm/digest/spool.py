@@ -129,6 +129,9 @@ DUE_DIGESTS = (
     "SELECT id FROM digests WHERE state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, created LIMIT ?"
 )
 DIGEST = "SELECT * FROM digests WHERE id = ?"
+#: The organisation a digest was for (a bounce names the digest it is about: the contacts'
+#: book, intelmq_nsm.digest.contacts, asks on its connection to this file).
+DIGEST_ORGANISATION = "SELECT org_id FROM digests WHERE id = ?"
 DIGEST_FINDINGS = "SELECT organisation, row FROM events WHERE digest_id = ? ORDER BY received_at, id"
 MARK_ATTEMPTING = "UPDATE digests SET state = 'attempting', attempt_started = ? WHERE id = ?"
 INTERRUPTED = "SELECT id, attempt_started FROM digests WHERE state = 'attempting' ORDER BY attempt_started, id"
@@ -242,7 +245,7 @@ class DigestSpool:
         rows = [
             (
                 f.event_hash,
-                grouping.group_key(f.constituency, f.organisation["id"], f.case_id, self.by_case),
+                grouping.key_of(f, self.by_case),
                 f.organisation["id"],
                 f.constituency,
                 f.case_id,
@@ -288,7 +291,7 @@ class DigestSpool:
         now = time.time() if now is None else now
         formed = []
         for group in self.db.execute(WAITING_GROUPS).fetchall():
-            if grouping.is_due(group["n"], group["oldest"], now, max_events, max_age, flush):
+            if grouping.group_is_due(group["group_key"], group["n"], group["oldest"], now, max_events, max_age, flush):
                 formed += self._form_group(group["group_key"], max_events, max_age, now, flush)
         return formed
 
@@ -297,7 +300,8 @@ class DigestSpool:
         while True:
             with self._writing() as db:
                 rows = db.execute(WAITING_IN_GROUP, (key, max_events)).fetchall()
-                if not rows or not grouping.is_due(len(rows), rows[0]["received_at"], now, max_events, max_age, flush):
+                oldest = rows[0]["received_at"] if rows else 0
+                if not rows or not grouping.group_is_due(key, len(rows), oldest, now, max_events, max_age, flush):
                     return formed
                 org_id, constituency = rows[0]["org_id"], rows[0]["constituency"]
                 digest = grouping.digest_id(org_id, constituency, key, [r["event_hash"] for r in rows])

@@ -14,12 +14,11 @@ from importlib import resources
 import jsonschema
 
 from intelmq_nsm.feedback import answers
-from intelmq_nsm.intake import nesting
-from intelmq_nsm.intake.tokens import TokenFileError, VerifierBusy
+from intelmq_nsm.feedback.context import ServiceContext
+from intelmq_nsm.web import nesting, ratelimit
 from intelmq_nsm.web.app import Endpoint, Request, Response, Routes
 from intelmq_nsm.web.refusal import Refusal
 
-MAX_BODY_BYTES = 64 * 1024
 SCHEMA_NAME = "nsm-feedback-1.schema.json"
 
 
@@ -27,8 +26,9 @@ def schema() -> dict:
     return json.loads(resources.files("intelmq_nsm").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8"))
 
 
-def openapi(base_url: str = "") -> dict:
-    """The service's OpenAPI 3.1 document (the JSON Schema of a feedback inline)."""
+def openapi(base_url: str, max_body: int) -> dict:
+    """The service's OpenAPI 3.1 document (the JSON Schema of a feedback inline); ``max_body``
+    is the largest feedback the service takes (its ``max_body_size``)."""
     body = schema()
     body.pop("$schema", None)
     body.pop("$id", None)
@@ -101,7 +101,8 @@ def openapi(base_url: str = "") -> dict:
                         "401": refusal("No valid Bearer token."),
                         "404": refusal("The ledger has no such finding for this organisation."),
                         "409": refusal("The reference was used before for another answer."),
-                        "413": refusal(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+                        "411": refusal("No Content-Length."),
+                        "413": refusal(f"The body is larger than {max_body} bytes."),
                         "415": refusal("The body is not application/json."),
                         "429": refusal("Too many requests or failed authentications."),
                         "503": refusal("The ledger or the token file is not available."),
@@ -116,67 +117,43 @@ def openapi(base_url: str = "") -> dict:
     return document
 
 
-def add_routes(routes: Routes, context) -> None:
-    validator = jsonschema.Draft202012Validator(schema())
-    store, logger = context.store, context.logger
+class FeedbackAPI:
+    """``POST /v1/feedback`` (Bearer token of the ticket system) and ``GET /v1/openapi.json``."""
 
-    def authenticate(request: Request):
-        wait = max(context.failures.wait(request.remote), context.limiter.take(f"api {request.remote}"))
-        if wait:
-            raise Refusal(
-                429,
-                "rate_limited",
-                f"Too many requests or failed authentications; try again in {wait:.0f} s.",
-                headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-            )
-        if context.verifier is None:
+    def __init__(self, context: ServiceContext):
+        self.context = context
+        self.validator = jsonschema.Draft202012Validator(schema())
+
+    def screen(self, request: Request) -> None:
+        if self.context.ticket_tokens is not None:
+            self.context.ticket_tokens.screen(request)
+
+    def check(self, request: Request) -> None:
+        """Before the body: the address's rate limit, then the ticket system's token."""
+        self.context.throttle.request(f"api {ratelimit.address(request.remote)}")
+        if self.context.ticket_tokens is None:
             raise Refusal(503, "not_configured", "This service takes no feedback from systems: it has no token file.")
-        scheme, _, credentials = (request.headers.get("Authorization") or "").partition(" ")
-        token = credentials.strip() if scheme.lower() == "bearer" else None
-        try:
-            entry, reason = context.verifier.verify(token)
-        except TokenFileError:
-            logger.error(
-                "Feedback from systems is refused until the token file is mended: %s", context.verifier.problem
-            )
-            raise Refusal(503, "server_misconfigured", "The service's token file has a problem.") from None
-        except VerifierBusy:
-            raise Refusal(503, "busy", "Too many token checks at once; try again shortly.") from None
-        if entry is None:
-            context.failures.take(request.remote)
-            raise Refusal(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer realm="nsm-feedback"'})
-        return entry
+        request.context = self.context.ticket_tokens.authenticate(request)
 
-    def check(request: Request) -> None:
-        request.context = authenticate(request)
-        media = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media != "application/json":
-            raise Refusal(415, "unsupported_media_type", "Send the feedback as application/json.")
-        if request.length is None:
-            raise Refusal(411, "length_required", "Send a Content-Length.")
-        if request.length > MAX_BODY_BYTES:
-            raise Refusal(413, "too_large", f"A feedback is at most {MAX_BODY_BYTES} bytes.")
-
-    def post(request: Request) -> Response:
-        entry = request.context
+    def feedback(self, request: Request) -> dict:
+        """The body's feedback document, valid by the schema (the web stack checked its size,
+        UTF-8 and depth)."""
         try:
-            text = request.body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Refusal(400, "invalid_encoding", f"The body is not valid UTF-8 (byte {exc.start}).") from None
-        if nesting.max_depth(text) > nesting.MAX_DEPTH:
-            raise Refusal(400, "too_deeply_nested", f"The body nests deeper than {nesting.MAX_DEPTH} levels.")
-        try:
-            document = json.loads(text)
+            document = json.loads(request.text)
         except ValueError as exc:
             raise Refusal(400, "invalid_json", f"The body is not valid JSON: {exc}.", [("$", str(exc))]) from None
         problems = [
             ("$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), e.message)
-            for e in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+            for e in sorted(self.validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
         ]
         if problems:
             raise Refusal(400, "invalid_feedback", "The feedback is not valid.", problems)
+        return document
+
+    def post(self, request: Request) -> Response:
+        entry, document = request.context, self.feedback(request)
         try:
-            created, result = store.api_answer(
+            created, result = self.context.store.api_answer(
                 entry.researcher,
                 document["finding_id"],
                 document["organisation"],
@@ -199,7 +176,7 @@ def add_routes(routes: Routes, context) -> None:
                 [("$.reference", "used before for another answer")],
             ) from None
         if created:
-            logger.info(
+            self.context.logger.info(
                 "%s reported %s for finding %s of %s (reference %s).",
                 entry.researcher,
                 result["state"],
@@ -209,8 +186,18 @@ def add_routes(routes: Routes, context) -> None:
             )
         return Response.json(201 if created else 200, {**result, "duplicate": not created})
 
-    def document(request: Request) -> Response:
-        return Response.json(200, openapi(context.config.base_url))
+    def document(self, request: Request) -> Response:
+        config = self.context.config
+        return Response.json(200, openapi(config.base_url, config.limits.max_body_size))
 
-    routes.add(r"/v1/feedback", post=Endpoint(post, check=check, takes_body=True))
-    routes.add(r"/v1/openapi\.json", get=Endpoint(document, light=True))
+    def add_to(self, routes: Routes) -> None:
+        feedback = Endpoint(
+            self.post,
+            check=self.check,
+            screen=self.screen,
+            media_types=("application/json",),
+            text=True,
+            max_depth=nesting.MAX_DEPTH,
+        )
+        routes.add(r"/v1/feedback", post=feedback)
+        routes.add(r"/v1/openapi\.json", get=Endpoint(self.document, light=True))

@@ -1,4 +1,5 @@
-"""The feedback service's configuration: a YAML (or JSON) file of the keys of :class:`ServiceConfig`.
+"""The feedback service's configuration: a YAML (or JSON) file of the keys of :class:`ServiceConfig`
+and of the web limits (:data:`~intelmq_nsm.web.limits.PARAMETERS`, the intake collector's names).
 
 Relative paths are taken relative to the file's directory. Unknown keys are refused (a
 misspelt ``secret_file`` must not pass unnoticed).
@@ -9,6 +10,19 @@ from pathlib import Path
 from typing import Optional
 
 import yaml
+
+from intelmq_nsm.web.limits import FORMER_NAMES, PARAMETERS, Limits
+
+#: The service's limits where they differ from the web stack's: its bodies are small (a
+#: feedback at most 64 KiB, a form 16 KiB) and its work is light.
+LIMITS = Limits(
+    body_timeout=15,
+    max_body_size=64 * 1024,
+    max_bytes_in_flight=4 * 1024 * 1024,
+    workers=4,
+    failed_auth_per_minute=10,
+    failed_auth_burst=10,
+)
 
 
 class ConfigError(ValueError):
@@ -38,19 +52,29 @@ class ServiceConfig:
     operator_tokens_file: Optional[str] = None
     #: The service's public base URL (as in the links); the pages' forms post to their own path.
     base_url: str = ""
-    requests_per_minute: int = 60
-    burst: int = 30
-    failures_per_minute: int = 10
-    failures_burst: int = 10
-    max_connections: int = 128
-    header_timeout: float = 10.0
-    body_timeout: float = 15.0
-    workers: int = 4
-    #: Behind a reverse proxy that sets X-Forwarded-For: rate limits per the client's address.
-    trust_forwarded_for: bool = False
+    #: Connections, deadlines, sizes, rate limits (per client address; failed links and
+    #: tokens count extra); ``trust_forwarded_for`` behind a proxy that sets X-Forwarded-For.
+    limits: Limits = LIMITS
 
 
 _PATHS = ("secret_file", "spool_file", "tokens_file", "operator_tokens_file")
+
+
+def from_mapping(document: dict, source: str = "The configuration") -> ServiceConfig:
+    """The configuration the keys of ``document`` give (the limits' keys among them);
+    ``source`` names it in the ConfigError."""
+    own = {f.name for f in fields(ServiceConfig)} - {"limits"}
+    unknown = sorted(set(document) - own - set(PARAMETERS) - set(FORMER_NAMES))
+    if unknown:
+        raise ConfigError(f"{source} has unknown key(s): {', '.join(unknown)}.")
+    missing = sorted(f.name for f in fields(ServiceConfig) if f.default is MISSING and f.name not in document)
+    if missing:
+        raise ConfigError(f"{source} lacks the key(s): {', '.join(missing)}.")
+    try:
+        limits = Limits.from_parameters({k: v for k, v in document.items() if k not in own}, defaults=LIMITS)
+        return ServiceConfig(**{k: v for k, v in document.items() if k in own}, limits=limits)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source} is not valid: {exc}") from None
 
 
 def load(path) -> ServiceConfig:
@@ -63,20 +87,10 @@ def load(path) -> ServiceConfig:
         raise ConfigError(f"The configuration file {path} is not valid YAML: {exc}.") from None
     if not isinstance(document, dict):
         raise ConfigError(f"The configuration file {path} must hold a mapping of keys.")
-    known = {f.name for f in fields(ServiceConfig)}
-    unknown = sorted(set(document) - known)
-    if unknown:
-        raise ConfigError(f"The configuration file {path} has unknown key(s): {', '.join(unknown)}.")
-    missing = sorted(f.name for f in fields(ServiceConfig) if f.default is MISSING and f.name not in document)
-    if missing:
-        raise ConfigError(f"The configuration file {path} lacks the key(s): {', '.join(missing)}.")
     for key in _PATHS:
         if document.get(key):
             document[key] = str((path.parent / str(document[key])).resolve())
-    url = str(document["ledger_url"])
+    url = str(document.get("ledger_url", ""))
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         document["ledger_url"] = "sqlite:///" + str((path.parent / url[len("sqlite:///") :]).resolve())
-    try:
-        return ServiceConfig(**document)
-    except TypeError as exc:
-        raise ConfigError(f"The configuration file {path} is not valid: {exc}.") from None
+    return from_mapping(document, f"The configuration file {path}")

@@ -107,14 +107,23 @@ class LinkSigner:
     def from_file(cls, path, lifetime: float = DEFAULT_LIFETIME) -> "LinkSigner":
         return cls(read_secret(path), lifetime)
 
-    def _mac(self, label: bytes, text: str) -> str:
+    def sign(self, label: bytes, text: str) -> str:
+        """An HMAC-SHA256 of ASCII ``text`` under the secret, as URL-safe base64. ``label``
+        keeps each use apart (links, forms, the operators' sessions): one label per use."""
         return _b64(hmac.new(self._secret, label + text.encode("ascii"), hashlib.sha256).digest())
+
+    def signed(self, label: bytes, text: str, mac: Optional[str]) -> bool:
+        """Whether ``mac`` is :meth:`sign`'s for ``label`` and ``text`` (compared in constant time)."""
+        try:
+            return bool(mac) and hmac.compare_digest(self.sign(label, text), mac)
+        except (TypeError, UnicodeEncodeError):
+            return False
 
     def token(self, digest_id: str, org_id: str, finding_id: Optional[str], created: float) -> str:
         """The token of a link that expires ``lifetime`` seconds after ``created``."""
         payload = {"v": VERSION, "d": digest_id, "o": org_id, "f": finding_id, "e": int(created + self.lifetime)}
         text = _b64(json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-        return f"{text}.{self._mac(_LINK_LABEL, text)}"
+        return f"{text}.{self.sign(_LINK_LABEL, text)}"
 
     def verify(self, token: Optional[str], now: Optional[float] = None) -> Link:
         """The link a token stands for; LinkError if it is malformed, tampered with or expired."""
@@ -127,7 +136,7 @@ class LinkSigner:
         except UnicodeEncodeError:
             raise LinkError("malformed", "This is not a feedback link.") from None
         # The MAC first: nothing of an unsigned payload is looked at.
-        if not hmac.compare_digest(self._mac(_LINK_LABEL, text), mac):
+        if not self.signed(_LINK_LABEL, text, mac):
             raise LinkError("tampered", "This link was changed or was not made by this service.")
         try:
             payload = json.loads(_unb64(text))
@@ -142,10 +151,10 @@ class LinkSigner:
 
     def csrf(self, token: str) -> str:
         """The form token bound to a link's token: a form posted without it is refused."""
-        return self._mac(_CSRF_LABEL, token)
+        return self.sign(_CSRF_LABEL, token)
 
     def csrf_ok(self, token: str, value: Optional[str]) -> bool:
-        return bool(value) and hmac.compare_digest(self.csrf(token), value)
+        return self.signed(_CSRF_LABEL, token, value)
 
 
 def url(base_url: str, token: str) -> str:

@@ -1,5 +1,6 @@
 """The IBD operators' overview: per organisation its open findings and their age, per case
-what became of its findings with the chart, and the latest answers with their comments.
+what became of its findings with the chart, the latest answers with their comments, and the
+digests that failed and contacts that are unreachable.
 
 ``GET /operators/login`` shows a form for an operator token (from ``operator_tokens_file``,
 the intake's token format: salted scrypt hashes at rest); ``POST /operators/login`` checks
@@ -11,20 +12,23 @@ All HTML is autoescaped: an owner's comment is shown as text, whatever it holds.
 """
 
 import datetime
-import hmac
 import http.cookies
 import secrets
 import statistics
 import time
 from collections import defaultdict
+from pathlib import Path
+from typing import Optional
 from urllib.parse import parse_qs
 
 from intelmq_nsm.digest.ledger.chart import case_chart
 from intelmq_nsm.digest.ledger.outcome import case_outcome
 from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED
+from intelmq_nsm.feedback.context import ServiceContext
+from intelmq_nsm.feedback.links import LinkSigner
 from intelmq_nsm.feedback.pages import FORM_TYPE, HTML_HEADERS, MAX_FORM_BYTES, html
 from intelmq_nsm.intake.edge import CASE_ID
-from intelmq_nsm.intake.tokens import TokenFileError, VerifierBusy
+from intelmq_nsm.web import ratelimit
 from intelmq_nsm.web.app import Endpoint, Request, Response, Routes
 from intelmq_nsm.web.refusal import Refusal
 
@@ -72,21 +76,35 @@ def latest_answers(ledger) -> list:
     return ledger.answers(newest_first=True, limit=MAX_ANSWERS)
 
 
+def delivery_problems(spool_file) -> dict:
+    """The digest output's failed digests and unreachable contacts (``intelmq_nsm.digest.health``),
+    read from its spool file when the service knows it."""
+    if not spool_file or not Path(spool_file).exists():
+        return {"failed": [], "unreachable": []}
+    from intelmq_nsm.digest.health import summary
+
+    return summary(spool_file)
+
+
 def overview(ledger, now=None) -> dict:
     now = time.time() if now is None else now
     return {"organisations": organisations(ledger, now), "cases": cases(ledger, now), "answers": latest_answers(ledger)}
 
 
-def add_routes(routes: Routes, context) -> None:
-    """The operators' login, overview and charts (off without ``operator_tokens_file``)."""
-    verifier = context.extra.get("operator_verifier")
-    signer, logger, ledger = context.signer, context.logger, context.store.ledger
+class OperatorSessions:
+    """The operators' session cookies and login form tokens, signed with the service's secret."""
 
-    def session_value(token_id: str, now: float) -> str:
+    def __init__(self, signer: LinkSigner):
+        self.signer = signer
+
+    def cookie(self, token_id: str, now: float) -> str:
+        """The ``Set-Cookie`` value of a session of ``token_id`` that starts ``now``."""
         text = f"{token_id}.{int(now + SESSION_SECONDS)}"
-        return f"{text}.{signer._mac(_SESSION_LABEL, text)}"
+        value = f"{text}.{self.signer.sign(_SESSION_LABEL, text)}"
+        return f"{COOKIE}={value}; Path=/operators; Max-Age={SESSION_SECONDS}; HttpOnly; Secure; SameSite=Strict"
 
-    def session(request: Request):
+    def token_id(self, request: Request) -> Optional[str]:
+        """The token id of the request's valid session, None without one."""
         cookie = http.cookies.SimpleCookie()
         try:
             cookie.load(request.headers.get("Cookie") or "")
@@ -96,95 +114,93 @@ def add_routes(routes: Routes, context) -> None:
         if morsel is None or morsel.value.count(".") != 2:
             return None
         token_id, expires, mac = morsel.value.split(".")
-        try:
-            good = hmac.compare_digest(signer._mac(_SESSION_LABEL, f"{token_id}.{expires}"), mac)
-        except (TypeError, UnicodeEncodeError):
+        if not self.signer.signed(_SESSION_LABEL, f"{token_id}.{expires}", mac):
             return None
-        if not good or not expires.isdigit() or int(expires) <= time.time():
+        if not expires.isdigit() or int(expires) <= time.time():
             return None
         return token_id
 
-    def limited(request: Request) -> None:
-        wait = max(context.limiter.take(f"address {request.remote}"), context.failures.wait(request.remote))
-        if wait:
-            raise Refusal(429, "rate_limited", "Too many requests; try again in a minute.")
-
-    def login_page(status: int, message: str = "") -> Response:
+    def login_form(self) -> dict:
+        """A fresh nonce and its form token for the login form."""
         nonce = secrets.token_urlsafe(16)
-        return html(
-            status,
-            "operators-login.html.j2",
-            lang="en",
-            message=message,
-            nonce=nonce,
-            csrf=signer._mac(_LOGIN_LABEL, nonce),
-        )
+        return {"nonce": nonce, "csrf": self.signer.sign(_LOGIN_LABEL, nonce)}
 
-    def get_login(request: Request) -> Response:
-        limited(request)
-        if verifier is None:
-            return html(503, "operators-login.html.j2", lang="en", message="The overview is off.", nonce="", csrf="")
-        return login_page(200)
+    def login_form_ok(self, nonce: str, csrf: str) -> bool:
+        return bool(nonce) and self.signer.signed(_LOGIN_LABEL, nonce, csrf)
 
-    def check_login(request: Request) -> None:
-        media = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media != FORM_TYPE:
-            raise Refusal(415, "unsupported_media_type", f"A form is sent as {FORM_TYPE}.")
-        if request.length is None or request.length > MAX_FORM_BYTES:
-            raise Refusal(413, "too_large", f"A form is at most {MAX_FORM_BYTES} bytes.")
 
-    def post_login(request: Request) -> Response:
-        limited(request)
-        if verifier is None:
-            return html(503, "operators-login.html.j2", lang="en", message="The overview is off.", nonce="", csrf="")
+class OperatorsOverview:
+    """The operators' login, overview and charts (off without ``operator_tokens_file``)."""
+
+    def __init__(self, context: ServiceContext):
+        self.context = context
+        self.sessions = OperatorSessions(context.signer)
+        self.ledger, self.logger = context.store.ledger, context.logger
+
+    def limited(self, request: Request) -> None:
+        """The address's rate limit, and its failed logins."""
+        key = ratelimit.address(request.remote)
+        self.context.throttle.request(key)
+        self.context.throttle.before_trying(key)
+
+    def login_page(self, status: int, message: str = "") -> Response:
+        return html(status, "operators-login.html.j2", lang="en", message=message, **self.sessions.login_form())
+
+    def overview_off(self) -> Response:
+        return html(503, "operators-login.html.j2", lang="en", message="The overview is off.", nonce="", csrf="")
+
+    def get_login(self, request: Request) -> Response:
+        self.limited(request)
+        if self.context.operator_tokens is None:
+            return self.overview_off()
+        return self.login_page(200)
+
+    def post_login(self, request: Request) -> Response:
+        self.limited(request)
+        if self.context.operator_tokens is None:
+            return self.overview_off()
         try:
             form = {k: v[-1] for k, v in parse_qs(request.body.decode("utf-8"), keep_blank_values=True).items()}
         except UnicodeDecodeError:
-            return login_page(400, "This form cannot be processed.")
-        nonce, csrf = form.get("nonce", ""), form.get("csrf", "")
-        if not nonce or not csrf or not hmac.compare_digest(signer._mac(_LOGIN_LABEL, nonce), csrf):
-            return login_page(403, "The form has expired or is incomplete; try again.")
+            return self.login_page(400, "This form cannot be processed.")
+        if not self.sessions.login_form_ok(form.get("nonce", ""), form.get("csrf", "")):
+            return self.login_page(403, "The form has expired or is incomplete; try again.")
         try:
-            entry, _reason = verifier.verify(form.get("token", "").strip())
-        except (TokenFileError, VerifierBusy):
-            return login_page(503, "Operator tokens cannot be checked now; try again later.")
-        if entry is None:
-            context.failures.take(request.remote)
-            logger.info("An operator login from %s was refused.", request.remote)
-            return login_page(401, "This token is not valid.")
-        logger.info("Operator %s (token %s) logged in from %s.", entry.researcher, entry.id, request.remote)
-        cookie = (
-            f"{COOKIE}={session_value(entry.id, time.time())}; Path=/operators; Max-Age={SESSION_SECONDS}; "
-            "HttpOnly; Secure; SameSite=Strict"
-        )
-        return Response(
-            303, b"", "text/plain; charset=utf-8", {**HTML_HEADERS, "Location": "/operators", "Set-Cookie": cookie}
-        )
+            entry = self.context.operator_tokens.check(form.get("token", "").strip(), request.remote)
+        except Refusal as refusal:
+            if refusal.status == 401:
+                self.logger.info("An operator login from %s was refused.", request.remote)
+                return self.login_page(401, "This token is not valid.")
+            if refusal.status == 503:
+                return self.login_page(503, "Operator tokens cannot be checked now; try again later.")
+            raise
+        self.logger.info("Operator %s (token %s) logged in from %s.", entry.researcher, entry.id, request.remote)
+        headers = {**HTML_HEADERS, "Location": "/operators", "Set-Cookie": self.sessions.cookie(entry.id, time.time())}
+        return Response(303, b"", "text/plain; charset=utf-8", headers)
 
-    def get_overview(request: Request) -> Response:
-        limited(request)
-        if session(request) is None:
-            return login_page(401, "Log in with an operator token.")
+    def get_overview(self, request: Request) -> Response:
+        self.limited(request)
+        if self.sessions.token_id(request) is None:
+            return self.login_page(401, "Log in with an operator token.")
         now = time.time()
-        figures = overview(ledger, now)
+        figures = overview(self.ledger, now)
+        delivery = delivery_problems(self.context.store.spool_file)
         stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return html(200, "operators.html.j2", lang="en", as_of=stamp, **figures)
+        return html(200, "operators.html.j2", lang="en", as_of=stamp, delivery=delivery, **figures)
 
-    def get_chart(request: Request) -> Response:
-        limited(request)
-        if session(request) is None:
+    def get_chart(self, request: Request) -> Response:
+        self.limited(request)
+        if self.sessions.token_id(request) is None:
             raise Refusal(401, "unauthorized", "Log in with an operator token.")
         case_id = request.args[0]
-        outcome = case_outcome(ledger, case_id, now=time.time()) if CASE_ID.fullmatch(case_id) else None
+        outcome = case_outcome(self.ledger, case_id, now=time.time()) if CASE_ID.fullmatch(case_id) else None
         if outcome is None:
             raise Refusal(404, "not_found", "There is no case with this id.")
         svg = case_chart(case_id, outcome["daily"]).encode("utf-8")
         return Response(200, svg, "image/svg+xml; charset=utf-8", dict(HTML_HEADERS))
 
-    routes.add(
-        r"/operators/login",
-        get=Endpoint(get_login),
-        post=Endpoint(post_login, check=check_login, takes_body=True),
-    )
-    routes.add(r"/operators", get=Endpoint(get_overview))
-    routes.add(r"/operators/cases/([^/]+)/chart\.svg", get=Endpoint(get_chart))
+    def add_to(self, routes: Routes) -> None:
+        login = Endpoint(self.post_login, media_types=(FORM_TYPE,), max_body=MAX_FORM_BYTES)
+        routes.add(r"/operators/login", get=Endpoint(self.get_login), post=login)
+        routes.add(r"/operators", get=Endpoint(self.get_overview))
+        routes.add(r"/operators/cases/([^/]+)/chart\.svg", get=Endpoint(self.get_chart))

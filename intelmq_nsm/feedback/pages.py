@@ -8,7 +8,9 @@ query parameter (the web stack logs parameters by name only, so it stays out of 
 HTML from autoescaped jinja2 templates (package data), Dutch by default, English with
 ``?lang=en`` or an ``Accept-Language`` that prefers it. No JavaScript; the Content
 Security Policy allows the stylesheet of this service and nothing else, and forms post
-only here. Every refusal is an HTML page with a 4xx status that says what is wrong.
+only here. The page's refusals (a bad link, a bad form, the rate limit) are HTML pages with
+a 4xx status that say what is wrong; a form of another media type or over 16 KiB is
+refused by the web stack before the page runs, as its endpoint renders refusals (JSON).
 """
 
 import datetime
@@ -18,8 +20,11 @@ from urllib.parse import parse_qs, urlencode
 import jinja2
 
 from intelmq_nsm.feedback import answers
+from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import PAGE_PATH, LinkError
+from intelmq_nsm.web import ratelimit
 from intelmq_nsm.web.app import Endpoint, Request, Response, Routes
+from intelmq_nsm.web.ratelimit import retry_after
 from intelmq_nsm.web.refusal import Refusal
 
 LANGUAGES = ("nl", "en")
@@ -241,29 +246,43 @@ class _Refused(Exception):
         self.reason, self.headers = reason, headers or {}
 
 
-def add_routes(routes: Routes, context) -> None:
-    """The owners' page and its stylesheet."""
-    store, signer, logger = context.store, context.signer, context.logger
+class OwnersPage:
+    """The owners' page (``GET`` shows a link's findings, ``POST`` takes one answer) and its stylesheet.
 
-    def limited(request: Request) -> None:
-        wait = max(context.limiter.take(f"address {request.remote}"), context.failures.wait(request.remote))
-        if wait:
-            raise _Refused("rate", {"Retry-After": str(max(1, round(wait + 0.5)))})
+    Its own refusals (a bad link, the rate limit, a bad form) are HTML pages; what the web
+    stack refuses before the page runs (media type, size) is answered by the endpoint's
+    refusal renderer."""
 
-    def verified(request: Request) -> tuple:
+    def __init__(self, context: ServiceContext):
+        self.context = context
+        self.store, self.signer, self.logger = context.store, context.signer, context.logger
+
+    def limited(self, request: Request) -> None:
+        """The address's rate limit, and its failed links."""
+        key = ratelimit.address(request.remote)
+        try:
+            self.context.throttle.request(key)
+            self.context.throttle.before_trying(key)
+        except Refusal as refusal:
+            raise _Refused("rate", refusal.headers) from None
+
+    def verified(self, request: Request) -> tuple:
+        """The link's token and the link it stands for; a bad link counts as a failure."""
         token = (request.query.get("link") or [""])[-1]
         try:
-            return token, signer.verify(token)
+            return token, self.signer.verify(token)
         except LinkError as exc:
-            context.failures.take(request.remote)
-            logger.info("A feedback link from %s was refused: %s", request.remote, exc)
+            self.context.throttle.failed(ratelimit.address(request.remote))
+            self.logger.info("A feedback link from %s was refused: %s", request.remote, exc)
             raise _Refused(exc.reason) from None
 
-    def guarded(action):
+    def guarded(self, action):
+        """``action(request, lang)`` behind the rate limit, its refusals as pages."""
+
         def run(request: Request) -> Response:
             lang = language(request)
             try:
-                limited(request)
+                self.limited(request)
                 return action(request, lang)
             except _Refused as refused:
                 return refusal_page(refused.reason, lang, refused.headers)
@@ -272,14 +291,14 @@ def add_routes(routes: Routes, context) -> None:
             except Refusal:
                 raise
             except Exception as exc:  # the ledger's database away, above all
-                logger.warning("The feedback page could not be served: %s", exc)
-                return refusal_page("unavailable", lang, {"Retry-After": "30"})
+                self.logger.warning("The feedback page could not be served: %s", exc)
+                return refusal_page("unavailable", lang, retry_after(30))
 
         return run
 
-    def get(request: Request, lang: str) -> Response:
-        token, link = verified(request)
-        records = store.findings_for(link)
+    def get(self, request: Request, lang: str) -> Response:
+        token, link = self.verified(request)
+        records = self.store.findings_for(link)
         answered = (request.query.get("answered") or [""])[-1]
         confirmed = next((r for r in records if r["finding_id"] == answered), None)
         other = "en" if lang == "nl" else "nl"
@@ -300,37 +319,28 @@ def add_routes(routes: Routes, context) -> None:
             organisation=records[0]["org_name"] if records else link.org_id,
             action=page_url(token, lang),
             other_url=page_url(token, other),
-            csrf=signer.csrf(token),
+            csrf=self.signer.csrf(token),
             choices=list(answers.CHOICES),
             choice_of=choice_of,
             confirmed_label=confirmed_label,
         )
 
-    def check_post(request: Request) -> None:
-        media = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media != FORM_TYPE:
-            raise Refusal(415, "unsupported_media_type", f"A form is sent as {FORM_TYPE}.")
-        if request.length is None:
-            raise Refusal(411, "length_required", "Send a Content-Length.")
-        if request.length > MAX_FORM_BYTES:
-            raise Refusal(413, "too_large", f"A form is at most {MAX_FORM_BYTES} bytes.")
-
-    def post(request: Request, lang: str) -> Response:
-        token, link = verified(request)
+    def post(self, request: Request, lang: str) -> Response:
+        token, link = self.verified(request)
         try:
             form = parse_qs(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise _Refused("form") from None
         field = {name: values[-1] for name, values in form.items()}
-        if not signer.csrf_ok(token, field.get("csrf")):
-            logger.info("A feedback form from %s came without a valid form token.", request.remote)
+        if not self.signer.csrf_ok(token, field.get("csrf")):
+            self.logger.info("A feedback form from %s came without a valid form token.", request.remote)
             raise _Refused("csrf")
         finding_id, choice = field.get("finding_id", ""), field.get("choice", "")
         comment = field.get("comment", "").strip()
         if choice not in answers.CHOICES or len(comment) > answers.MAX_COMMENT_CHARS:
             raise _Refused("invalid")
-        record = store.answer(link, finding_id, choice, comment)
-        logger.info(
+        record = self.store.answer(link, finding_id, choice, comment)
+        self.logger.info(
             "Organisation %s answered %s for finding %s (digest %s).",
             link.org_id,
             record["state"],
@@ -340,13 +350,11 @@ def add_routes(routes: Routes, context) -> None:
         location = page_url(token, lang, answered=finding_id) + f"#finding-{finding_id}"
         return Response(303, b"", "text/plain; charset=utf-8", {**HTML_HEADERS, "Location": location})
 
-    def stylesheet(request: Request) -> Response:
+    def stylesheet(self, request: Request) -> Response:
         body = _env.loader.get_source(_env, "feedback.css")[0].encode("utf-8")
         return Response(200, body, "text/css; charset=utf-8", {"Cache-Control": "public, max-age=3600"})
 
-    routes.add(
-        PAGE_PATH,
-        get=Endpoint(guarded(get)),
-        post=Endpoint(guarded(post), check=check_post, takes_body=True),
-    )
-    routes.add(STYLESHEET, get=Endpoint(stylesheet, light=True))
+    def add_to(self, routes: Routes) -> None:
+        form = Endpoint(self.guarded(self.post), media_types=(FORM_TYPE,), max_body=MAX_FORM_BYTES)
+        routes.add(PAGE_PATH, get=Endpoint(self.guarded(self.get)), post=form)
+        routes.add(STYLESHEET, get=Endpoint(self.stylesheet, light=True))

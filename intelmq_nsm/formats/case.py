@@ -13,12 +13,11 @@ from collections.abc import Iterable
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
+from intelmq_nsm import tlp
 from intelmq_nsm.formats.record import RecordError
 from intelmq_nsm.formats.schema import validate_part
 
 DEFAULT_TYPE = "vulnerable-system"
-# IntelMQ 3.5's TLP knows the TLP 1.0 names only.
-_TLP = {"CLEAR": "WHITE", "AMBER+STRICT": "AMBER"}
 
 
 def merge_case(*sources: Optional[dict]) -> dict:
@@ -75,7 +74,9 @@ def case_fields(case: dict, reporter: Optional[dict] = None) -> dict:
     if "recommendation" in case:
         fields[ec.RECOMMENDATION] = case["recommendation"]
     if "tlp" in case:
-        fields["tlp"] = _TLP.get(case["tlp"], case["tlp"])
+        # IntelMQ 3.5's field knows the TLP 1.0 names only; the 2.0 name goes beside it.
+        fields["tlp"] = tlp.to_intelmq(case["tlp"])
+        fields[ec.TLP] = tlp.normalise(case["tlp"])
     if reporter:
         fields[ec.REPORTER] = dict(reporter)
     return fields

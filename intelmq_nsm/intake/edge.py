@@ -1,8 +1,8 @@
-"""The intake's edge checks: what a request must look like before anything else happens.
+"""The intake's own edge checks: what a submission's head must say beyond the web stack's checks.
 
-Content type and charset, the body's length within the limits (the framing itself is
-checked by :mod:`intelmq_nsm.web.framing`), the query parameters, the case metadata of
-CSV and NDJSON submissions, and the submission id. Each check raises :class:`~intelmq_nsm.web.refusal.Refusal`.
+The query parameters, the case metadata of CSV and NDJSON submissions, and the submission
+id. (Media type, charset, size, UTF-8 and JSON depth are the web stack's:
+:mod:`intelmq_nsm.web.body`.) Each check raises :class:`~intelmq_nsm.web.refusal.Refusal`.
 """
 
 import hashlib
@@ -10,7 +10,6 @@ import json
 import re
 from typing import Optional
 
-from intelmq_nsm.intake.split import CONTENT_TYPES
 from intelmq_nsm.web.refusal import Refusal
 
 SUBMISSION_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -34,34 +33,6 @@ CASE_PARAMETERS = {
 #: A case id as it may appear in a URL path (``/v1/cases/<id>``).
 CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 QUERY_PARAMETERS = {"feed_code", *CASE_PARAMETERS}
-
-
-def media_type(header: Optional[str]) -> str:
-    """The declared media type, if it is one the intake takes, in UTF-8."""
-    media, _, params = (header or "").partition(";")
-    media = media.strip().lower()
-    if media not in CONTENT_TYPES:
-        raise Refusal(
-            415,
-            "unsupported_media_type",
-            f"Content-Type {media or '(none)'!r} is not accepted; use one of {', '.join(CONTENT_TYPES)}.",
-        )
-    pairs = (p.partition("=") for p in params.split(";"))
-    charset = {k.strip().lower(): v.strip().strip('"').lower() for k, _, v in pairs}.get("charset", "utf-8")
-    if charset not in ("utf-8", "utf8"):
-        raise Refusal(415, "unsupported_charset", f"Charset {charset!r} is not accepted; send UTF-8.")
-    return media
-
-
-def content_length(length: Optional[int], limit: int) -> int:
-    """The body's length (framing checked by the web stack) within the intake's limits."""
-    if length is None:
-        raise Refusal(411, "length_required", "A Content-Length header is required.")
-    if length > limit:
-        raise Refusal(413, "too_large", f"The body has {length} bytes; this intake accepts at most {limit} bytes.")
-    if length == 0:
-        raise Refusal(400, "empty", "The body is empty.")
-    return length
 
 
 def check_query(query: dict) -> None:

@@ -1,34 +1,39 @@
 """An HTTP/1.1 server on tornado that runs its own event loop in a thread of the bot.
 
 The event loop only moves bytes; every endpoint's work (hashing, SQLite, parsing) runs
-in a bounded worker pool. Hostile clients meet these limits (:class:`Limits`):
+in a bounded worker pool. Hostile clients meet these limits (:class:`~intelmq_nsm.web.limits.Limits`):
 
 - a deadline for the whole request head (tornado's ``idle_connection_timeout``, which is
   its header timeout: a connection trickling header bytes is closed when it runs out),
   a largest head (``431``) and a deadline for the body (``408``);
-- a cap on open connections: the excess is answered ``503`` with ``Retry-After`` at once;
+- a cap on open connections per client address (an IPv6 client: its /64) and a far
+  higher one on all of them: the excess is answered ``503`` with ``Retry-After`` at once,
+  so that one source cannot starve the others;
 - a bound on request body bytes in flight, reserved by ``Content-Length`` before the body
   is read: over it, ``503`` with ``Retry-After``;
-- strict framing (:mod:`intelmq_nsm.web.framing`).
+- strict framing (:mod:`intelmq_nsm.web.framing`) and what each endpoint declares of its
+  body (:mod:`intelmq_nsm.web.body`: media type, size, UTF-8, JSON depth).
 
-Every answer is JSON (tornado itself answers a malformed request with a bare ``400`` and
-an oversized head with nothing: both are replaced here), carries ``nosniff``,
-``no-store`` and ``frame-ancestors 'none'``, and is logged at DEBUG with control
-characters escaped and query parameters by name only. ``token``/``access_token`` query
-parameters are refused before anything is logged. A request refused before its body is
-answered with ``Connection: close`` and a lingering close (the unread body is read and
-discarded for a moment, so that a client still sending it sees the answer).
+Every answer carries ``nosniff``, ``no-store`` and ``frame-ancestors 'none'`` and is logged
+at DEBUG with control characters escaped and query parameters by name only. Refusals are
+JSON (an endpoint may render its own otherwise; tornado itself answers a malformed request
+with a bare ``400`` and an oversized head with nothing: both are replaced here).
+``token``/``access_token`` query parameters are refused before anything is logged. A
+request refused before its body is answered with ``Connection: close`` and a lingering
+close (the unread body is read and discarded for a moment, so that a client still sending
+it sees the answer).
 """
 
 import asyncio
 import concurrent.futures
 import http.client
-import json
+import ipaddress
 import logging
+import resource
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,8 +41,10 @@ from tornado import httputil, iostream, netutil
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
-from intelmq_nsm.web import framing
-from intelmq_nsm.web.app import Request, Response, Routes
+from intelmq_nsm.web import body, framing
+from intelmq_nsm.web.app import Endpoint, Request, Response, Routes, json_refusal
+from intelmq_nsm.web.limits import Limits
+from intelmq_nsm.web.ratelimit import retry_after
 from intelmq_nsm.web.refusal import Refusal
 
 #: Query parameters that would carry a credential into logs and proxies' logs.
@@ -52,23 +59,11 @@ SECURITY_HEADERS = {
 # What tornado writes for a request it cannot parse (HTTP1Connection._read_message).
 _TORNADO_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n\r\n"
 _CHUNK = 64 * 1024
+_FAILED = Refusal(500, "internal_error", "The server failed; try again.")
 
 
-@dataclass
-class Limits:
-    max_connections: int = 256
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_header_bytes: int = 16 * 1024
-    max_body_bytes: int = 50 * 1024 * 1024
-    max_bytes_in_flight: int = 64 * 1024 * 1024
-    workers: int = 8
-    light_workers: int = 2
-    linger_seconds: float = 2.0
-    retry_after: int = 5
-    #: Take the client's address from the last ``X-Forwarded-For`` entry (the one the
-    #: proxy in front added); only behind a proxy that sets it.
-    trust_forwarded_for: bool = False
+#: File descriptors kept free beside the connections (spool, ledger, logs, Redis).
+_SPARE_FILES = 256
 
 
 def escape(text: str) -> str:
@@ -78,20 +73,37 @@ def escape(text: str) -> str:
     )
 
 
-def raw_response(status: int, document: dict, headers=None, close: bool = True) -> bytes:
-    """A whole JSON answer as bytes, for the places where tornado's connection is not at hand."""
-    body = json.dumps(document).encode("utf-8")
-    lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Error')}"]
+def raw_response(response: Response, close: bool = True) -> bytes:
+    """A whole answer as bytes, for the places where tornado's connection is not at hand."""
+    lines = [f"HTTP/1.1 {response.status} {http.client.responses.get(response.status, 'Error')}"]
     all_headers = {
         **SECURITY_HEADERS,
-        "Content-Type": "application/json",
-        "Content-Length": str(len(body)),
-        **(headers or {}),
+        **response.headers,
+        "Content-Type": response.content_type,
+        "Content-Length": str(len(response.body)),
     }
     if close:
         all_headers["Connection"] = "close"
     lines += [f"{name}: {value}" for name, value in all_headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+
+def client_key(address) -> str:
+    """Whose connection it is, for the cap per address: an IPv4 address, an IPv6 client's /64."""
+    host = address[0] if isinstance(address, tuple) and address else str(address or "-")
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def busy(message: str, limits: Limits) -> Response:
+    return json_refusal(Refusal(503, "busy", message, headers=retry_after(limits.retry_after)), None)
 
 
 class _Exchange(httputil.HTTPMessageDelegate):
@@ -119,13 +131,12 @@ class _Exchange(httputil.HTTPMessageDelegate):
         query = parse_qs(parts.query, keep_blank_values=True)
         names = sorted(query)
         self.logged_path = parts.path + ("?" + "&".join(f"{n}=…" for n in names) if names else "")
+        limits = self.server.limits
         length = None
         try:
-            if self._head_bytes(start_line, headers) > self.server.limits.max_header_bytes:
+            if self._head_bytes(start_line, headers) > limits.max_header_size:
                 raise Refusal(
-                    431,
-                    "headers_too_large",
-                    f"The request head is larger than {self.server.limits.max_header_bytes} bytes.",
+                    431, "headers_too_large", f"The request head is larger than {limits.max_header_size} bytes."
                 )
             secret = [name for name in SECRET_PARAMETERS if name in query]
             if secret:
@@ -135,31 +146,33 @@ class _Exchange(httputil.HTTPMessageDelegate):
                     "Tokens are not accepted in the query string; send them in the Authorization header.",
                 )
             length = framing.body_length(headers)
-            self.endpoint, args = self.server.routes.resolve(self.method, parts.path)
-            if length and not self.endpoint.takes_body:
-                raise Refusal(400, "unexpected_body", "This endpoint takes no request body.")
-            if self.server.limits.trust_forwarded_for and headers.get("X-Forwarded-For"):
+            endpoint, args = self.server.routes.resolve(self.method, parts.path)
+            if limits.trust_forwarded_for and headers.get("X-Forwarded-For"):
                 self.remote = headers.get_list("X-Forwarded-For")[-1].split(",")[-1].strip() or self.remote
+            self.endpoint = endpoint
             self.request = Request(self.method, parts.path, query, headers, self.remote, args, length)
-            if self.endpoint.screen is not None:
-                self.endpoint.screen(self.request)
-            if self.endpoint.check is not None:
-                await self.server.run(self.endpoint, self.endpoint.check, self.request)
+            if length and not endpoint.takes_body:
+                raise Refusal(400, "unexpected_body", "This endpoint takes no request body.")
+            if endpoint.screen is not None:
+                endpoint.screen(self.request)
+            body.before_body(endpoint, self.request, limits.max_body_size)
+            if endpoint.check is not None:
+                await self.server.run(endpoint, endpoint.check, self.request)
             if length:
                 self.reserved = self.server.reserve(length)
                 if not self.reserved:
                     raise Refusal(
                         503,
                         "busy",
-                        "Too many submissions are being received; try again shortly.",
-                        headers={"Retry-After": str(self.server.limits.retry_after)},
+                        "Too many request bodies are being received; try again shortly.",
+                        headers=retry_after(limits.retry_after),
                     )
-                self.timer = IOLoop.current().call_later(self.server.limits.body_timeout, self._body_late)
+                self.timer = IOLoop.current().call_later(limits.body_timeout, self._body_late)
         except Refusal as refusal:
-            await self._answer_early(refusal, body_unread=bool(length))
+            await self._answer_early(self._refused(refusal), body_unread=bool(length))
         except Exception:
             self.server.logger.exception("A request could not be handled.")
-            await self._answer_early(Refusal(500, "internal_error", "The server failed; try again."), bool(length))
+            await self._answer_early(self._refused(_FAILED), body_unread=bool(length))
 
     def data_received(self, chunk):
         if not self.answered:
@@ -185,17 +198,32 @@ class _Exchange(httputil.HTTPMessageDelegate):
         size = len(start_line.method) + len(start_line.path) + len(start_line.version) + 4
         return size + sum(len(name) + len(value) + 4 for name, value in headers.get_all())
 
+    def _refused(self, refusal: Refusal) -> Response:
+        """The refusal as the endpoint renders it (JSON before an endpoint is known)."""
+        if self.endpoint is None:
+            return json_refusal(refusal, self.request)
+        try:
+            return self.endpoint.refusal(refusal, self.request)
+        except Exception:
+            self.server.logger.exception("A refusal could not be rendered; it is answered as JSON.")
+            return json_refusal(refusal, self.request)
+
+    @staticmethod
+    def _handle(endpoint: Endpoint, request: Request) -> Response:
+        body.after_body(endpoint, request)
+        return endpoint.handle(request)
+
     async def _respond(self):
         self.request.body, self.body = self.body, bytearray()
         try:
-            response = await self.server.run(self.endpoint, self.endpoint.handle, self.request)
+            response = await self.server.run(self.endpoint, self._handle, self.endpoint, self.request)
         except Refusal as refusal:
-            response = Response.json(refusal.status, refusal.body(), refusal.headers)
+            response = self._refused(refusal)
         except Exception:
             self.server.logger.exception("A request could not be handled.")
-            response = Response.json(500, {"error": "internal_error", "message": "The server failed; try again."})
+            response = self._refused(_FAILED)
         finally:
-            self.request.body = b""
+            self.request.body, self.request.text = b"", None
             self._release()
         self._write(response)
 
@@ -224,15 +252,15 @@ class _Exchange(httputil.HTTPMessageDelegate):
             seconds = self.server.limits.body_timeout
             refusal = Refusal(408, "timeout", f"The body did not arrive within {seconds:g} s.")
             self._release()
-            self._write(Response.json(408, refusal.body()), close=True)
+            self._write(self._refused(refusal), close=True)
 
-    async def _answer_early(self, refusal: Refusal, body_unread: bool) -> None:
+    async def _answer_early(self, response: Response, body_unread: bool) -> None:
         """Answer before the body was read, then close; with a lingering close where a body may follow."""
         self.answered = True
         self._release()
         stream = self.connection.detach()
-        data = raw_response(refusal.status, refusal.body(), refusal.headers)
-        self._log(refusal.status)
+        data = raw_response(response)
+        self._log(response.status)
         try:
             await stream.write(data if self.method != "HEAD" else data[: data.index(b"\r\n\r\n") + 4])
             if body_unread:
@@ -285,7 +313,7 @@ class _Connections(httputil.HTTPServerConnectionDelegate):
 
 
 class _GuardedHTTPServer(HTTPServer):
-    """tornado's HTTPServer with a connection cap and JSON where tornado answers otherwise."""
+    """tornado's HTTPServer with connection caps and JSON where tornado answers otherwise."""
 
     def initialize(self, *args, web_server=None, **kwargs):
         super().initialize(*args, **kwargs)
@@ -293,19 +321,21 @@ class _GuardedHTTPServer(HTTPServer):
 
     def handle_stream(self, stream, address):
         web = self.web_server
-        if web.open_connections >= web.limits.max_connections:
+        # Behind a proxy every connection is the proxy's: the proxy limits its clients.
+        client = None if web.limits.trust_forwarded_for else client_key(address)
+        if web.open_connections >= web.connection_cap:
+            refused = busy("Too many open connections; try again shortly.", web.limits)
+        elif client is not None and web.connections_from[client] >= web.limits.max_connections_per_address:
+            refused = busy("Too many open connections from this address; try again shortly.", web.limits)
+        else:
+            refused = None
+        if refused is not None:
             web.refused_connections += 1
-            refusal = Refusal(
-                503,
-                "busy",
-                "Too many open connections; try again shortly.",
-                headers={"Retry-After": str(web.limits.retry_after)},
-            )
-            stream.write(raw_response(refusal.status, refusal.body(), refusal.headers)).add_done_callback(
-                lambda _: stream.close()
-            )
+            stream.write(raw_response(refused)).add_done_callback(lambda _: stream.close())
             return
         web.open_connections += 1
+        if client is not None:
+            web.connections_from[client] += 1
         original_close, original_write = stream.close, stream.write
         closed = []
 
@@ -313,26 +343,56 @@ class _GuardedHTTPServer(HTTPServer):
             if not closed:
                 closed.append(True)
                 web.open_connections -= 1
+                if client is not None:
+                    web.connections_from[client] -= 1
+                    if not web.connections_from[client]:
+                        del web.connections_from[client]
                 if isinstance(exc_info, iostream.UnsatisfiableReadError):
                     # tornado closes without a word when the head outgrows max_header_size.
-                    limit = web.limits.max_header_bytes
-                    answer = raw_response(
-                        431,
-                        {"error": "headers_too_large", "message": f"The request head is larger than {limit} bytes."},
-                    )
+                    limit = web.limits.max_header_size
+                    refusal = Refusal(431, "headers_too_large", f"The request head is larger than {limit} bytes.")
                     try:
-                        stream.socket.send(answer)
+                        stream.socket.send(raw_response(json_refusal(refusal, None)))
                     except (OSError, AttributeError):
                         pass
             return original_close(exc_info)
 
         def write(data, *args, **kwargs):
             if len(data) == len(_TORNADO_BAD_REQUEST) and bytes(data) == _TORNADO_BAD_REQUEST:
-                data = raw_response(400, {"error": "bad_request", "message": "The request is not valid HTTP/1.1."})
+                refusal = Refusal(400, "bad_request", "The request is not valid HTTP/1.1.")
+                data = raw_response(json_refusal(refusal, None))
             return original_write(data, *args, **kwargs)
 
         stream.close, stream.write = close, write
         super().handle_stream(stream, address)
+
+
+def connections_the_file_limit_allows(wanted: int, logger: logging.Logger) -> int:
+    """``wanted`` connections, or fewer if the process's file limit has no room for them.
+
+    The soft limit (``ulimit -n``, often 1024) is raised up to the hard one where that
+    makes room: past the file limit tornado's accept would fail on every new connection
+    instead of answering 503."""
+    needed = wanted + _SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    room = max(16, soft - _SPARE_FILES)
+    logger.warning(
+        "The file limit (ulimit -n %d) leaves room for %d open connections, fewer than max_connections %d; "
+        "raise the limit to serve more.",
+        soft,
+        room,
+        wanted,
+    )
+    return room
 
 
 class WebServer:
@@ -347,7 +407,10 @@ class WebServer:
         self._bytes_lock = threading.Lock()
         self.bytes_in_flight = 0
         self.open_connections = 0
+        #: Open connections per client (:func:`client_key`).
+        self.connections_from = Counter()
         self.refused_connections = 0
+        self.connection_cap = connections_the_file_limit_allows(limits.max_connections, logger)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._httpd: Optional[_GuardedHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -355,9 +418,9 @@ class WebServer:
 
     # -- used by the exchanges (on the loop) ----------------------------------------------------
 
-    async def run(self, endpoint, function, request):
+    async def run(self, endpoint: Endpoint, function, *args):
         pool = self._light if endpoint.light else self._pool
-        return await asyncio.get_running_loop().run_in_executor(pool, function, request)
+        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
 
     def reserve(self, length: int) -> int:
         with self._bytes_lock:
@@ -387,8 +450,8 @@ class WebServer:
                 _Connections(self),
                 web_server=self,
                 idle_connection_timeout=self.limits.header_timeout,
-                max_header_size=self.limits.max_header_bytes,
-                max_body_size=self.limits.max_body_bytes,
+                max_header_size=self.limits.max_header_size,
+                max_body_size=self.limits.max_body_size,
                 # A backstop only: the exchange answers 408 at body_timeout itself.
                 body_timeout=self.limits.body_timeout + 5,
             )

@@ -9,13 +9,13 @@ from unittest import mock
 
 from intelmq.lib.test import BotTestCase
 
+from intelmq_nsm.auth.tokens import add_token
 from intelmq_nsm.bots.collectors.intake import collector
 from intelmq_nsm.bots.experts.constituency.expert import NSMConstituencyExpertBot
 from intelmq_nsm.bots.outputs.digest import output
 from intelmq_nsm.bots.parameters import optional_parameters
 from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
-from intelmq_nsm.demo.sample_events import event, organisation
-from intelmq_nsm.intake.tokens import add_token
+from intelmq_nsm.testbed.sample_events import event, organisation
 from tests.messages import report_message
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,9 +3,9 @@
 import json
 
 from intelmq_nsm.cli import main
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -41,7 +41,8 @@ def test_show_renders_the_digest(tmp_path, capsys):
     assert doc["id"] == failed
     main(["spool", str(tmp_path / "s.sqlite"), "show", failed[:10], "--language", "en"])
     captured = capsys.readouterr()
-    assert captured.out.startswith("Dear ") and "state failed, attempts 1" in captured.err
+    assert captured.out.startswith("TLP:AMBER Recipients may share") and "\n\nDear " in captured.out
+    assert "state failed, attempts 1" in captured.err
 
 
 def test_retry_puts_a_failed_digest_back_and_purge_removes_delivered(tmp_path, capsys):

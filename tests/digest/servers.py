@@ -1,7 +1,7 @@
 """Test-only helpers for delivery tests: a self-signed certificate for TLS on loopback.
 
-The HTTP and SMTP receivers themselves are ``intelmq_nsm.demo.http_receiver`` and
-``intelmq_nsm.demo.smtp_sink`` (the benchmarks use them too).
+The HTTP and SMTP receivers themselves are ``intelmq_nsm.testbed.http_receiver`` and
+``intelmq_nsm.testbed.smtp_sink`` (the benchmarks use them too).
 """
 
 

@@ -8,13 +8,13 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.sample_events import event, municipalities, organisation
-from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer, DeliveryThread
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.sample_events import event, municipalities, organisation
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from tests.harness import LOOPBACK, free_port, wait_for
 
 SECRET = "s3cret-shared-with-the-ibd"
@@ -166,10 +166,12 @@ def test_smtp_sends_text_and_csv_to_the_organisations_contacts(spool):
         by_recipient = {tuple(rcpt): msg for _, rcpt, msg in sink.messages}
     msg = by_recipient[("security@gm0363.example",)]
     assert msg["From"] == "ibd@ibd.example" and msg["To"] == "security@gm0363.example"
-    assert msg["Subject"] == "[IBD] 2 kwetsbare systemen gemeld voor Amsterdam"
+    short = msg["X-NSM-Digest-Id"][:12]
+    assert msg["Subject"] == f"[TLP:AMBER] [IBD] 2 kwetsbare systemen gemeld voor Amsterdam (overzicht {short})"
     assert msg["Message-ID"] == f"<{msg['X-NSM-Digest-Id']}@ibd.example>"
     body = msg.get_body(("plain",)).get_content()
-    assert body.startswith("Beste Amsterdam,") and "security@gm0344.example" not in body
+    assert body.startswith("TLP:AMBER Ontvangers mogen dit alleen delen met wie het moet weten")
+    assert "\nBeste Amsterdam," in body and "security@gm0344.example" not in body
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_content_type() == "text/csv"
     assert attachment.get_filename().startswith("GM0363-")
@@ -187,7 +189,10 @@ def test_smtp_fixed_recipient_and_testing_to_override(spool):
         deliverer(spool, smtp).run_once(now=1)
         [(_, rcpt, msg)] = sink.wait_for(1)
     assert rcpt == ["tester@ibd.example"] and msg["To"] == "tester@ibd.example"
-    assert msg["Subject"] == "[IBD] 2 vulnerable systems reported for Amsterdam"
+    assert (
+        msg["Subject"]
+        == f"[TLP:AMBER] [IBD] 2 vulnerable systems reported for Amsterdam (digest {msg['X-NSM-Digest-Id'][:12]})"
+    )
 
 
 def test_smtp_header_injection_from_event_values_is_impossible(spool):
@@ -200,7 +205,10 @@ def test_smtp_header_injection_from_event_values_is_impossible(spool):
         [(_, rcpt, msg)] = sink.wait_for(1)
     assert rcpt == ["ok@gm0363.example"]
     assert msg["Bcc"] is None and "victim" not in msg["To"]
-    assert msg["Subject"] == "[IBD] 1 kwetsbaar systeem gemeld voor Amsterdam Bcc: victim@evil.example"
+    assert msg["Subject"] == (
+        f"[TLP:AMBER] [IBD] 1 kwetsbaar systeem gemeld voor Amsterdam Bcc: victim@evil.example"
+        f" (overzicht {msg['X-NSM-Digest-Id'][:12]})"
+    )
 
 
 def test_smtp_without_a_valid_contact_fails_visibly(spool):

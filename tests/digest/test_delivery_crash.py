@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.sample_events import event, organisation
-from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.sample_events import event, organisation
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,6 @@ import threading
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
@@ -23,6 +22,7 @@ from intelmq_nsm.digest.event_findings import FindingError
 from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
 from intelmq_nsm.digest.ledger.stats import case_counts, stats
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -94,7 +94,7 @@ def output(request, tmp_path, ledger_url):
 
 def test_a_finding_seen_in_three_rescans_is_notified_once_and_reminded_once(output):
     [first] = output.round([scan(1, T0)], T0)
-    assert first["format"] == "nsm-digest/2"
+    assert first["format"] == "nsm-digest/3"
     [finding] = first["findings"]
     assert finding["kind"] == "new" and finding["times_seen"] == 1 and finding["finding_id"].startswith("nf1-")
     assert output.round([scan(1, T0 + 2 * DAY)], T0 + 2 * DAY) == []
@@ -145,7 +145,10 @@ def test_a_digest_presents_a_fix_only_in_its_fixed_section(tmp_path, output):
     fixed_part = text[text.index("######## Opgelost") :]
     assert "198.51.100.2:443  host1.gemeente.example  opgelost, vastgesteld 2026-05-29" in fixed_part
     assert "CVE" not in fixed_part
-    assert render.subject(digest, "nl") == "[IBD] 1 kwetsbaar systeem gemeld voor Amsterdam"
+    assert (
+        render.subject(digest, "nl")
+        == f"[TLP:AMBER] [IBD] 1 kwetsbaar systeem gemeld voor Amsterdam (overzicht {digest_id[:12]})"
+    )
     assert "Fixed" in render.to_text(digest, "en")
     csv_text = render.to_csv(digest)
     assert csv_text.splitlines()[0].startswith("kind,finding_id,") and "first_seen,last_seen,times_seen" in csv_text
@@ -387,7 +390,7 @@ def test_two_outputs_sharing_a_postgresql_ledger_notify_a_finding_once(postgres_
 
 @pytest.mark.e2e
 def test_a_stopped_postgresql_makes_the_ledger_unavailable_and_it_recovers(tmp_path):
-    from intelmq_nsm.demo.postgres import PostgresServer
+    from intelmq_nsm.testbed.postgres import PostgresServer
 
     with PostgresServer() as server:
         out = Output(tmp_path, server.create_database("outage"))

@@ -4,10 +4,10 @@ import sqlite3
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import grouping
 from intelmq_nsm.digest.event_findings import FindingError, findings_of
 from intelmq_nsm.digest.spool import DigestSpool, SpoolReader
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from intelmq_nsm.demo.rabbitmq import RabbitMQServer, rabbitmq_available
+from intelmq_nsm.testbed.rabbitmq import RabbitMQServer, rabbitmq_available
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,12 @@ import pytest
 import redis
 import yaml
 
-from intelmq_nsm.demo import finding_address, spool_digests
-from intelmq_nsm.demo.pipeline import STATISTICS_DB, Pipeline, wait_for
-from intelmq_nsm.demo.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_free
+from intelmq_nsm.demo import Demo, finding_address
+from intelmq_nsm.testbed.pipeline import STATISTICS_DB, Pipeline, wait_for
+from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_free
+from intelmq_nsm.testbed.spools import spool_digests
 from tests.e2e.test_nsm_ibd_example import CONTACTS, EXPECTED, EXPECTED_DEFAULT
-from tests.harness import HarnessDemo, HarnessPipeline
+from tests.harness import HarnessPipeline
 
 # Run after the parallel part of the test command, in one process (see scripts/test).
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
@@ -26,13 +27,16 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
 @pytest.fixture(scope="module")
 def amqp_demo(rabbitmq_server, tmp_path_factory):
     """The example run as ``intelmq-nsm demo --broker amqp`` runs it, on the session's RabbitMQ."""
-    demo = HarnessDemo(
+    workdir = tmp_path_factory.mktemp("amqp-demo")
+    demo = Demo(
         EXAMPLE,
-        tmp_path_factory.mktemp("amqp-demo"),
+        workdir / "run",
         progress=lambda message: None,
         timeout=240,
         broker="amqp",
         rabbitmq=rabbitmq_server,
+        charts=workdir / "charts",
+        pipeline_class=HarnessPipeline,
     )
     summary = demo.run()
     return demo, summary
@@ -66,11 +70,11 @@ def test_named_paths_with_two_queues_reach_both_outputs_on_amqp(amqp_demo):
         assert set(row["channels"]) == expected, row
     spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
     digests = {digest.id: digest for _, digest in spool_digests(spool)}
-    assert len(demo.sink.messages) == len(digests)
+    assert len(demo.chain.sink.messages) == len(digests)
     # Round one (the demo's rescan round and its answers come after it): one mail per
     # municipality of the ibd path, each with exactly its findings.
     first_round = {d for row in summary.rows for d in row["digests"]}
-    mails = [(r, m) for _, r, m in demo.sink.messages if m["X-NSM-Digest-Id"] in first_round]
+    mails = [(r, m) for _, r, m in demo.chain.sink.messages if m["X-NSM-Digest-Id"] in first_round]
     assert len(mails) == len([r for r in summary.rows if r["constituency"] == "ibd"])
     for recipients, message in mails:
         digest = digests[message["X-NSM-Digest-Id"]]
@@ -84,7 +88,7 @@ def test_named_paths_with_two_queues_reach_both_outputs_on_amqp(amqp_demo):
 
 def test_no_bot_logged_an_error_on_amqp(amqp_demo):
     demo, _ = amqp_demo
-    assert demo.pipeline.log_lines(level="ERROR") == []
+    assert demo.chain.pipeline.log_lines(level="ERROR") == []
 
 
 # -- what IntelMQ 3.5's AMQP pipeline does for these bots, one behaviour per test ----------
@@ -214,7 +218,7 @@ def test_the_harness_stops_rabbitmq_and_its_epmd_by_pid(tmp_path, redis_server):
     ``intelmqctl check`` then reports that it cannot reach the pipeline (the demo, whose
     RabbitMQ takes 15672 where it is free, ignores that one line where it is not).
     """
-    from intelmq_nsm.demo.rabbitmq import RabbitMQServer, process_alive
+    from intelmq_nsm.testbed.rabbitmq import RabbitMQServer, process_alive
 
     server = RabbitMQServer(intelmqctl_port=False).start()
     try:

@@ -6,9 +6,7 @@ The kill schedule follows a seed: CI runs the fixed ``SEEDS``; ``NSM_CHAOS_SEED=
 seed, and the seed is in the test's id.
 """
 
-import csv
 import functools
-import io
 import json
 import os
 import random
@@ -19,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.demo import run as demo_run
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.smtp_sink import SmtpSink
-from intelmq_nsm.demo.synthetic import synthetic_example
-from tests.harness import HarnessDemo, wait_for
+from intelmq_nsm.testbed.chain import ExampleChain
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.synthetic import synthetic_example
+from tests.harness import HarnessPipeline, archived, mailed
 
 pytestmark = pytest.mark.e2e
 
@@ -87,25 +85,6 @@ def with_rest_output(runtime: dict, url: str) -> dict:
     return runtime
 
 
-def kill_and_restart(pipeline, bot_id: str) -> None:
-    busy = {queue: n for queue, n in pipeline.queue_sizes().items() if n}
-    print(f"SIGKILL {bot_id} while queued: {busy}")
-    pipeline.kill(bot_id)
-    wait_for(lambda: pipeline.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
-    pipeline.ctl("start", bot_id, check=True, timeout=60)
-    wait_for(lambda: pipeline.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
-
-
-def archived(paths) -> dict:
-    """Finding address → (digest id, owner) of the archived digests that held it."""
-    seen = defaultdict(set)
-    for path in paths:
-        digest = json.loads(path.read_text(encoding="utf-8"))
-        for finding in digest["findings"]:
-            seen[finding["ip"]].add((digest["id"], digest["organisation"]["id"]))
-    return seen
-
-
 def delivered_ids(spool_file: Path) -> set:
     from intelmq_nsm.digest.spool import DigestSpool
 
@@ -126,50 +105,51 @@ def not_once(arrivals: Counter, interrupted: set) -> dict:
 @pytest.mark.parametrize("seed", seeds(), ids=lambda seed: f"seed={seed}")
 def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeypatch, seed):
     print(f"chaos seed {seed}: NSM_CHAOS_SEED={seed} repeats this kill schedule")
-    # The demo's SMTP sink, slow to answer QUIT.
-    monkeypatch.setattr(demo_run, "SmtpSink", functools.partial(SmtpSink, quit_delay=QUIT_DELAY))
-    monkeypatch.setattr(demo_run, "DEMO_PACE", PACE)
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(seed)
-    demo = HarnessDemo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
+    # The example chain with an SMTP sink slow to answer QUIT.
+    chain = ExampleChain(
+        example,
+        tmp_path / "run",
+        pipeline_class=HarnessPipeline,
+        pace=PACE,
+        sink_factory=functools.partial(SmtpSink, quit_delay=QUIT_DELAY),
+        timeout=600,
+    )
     kills = []
     with Receiver(delay=REST_DELAY) as receiver:
-        runtime = with_rest_output(demo.preflight(), receiver.url)
+        runtime = with_rest_output(chain.runtime(), receiver.url)
         try:
-            demo.start(runtime)
-            for report in demo.reports():
-                assert demo.submit(report)[0] == 202
+            chain.start(runtime)
+            for report in chain.reports():
+                assert chain.submit(report)[0] == 202
                 if len(kills) < REPORTS // 2 or rng.random() < 0.5:
                     time.sleep(rng.uniform(0.2, 1.5))  # let the report get some way into the chain
                     victim = rng.choice(KILLABLE)
-                    kill_and_restart(demo.pipeline, victim)
+                    chain.pipeline.kill_and_restart(victim)
                     kills.append(victim)
             # Then digest bots, while the digests go out (they form after the demo's max_age).
             for _ in range(rng.randint(2, 4)):
                 time.sleep(rng.uniform(0.5, 3.0))
                 victim = rng.choice(DIGEST_BOTS)
-                kill_and_restart(demo.pipeline, victim)
+                chain.pipeline.kill_and_restart(victim)
                 kills.append(victim)
-            demo.wait_until_delivered()
+            chain.wait_until_delivered()
 
-            lib = demo.workdir / "var/lib/bots"
-            archive = archived((lib / "ibd-digest-archive/digests").glob("*.json"))
-            mails = demo.sink.digest_ids()
-            mailed = defaultdict(set)
-            for _, _, message in demo.sink.messages:
-                [attachment] = list(message.iter_attachments())
-                for row in csv.DictReader(io.StringIO(attachment.get_content())):
-                    mailed[row["ip"]].add(message["X-NSM-Digest-Id"])
+            lib = chain.workdir / "var/lib/bots"
+            archive = archived(lib / "ibd-digest-archive/digests")
+            mails = chain.sink.digest_ids()
+            by_mail = mailed(chain.sink.messages)
             posts = receiver.keys()
             posted = defaultdict(set)
             for document in receiver.accepted:
                 for finding in document["findings"]:
                     posted[finding["ip"]].add(document["id"])
             spooled = {bot: delivered_ids(lib / bot / "spool.sqlite") for bot in DIGEST_BOTS}
-            interrupted = {bot: set(INTERRUPTED.findall(demo.pipeline.log(bot))) for bot in DIGEST_BOTS}
-            dumps = demo.pipeline.dumps()
+            interrupted = {bot: set(INTERRUPTED.findall(chain.pipeline.log(bot))) for bot in DIGEST_BOTS}
+            dumps = chain.pipeline.dumps()
         finally:
-            demo.close()
+            chain.close()
 
     run = f"(seed {seed}, kills: {kills})"
     print(f"{len(mails)} mails, {len(posts)} POSTs, {len(kills)} kills: {kills}")
@@ -187,6 +167,6 @@ def test_sigkilled_bots_lose_nothing_and_tell_each_digest_once(tmp_path, monkeyp
     assert not_once(mails, interrupted["ibd-digest-mail"]) == {}, f"mails not sent exactly once {run}"
     assert not_once(posts, interrupted["ibd-digest-rest"]) == {}, f"POSTs not sent exactly once {run}"
     # Every finding reached the IBD by mail and by REST, in one digest each.
-    assert set(mailed) == set(expected) and {a: i for a, i in mailed.items() if len(i) != 1} == {}, run
+    assert set(by_mail) == set(expected) and {a: i for a, i in by_mail.items() if len(i) != 1} == {}, run
     assert set(posted) == set(expected) and {a: i for a, i in posted.items() if len(i) != 1} == {}, run
     assert dumps == {}

@@ -1,19 +1,17 @@
 """SIGKILL the digest outputs while a rescan round crosses the example chain: every finding
 is notified exactly once per due notification (once as new, once as a reminder)."""
 
-import csv
-import io
 import json
 import random
 import time
-from collections import defaultdict
 
 import pytest
 
-from intelmq_nsm.demo.run import ROUND_TWO_CLOCK
-from intelmq_nsm.demo.synthetic import synthetic_example
-from tests.e2e.test_chaos import EXAMPLE, kill_and_restart
-from tests.harness import HarnessDemo
+from intelmq_nsm.demo.rounds import ROUND_TWO_CLOCK
+from intelmq_nsm.testbed.chain import ExampleChain
+from intelmq_nsm.testbed.synthetic import synthetic_example
+from tests.e2e.test_chaos import EXAMPLE
+from tests.harness import HarnessPipeline, archived, mailed
 
 pytestmark = pytest.mark.e2e
 
@@ -32,53 +30,47 @@ def rescan(example) -> None:
         path.write_text(json.dumps(report), encoding="utf-8")
 
 
-def archived(demo) -> dict:
+def archived_by_kind(chain) -> dict:
     """(address, kind) → the distinct archived digests (by id) that held it."""
-    seen = defaultdict(set)
-    for path in (demo.workdir / "var/lib/bots/ibd-digest-archive/digests").glob("*.json"):
-        digest = json.loads(path.read_text(encoding="utf-8"))
-        for finding in digest["findings"]:
-            seen[(finding["ip"], finding["kind"])].add(digest["id"])
-    return seen
+    return archived(
+        chain.workdir / "var/lib/bots/ibd-digest-archive/digests",
+        key=lambda digest, finding: ((finding["ip"], finding["kind"]), digest["id"]),
+    )
 
 
-def mailed(demo) -> dict:
-    seen = defaultdict(set)
-    for _, _, message in demo.sink.messages:
-        [attachment] = list(message.iter_attachments())
-        for row in csv.DictReader(io.StringIO(attachment.get_content())):
-            seen[(row["ip"], row["kind"])].add(message["X-NSM-Digest-Id"])
-    return seen
+def mailed_by_kind(chain) -> dict:
+    """(address, kind) → the distinct mailed digests (by id) that held it."""
+    return mailed(chain.sink.messages, key=lambda row: (row["ip"], row["kind"]))
 
 
 def test_sigkilled_outputs_during_a_rescan_notify_each_finding_once_per_due_notification(tmp_path):
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
     rng = random.Random(SEED)
-    demo = HarnessDemo(example, tmp_path / "run", progress=lambda message: None, timeout=600)
-    runtime = demo.preflight()
+    chain = ExampleChain(example, tmp_path / "run", pipeline_class=HarnessPipeline, timeout=600)
+    runtime = chain.runtime()
     kills = []
     try:
-        demo.start(runtime)
-        for report in demo.reports():
-            assert demo.submit(report)[0] == 202
-        demo.wait_until_delivered()
-        first = archived(demo)
+        chain.start(runtime)
+        for report in chain.reports():
+            assert chain.submit(report)[0] == 202
+        chain.wait_until_delivered()
+        first = archived_by_kind(chain)
         assert {address for address, kind in first} == set(expected)
         assert {kind for _, kind in first} == {"new"}
 
-        demo.set_clock(ROUND_TWO_CLOCK)
+        chain.set_clock(ROUND_TWO_CLOCK)
         rescan(example)
-        for report in demo.reports():
-            assert demo.submit(report)[0] == 202
+        for report in chain.reports():
+            assert chain.submit(report)[0] == 202
             time.sleep(rng.uniform(0.2, 1.0))
             victim = rng.choice(OUTPUTS)
-            kill_and_restart(demo.pipeline, victim)
+            chain.pipeline.kill_and_restart(victim)
             kills.append(victim)
-        demo.wait_until_delivered()
-        archive, mails = archived(demo), mailed(demo)
-        dumps = demo.pipeline.dumps()
+        chain.wait_until_delivered()
+        archive, mails = archived_by_kind(chain), mailed_by_kind(chain)
+        dumps = chain.pipeline.dumps()
     finally:
-        demo.close()
+        chain.close()
 
     assert len(kills) == REPORTS and set(kills) == set(OUTPUTS), kills
     due = {(address, kind) for address in expected for kind in ("new", "reminder")}

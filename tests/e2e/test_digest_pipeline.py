@@ -12,10 +12,10 @@ from collections import defaultdict
 
 import pytest
 
-from intelmq_nsm.demo.http_receiver import Receiver
-from intelmq_nsm.demo.sample_events import event, organisation
-from intelmq_nsm.demo.smtp_sink import SmtpSink
-from intelmq_nsm.demo.spools import spooled_events
+from intelmq_nsm.testbed.http_receiver import Receiver
+from intelmq_nsm.testbed.sample_events import event, organisation
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.spools import spooled_events
 from tests.harness import LOOPBACK, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -198,8 +198,8 @@ def kinds_by_address(digests) -> list:
 
 
 def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and_started(tmp_path, intelmq_pipeline):
-    from intelmq_nsm.demo.postgres import PostgresServer
     from intelmq_nsm.digest.ledger import Ledger
+    from intelmq_nsm.testbed.postgres import PostgresServer
 
     out = tmp_path / "digests"
     orgs = [AMSTERDAM, UTRECHT]

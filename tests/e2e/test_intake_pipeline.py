@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.intake.tokens import add_token, revoke_token
+from intelmq_nsm.auth.tokens import add_token, revoke_token
 from tests.harness import free_port, wait_for
 
 pytestmark = pytest.mark.e2e

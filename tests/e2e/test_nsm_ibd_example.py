@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from intelmq_nsm.demo import (
-    Demo,
-    Summary,
-    finding_address,
-    install_example_files,
-    localise_runtime,
-    spool_digests,
-)
-from intelmq_nsm.demo.pipeline import Pipeline
+from intelmq_nsm.demo import Demo, Summary, finding_address
+from intelmq_nsm.testbed.layout import install_example_files, localise_runtime
+from intelmq_nsm.testbed.pipeline import Pipeline
+from intelmq_nsm.testbed.spools import spool_digests
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +98,8 @@ def test_example_runtime_passes_intelmqctl_check_without_errors_or_warnings(tmp_
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    demo = Demo(EXAMPLE, tmp_path_factory.mktemp("demo"), progress=lambda message: None, timeout=240)
+    workdir = tmp_path_factory.mktemp("demo")
+    demo = Demo(EXAMPLE, workdir / "run", progress=lambda message: None, timeout=240, charts=workdir / "charts")
     summary = demo.run()
     return demo, summary
 
@@ -129,9 +125,9 @@ def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run
     demo, summary = demo_run
     spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
     digests = {digest.id: digest for _, digest in spool_digests(spool)}
-    assert len(demo.sink.messages) == len(digests)
+    assert len(demo.chain.sink.messages) == len(digests)
     first_round = {d for row in summary.rows for d in row["digests"]}
-    for _, recipients, message in demo.sink.messages:
+    for _, recipients, message in demo.chain.sink.messages:
         digest = digests[message["X-NSM-Digest-Id"]]
         organisation = digest.organisation["id"]
         if organisation in CONTACTS:
@@ -201,7 +197,7 @@ def test_the_demo_ends_with_one_answer_per_kind_on_the_owners_page_and_the_resea
     # Each answer is in the mail output's ledger, as the owner's, with the comment.
     from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 
-    spool = demo.pipeline.runtime["ibd-digest-mail"]["parameters"]["spool_file"]
+    spool = demo.chain.pipeline.runtime["ibd-digest-mail"]["parameters"]["spool_file"]
     ledger = Ledger(sqlite_url(spool), name="ibd-digest-mail")
     try:
         for a in feedback["answers"]:
@@ -218,6 +214,8 @@ def test_the_demo_ends_with_one_answer_per_kind_on_the_owners_page_and_the_resea
     assert ibd and "organisations" not in ibd[0]  # the IBD's registry entry does not share names
     for case_id, path in feedback["charts"].items():
         assert Path(path).read_text(encoding="utf-8").startswith("<svg") and case_id in feedback["cases"]
+        # Kept in the charts folder the demo was given, not in its working folder.
+        assert Path(path) == demo.charts.resolve() / f"{case_id}.svg"
     text = summary.render()
     assert "The researcher's view of DIVD-2024-00012 (GET /v1/cases/DIVD-2024-00012):" in text
     assert f"Chart: {feedback['charts']['DIVD-2024-00012']}" in text

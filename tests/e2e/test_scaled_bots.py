@@ -2,21 +2,18 @@
 Redis and on RabbitMQ, with one instance of each SIGKILLed mid-run and restarted: every
 finding reaches its organisation's digests exactly once."""
 
-import csv
-import io
-import json
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import redis
 
-from intelmq_nsm.demo.pipeline import STATISTICS_DB, wait_for
-from intelmq_nsm.demo.scaling import instance_ids, scale_out
-from intelmq_nsm.demo.synthetic import synthetic_example
-from tests.harness import HarnessDemo
+from intelmq_nsm.testbed.chain import ExampleChain
+from intelmq_nsm.testbed.pipeline import STATISTICS_DB, wait_for
+from intelmq_nsm.testbed.scaling import instance_ids, scale_out
+from intelmq_nsm.testbed.synthetic import synthetic_example
+from tests.harness import HarnessPipeline, archived, mailed
 
 # Run after the parallel part of the test command, in one process (see scripts/test).
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
@@ -32,23 +29,6 @@ def scaled(runtime: dict) -> dict:
     return scale_out(scale_out(runtime, PARSER, INSTANCES), EXPERT, INSTANCES)
 
 
-def kill_and_restart(pipeline, bot_id: str) -> None:
-    pipeline.kill(bot_id)
-    wait_for(lambda: pipeline.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
-    pipeline.ctl("start", bot_id, check=True, timeout=60)
-    wait_for(lambda: pipeline.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
-
-
-def archived(directory: Path) -> dict:
-    """Finding address → {(digest id, organisation)} over the archive's digest files."""
-    seen = defaultdict(set)
-    for path in directory.glob("*.json"):
-        digest = json.loads(path.read_text(encoding="utf-8"))
-        for finding in digest["findings"]:
-            seen[finding["ip"]].add((digest["id"], digest["organisation"]["id"]))
-    return seen
-
-
 @pytest.fixture(params=["redis", "amqp"])
 def broker(request):
     """The broker name, and the session's RabbitMQ for amqp."""
@@ -60,44 +40,42 @@ def broker(request):
 def test_three_instances_each_deliver_every_finding_exactly_once_despite_a_sigkill(tmp_path, broker):
     name, rabbitmq = broker
     example, expected = synthetic_example(EXAMPLE, tmp_path / "example", FINDINGS, FINDINGS // REPORTS)
-    demo = HarnessDemo(example, tmp_path / "run", progress=lambda m: None, timeout=300, broker=name, rabbitmq=rabbitmq)
-    runtime = scaled(demo.preflight())
+    chain = ExampleChain(
+        example, tmp_path / "run", pipeline_class=HarnessPipeline, timeout=300, broker=name, rabbitmq=rabbitmq
+    )
+    runtime = scaled(chain.runtime())
     kills = []
     try:
-        demo.start(runtime)
-        assert demo.pipeline.runtime["nsm-intake"]["parameters"]["load_balance"] is True
-        assert demo.pipeline.runtime["deduplicator-expert"]["parameters"]["load_balance"] is True
-        for number, report in enumerate(demo.reports()):
+        chain.start(runtime)
+        assert chain.pipeline.runtime["nsm-intake"]["parameters"]["load_balance"] is True
+        assert chain.pipeline.runtime["deduplicator-expert"]["parameters"]["load_balance"] is True
+        for number, report in enumerate(chain.reports()):
             if number == REPORTS // 2:
                 # Mid-run: an expert instance with events in hand and more queued for it.
                 # It is paused first, so its queue fills whatever the machine's speed: a
                 # fast expert would otherwise keep its queue empty and the kill would find
                 # nothing to lose.
-                demo.pipeline.kill(f"{EXPERT}-2", signal.SIGSTOP)
-            assert demo.submit(report)[0] == 202
+                chain.pipeline.kill(f"{EXPERT}-2", signal.SIGSTOP)
+            assert chain.submit(report)[0] == 202
             if number == REPORTS // 2:
                 wait_for(
-                    lambda: demo.pipeline.queue_sizes().get(demo.pipeline.queue(f"{EXPERT}-2"), 0),
+                    lambda: chain.pipeline.queue_sizes().get(chain.pipeline.queue(f"{EXPERT}-2"), 0),
                     timeout=60,
                     what="events queued for the paused expert",
                 )
                 for victim in (f"{EXPERT}-2", f"{PARSER}-1"):
-                    kill_and_restart(demo.pipeline, victim)
+                    chain.pipeline.kill_and_restart(victim)
                     kills.append(victim)
-        demo.wait_until_delivered()
-        stats = redis.Redis(port=demo.redis.port, db=STATISTICS_DB, decode_responses=True)
+        chain.wait_until_delivered()
+        stats = redis.Redis(port=chain.redis.port, db=STATISTICS_DB, decode_responses=True)
         time.sleep(2.5)  # bots flush their counters every 2 s
         handled = {b: int(stats.get(f"{b}.stats.success") or 0) for b in instance_ids(EXPERT, 3)}
-        archive = archived(demo.workdir / "var/lib/bots/ibd-digest-archive/digests")
-        mails = defaultdict(set)
-        for _, _, message in demo.sink.messages:
-            [attachment] = list(message.iter_attachments())
-            for row in csv.DictReader(io.StringIO(attachment.get_content())):
-                mails[row["ip"]].add(message["X-NSM-Digest-Id"])
-        dumps = demo.pipeline.dumps()
-        errors = demo.pipeline.log_lines(level="ERROR")
+        archive = archived(chain.workdir / "var/lib/bots/ibd-digest-archive/digests")
+        mails = mailed(chain.sink.messages)
+        dumps = chain.pipeline.dumps()
+        errors = chain.pipeline.log_lines(level="ERROR")
     finally:
-        demo.close()
+        chain.close()
 
     assert kills == [f"{EXPERT}-2", f"{PARSER}-1"]
     # Every instance took a share of the events (counters restart with a restarted bot).

@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from intelmq_nsm.demo import finding_address, install_example_files, localise_runtime, spool_digests
-from intelmq_nsm.demo.pipeline import Pipeline, RedisServer, free_port, wait_for
-from intelmq_nsm.demo.run import DEMO_PACE, DIGEST_MODULE, Demo, event_finding
-from intelmq_nsm.demo.smtp_sink import SmtpSink
+from intelmq_nsm.demo.summary import event_finding, finding_address
+from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, PACE, TOKEN_FILE, example_reports, settled
+from intelmq_nsm.testbed.client import IntakeClient
+from intelmq_nsm.testbed.layout import install_example_files, localise_runtime
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
+from intelmq_nsm.testbed.spools import spool_digests
 from tests.e2e.test_nsm_ibd_example import EXPECTED, EXPECTED_DEFAULT
 from tests.harness import HarnessPipeline
 
@@ -38,11 +41,11 @@ class Host:
         self.redis = RedisServer(workdir / "redis").start()
         self.pipeline = HarnessPipeline(workdir / "intelmq", self.redis, self.runtime, broker=broker).setup()
 
-    def digest_spools(self):
+    def spools(self, module: str = DIGEST_MODULE):
         return {
             b: Path(bot["parameters"]["spool_file"])
             for b, bot in self.pipeline.runtime.items()
-            if b != "global" and bot["module"] == DIGEST_MODULE
+            if b != "global" and bot["module"] == module
         }
 
     def close(self):
@@ -54,7 +57,7 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
     ledger_url = postgres_server.create_database("two_hosts_ledger")
     sink = SmtpSink().start()
     intake_port = free_port()
-    overrides = {"http_port": intake_port, "smtp_port": sink.port, **DEMO_PACE}
+    overrides = {"http_port": intake_port, "smtp_port": sink.port, **PACE}
     hosts = []
     try:
         intake = Host("intake-host", tmp_path / "intake-host", amqp_broker, overrides)
@@ -69,38 +72,36 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
         routing.pipeline.start()
         intake.pipeline.start()
 
-        # The researcher's side is the intake host: Demo.submit posts as the demo does.
-        client = Demo(EXAMPLE, tmp_path / "client", progress=lambda m: None)
-        client.intake_port = intake_port
-        for report in client.reports():
+        # The researcher's side is the intake host: the test bed's client posts as the demo does.
+        client = IntakeClient(intake_port, (EXAMPLE / TOKEN_FILE).read_text(encoding="utf-8").strip())
+        for report in example_reports(EXAMPLE):
             assert client.submit(report)[0] == 202
 
-        def settled():
-            if any(amqp_broker.queue_sizes().values()):
-                return False
+        def delivered_some(path: Path) -> bool:
             from intelmq_nsm.digest.spool import DigestSpool
 
-            for path in routing.digest_spools().values():
-                spool = DigestSpool(path)
-                try:
-                    counts = spool.counts()
-                finally:
-                    spool.close()
-                if counts["waiting_findings"] or counts["pending"] or not counts.get("delivered", 1):
-                    return False
-            return True
+            spool = DigestSpool(path)
+            try:
+                return bool(spool.counts().get("delivered", 1))
+            finally:
+                spool.close()
+
+        def all_settled():
+            return settled(
+                amqp_broker.queue_sizes(), intake.spools(INTAKE_MODULE).values(), routing.spools().values()
+            ) and all(path.exists() and delivered_some(path) for path in routing.spools().values())
 
         unclaimed = Path(routing.pipeline.runtime["unclaimed-file-output"]["parameters"]["file"])
         wait_for(
-            lambda: len(Pipeline.read_file_output(unclaimed)) >= len(EXPECTED_DEFAULT) and settled(),
+            lambda: len(Pipeline.read_file_output(unclaimed)) >= len(EXPECTED_DEFAULT) and all_settled(),
             timeout=180,
             interval=1.0,
             what="every digest delivered on the routing host",
         )
-        wait_for(settled, timeout=30, interval=1.0, what="settled once more")
+        wait_for(all_settled, timeout=30, interval=1.0, what="settled once more")
 
         delivered = {}
-        for bot_id, path in routing.digest_spools().items():
+        for bot_id, path in routing.spools().items():
             for state, digest in spool_digests(path):
                 assert state == "delivered", (bot_id, digest.id, digest.last_error)
                 key = (digest.organisation["id"], digest.constituency)

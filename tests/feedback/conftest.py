@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.auth.tokens import TokenVerifier, add_token
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.feedback import config as config_mod
 from intelmq_nsm.feedback.answers import FeedbackConfig, FeedbackStore
-from intelmq_nsm.feedback.config import ServiceConfig
+from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import DigestLinks, LinkSigner, create_secret, read_secret
-from intelmq_nsm.feedback.server import FeedbackServer, ServiceContext
-from intelmq_nsm.intake.tokens import TokenVerifier, add_token
+from intelmq_nsm.feedback.server import FeedbackServer
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -94,18 +95,21 @@ def standard_events() -> list:
 
 
 class Service:
-    """The feedback service listening on 127.0.0.1, with a token for the ticket system."""
+    """The feedback service listening on 127.0.0.1, with a token for the ticket system
+    (``tickets=False``: without one); ``overrides`` are configuration keys."""
 
-    def __init__(self, tmp_path, delivered: Delivered, **overrides):
+    def __init__(self, tmp_path, delivered: Delivered, tickets: bool = True, **overrides):
         tokens = tmp_path / "feedback-tokens.json"
         _, self.api_token = add_token(tokens, "IBD-tickets", ["feedback"])
-        self.config = ServiceConfig(
-            ledger_url=sqlite_url(delivered.spool_file),
-            ledger_name=LEDGER,
-            secret_file=str(delivered.secret_file),
-            tokens_file=str(tokens),
-            port=0,
-            **overrides,
+        self.config = config_mod.from_mapping(
+            {
+                "ledger_url": sqlite_url(delivered.spool_file),
+                "ledger_name": LEDGER,
+                "secret_file": str(delivered.secret_file),
+                "tokens_file": str(tokens),
+                "port": 0,
+                **overrides,
+            }
         )
         self.store = FeedbackStore(FeedbackConfig(self.config.ledger_url, LEDGER))
         context = ServiceContext(
@@ -113,7 +117,7 @@ class Service:
             self.store,
             LinkSigner.from_file(delivered.secret_file),
             logging.getLogger("test-feedback-service"),
-            TokenVerifier(tokens),
+            tickets=TokenVerifier(tokens) if tickets else None,
         )
         self.server = FeedbackServer(context).start()
         self.url = f"http://127.0.0.1:{self.server.port}"

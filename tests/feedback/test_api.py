@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from intelmq_nsm.cli import main
-from intelmq_nsm.feedback import api
+from intelmq_nsm.feedback import config as config_mod
 from tests.feedback.test_pages import history, states
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +66,7 @@ def test_authentication_is_required(delivered, service):
         (b"\xff\xfe", 400, "invalid_encoding"),
         (b"[" * 100 + b"]" * 100, 400, "too_deeply_nested"),
         (b'{"finding_id": 1}', 400, "invalid_feedback"),
-        (b"x" * (api.MAX_BODY_BYTES + 1), 413, "too_large"),
+        (b"x" * (config_mod.LIMITS.max_body_size + 1), 413, "too_large"),
     ],
 )
 def test_malformed_and_oversized_bodies(delivered, service, body, status, error):
@@ -116,8 +116,7 @@ def test_the_openapi_document_is_served_and_holds_the_schema(service):
 
 
 def test_without_a_token_file_the_api_is_off(delivered, service_factory):
-    service = service_factory(delivered)
-    service.server.context.verifier = None
+    service = service_factory(delivered, tickets=False)
     response = send(service, feedback(delivered))
     assert response.status_code == 503 and response.json()["error"] == "not_configured"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.demo.smtp_sink import SmtpSink
 from intelmq_nsm.digest.channels import SmtpChannel
+from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from tests.feedback.conftest import LEDGER, deliver, paths, standard_events
 
 pytestmark = pytest.mark.e2e

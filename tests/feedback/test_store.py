@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.ledger import Ledger
 from intelmq_nsm.feedback.answers import ConflictingReference, FeedbackConfig, FeedbackStore, UnknownFinding
 from intelmq_nsm.feedback.links import Link
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")

@@ -8,15 +8,12 @@ import threading
 
 import pytest
 
+from intelmq_nsm.auth.tokens import TokenVerifier, add_token, revoke_token
 from intelmq_nsm.intake.http import IntakeServer
 from intelmq_nsm.intake.pump import Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
 from intelmq_nsm.intake.spool import SubmissionSpool
-from intelmq_nsm.intake.tokens import TokenVerifier, add_token, revoke_token
-from intelmq_nsm.web.server import Limits
-
-#: Parameters of the web stack's limits; the others are the service's.
-LIMITS = ("max_connections", "header_timeout", "max_header_bytes", "max_bytes_in_flight", "workers")
+from intelmq_nsm.web.limits import PARAMETERS, Limits
 
 
 class PipelineDown(Exception):
@@ -34,15 +31,14 @@ class Intake:
         self.logger = logging.getLogger("tests.intake")
         self.spool = SubmissionSpool(tmp_path / "spool.sqlite")
         config.setdefault("send_wait", 2)
-        limits = {name: config.pop(name) for name in LIMITS if name in config}
+        # The web limits (by their parameter names) make one object; the rest is the service's.
+        limits = Limits.from_parameters({name: config.pop(name) for name in PARAMETERS if name in config})
         outcomes = config.pop("outcomes", None)
         self.service = IntakeService(
-            TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger, outcomes=outcomes
+            TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger, None, outcomes, limits
         )
-        limits.setdefault("body_timeout", self.service.config.body_timeout)
-        limits.setdefault("max_body_bytes", self.service.config.max_body_bytes)
         self.pump = Pump(self.spool, self._send, self.service.state, self.logger, refused=(PipelineDown,))
-        self.server = IntakeServer(self.service, "127.0.0.1", 0, Limits(**limits)).start()
+        self.server = IntakeServer(self.service, "127.0.0.1", 0).start()
         self.port = self.server.port
         self.sent = []
         self.pipeline_up = True

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from intelmq_nsm.auth import tokens as tokens_mod
+from intelmq_nsm.auth.tokens import TokenVerifier, add_token, read_entries
 from intelmq_nsm.bots.collectors.intake.collector import NSMIntakeCollectorBot
 from intelmq_nsm.cli import main
-from intelmq_nsm.intake import nesting
-from intelmq_nsm.intake import tokens as tokens_mod
-from intelmq_nsm.intake.tokens import TokenVerifier, add_token, read_entries
+from intelmq_nsm.web import nesting
 from intelmq_nsm.web.refusal import Refusal
 
 REPORT = {
@@ -82,18 +82,17 @@ def test_failed_authentications_are_limited_per_address_before_hashing(make_inta
 def test_failed_authentications_are_limited_per_token_id_across_addresses(make_intake, hashes):
     intake = make_intake(failed_auth_burst=3, failed_auth_per_minute=1)
     forged = wrong_secret(intake.other_token)
-    header = f"Bearer {forged}"
     for n in range(3):
         with pytest.raises(Refusal) as refused:
-            intake.service.authenticate(header, f"192.0.2.{n + 1}")
+            intake.service.tokens.check(forged, f"192.0.2.{n + 1}")
         assert refused.value.status == 401
     calls = hashes["calls"]
     with pytest.raises(Refusal) as refused:
-        intake.service.authenticate(header, "198.51.100.9")
+        intake.service.tokens.check(forged, "198.51.100.9")
     assert (refused.value.status, refused.value.code) == (429, "too_many_failures")
     assert hashes["calls"] == calls
     # Another token from those addresses is not held up.
-    assert intake.service.authenticate(f"Bearer {intake.token}", "198.51.100.9").researcher == "DIVD"
+    assert intake.service.tokens.check(intake.token, "198.51.100.9").researcher == "DIVD"
 
 
 def test_concurrent_hashing_is_bounded(tmp_path, hashes):

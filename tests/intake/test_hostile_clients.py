@@ -82,7 +82,8 @@ def closed_by_peer(sock, within: float) -> bool:
 
 
 def test_trickling_heads_are_cut_at_the_head_deadline_while_health_keeps_answering(make_intake):
-    intake = make_intake(header_timeout=1.5, max_connections=1000)
+    # All from one address: the cap per address is lifted here, the head deadline is what is tested.
+    intake = make_intake(header_timeout=1.5, max_connections=1000, max_connections_per_address=1000)
     trickling, stop = [], threading.Event()
     for _ in range(300):
         sock = connect(intake)
@@ -118,6 +119,54 @@ def test_trickling_heads_are_cut_at_the_head_deadline_while_health_keeps_answeri
         for sock in trickling:
             sock.close()
     assert exchange(intake, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+def test_trickling_connections_from_other_addresses_leave_a_researcher_answered_every_time(intake):
+    # The default limits. 300 connections from four other addresses trickle their heads
+    # (and come back when the server closes them); a researcher on 127.0.0.1 asks for
+    # health 20 times. One source may hold only its share of the connections.
+    sources = [f"127.0.0.{n}" for n in (2, 3, 4, 5)]
+    trickling, stop = {}, threading.Event()
+
+    def open_one(n):
+        sock = socket.create_connection(("127.0.0.1", intake.port), timeout=5, source_address=(sources[n % 4], 0))
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHo")
+        return sock
+
+    def trickle():
+        while not stop.is_set():
+            for n, sock in list(trickling.items()):
+                try:
+                    sock.send(b"s")
+                except OSError:  # closed by the server: the attacker comes back
+                    sock.close()
+                    try:
+                        trickling[n] = open_one(n)
+                    except OSError:
+                        pass
+            time.sleep(0.2)
+
+    for n in range(300):
+        trickling[n] = open_one(n)
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        answers = []
+        for _ in range(20):
+            started = time.monotonic()
+            with connect(intake, timeout=2) as sock:  # a starved researcher fails here by timeout
+                sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                answers.append((read_answer(sock)[0], time.monotonic() - started < 2))
+            time.sleep(0.05)
+        assert answers == [(200, True)] * 20
+        web = intake.server.web
+        assert web.refused_connections > 0  # the sources did try to take more
+        assert max(web.connections_from[source] for source in sources) <= web.limits.max_connections_per_address
+    finally:
+        stop.set()
+        sender.join(timeout=5)
+        for sock in trickling.values():
+            sock.close()
 
 
 def test_connections_over_the_cap_are_answered_503_with_retry_after(make_intake):

@@ -134,7 +134,7 @@ def test_a_token_with_a_known_id_but_a_wrong_secret_is_refused(intake):
 def test_a_revoked_token_is_refused_also_when_revoked_while_the_server_runs(intake):
     status, body, _ = intake.post(REPORT, token=intake.revoked_token)
     assert (status, body["message"]) == (401, "The token was revoked.")
-    from intelmq_nsm.intake.tokens import read_entries, revoke_token
+    from intelmq_nsm.auth.tokens import read_entries, revoke_token
 
     assert intake.post(REPORT)[0] == 202
     divd = next(e for e in read_entries(intake.token_file) if e.researcher == "DIVD")
@@ -215,7 +215,7 @@ def test_unknown_query_parameters_and_case_metadata_on_json_are_refused(intake):
 
 
 def test_a_body_over_the_limit_is_refused_by_content_length_before_it_is_read(make_intake):
-    intake = make_intake(max_body_bytes=1000)
+    intake = make_intake(max_body_size=1000)
     sock = raw_connection(intake)
     with sock:
         # Announce 10 GB and send nothing: the answer must come without the body.

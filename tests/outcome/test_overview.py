@@ -1,18 +1,22 @@
 """The operators' overview on the real feedback service: login with an operator token,
 per organisation its open findings and their age, per case the chart; comments inert."""
 
+import dataclasses
 import http.client
+import json
 import logging
 import re
 from urllib.parse import urlencode
 
 import pytest
 
+from intelmq_nsm.auth.tokens import TokenVerifier, add_token
+from intelmq_nsm.feedback import config as config_mod
 from intelmq_nsm.feedback.answers import FeedbackConfig, FeedbackStore
 from intelmq_nsm.feedback.config import ServiceConfig
+from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import LinkSigner, create_secret
-from intelmq_nsm.feedback.server import FeedbackServer, ServiceContext
-from intelmq_nsm.intake.tokens import TokenVerifier, add_token
+from intelmq_nsm.feedback.server import FeedbackServer
 from tests.outcome.ledgers import CASE, FINDINGS, T0, case_ledger
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +25,7 @@ SCRIPT = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 class Served:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, limits=config_mod.LIMITS):
         spool = tmp_path / "spool.sqlite"
         ledger = case_ledger(spool)
         ledger.record_answer(FINDINGS[1][0], FINDINGS[1][1], "disputed", note=SCRIPT, now=T0 + 86400)
@@ -38,10 +42,16 @@ class Served:
             secret_file=str(secret),
             operator_tokens_file=str(operators),
             port=0,
+            limits=limits,
         )
         self.store = FeedbackStore(FeedbackConfig(config.ledger_url, config.ledger_name))
-        context = ServiceContext(config, self.store, LinkSigner.from_file(secret), logging.getLogger("test-overview"))
-        context.extra["operator_verifier"] = TokenVerifier(operators)
+        context = ServiceContext(
+            config,
+            self.store,
+            LinkSigner.from_file(secret),
+            logging.getLogger("test-overview"),
+            operators=TokenVerifier(operators),
+        )
         self.server = FeedbackServer(context).start()
 
     def request(self, method, path, body=None, headers=None):
@@ -123,3 +133,25 @@ def test_without_a_valid_session_nothing_is_shown(served):
 def test_an_unknown_case_chart_is_404(served):
     _, headers, _ = served.login(served.operator_token)
     assert served.request("GET", "/operators/cases/NOPE-1/chart.svg", headers=cookie_of(headers))[0] == 404
+
+
+def test_a_login_without_content_length_is_411_as_on_every_endpoint(served):
+    conn = http.client.HTTPConnection("127.0.0.1", served.server.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/operators/login")
+        conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+        conn.endheaders()
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())["error"]) == (411, "length_required")
+    finally:
+        conn.close()
+
+
+def test_requests_over_the_rate_limit_get_429_with_retry_after(tmp_path):
+    served = Served(tmp_path, dataclasses.replace(config_mod.LIMITS, requests_per_minute=1, burst=2))
+    try:
+        codes = [served.request("GET", "/operators/login")[:2] for _ in range(3)]
+        assert [status for status, _ in codes] == [200, 200, 429]
+        assert int(codes[-1][1]["Retry-After"]) >= 1
+    finally:
+        served.close()

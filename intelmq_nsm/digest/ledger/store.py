@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, select
+from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -165,6 +165,30 @@ FIRST_TIMES = select(F.c.org_id, F.c.org_name, F.c.constituency, F.c.first_seen,
     _mine(F), F.c.state.in_(bindparam("states", expanding=True))
 )
 CASE_IDS = select(F.c.case_id).where(_mine(F), F.c.case_id != "").group_by(F.c.case_id).order_by(F.c.case_id)
+_OWNERS_LAST_ANSWER = (
+    select(H.c.org_id, func.max(H.c.at).label("answered"))
+    .where(_mine(H), H.c.source == "owner")
+    .group_by(H.c.org_id)
+    .subquery()
+)
+#: Per organisation: its findings first notified at a cutoff or before that no answer of
+#: the owner's followed (the name, how many, the first notification, the last answer).
+SILENT = (
+    select(
+        F.c.org_id,
+        func.max(F.c.org_name),
+        func.count(),
+        func.min(F.c.first_notified),
+        func.max(_OWNERS_LAST_ANSWER.c.answered),
+    )
+    .select_from(F.outerjoin(_OWNERS_LAST_ANSWER, _OWNERS_LAST_ANSWER.c.org_id == F.c.org_id))
+    .where(
+        _mine(F),
+        F.c.first_notified <= bindparam("cutoff"),
+        or_(_OWNERS_LAST_ANSWER.c.answered.is_(None), F.c.first_notified > _OWNERS_LAST_ANSWER.c.answered),
+    )
+    .group_by(F.c.org_id)
+)
 
 # -- the statements: the schema and the database -----------------------------------------
 
@@ -651,6 +675,13 @@ class Ledger:
         ``states``."""
         with _Reachable(), self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(FIRST_TIMES, {"k_ledger": self.name, "states": list(states)})]
+
+    def silent(self, cutoff: float) -> list:
+        """``(org_id, org name, findings, first notified, last owner's answer or None)`` of the
+        organisations with findings first notified at ``cutoff`` or before and no answer of
+        the owner's after that notification."""
+        with _Reachable(), self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(SILENT, {"k_ledger": self.name, "cutoff": cutoff})]
 
     def case_ids(self, limit: Optional[int] = None) -> list:
         """The ids of the cases this ledger has findings of, in order, at most ``limit``."""

@@ -9,9 +9,9 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as ec
+from intelmq_nsm.auth.tokens import add_token
 from intelmq_nsm.bots.collectors.intake.collector import NSMIntakeCollectorBot
 from intelmq_nsm.intake.spool import ACCEPTED, QUEUED, Submission, SubmissionSpool
-from intelmq_nsm.intake.tokens import add_token
 
 CSV = b"ip,asn\n192.0.2.20,64496\n"
 CASE = {"id": "DIVD-2024-00032", "title": "Open example service"}

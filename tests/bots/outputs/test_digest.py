@@ -10,7 +10,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm.bots.outputs.digest.output import NSMDigestOutputBot
-from intelmq_nsm.demo.sample_events import event, organisation
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 SSO = organisation("SSO-0001", "Shared Service Noord", kind="shared-service")

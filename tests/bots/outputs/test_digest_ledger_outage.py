@@ -11,9 +11,9 @@ import pytest
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm.bots.outputs.digest.output import NSMDigestOutputBot
-from intelmq_nsm.demo.postgres import PostgresServer
-from intelmq_nsm.demo.sample_events import event, organisation
 from intelmq_nsm.digest.ledger import Ledger
+from intelmq_nsm.testbed.postgres import PostgresServer
+from intelmq_nsm.testbed.sample_events import event, organisation
 
 pytestmark = pytest.mark.e2e
 

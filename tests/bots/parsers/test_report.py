@@ -1,6 +1,5 @@
 """The report parser bot on each format, with IntelMQ's BotTestCase."""
 
-import base64
 import json
 import unittest
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
-from tests.messages import report_message
+from tests.messages import raw_of, report_message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = Path(__file__).resolve().parents[3] / "harmonization" / "examples"
@@ -17,10 +16,6 @@ CASE = json.loads(EXAMPLES.joinpath("case-parameter.json").read_text(encoding="u
 
 
 report = report_message
-
-
-def raw_of(message: dict) -> str:
-    return base64.b64decode(message["raw"]).decode("utf-8")
 
 
 NSM_REPORT = report(EXAMPLES.joinpath("valid-full.json").read_bytes())
@@ -59,6 +54,7 @@ NSM_FIRST_EVENT = {
     "extra.nsm.record": 1,
     "extra.nsm.finding_id": "nf1-82252b99268952ec6b1d8baeb8be7b71",
     "extra.nsm.result": "vulnerable",
+    "extra.nsm.tlp": "AMBER",
 }
 
 

@@ -2,7 +2,6 @@
 of one system get one id, a not-vulnerable result is an event with that id, and a bad
 ``result`` is a bad record."""
 
-import base64
 import json
 import unittest
 
@@ -10,7 +9,7 @@ from intelmq.lib.test import BotTestCase
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.bots.parsers.report.parser import NSMReportParserBot
-from tests.messages import report_message
+from tests.messages import raw_of, report_message
 
 CASE = {"id": "DIVD-2024-00012", "title": "Exposed management interfaces of Example Gateway"}
 OTHER_CASE = {"id": "DIVD-2024-00031", "title": "Exposed example admin panels"}
@@ -85,10 +84,6 @@ NUCLEI_TIMEOUT = {
 }
 NUCLEI_SCAN = report_message(json.dumps(NUCLEI_MATCH) + "\n")
 NUCLEI_RESCAN = report_message("".join(json.dumps(line) + "\n" for line in (NUCLEI_NO_MATCH, NUCLEI_TIMEOUT)))
-
-
-def raw_of(message: dict) -> str:
-    return base64.b64decode(message["raw"]).decode("utf-8")
 
 
 class TestFindingIdsAndResults(BotTestCase, unittest.TestCase):

@@ -11,14 +11,14 @@ from intelmq.lib.exceptions import IntelMQException, PipelineError
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.auth.tokens import TokenFileError, TokenVerifier, read_entries
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.intake.http import IntakeServer
 from intelmq_nsm.intake.outcomes import CaseOutcomes
 from intelmq_nsm.intake.pump import PipelineState, Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
 from intelmq_nsm.intake.spool import SubmissionSpool
-from intelmq_nsm.intake.tokens import TokenFileError, TokenVerifier, read_entries
-from intelmq_nsm.web.server import Limits
+from intelmq_nsm.web.limits import Limits
 
 #: The spooled reports' metadata → the report's fields (feed identity from the token).
 FIELDS = {
@@ -40,22 +40,24 @@ class NSMIntakeCollectorBot(CollectorBot):
     http_port: int = 8730
     token_file: Optional[str] = None
     spool_file: Optional[str] = None
-    max_body_size: int = 52428800
-    max_report_size: int = 2097152
-    body_timeout: int = 30
-    requests_per_minute: int = 60
-    burst: int = 30
-    send_wait: int = 5
-    require_csv_case: bool = True
-    max_connections: int = 256
-    header_timeout: int = 10
-    max_header_size: int = 16384
-    max_bytes_in_flight: int = 67108864
-    workers: int = 8
-    failed_auth_per_minute: int = 30
-    failed_auth_burst: int = 10
+    # The web limits' defaults are the web stack's (Limits), the submission's the service's.
+    max_body_size: int = Limits.max_body_size
+    max_report_size: int = IntakeConfig.max_report_bytes
+    body_timeout: int = Limits.body_timeout
+    requests_per_minute: int = Limits.requests_per_minute
+    burst: int = Limits.burst
+    send_wait: int = IntakeConfig.send_wait
+    require_csv_case: bool = IntakeConfig.require_csv_case
+    max_connections: int = Limits.max_connections
+    max_connections_per_address: int = Limits.max_connections_per_address
+    header_timeout: int = Limits.header_timeout
+    max_header_size: int = Limits.max_header_size
+    max_bytes_in_flight: int = Limits.max_bytes_in_flight
+    workers: int = Limits.workers
+    failed_auth_per_minute: int = Limits.failed_auth_per_minute
+    failed_auth_burst: int = Limits.failed_auth_burst
     max_concurrent_hashes: int = 2
-    trust_forwarded_for: bool = False
+    trust_forwarded_for: bool = Limits.trust_forwarded_for
     #: The finding ledgers of the digest outputs that notify (their spool files or ledger
     #: URLs, sqlite:/// or postgresql://): researchers' GET /v1/cases/<id> reads them.
     ledgers: Union[str, list, None] = None
@@ -73,38 +75,20 @@ class NSMIntakeCollectorBot(CollectorBot):
         if not self.token_file:
             raise ValueError("Parameter token_file is required.")
         spool_file = self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}-spool.sqlite")
+        limits = Limits.from_parameters(self)
         config = IntakeConfig(
-            max_body_bytes=self.max_body_size,
-            max_report_bytes=self.max_report_size,
-            body_timeout=self.body_timeout,
-            requests_per_minute=self.requests_per_minute,
-            burst=self.burst,
-            send_wait=self.send_wait,
-            require_csv_case=self.require_csv_case,
-            failed_auth_per_minute=self.failed_auth_per_minute,
-            failed_auth_burst=self.failed_auth_burst,
+            max_report_bytes=self.max_report_size, send_wait=self.send_wait, require_csv_case=self.require_csv_case
         )
         self._spool = SubmissionSpool(spool_file)
         state = PipelineState()
         verifier = TokenVerifier(self.token_file, max_hashing=self.max_concurrent_hashes)
-        if verifier.problem:
-            self.logger.error("Submissions are refused until the token file is mended: %s", verifier.problem)
         self._outcomes = CaseOutcomes(self.ledgers, self.constituency_registry) if self.ledgers else None
-        service = IntakeService(verifier, self._spool, config, self.logger, state, outcomes=self._outcomes)
+        service = IntakeService(verifier, self._spool, config, self.logger, state, self._outcomes, limits)
+        service.tokens.file_problem()  # logged now, not at the first submission
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
         self._pump = Pump(self._spool, self._send, state, self.logger, refused=(PipelineError,))
-        limits = Limits(
-            max_connections=self.max_connections,
-            header_timeout=self.header_timeout,
-            body_timeout=self.body_timeout,
-            max_header_bytes=self.max_header_size,
-            max_body_bytes=self.max_body_size,
-            max_bytes_in_flight=self.max_bytes_in_flight,
-            workers=self.workers,
-            trust_forwarded_for=self.trust_forwarded_for,
-        )
-        self._server = IntakeServer(service, self.http_host, self.http_port, limits).start()
+        self._server = IntakeServer(service, self.http_host, self.http_port).start()
         pending = self._spool.pending_count()
         if pending:
             state.work.set()  # reports left from before a restart go first
@@ -175,9 +159,15 @@ class NSMIntakeCollectorBot(CollectorBot):
                 messages.append(
                     ["error", f"Parameter ledgers: {spec!r} is neither a file nor a sqlite:/// or postgresql:// URL."]
                 )
-        report_size = parameters.get("max_report_size", NSMIntakeCollectorBot.max_report_size)
-        if report_size > parameters.get("max_body_size", NSMIntakeCollectorBot.max_body_size):
-            messages.append(["warning", "Parameter max_report_size is larger than max_body_size; no report is split."])
+        try:
+            limits = Limits.from_parameters(parameters)
+        except ValueError as exc:
+            messages.append(["error", str(exc)])
+        else:
+            if parameters.get("max_report_size", NSMIntakeCollectorBot.max_report_size) > limits.max_body_size:
+                messages.append(
+                    ["warning", "Parameter max_report_size is larger than max_body_size; no report is split."]
+                )
         return messages or None
 
 

@@ -2,6 +2,8 @@
 
 The finding ledger decides what a finding is in a digest (new, reminder, reopened, fixed)
 or whether it goes into none (already notified, no reminder due): intelmq_nsm.digest.notify.
+Digests carry their TLP label, are signed with the CERT's OpenPGP key when one is set
+(intelmq_nsm.digest.openpgp) and follow each organisation's language, channel and pace.
 """
 
 import os
@@ -62,6 +64,15 @@ class NSMDigestOutputBot(OutputBot):
     feedback_base_url: Optional[str] = None
     feedback_secret_file: Optional[str] = None
     feedback_link_lifetime: int = 2592000
+    tlp: str = "AMBER"
+    organisation_channels: bool = True
+    smtp_reply_to: Optional[str] = None
+    openpgp_fingerprint: Optional[str] = None
+    openpgp_home: Optional[str] = None
+    openpgp_passphrase_file: Optional[str] = None
+    openpgp_encrypt: bool = True
+    openpgp_allow_unsigned: bool = False
+    bounce_maildir: Optional[str] = None
 
     _spool = None
     _thread = None
@@ -91,9 +102,11 @@ class NSMDigestOutputBot(OutputBot):
             path, synchronous=self.spool_synchronous, by_case=self.group_by_case, autocheckpoint=INTAKE_CHECKPOINT
         )
         self._arrivals = self._ledger.shares_file(path)
+        self.tlp = normalise_tlp(self.tlp)
+        channel = self.make_channel()
         self._thread = DeliveryThread(
             lambda: DigestSpool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case),
-            self.make_channel(),
+            channel,
             self.logger,
             interval=self.delivery_interval,
             max_events=self.max_events,
@@ -104,6 +117,8 @@ class NSMDigestOutputBot(OutputBot):
             ledger=self._ledger,
             links=self.feedback_links(),
             clock=self.now,
+            tlp=self.tlp,
+            bounce_maildir=self.bounce_maildir,
         )
         self._thread.start()
         where = "the spool's file" if not self.ledger_url else self._ledger.engine.url.render_as_string()
@@ -138,19 +153,41 @@ class NSMDigestOutputBot(OutputBot):
     def spool_path(self) -> str:
         return self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}.spool.sqlite")
 
+    def signer(self):
+        """The CERT's OpenPGP key (None: nothing is signed). A key that cannot sign is
+        logged as an error here; digests then wait (or go unsigned if allowed)."""
+        if not self.openpgp_fingerprint:
+            return None
+        from intelmq_nsm.digest.openpgp import Signer
+
+        signer = Signer(self.openpgp_home, self.openpgp_fingerprint, self.openpgp_passphrase_file)
+        for problem in signer.problems():
+            then = "they go unsigned" if self.openpgp_allow_unsigned else "they wait until it can"
+            self.logger.error("%s Digests cannot be signed; %s.", problem, then)
+        return signer
+
     def make_channel(self):
+        """The output's channels: ``channel`` and every other one whose parameters are set
+        (an organisation may ask for it); digests signed with the CERT's key, if set."""
         from intelmq_nsm.digest import channels
 
-        if self.channel == "rest":
-            return channels.RestChannel(
+        if self.channel not in CHANNEL_NEEDS:
+            raise ValueError(f"Unknown channel {self.channel!r}: use rest, smtp or file.")
+        signer = self.signer()
+        unsigned = self.openpgp_allow_unsigned
+        made = {}
+        if self.channel == "rest" or all(getattr(self, p) for p in CHANNEL_NEEDS["rest"]):
+            made["rest"] = channels.RestChannel(
                 self.rest_url,
                 self.rest_secret,
                 signature_header=self.rest_signature_header,
                 timeout=self.rest_timeout,
                 verify_tls=self.rest_verify_tls,
+                signer=signer,
+                allow_unsigned=unsigned,
             )
-        if self.channel == "smtp":
-            return channels.SmtpChannel(
+        if self.channel == "smtp" or all(getattr(self, p) for p in CHANNEL_NEEDS["smtp"]):
+            made["smtp"] = channels.SmtpChannel(
                 self.smtp_host,
                 self.smtp_port,
                 self.smtp_from,
@@ -162,10 +199,20 @@ class NSMDigestOutputBot(OutputBot):
                 timeout=self.smtp_timeout,
                 language=self.language,
                 verify_tls=self.smtp_verify_tls,
+                reply_to=self.smtp_reply_to,
+                signer=signer,
+                allow_unsigned=unsigned,
+                encrypt=self.openpgp_encrypt,
             )
-        if self.channel == "file":
-            return channels.FileChannel(self.file_directory, formats=self.file_formats, language=self.language)
-        raise ValueError(f"Unknown channel {self.channel!r}: use rest, smtp or file.")
+        if self.channel == "file" or all(getattr(self, p) for p in CHANNEL_NEEDS["file"]):
+            made["file"] = channels.FileChannel(
+                self.file_directory,
+                formats=self.file_formats,
+                language=self.language,
+                signer=signer,
+                allow_unsigned=unsigned,
+            )
+        return channels.Channels(made, self.channel, follow_organisations=self.organisation_channels)
 
     def process(self):
         event = self.receive_message()
@@ -175,9 +222,11 @@ class NSMDigestOutputBot(OutputBot):
             # elsewhere in the ledger, then the spool (intelmq_nsm.digest.notify).
             fields = shortcuts.as_dict(event)
             if self._arrivals:
-                notify.arrive(fields, self._spool, self.now(), self.constituency)
+                notify.arrive(fields, self._spool, self.now(), self.constituency, tlp=self.tlp)
             else:
-                notify.accept(fields, self._spool, self._ledger, self.now(), self.constituency, call=self._ledgered)
+                notify.accept(
+                    fields, self._spool, self._ledger, self.now(), self.constituency, call=self._ledgered, tlp=self.tlp
+                )
         except FindingError as exc:
             raise InvalidValue(exc.field, exc.value, exc.reason) from exc
         self.acknowledge_message()
@@ -197,10 +246,9 @@ class NSMDigestOutputBot(OutputBot):
     def check(parameters: dict):
         parameters = without_empty(NSMDigestOutputBot, parameters)
         channel = parameters.get("channel", "file")
-        needs = {"rest": ["rest_url", "rest_secret"], "smtp": ["smtp_from"], "file": ["file_directory"]}
-        if channel not in needs:
+        if channel not in CHANNEL_NEEDS:
             return [["error", f"Parameter channel is {channel!r}; it must be rest, smtp or file."]]
-        missing = [p for p in needs[channel] if not parameters.get(p)]
+        missing = [p for p in CHANNEL_NEEDS[channel] if not parameters.get(p)]
         results = [["error", f"The {channel} channel needs parameter {p}, which is not set."] for p in missing]
         if parameters.get("language", "nl") not in ("nl", "en"):
             results.append(["error", "Parameter language must be nl or en."])
@@ -223,11 +271,69 @@ class NSMDigestOutputBot(OutputBot):
                     read_secret(parameters["feedback_secret_file"])
                 except SecretError as exc:
                     results.append(["error", str(exc)])
+        try:
+            normalise_tlp(parameters.get("tlp", NSMDigestOutputBot.tlp))
+        except ValueError as exc:
+            results.append(["error", f"Parameter tlp: {exc}."])
+        results += check_openpgp(parameters)
+        if parameters.get("spool_file"):
+            results += check_spool(parameters["spool_file"])
         if not parameters.get("constituency"):
             results.append(
                 ["warning", "Parameter constituency is not set: events of any constituency will be delivered."]
             )
         return results or None
+
+
+#: The parameters each channel needs; the output has every channel whose parameters are set.
+CHANNEL_NEEDS = {"rest": ("rest_url", "rest_secret"), "smtp": ("smtp_from",), "file": ("file_directory",)}
+#: Days before the signing key expires from which check() warns.
+KEY_EXPIRY_WARNING_DAYS = 30
+
+
+def normalise_tlp(value) -> str:
+    from intelmq_nsm.tlp import normalise
+
+    return normalise(value)
+
+
+def check_openpgp(parameters: dict) -> list:
+    """What check() says of the signing key: missing, expired, revoked, cannot sign, expiring soon."""
+    fingerprint = parameters.get("openpgp_fingerprint")
+    if not fingerprint:
+        if parameters.get("openpgp_home"):
+            return [["warning", "Parameter openpgp_home is set but openpgp_fingerprint is not: nothing is signed."]]
+        return []
+    if not parameters.get("openpgp_home"):
+        return [["error", "Parameter openpgp_fingerprint needs openpgp_home (the GnuPG home), which is not set."]]
+    try:
+        from intelmq_nsm.digest.openpgp import OpenPGPError, Signer
+
+        signer = Signer(parameters["openpgp_home"], fingerprint, parameters.get("openpgp_passphrase_file"))
+        problems = signer.problems()
+        expires = None if problems else signer.expires()
+    except ImportError:
+        return [["error", "python-gnupg is not installed, so digests cannot be signed: pip install python-gnupg."]]
+    except OpenPGPError as exc:
+        problems, expires = [str(exc)], None
+    except OSError as exc:
+        problems, expires = [f"gpg cannot be run: {exc}."], None
+    level = "warning" if parameters.get("openpgp_allow_unsigned") else "error"
+    then = "digests go unsigned (openpgp_allow_unsigned)" if level == "warning" else "no digest is sent until it can"
+    results = [[level, f"{problem} The signing key cannot sign: {then}."] for problem in problems]
+    if expires is not None and expires - time.time() < KEY_EXPIRY_WARNING_DAYS * 86400:
+        day = time.strftime("%Y-%m-%d", time.gmtime(expires))
+        results.append(["warning", f"The signing key {fingerprint} expires on {day}; extend it before then."])
+    return results
+
+
+def check_spool(path: str) -> list:
+    """What check() says of the spool: failed digests and unreachable contacts (warnings)."""
+    if not os.path.exists(path):
+        return []
+    from intelmq_nsm.digest.health import problems
+
+    return [["warning", line] for line in problems(path)]
 
 
 BOT = NSMDigestOutputBot

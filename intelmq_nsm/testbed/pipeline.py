@@ -169,7 +169,7 @@ class Pipeline:
     """One IntelMQ installation under ``root``, talking to ``redis_server``.
 
     ``broker``: where messages go between bots. None: the Redis (database 2); an
-    ``AmqpBroker`` (intelmq_nsm.demo.rabbitmq): IntelMQ's AMQP pipeline on that RabbitMQ
+    ``AmqpBroker`` (intelmq_nsm.testbed.rabbitmq): IntelMQ's AMQP pipeline on that RabbitMQ
     virtual host, with statistics and the deduplicator's cache still on the Redis.
     """
 

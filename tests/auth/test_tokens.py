@@ -6,8 +6,7 @@ import stat
 import pytest
 import yaml
 
-from intelmq_nsm.cli import main
-from intelmq_nsm.intake.tokens import (
+from intelmq_nsm.auth.tokens import (
     TOKEN_PATTERN,
     TokenFileError,
     TokenVerifier,
@@ -15,6 +14,7 @@ from intelmq_nsm.intake.tokens import (
     read_entries,
     revoke_token,
 )
+from intelmq_nsm.cli import main
 
 
 def test_the_file_stores_salted_hashes_never_the_token(tmp_path):

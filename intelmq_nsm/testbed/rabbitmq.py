@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from intelmq_nsm.demo.pipeline import LOOPBACK, HarnessError, free_port, wait_for
+from intelmq_nsm.testbed.pipeline import LOOPBACK, HarnessError, free_port, wait_for
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 #: The port intelmqctl reads queue counts from: fixed in IntelMQ 3.5's AMQP pipeline,

@@ -1,7 +1,7 @@
 """Runtime layouts past one process per bot: N instances behind ``load_balance``, two hosts.
 
-Plain dictionary work on a runtime (as loaded from runtime.yaml), shared by the demo, the
-tests and benchmarks/chain.py, so that what is measured is what is tested.
+Plain dictionary work on a runtime (as loaded from runtime.yaml), shared by the tests and
+benchmarks/chain.py, so that what is measured is what is tested.
 """
 
 import json

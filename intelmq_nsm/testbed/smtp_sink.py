@@ -7,8 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.demo.pipeline import LOOPBACK, HarnessError, free_port
+from intelmq_nsm.testbed.pipeline import LOOPBACK, HarnessError, free_port
 
 
 class SmtpSink:
@@ -27,7 +26,7 @@ class SmtpSink:
         try:
             from aiosmtpd.controller import Controller
         except ImportError as exc:
-            raise DemoError("aiosmtpd is not installed: install intelmq-nsm[demo].") from exc
+            raise HarnessError("aiosmtpd is not installed: install intelmq-nsm[demo].") from exc
         self.messages = []
         self.raw = []
         self.logins = []

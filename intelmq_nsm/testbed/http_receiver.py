@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from intelmq_nsm.demo.pipeline import LOOPBACK, HarnessError
+from intelmq_nsm.testbed.pipeline import LOOPBACK, HarnessError
 
 
 class Receiver(ThreadingHTTPServer):

@@ -1,0 +1,55 @@
+"""An example IntelMQ configuration laid out in a private working directory.
+
+The examples (``runtime-examples/``) are written for a standard IntelMQ installation, with
+their files under ``/opt/intelmq/``; here their paths and ports move into a working
+directory of their own, so that several can run side by side on one machine.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from intelmq_nsm.testbed.pipeline import LOOPBACK
+
+#: Where the examples keep their files in a standard IntelMQ installation; this prefix
+#: moves into the working directory.
+INTELMQ_PREFIX = "/opt/intelmq/"
+
+
+def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
+    """The example runtime with its paths moved under ``workdir`` and some parameters set.
+
+    Every string parameter that starts with ``/opt/intelmq/`` moves to ``workdir/``; the
+    parameters named in ``overrides`` (ports, and the digests' ``max_age`` so that the demo
+    does not wait an hour) get the given values wherever a bot has them, and
+    ``smtp_host`` becomes the loopback address. Nothing else changes.
+    """
+    runtime = json.loads(json.dumps(runtime))
+
+    def move(value):
+        if isinstance(value, str) and value.startswith(INTELMQ_PREFIX):
+            return str(workdir / value[len(INTELMQ_PREFIX) :])
+        if isinstance(value, list):
+            return [move(v) for v in value]
+        return value
+
+    for bot_id, bot in runtime.items():
+        if bot_id == "global":
+            continue
+        parameters = bot.setdefault("parameters", {})
+        for key, value in list(parameters.items()):
+            parameters[key] = move(value)
+        for key, value in overrides.items():
+            if key in parameters:
+                parameters[key] = value
+        if "smtp_host" in parameters:
+            parameters["smtp_host"] = LOOPBACK
+    return runtime
+
+
+def install_example_files(example: Path, workdir: Path) -> None:
+    """Put the example's registry and token file where its localised runtime expects them."""
+    target = workdir / "etc" / "nsm"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(example / "registry", target / "registry", dirs_exist_ok=True)
+    shutil.copy2(example / "tokens.json", target / "tokens.json")
