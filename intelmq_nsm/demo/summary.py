@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from intelmq_nsm.digest.findings import NOT_VULNERABLE
+from intelmq_nsm.digest.event_findings import NOT_VULNERABLE
 from intelmq_nsm.event_contract import RESULT
 from intelmq_nsm.testbed.chain import DIGEST_MODULE, FILE_OUTPUT_MODULE
 from intelmq_nsm.testbed.pipeline import Pipeline

@@ -11,7 +11,7 @@ import pytest
 
 from intelmq_nsm.digest import channels, openpgp
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.sample_events import event, organisation
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
@@ -49,7 +49,7 @@ def test_every_mail_is_pgp_mime_signed_and_gpg_verifies_it(spool, cert):
     home, fingerprint, receiver = cert
     signer = openpgp.Signer(str(home.path), fingerprint)
     for n, org in enumerate([AMSTERDAM, UTRECHT]):
-        spool.add(findings(event(n, [org])), now=0)
+        spool.add(findings_of(event(n, [org])), now=0)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink, signer))["delivered"] == 2
         raws = list(sink.raw)
@@ -85,7 +85,7 @@ def _entity(raw: bytes) -> bytes:
 
 def test_a_mail_changed_in_transit_fails_verification(spool, cert):
     home, fingerprint, receiver = cert
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with SmtpSink() as sink:
         deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))
         [raw] = sink.raw
@@ -108,8 +108,8 @@ def test_an_organisation_with_a_key_gets_a_signed_and_encrypted_mail_the_other_a
         org_key = amsterdam.key_file("CISO Amsterdam <security@gm0363.example>", key_file)
         amsterdam.import_key(home.export(fingerprint))
         with_key = dict(AMSTERDAM, openpgp={"fingerprint": org_key, "key_file": str(key_file)})
-        spool.add(findings(event(1, [with_key])), now=0)
-        spool.add(findings(event(2, [UTRECHT])), now=0)
+        spool.add(findings_of(event(1, [with_key])), now=0)
+        spool.add(findings_of(event(2, [UTRECHT])), now=0)
         with SmtpSink() as sink:
             assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["delivered"] == 2
             mails = {tuple(rcpt): raw for (_, rcpt, _), raw in zip(sink.messages, sink.raw)}
@@ -140,7 +140,7 @@ def test_a_key_file_without_the_registered_key_fails_and_sends_nothing_in_clear(
         other.key_file("Someone else <x@elsewhere.example>", key_file)
     registered = "0123456789ABCDEF0123456789ABCDEF01234567"
     org = dict(AMSTERDAM, openpgp={"fingerprint": registered, "key_file": str(key_file)})
-    spool.add(findings(event(1, [org])), now=0)
+    spool.add(findings_of(event(1, [org])), now=0)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["failed"] == 1
         assert sink.messages == []
@@ -154,7 +154,7 @@ def test_an_expired_key_is_named_and_nothing_goes_unsigned_unless_allowed(spool,
         signer = openpgp.Signer(str(home.path), expired)
         [problem] = signer.problems()
         assert f"The signing key {expired} expired on 2020-01-02" in problem
-        spool.add(findings(event(1, [AMSTERDAM])), now=0)
+        spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
         with SmtpSink() as sink:
             result = deliver(spool, smtp(sink, signer))
             assert result["retry"] == 1 and sink.messages == []
@@ -187,7 +187,7 @@ def test_a_protected_key_signs_with_the_passphrase_from_its_file_and_a_wrong_one
 def test_rest_and_file_channels_carry_a_detached_signature_of_the_json(spool, cert, tmp_path):
     home, fingerprint, receiver = cert
     signer = openpgp.Signer(str(home.path), fingerprint)
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with Receiver() as http:
         rest = channels.RestChannel(http.url, "s3cret", signer=signer)
         assert deliver(spool, rest)["delivered"] == 1
