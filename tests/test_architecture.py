@@ -446,6 +446,8 @@ LEDGER_MODULE = f"{PACKAGE}.digest.ledger.store"
 LEDGER_SCHEMA = f"{PACKAGE}.digest.ledger.schema"
 #: The unreachable contacts: one table in the spool's file with a module of its own.
 CONTACTS_MODULE = f"{PACKAGE}.digest.contacts"
+#: The researchers' cases, their owners and shares: the CaseBook, for every intake of a host.
+CASES_MODULE = f"{PACKAGE}.intake.cases"
 #: The modules that talk to SQLite or SQLAlchemy themselves: the storage idiom (WAL,
 #: transactions, savepoints) and the modules of the tables above. (The intake's
 #: submission spool reaches SQLite through storage.)
@@ -511,6 +513,7 @@ def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
     assert {TABLE_HOMES[t] for t in ledger} == {LEDGER_MODULE}
     assert TABLE_HOMES["unreachable_contacts"] == CONTACTS_MODULE
     assert TABLE_HOMES["submissions"] == f"{PACKAGE}.intake.spool"
+    assert {TABLE_HOMES[t] for t in ("cases", "case_shares")} == {CASES_MODULE}
     assert len(LEDGER_OBJECTS) == 5  # four tables and their MetaData
     for statement in (
         "SELECT row FROM events WHERE digest_id = ?",
@@ -538,7 +541,7 @@ def test_sql_on_a_table_stands_only_in_the_module_that_makes_it(name):
     assert elsewhere == [], f"{name} holds SQL on another module's tables: ask that module's class."
 
 
-@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE])
+@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE, CASES_MODULE])
 def test_the_spool_and_the_ledger_name_each_statement_once_at_the_top_of_their_module(name):
     inline = []
     for node in ast.walk(tree_of(name)):

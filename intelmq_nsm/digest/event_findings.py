@@ -68,6 +68,8 @@ class Finding:
     target: str = ""
     #: The registry matches that routed the event to this organisation (``extra.nsm.matches``).
     matches: tuple = ()
+    #: Who speaks for the finding (:func:`reporter_of`).
+    reporter: str = ""
 
 
 def _get(event: dict, key: str):
@@ -156,6 +158,16 @@ def identify(event: dict) -> str:
         raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
 
 
+def reporter_of(event: dict) -> str:
+    """Who speaks for the event's findings: the owner of its case as the intake knew it
+    (``extra.nsm.case_owner``), else the feed's provider, else its name ("" for none)."""
+    for key in (ec.CASE_OWNER, "feed.provider", "feed.name"):
+        value = _get(event, key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
 def vulnerable(event: dict) -> bool:
     """False when the scan said the system is not (any more) vulnerable."""
     value = _get(event, ec.RESULT)
@@ -214,6 +226,7 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
         where = ""  # an event that brought its own finding id
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
+    reporter = reporter_of(event)
     seen = set()
     result = []
     for org in organisations:
@@ -230,7 +243,18 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
         mine = tuple(m for m in matches if m.get("organisation") == org["id"])
         role = org.get("role") if org.get("role") in ROLES else ""
         result.append(
-            Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where, mine)
+            Finding(
+                digest,
+                organisation,
+                value,
+                case_id,
+                dict(row, role=role),
+                finding,
+                is_vulnerable,
+                where,
+                mine,
+                reporter,
+            )
         )
     return result
 

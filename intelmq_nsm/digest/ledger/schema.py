@@ -81,6 +81,10 @@ ledger_findings = Table(
     #: The registry's matches that routed the finding to this organisation (JSON list of
     #: ``extra.nsm.matches`` entries), as last seen: what a dispute of it is about.
     Column("matches", Text, nullable=False, default=""),
+    #: Who reported the finding vulnerable first (the case's owner, else the feed's
+    #: provider): only a not-vulnerable result of the same reporter closes it; "" (a
+    #: ledger of an earlier version, or a finding never seen vulnerable): any may.
+    Column("reporter", Text, nullable=False, default=""),
     PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
     _one_of("state", STATES),
 )

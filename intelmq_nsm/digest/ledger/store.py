@@ -194,6 +194,9 @@ SILENT = (
 
 TAKE_SCHEMA_LOCK = f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"
 ADD_MATCHES_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''"
+ADD_REPORTER_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN reporter TEXT NOT NULL DEFAULT ''"
+#: Columns of ledger_findings added after ledgers were made, with the statement adding each.
+ADDED_COLUMNS = {"matches": ADD_MATCHES_COLUMN, "reporter": ADD_REPORTER_COLUMN}
 DROP_INDEX = "DROP INDEX IF EXISTS {}"
 TABLES_ON_DISK = (
     "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
@@ -372,8 +375,10 @@ class Ledger:
             metadata.create_all(conn)
             # Columns added to ledger_findings after a ledger was made (create_all makes
             # only missing tables): added with their default, so older ledgers go on working.
-            if "matches" not in {column["name"] for column in inspect(conn).get_columns(F.name)}:
-                conn.exec_driver_sql(ADD_MATCHES_COLUMN)
+            present = {column["name"] for column in inspect(conn).get_columns(F.name)}
+            for column, statement in ADDED_COLUMNS.items():
+                if column not in present:
+                    conn.exec_driver_sql(statement)
             # A ledger made by an earlier version: its tables exist, so create_all leaves
             # them alone; the statistics' present indexes are made here, the old dropped.
             for index in (*F.indexes, *H.indexes):
