@@ -14,7 +14,7 @@ import yaml
 from intelmq_nsm.web.limits import FORMER_NAMES, PARAMETERS, Limits
 
 #: The service's limits where they differ from the web stack's: its bodies are small (a
-#: feedback at most 64 KiB, a form 16 KiB) and its work is light.
+#: feedback at most 64 KiB, an owner's form about 26 KB) and its work is light.
 LIMITS = Limits(
     body_timeout=15,
     max_body_size=64 * 1024,
