@@ -372,10 +372,22 @@ def test_only_the_openpgp_module_drives_gnupg(name):
     assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
 
 
-@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
+@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences", f"{PACKAGE}.controls"])
 def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
     # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
     assert not any(target.startswith(f"{PACKAGE}.") or target == PACKAGE for target in GRAPH[name]), GRAPH[name]
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{PACKAGE}.controls"])
+def test_the_characters_that_act_are_listed_in_one_module(name):
+    # The commands and the service's pages show the same characters as escapes: from
+    # controls.py, the one list (a bidi override spelled as a number elsewhere is a copy).
+    spelled = [
+        node.value
+        for node in ast.walk(tree_of(name))
+        if isinstance(node, ast.Constant) and type(node.value) is int and node.value in (0x202A, 0x202E, 0x2066)
+    ]
+    assert spelled == [], f"{name} spells bidi controls itself: use intelmq_nsm.controls."
 
 
 def test_tlp_labels_are_spelled_in_one_module():

@@ -29,6 +29,7 @@ import jinja2
 from intelmq_nsm.feedback import answers
 from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import PAGE_PATH, LinkError
+from intelmq_nsm.feedback.shown import shown, shown_text
 from intelmq_nsm.web import ratelimit
 from intelmq_nsm.web.app import Endpoint, Request, Response, Routes
 from intelmq_nsm.web.ratelimit import retry_after
@@ -240,6 +241,8 @@ def _time(value: Optional[float]) -> str:
 
 
 _env.filters["time"] = _time
+_env.filters["shown"] = shown
+_env.filters["shown_text"] = shown_text
 
 
 def page_url(token: str, lang: str, **extra) -> str:

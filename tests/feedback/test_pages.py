@@ -264,6 +264,22 @@ def test_html_in_a_comment_is_inert_on_the_page(delivered, service):
     assert str(markupsafe.escape(comment)) in page
 
 
+def test_control_and_bidi_characters_in_a_comment_are_shown_as_escapes_in_isolation(delivered, service):
+    amsterdam = delivered.documents()["GM0363"]
+    link = amsterdam["feedback_url"]
+    csrf = csrf_of(requests.get(service.local(link), timeout=10).text)
+    finding_id = amsterdam["findings"][0]["finding_id"]
+    comment = "Bijgewerkt \u202efdp.exe\x1b[2J en \u2067klaar"
+    post(service, link, csrf=csrf, finding_id=finding_id, choice="fixed", comment=comment)
+    page = requests.get(service.local(link), timeout=10).text
+    assert not set("\u202e\u2067\x1b") & set(page)
+    assert (
+        '<q class="note"><bdi>Bijgewerkt <span class="control">\\u202e</span>fdp.exe'
+        '<span class="control">\\x1b</span>[2J en <span class="control">\\u2067</span>klaar</bdi></q>'
+    ) in page
+    assert history(delivered, finding_id, "GM0363")[-1]["note"] == comment  # kept as it was written
+
+
 def test_requests_over_the_rate_limit_get_429(delivered, service_factory):
     service = service_factory(delivered, requests_per_minute=1, burst=3)
     link = service.local(delivered.documents()["GM0363"]["feedback_url"])

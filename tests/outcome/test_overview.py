@@ -91,7 +91,8 @@ def test_an_operator_logs_in_and_sees_open_findings_per_organisation_and_the_cas
     assert status == 303 and headers["Location"] == "/operators"
     assert all(flag in headers["Set-Cookie"] for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
     status, headers, page = served.request("GET", "/operators", headers=cookie_of(headers))
-    text = re.sub(r">\s+<", "><", page.decode())
+    # Outside text is isolated (<bdi>, see test_a_comment_s_bidi_override_...): read without it.
+    text = re.sub(r"</?bdi>", "", re.sub(r">\s+<", "><", page.decode()))
     assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
     # Amsterdam: one fixed, one false positive, none open; Rotterdam disputed; the university notified.
     table = text.split("<h2>Cases</h2>")[0]
@@ -111,6 +112,23 @@ def test_a_comment_with_html_and_script_is_shown_as_text(served):
     text = page.decode()
     assert "<script>" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in text
+
+
+def test_a_comment_s_bidi_override_and_controls_are_shown_as_escapes_in_isolation(tmp_path):
+    served = Served(tmp_path)
+    try:
+        ledger = served.store.ledger
+        ledger.record_answer(FINDINGS[1][0], FINDINGS[1][1], "disputed", note="niet \u202eons\x07", now=T0 + 2 * 86400)
+        _, headers, _ = served.login(served.operator_token)
+        _, _, page = served.request("GET", "/operators", headers=cookie_of(headers))
+        text = page.decode()
+        assert "\u202e" not in text and "\x07" not in text
+        assert (
+            '<td class="note"><bdi>niet <span class="control">\\u202e</span>ons'
+            '<span class="control">\\x07</span></bdi></td>'
+        ) in text
+    finally:
+        served.close()
 
 
 def test_without_a_valid_session_nothing_is_shown(served):
