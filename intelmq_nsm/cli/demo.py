@@ -49,7 +49,13 @@ def run(args) -> int:
     if summary.feedback.get("charts"):
         print(f"\nThe cases' charts are kept in {Path(args.charts).resolve()}.")
     if keep:
-        print(f"\nEverything the demo wrote is in {workdir}.")
+        mails = summary.mail_report
+        if mails.get("mails"):
+            kept = Path(mails["folder"]).resolve()
+            print(f"\nEvery mail the SMTP sink received is kept in {kept}/ as an .eml file", end="")
+            key = mails["public_key"]
+            print(f", the signing key's public half as {Path(key).resolve()}." if key else ".")
+        print(f"\nEverything the demo wrote is in {workdir.resolve()}.")
     else:
         import shutil
 
@@ -66,7 +72,11 @@ def register(subparsers) -> None:
         "--example",
         help="the example folder (default: runtime-examples/nsm-ibd of a source checkout, else the installed copy)",
     )
-    parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
+    parser.add_argument(
+        "--workdir",
+        help="keep everything in this folder, every mail as DIR/mails/*.eml with the signing key's public half "
+        "(default: a temporary folder, removed)",
+    )
     parser.add_argument(
         "--charts",
         default="charts",
