@@ -23,7 +23,8 @@ def run(args) -> int:
         print(f"intelmq-nsm demo: {exc}", file=sys.stderr)
         return 1
     keep = args.workdir is not None
-    workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
+    # Absolute: the bots' paths in the runtime it lays out must not depend on their working directory.
+    workdir = Path(args.workdir).resolve() if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
     demo = Demo(
         example,
         workdir,
@@ -55,7 +56,7 @@ def run(args) -> int:
             print(f"\nEvery mail the SMTP sink received is kept in {kept}/ as an .eml file", end="")
             key = mails["public_key"]
             print(f", the signing key's public half as {Path(key).resolve()}." if key else ".")
-        print(f"\nEverything the demo wrote is in {workdir.resolve()}.")
+        print(f"\nEverything the demo wrote is in {workdir}.")
     else:
         import shutil
 

@@ -58,7 +58,7 @@ class Demo:
         self.charts = Path(charts) if charts is not None else CHARTS
         #: Every mail the SMTP sink receives is kept here as an .eml file, with the signing
         #: key's public half beside them.
-        self.mails = self.workdir / FOLDER
+        self.mails = (self.workdir / FOLDER).resolve()
         self.chain = ExampleChain(
             self.example,
             self.workdir,

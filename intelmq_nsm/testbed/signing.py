@@ -111,7 +111,8 @@ def _fresh_home(home: Path) -> Optional[Path]:
     them to a short folder, which is returned."""
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)
-    if len(str(home / max(AGENT_SOCKETS, key=len))) <= SOCKET_PATH_MAX:
+    # gpg-agent makes the home's path absolute before it names its sockets.
+    if len(str(home.absolute() / max(AGENT_SOCKETS, key=len))) <= SOCKET_PATH_MAX:
         return None
     socket_dir = Path(tempfile.mkdtemp(prefix="gs", dir="/tmp"))
     for name in AGENT_SOCKETS:

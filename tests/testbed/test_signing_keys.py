@@ -81,6 +81,20 @@ def test_each_signing_home_in_the_working_folder_gets_a_fresh_key_that_signs(tmp
     assert agents_of(home) == [] and not key.socket_dir.exists()
 
 
+def test_a_relative_home_is_measured_where_it_lies(tmp_path, monkeypatch):
+    # The demo's --workdir may be relative: the agent's socket path is the absolute one.
+    monkeypatch.chdir(tmp_path)
+    workdir = Path("deep-" * 8) / "work"
+    runtime = {"mail": output("Mail", openpgp_fingerprint="0" * 40, openpgp_home=str(workdir / "gnupg"))}
+    assert len(str(workdir / "gnupg" / "S.gpg-agent.browser")) <= SOCKET_PATH_MAX
+    [key] = make_signing_keys(runtime, workdir)
+    try:
+        assert key.socket_dir is not None
+        assert Signer(str(workdir / "gnupg"), key.fingerprint).problems() == []
+    finally:
+        key.close()
+
+
 def test_a_short_home_keeps_its_agent_sockets_and_a_key_without_passphrase_file_has_none():
     workdir = Path(tempfile.mkdtemp(prefix="sb", dir="/tmp"))
     try:
