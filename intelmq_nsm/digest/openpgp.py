@@ -243,7 +243,7 @@ def receiver_check(key_file: str, signature: bytes, signed: bytes) -> tuple:
     signed bytes in files. ``(good, [(command, what gpg wrote), ...])``: good when gpg
     verified the signature (exit 0); the commands as a receiver types them in their own
     keyring, the throwaway home's own lines (keybox created, ...) left out."""
-    # A short path: gpg-agent's socket lives in the home (about 107 bytes at most).
+    # A short path: gpg-agent's socket lives in the home (106 characters at most).
     home = tempfile.mkdtemp(prefix="gv", dir="/tmp")
     try:
         folder = Path(home) / "mail"

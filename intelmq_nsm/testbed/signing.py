@@ -7,7 +7,7 @@ folder gets a fresh key (with a fresh passphrase in the file, mode 0600, when th
 has one) and the outputs the key's fingerprint: what the operator does once with gpg (the
 example's README), done without a prompt or the network.
 
-gpg-agent keeps its socket in the home, and a socket path is limited to about 107 bytes;
+gpg-agent keeps its socket in the home, and a socket path is limited to 106 characters;
 a working folder under pytest's long temporary paths passes that. Such a home gets
 libassuan's socket redirection files (``%Assuan%`` / ``socket=…``), which send the agent's
 sockets to a short folder under /tmp. ``SigningKey.close`` stops the agent and removes
@@ -23,8 +23,9 @@ from typing import Optional
 
 #: gpg-agent's sockets in a home; the longest name decides whether the home's path fits.
 AGENT_SOCKETS = ("S.gpg-agent", "S.gpg-agent.extra", "S.gpg-agent.browser", "S.gpg-agent.ssh")
-#: The longest socket path a Unix-domain socket takes (sun_path holds 108 bytes with its NUL).
-SOCKET_PATH_MAX = 107
+#: The longest socket path gpg-agent takes: 106 characters, as tried with gpg 2.2.40 (a
+#: Unix-domain socket's sun_path holds 108 bytes with its NUL; libassuan keeps one more).
+SOCKET_PATH_MAX = 106
 #: How long the test bed's keys are valid: long past any run, short of the output's
 #: check warning (30 days before expiry).
 EXPIRE = "1y"

@@ -69,7 +69,7 @@ def test_each_signing_home_in_the_working_folder_gets_a_fresh_key_that_signs(tmp
         assert os.stat(passphrase_file).st_mode & 0o777 == 0o600
         assert len(passphrase_file.read_text().strip()) >= 32
         # The agent's sockets went to a short folder; the key signs through it, with the passphrase.
-        assert key.socket_dir is not None and len(str(key.socket_dir / max(AGENT_SOCKETS, key=len))) <= 107
+        assert key.socket_dir is not None and len(str(key.socket_dir / max(AGENT_SOCKETS, key=len))) <= SOCKET_PATH_MAX
         assert (home / "S.gpg-agent").read_text().startswith("%Assuan%\nsocket=")
         signer = Signer(str(home), key.fingerprint, str(passphrase_file))
         assert signer.problems() == []
@@ -79,6 +79,23 @@ def test_each_signing_home_in_the_working_folder_gets_a_fresh_key_that_signs(tmp
     finally:
         key.close()
     assert agents_of(home) == [] and not key.socket_dir.exists()
+
+
+def test_a_home_whose_longest_socket_path_has_107_characters_is_redirected():
+    # Seen in the tests: gpg-agent refuses a socket path of 107 characters.
+    workdir = Path(tempfile.mkdtemp(prefix="sl", dir="/tmp"))
+    try:
+        home = workdir / ("x" * (107 - len(str(workdir)) - len("/S.gpg-agent.browser") - 1))
+        assert len(str(home / "S.gpg-agent.browser")) == 107
+        runtime = {"mail": output("Mail", openpgp_fingerprint="0" * 40, openpgp_home=str(home))}
+        [key] = make_signing_keys(runtime, workdir)
+        try:
+            assert key.socket_dir is not None
+            assert Signer(str(home), key.fingerprint).problems() == []
+        finally:
+            key.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_a_relative_home_is_measured_where_it_lies(tmp_path, monkeypatch):
