@@ -429,3 +429,52 @@ def test_tlp_labels_are_spelled_in_one_module():
             continue
         text = MODULES[name].read_text(encoding="utf-8")
         assert '"AMBER+STRICT"' not in text and "'AMBER+STRICT'" not in text, f"{name} spells a TLP label itself."
+
+
+#: What a loaded registry is made of, in ``constituency/``: none of it reads files.
+REGISTRY_DATA = ("fields", "index", "model", "registry", "values")
+#: How a registry is read: files, documents, CSV rows, records, the checks across records.
+REGISTRY_READING = ("builtin", "csv_file", "documents", "loader", "paths", "records", "references")
+
+
+@pytest.mark.parametrize("name", [f"{PACKAGE}.constituency.{module}" for module in REGISTRY_DATA])
+def test_the_registry_and_its_index_know_nothing_of_how_a_registry_is_read(name):
+    reading = sorted(m for m in REGISTRY_READING if reaches(name, f"{PACKAGE}.constituency.{m}", through=True))
+    assert reading == [], f"{name} imports {', '.join(reading)}."
+
+
+def imported_names(name: str) -> set:
+    """The names ``from ... import`` brings into module ``name``."""
+    return {alias.name for node in ast.walk(tree_of(name)) if isinstance(node, ast.ImportFrom) for alias in node.names}
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
+def test_networks_enter_a_registry_only_through_registry_add_networks(name):
+    # The network tables and their one insertion are the index's; the registry alone
+    # pairs them with the stored rows (Registry.add_networks). A reader that filled them
+    # itself would be a second add to keep in step.
+    if name != f"{PACKAGE}.constituency.registry":
+        assert not imported_names(name) & {"NetworkTables", "add_entry"}, name
+
+
+def _writes_to_the_terminal(node) -> bool:
+    """A call that prints, writes to standard output or error, or exits with a message."""
+    if not isinstance(node, ast.Call):
+        return False
+    function = node.func
+    if isinstance(function, ast.Name):
+        return function.id == "print" or (function.id == "SystemExit" and bool(node.args))
+    return (
+        isinstance(function, ast.Attribute)
+        and function.attr == "write"
+        and isinstance(function.value, ast.Attribute)
+        and function.value.attr in ("stdout", "stderr")
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in under(f"{PACKAGE}.cli") if n != f"{PACKAGE}.cli.terminal"])
+def test_the_commands_print_only_through_the_terminal_module(name):
+    # Outside text (comments, names, registry values, report fields) reaches the operator's
+    # terminal: cli/terminal.py writes it inert, and it is the only way out.
+    lines = [node.lineno for node in ast.walk(tree_of(name)) if _writes_to_the_terminal(node)]
+    assert lines == [], f"{name} prints past intelmq_nsm/cli/terminal.py at line(s) {lines}."

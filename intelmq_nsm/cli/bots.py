@@ -2,6 +2,8 @@
 
 import json
 
+from intelmq_nsm.cli.terminal import say, say_json
+
 
 def installed_bots() -> dict:
     """This package's bots from IntelMQ's own listing, keyed by entry-point name."""
@@ -18,16 +20,16 @@ def installed_bots() -> dict:
 def run(args) -> int:
     bots = installed_bots()
     if args.json:
-        print(json.dumps(bots, indent=2, sort_keys=True, default=str))
+        say_json(bots, sort_keys=True, default=str)
         return 0
     if not bots:
-        print("No intelmq-nsm bots are installed.")
+        say("No intelmq-nsm bots are installed.")
         return 1
     for name, info in sorted(bots.items()):
-        print(f"{name}  ({info['group']})")
-        print(f"    {info['description'].splitlines()[0]}")
+        say(f"{name}  ({info['group']})")
+        say(f"    {info['description'].splitlines()[0]}")
         for param, default in sorted(info["parameters"].items()):
-            print(f"      {param} = {json.dumps(default, default=str)}")
+            say(f"      {param} = {json.dumps(default, default=str)}")
     return 0
 
 

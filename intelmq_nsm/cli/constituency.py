@@ -5,10 +5,9 @@ Exit codes: 0 success (``lookup``: every value matched; ``diff``: no routing cha
 3 (``lookup`` only) at least one value matched nothing.
 """
 
-import json
-import sys
 from datetime import date
 
+from intelmq_nsm.cli.terminal import say, say_json, warn
 from intelmq_nsm.constituency import RegistryError, load_registry
 from intelmq_nsm.constituency.index import OWNERS
 from intelmq_nsm.constituency.values import parse_asn, parse_ip, utc_today
@@ -22,12 +21,12 @@ def _load(paths, args):
         registry = load_registry(paths, include_builtin=not args.no_builtin, today=args.date)
     except RegistryError as exc:
         for issue in exc.issues:
-            print(issue, file=sys.stderr)
+            warn(issue)
         errors = sum(1 for i in exc.issues if i.level == "error")
-        print(f"Invalid registry: {errors} error(s).", file=sys.stderr)
+        warn(f"Invalid registry: {errors} error(s).")
         return None
     for issue in registry.issues:
-        print(issue, file=sys.stderr)
+        warn(issue)
     return registry
 
 
@@ -36,7 +35,7 @@ def validate(args) -> int:
     if registry is None:
         return 1
     stats = registry.stats()
-    print(
+    say(
         f"Valid: {stats['organisations']} organisations, {stats['networks']} networks, {stats['domains']} domains, "
         f"{stats['asns']} ASNs, {stats['exclusions']} exclusions; version {stats['version']}."
     )
@@ -72,10 +71,10 @@ def _route_dict(route) -> dict:
 def lookup(args) -> int:
     event = [(f"source.{name}", value) for name in EVENT_FIELDS if (value := getattr(args, name)) is not None]
     if event and args.values:
-        print("Give either values to look up one by one or the --fqdn/--url/--ip/--asn of one event.", file=sys.stderr)
+        warn("Give either values to look up one by one or the --fqdn/--url/--ip/--asn of one event.")
         return 2
     if not event and not args.values:
-        print("Nothing to look up: give values, or --fqdn/--url/--ip/--asn of one event.", file=sys.stderr)
+        warn("Nothing to look up: give values, or --fqdn/--url/--ip/--asn of one event.")
         return 2
     registry = _load(args.database or [DEFAULT_DATABASE], args)
     if registry is None:
@@ -95,22 +94,22 @@ def lookup(args) -> int:
             result["field"] = values[0][0]
         results.append(result)
     if args.json:
-        print(json.dumps({"registry_version": registry.version, "results": results}, indent=2, ensure_ascii=False))
+        say_json({"registry_version": registry.version, "results": results}, ensure_ascii=False)
     else:
         for result in results:
             if not result["routes"]:
-                print(f"{result['value']}: no match; the event would leave on path _default.")
+                say(f"{result['value']}: no match; the event would leave on path _default.")
             for route in result["routes"]:
                 names = "; ".join(
                     f"{o['id']} {o['name']} ({o['kind']}, {o['role']} owner)" for o in route["organisations"]
                 )
-                print(f"{result['value']}: constituency {route['constituency']}: {names}")
+                say(f"{result['value']}: constituency {route['constituency']}: {names}")
                 for m in route["matches"]:
                     note = f", note: {m['note']}" if m["note"] else ""
                     why = f"{m['kind']} {m['matched']} belongs to {m['organisation']}"
-                    print(f"    because {why} (source {m['source']}{note})")
+                    say(f"    because {why} (source {m['source']}{note})")
                 if route["tie"]:
-                    print(f"    tie between {', '.join(route['tie'])}: all of them are tagged")
+                    say(f"    tie between {', '.join(route['tie'])}: all of them are tagged")
     return 3 if unmatched else 0
 
 
@@ -120,21 +119,21 @@ def stats(args) -> int:
         return 1
     data = registry.stats()
     if args.json:
-        print(json.dumps(data, indent=2))
+        say_json(data)
     else:
         for key, value in data.items():
-            print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+            say(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
     return 0
 
 
 def diff(args) -> int:
     if args.events:
         if args.new is not None:
-            print("With --events, give one registry (the one in use), not two.", file=sys.stderr)
+            warn("With --events, give one registry (the one in use), not two.")
             return 2
         return _diff_events(args)
     if args.old is None or args.new is None:
-        print("Give the registry in use and the new one, or --events FILE and the registry.", file=sys.stderr)
+        warn("Give the registry in use and the new one, or --events FILE and the registry.")
         return 2
     from intelmq_nsm.constituency.diff import changes
 
@@ -144,8 +143,8 @@ def diff(args) -> int:
         return 2
     lines = changes(old, new, args.date or utc_today())
     for line in lines:
-        print(line)
-    print(f"{len(lines)} routing change(s) from {old.version} to {new.version}.")
+        say(line)
+    say(f"{len(lines)} routing change(s) from {old.version} to {new.version}.")
     return 1 if lines else 0
 
 
@@ -159,15 +158,15 @@ def _diff_events(args) -> int:
     try:
         handle = open(args.events, encoding="utf-8")  # closed by the with block below
     except OSError as exc:
-        print(f"Cannot read the events file {args.events}: {exc.strerror}.", file=sys.stderr)
+        warn(f"Cannot read the events file {args.events}: {exc.strerror}.")
         return 2
     with handle:
         summary = owner_rule_changes(registry, handle, match_asn=args.match_asn, day=args.date or utc_today())
     for line, reason in summary.invalid:
-        print(f"{args.events}, line {line}: {reason}; the line is left out.", file=sys.stderr)
+        warn(f"{args.events}, line {line}: {reason}; the line is left out.")
     for line, before, after in summary.changed:
-        print(f"line {line}: {before} -> {after}")
-    print(
+        say(f"line {line}: {before} -> {after}")
+    say(
         f"{len(summary.changed)} of {summary.events} routing decision(s) change from owners most-specific to all "
         f"({summary.new_constituency} reach a constituency more, {summary.unrouted} matched nothing, "
         f"{len(summary.invalid)} line(s) left out); registry {registry.version}."

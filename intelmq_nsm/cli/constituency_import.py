@@ -7,14 +7,14 @@ compared with the last one. Exit codes: 0 done, 1 the registry (or the registry 
 new import) is invalid, 2 wrong usage or unreadable dumps.
 """
 
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
+from intelmq_nsm.cli.terminal import say, warn
 from intelmq_nsm.constituency import RegistryError, builtin_municipalities, load_registry
 from intelmq_nsm.constituency.diff import changes
-from intelmq_nsm.constituency.loader import registry_files
+from intelmq_nsm.constituency.paths import registry_files
 from intelmq_nsm.constituency.ripe_import import (
     LEVELS,
     dump_date,
@@ -35,8 +35,8 @@ def _load(files, include_builtin: bool, what: str):
         registry = load_registry(files, include_builtin=include_builtin)
     except RegistryError as exc:
         for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(f"{what} is invalid; nothing was written.", file=sys.stderr)
+            warn(issue)
+        warn(f"{what} is invalid; nothing was written.")
         return None
     return registry
 
@@ -45,7 +45,7 @@ def import_ripe(args) -> int:
     files = dump_files(args.dumps)
     missing = [str(f) for f in files if not Path(f).is_file()]
     if missing or not files:
-        print(f"No dump files found: {', '.join(missing or args.dumps)}.", file=sys.stderr)
+        warn(f"No dump files found: {', '.join(missing or args.dumps)}.")
         return 2
     output = Path(args.output).resolve()
     database = [f for f in registry_files(args.database or []) if Path(f).resolve() != output]
@@ -64,7 +64,7 @@ def import_ripe(args) -> int:
     try:
         result = import_dumps(files, municipalities, others, args.country, delegated)
     except OSError as exc:
-        print(f"A dump cannot be read: {exc}.", file=sys.stderr)
+        warn(f"A dump cannot be read: {exc}.")
         return 2
     review(result.proposals, args.min_confidence, registry)
     source = f"ripe-{args.dump_date or dump_date(files)}"
@@ -84,8 +84,8 @@ def import_ripe(args) -> int:
         if old is not None:
             lines = changes(old, new, args.date or utc_today())
             for line in lines:
-                print(line)
-            print(f"{len(lines)} routing change(s) from the last import to this one.")
+                say(line)
+            say(f"{len(lines)} routing change(s) from the last import to this one.")
 
     if not args.dry_run:
         atomic_write(output, imported)
@@ -95,12 +95,12 @@ def import_ripe(args) -> int:
         )  # fmt: skip
     count = sum(p.status.startswith("imported") for p in result.proposals)
     where = "dry run, nothing written" if args.dry_run else f"{output}; review: {report.with_suffix('.md')}"
-    print(
+    say(
         f"{len(result.proposals)} proposal(s) from {result.objects} resource objects, {count} imported "
         f"as {source} ({where})."
     )
     for problem in result.problems:
-        print(f"Skipped {problem}.", file=sys.stderr)
+        warn(f"Skipped {problem}.")
     return 0
 
 

@@ -1,10 +1,11 @@
 """``intelmq-nsm demo``: run the example NSM→IBD pipeline end to end and show who got what, in
 round one and in the researchers' rescan a week later."""
 
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from intelmq_nsm.cli.terminal import say, say_lines, warn
 
 
 def run(args) -> int:
@@ -15,12 +16,12 @@ def run(args) -> int:
     started = time.monotonic()
 
     def progress(message: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
+        say(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
 
     try:
         example = Path(args.example) if args.example else default_example()
     except DemoError as exc:
-        print(f"intelmq-nsm demo: {exc}", file=sys.stderr)
+        warn(f"intelmq-nsm demo: {exc}")
         return 1
     keep = args.workdir is not None
     # Absolute: the bots' paths in the runtime it lays out must not depend on their working directory.
@@ -37,26 +38,32 @@ def run(args) -> int:
     try:
         summary = demo.run()
     except (DemoError, HarnessError) as exc:
-        print(f"intelmq-nsm demo: {exc}", file=sys.stderr)
-        print(f"Logs and dumps are in {workdir / 'intelmq' / 'var' / 'log'}.", file=sys.stderr)
+        warn(f"intelmq-nsm demo: {exc}")
+        warn(f"Logs and dumps are in {workdir / 'intelmq' / 'var' / 'log'}.")
         return 1
-    print()
-    print(summary.render())
+    say()
+    say_lines(summary.render())
     if args.json:
         import json
 
         Path(args.json).write_text(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"\nThe summary of both rounds is in {args.json}.")
+        say()
+        say(f"The summary of both rounds is in {args.json}.")
     if summary.feedback.get("charts"):
-        print(f"\nThe cases' charts are kept in {Path(args.charts).resolve()}.")
+        say()
+        say(f"The cases' charts are kept in {Path(args.charts).resolve()}.")
     if keep:
         mails = summary.mail_report
         if mails.get("mails"):
             kept = Path(mails["folder"]).resolve()
-            print(f"\nEvery mail the SMTP sink received is kept in {kept}/ as an .eml file", end="")
             key = mails["public_key"]
-            print(f", the signing key's public half as {Path(key).resolve()}." if key else ".")
-        print(f"\nEverything the demo wrote is in {workdir}.")
+            say()
+            say(
+                f"Every mail the SMTP sink received is kept in {kept}/ as an .eml file"
+                + (f", the signing key's public half as {Path(key).resolve()}." if key else ".")
+            )
+        say()
+        say(f"Everything the demo wrote is in {workdir}.")
     else:
         import shutil
 

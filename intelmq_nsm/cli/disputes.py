@@ -6,20 +6,10 @@ the correction to ``--corrections FILE``, a registry document the constituency e
 reads like any of its registry files (give it among the expert's ``database`` paths).
 """
 
-import csv
-import io
-import json
-import sys
-
 from intelmq_nsm.cli.ledger import _open, _time
+from intelmq_nsm.cli.terminal import say, say_csv, say_json, warn
 
 CSV_COLUMNS = ("id", "finding_id", "organisation", "target", "case_id", "matched", "source", "comment", "suggestion")
-
-
-def _printable(value) -> str:
-    """Text for a terminal: control characters (escape sequences) shown, never acted on."""
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _suggested(s: dict) -> str:
@@ -32,7 +22,7 @@ def _suggested(s: dict) -> str:
     return s.get("reason", s["change"])
 
 
-def _text(disputes) -> str:
+def _text(disputes) -> list:
     lines = []
     for d in disputes:
         lines.append(f"{d['id']}  {d['finding_id']}  {d['organisation']} ({d['organisation_name']})  {d['target']}")
@@ -45,15 +35,12 @@ def _text(disputes) -> str:
         lines.append(f"  suggested: {_suggested(d['suggestion'])}")
         if d["decision"]:
             lines.append(f"  {d['decision']['decision']} {_time(d['decision']['at'])}: {d['decision']['note'] or '-'}")
-    return "\n".join(_printable(line) for line in lines) or "No disputed findings."
+    return lines or ["No disputed findings."]
 
 
-def _csv(disputes) -> str:
-    from intelmq_nsm.digest.render import neutralise
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+def _rows(disputes):
+    """The CSV's rows, the header first (``say_csv`` makes the cells inert and formula-safe)."""
+    yield CSV_COLUMNS
     for d in disputes:
         first = d["matches"][0] if d["matches"] else {}
         row = {
@@ -62,8 +49,7 @@ def _csv(disputes) -> str:
             "source": first.get("source", ""),
             "suggestion": _suggested(d["suggestion"]),
         }
-        writer.writerow([neutralise(row[c]) for c in CSV_COLUMNS])
-    return out.getvalue()
+        yield [row[c] for c in CSV_COLUMNS]
 
 
 def disputes(args) -> int:
@@ -74,24 +60,25 @@ def disputes(args) -> int:
         book = Disputes(ledger, args.corrections)
         if args.accept:
             change = book.accept(args.accept, assign_to=args.assign_to, note=args.note or "")
-            print(_printable(f"Accepted {args.accept}: {_suggested(change)}; written to {args.corrections}."))
+            say(f"Accepted {args.accept}: {_suggested(change)}; written to {args.corrections}.")
             return 0
         if args.reject:
             book.reject(args.reject, args.note or "")
-            print(_printable(f"Rejected {args.reject}; the note is kept."))
+            say(f"Rejected {args.reject}; the note is kept.")
             return 0
         found = book.list(include_decided=args.all)
     except DisputeError as exc:
-        print(_printable(str(exc)), file=sys.stderr)
+        warn(exc)
         return 2
     finally:
         ledger.close()
     if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False, sort_keys=True))
+        say_json(found, ensure_ascii=False, sort_keys=True)
     elif args.csv:
-        sys.stdout.write(_csv(found))
+        say_csv(_rows(found))
     else:
-        print(_text(found))
+        for line in _text(found):
+            say(line)
     return 0
 
 

@@ -1,7 +1,6 @@
 """``intelmq-nsm feedback answers``: the answers of owners and the ticket system, as CSV or JSON."""
 
-import json
-import sys
+from intelmq_nsm.cli.terminal import say_csv, say_json, warn
 
 
 def _answers(args) -> int:
@@ -14,7 +13,7 @@ def _answers(args) -> int:
         config = config_mod.load(args.config)
         since = parse_time(args.since).timestamp() if args.since else None
     except (config_mod.ConfigError, ValueError) as exc:
-        print(f"intelmq-nsm feedback answers: {exc}", file=sys.stderr)
+        warn(f"intelmq-nsm feedback answers: {exc}")
         return 2
     ledger = Ledger(config.ledger_url, name=config.ledger_name)
     try:
@@ -22,9 +21,9 @@ def _answers(args) -> int:
     finally:
         ledger.close()
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        say_json(rows, ensure_ascii=False)
     else:
-        sys.stdout.write(export.to_csv(rows))
+        say_csv(export.to_csv(rows))
     return 0
 
 

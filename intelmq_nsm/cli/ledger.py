@@ -5,9 +5,10 @@ The database is the digest output's spool file (where the ledger lives by defaul
 """
 
 import datetime
-import json
 import time
 from pathlib import Path
+
+from intelmq_nsm.cli.terminal import fail, say, say_json
 
 DAY = 86400.0
 
@@ -23,7 +24,7 @@ def _url(database: str) -> str:
         return database
     path = Path(database)
     if not path.exists():
-        raise SystemExit(f"No such ledger file: {database} (give a spool file or a postgresql:// URL).")
+        raise fail(f"No such ledger file: {database} (give a spool file or a postgresql:// URL).")
     return f"sqlite:///{path}"
 
 
@@ -35,15 +36,15 @@ def _open(args):
         if not args.ledger:
             names = ledger.names()
             if len(names) > 1:
-                raise SystemExit(f"The database holds the ledgers {', '.join(names)}: choose one with --ledger.")
+                raise fail(f"The database holds the ledgers {', '.join(names)}: choose one with --ledger.")
             ledger.name = names[0] if names else ""
     except LedgerUnavailable as exc:
-        raise SystemExit(f"The ledger cannot be reached: {exc}") from None
+        raise fail(f"The ledger cannot be reached: {exc}") from None
     return ledger
 
 
 def _print_json(value) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    say_json(value, ensure_ascii=False, sort_keys=True)
 
 
 def cmd_list(args) -> int:
@@ -63,9 +64,9 @@ def cmd_list(args) -> int:
     if args.json:
         _print_json({"ledger": ledger.name, "findings": records})
         return 0
-    print(f"{len(records)} findings in ledger {ledger.name!r}.")
+    say(f"{len(records)} findings in ledger {ledger.name!r}.")
     for r in records:
-        print(
+        say(
             f"{r['finding_id']}  {r['state']:<14} {r['org_id']:<10} {r['case_id']:<18} {r['target']:<24}"
             f" seen {r['times_seen']}x  first {_time(r['first_seen'])}  last {_time(r['last_seen'])}"
             f"  notified {r['notifications']}x"
@@ -77,7 +78,7 @@ def cmd_show(args) -> int:
     ledger = _open(args)
     records = ledger.history_of(args.finding_id)
     if not records:
-        raise SystemExit(f"No finding {args.finding_id!r} in ledger {ledger.name!r}.")
+        raise fail(f"No finding {args.finding_id!r} in ledger {ledger.name!r}.")
     for r in records:
         r.pop("last_event", None)
         r.pop("last_kind", None)
@@ -85,18 +86,18 @@ def cmd_show(args) -> int:
         _print_json({"ledger": ledger.name, "finding_id": args.finding_id, "organisations": records})
         return 0
     for r in records:
-        print(f"{args.finding_id} for {r['org_id']} ({r['org_name']}), case {r['case_id'] or '-'}, {r['target']}")
-        print(
+        say(f"{args.finding_id} for {r['org_id']} ({r['org_name']}), case {r['case_id'] or '-'}, {r['target']}")
+        say(
             f"  state {r['state']}; seen {r['times_seen']} times, first {_time(r['first_seen'])},"
             f" last {_time(r['last_seen'])}; notified {r['notifications']} times ({r['reminders']} reminders)"
         )
-        print("  history:")
+        say("  history:")
         for h in r["history"]:
             ref = f" [{h['reference']}]" if h["reference"] else ""
-            print(f"    {_time(h['at'])}  {h['old_state'] or '-'} -> {h['state']}  ({h['source']}) {h['note']}{ref}")
-        print("  digests:")
+            say(f"    {_time(h['at'])}  {h['old_state'] or '-'} -> {h['state']}  ({h['source']}) {h['note']}{ref}")
+        say("  digests:")
         for d in r["digests"]:
-            print(f"    {_time(d['delivered_at'])}  {d['kind']:<9} {d['digest_id']}")
+            say(f"    {_time(d['delivered_at'])}  {d['kind']:<9} {d['digest_id']}")
     return 0
 
 
@@ -109,12 +110,12 @@ def cmd_stats(args) -> int:
         _print_json({"ledger": ledger.name, **result})
         return 0
     for level, column in (("cases", "case_id"), ("constituencies", "constituency"), ("organisations", "org_id")):
-        print(f"{level.capitalize()}:")
-        print(f"  {'':<20} {'findings':>8} {'notified':>8} {'open':>6} {'fixed':>6} {'reopened':>8}  days to fix")
+        say(f"{level.capitalize()}:")
+        say(f"  {'':<20} {'findings':>8} {'notified':>8} {'open':>6} {'fixed':>6} {'reopened':>8}  days to fix")
         for entry in result[level]:
             days = entry["days_to_fix"]
             fix = "-" if not days["count"] else f"median {days['median']}, p90 {days['p90']} (n={days['count']})"
-            print(
+            say(
                 f"  {entry[column] or '-':<20} {entry['findings']:>8} {entry['notified']:>8} {entry['open']:>6}"
                 f" {entry['fixed_verified']:>6} {entry['reopened']:>8}  {fix}"
             )

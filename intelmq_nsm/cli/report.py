@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from intelmq_nsm.cli.terminal import say
+
 
 def check_report(data: bytes, fmt: str = "auto", case=None, limit: int = 2000) -> tuple:
     """Parse a report's bytes as the report parser does, without a pipeline.
@@ -38,9 +40,9 @@ def run(args) -> int:
     case = json.loads(Path(args.case).read_text(encoding="utf-8")) if args.case else None
     fmt, counts, problems = check_report(Path(args.file).read_bytes(), args.format, case)
     for problem in problems:
-        print(problem)
+        say(problem)
     fixed = f" ({counts['not_vulnerable']} of them not vulnerable)" if counts["not_vulnerable"] else ""
-    print(f"{args.file}: {fmt}, {counts['events']} findings would become events{fixed}, {len(problems)} problems.")
+    say(f"{args.file}: {fmt}, {counts['events']} findings would become events{fixed}, {len(problems)} problems.")
     return 1 if problems else 0
 
 

@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 
+from intelmq_nsm.cli.terminal import say, warn
 from intelmq_nsm.feedback.service import build
 
 
@@ -16,20 +17,20 @@ def _serve(args) -> int:
     try:
         config = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
-        print(f"intelmq-nsm serve: {exc}", file=sys.stderr)
+        warn(f"intelmq-nsm serve: {exc}")
         return 2
     if args.host:
         config.host = args.host
     if args.port is not None:
         config.port = args.port
     if args.create_secret and create_secret(config.secret_file):
-        print(f"A new feedback secret was written to {config.secret_file}.", file=sys.stderr)
+        warn(f"A new feedback secret was written to {config.secret_file}.")
     try:
         server = build(config).start()
     except (SecretError, OSError, ValueError) as exc:
-        print(f"intelmq-nsm serve: {exc}", file=sys.stderr)
+        warn(f"intelmq-nsm serve: {exc}")
         return 2
-    print(f"Feedback service listening on http://{config.host}:{server.port}/ (ledger {config.ledger_name}).")
+    say(f"Feedback service listening on http://{config.host}:{server.port}/ (ledger {config.ledger_name}).")
     sys.stdout.flush()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

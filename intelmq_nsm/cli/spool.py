@@ -2,8 +2,8 @@
 unreachable contacts."""
 
 import datetime
-import json
-import sys
+
+from intelmq_nsm.cli.terminal import fail, say, say_csv, say_json, say_lines, warn
 
 
 def _time(value) -> str:
@@ -22,7 +22,7 @@ def _resolve(spool, prefix: str) -> str:
     """A digest id from its full id or an unambiguous prefix."""
     matches = [d["id"] for d in spool.digests() if d["id"].startswith(prefix)]
     if len(matches) != 1:
-        raise SystemExit(f"{len(matches)} digests match {prefix!r}; give more of the id.")
+        raise fail(f"{len(matches)} digests match {prefix!r}; give more of the id.")
     return matches[0]
 
 
@@ -37,32 +37,33 @@ def cmd_list(args) -> int:
     digests = spool.digests(args.state)
     unreachable = _contacts(spool).rows()
     if args.json:
-        print(json.dumps({"counts": spool.counts(), "digests": digests, "unreachable": unreachable}, indent=2))
+        say_json({"counts": spool.counts(), "digests": digests, "unreachable": unreachable})
         return 0
     counts = spool.counts()
-    print(
+    say(
         f"{counts['pending']} pending, {counts['attempting']} attempting, {counts['delivered']} delivered,"
         f" {counts['failed']} failed digests;"
         f" {counts['waiting_findings']} findings not yet in a digest."
     )
     if counts.get("failed_arrivals"):
-        print(f"{counts['failed_arrivals']} arrived events could not be filed (the output's log says why).")
+        say(f"{counts['failed_arrivals']} arrived events could not be filed (the output's log says why).")
     for d in digests:
-        print(
+        say(
             f"{d['id'][:16]}  {d['state']:<9}  {d['org_id']:<10} {d['constituency']:<8} {d['event_count']:>5} findings"
             f"  attempts {d['attempts']}  created {_time(d['created'])}  next {_time(d['next_attempt'])}"
             + (f"  attempt started {_time(d['attempt_started'])}" if d["state"] == "attempting" else "")
-            + (f"\n    last error: {d['last_error']}" if d["last_error"] else "")
         )
+        if d["last_error"]:
+            say(f"    last error: {d['last_error']}")
     if unreachable:
-        print(f"{len(unreachable)} unreachable contact(s), who get no digests until cleared (spool FILE contacts):")
+        say(f"{len(unreachable)} unreachable contact(s), who get no digests until cleared (spool FILE contacts):")
         _print_contacts(unreachable)
     return 0
 
 
 def _print_contacts(rows) -> None:
     for c in rows:
-        print(
+        say(
             f"  {c['address']}  of {c['org_id'] or '-'}  since {_time(c['since'])}  last {_time(c['last_failure'])}"
             f"  ({c['source']}, {c['failures']} failure(s)): {c['reason']}"
         )
@@ -72,16 +73,16 @@ def cmd_contacts(args) -> int:
     book = _contacts(_open(args))
     if args.clear:
         cleared = [address for address in args.clear if book.clear(address)]
-        print(f"{len(cleared)} contact(s) cleared; digests go to them again: {', '.join(cleared) or '-'}.")
+        say(f"{len(cleared)} contact(s) cleared; digests go to them again: {', '.join(cleared) or '-'}.")
         return 0 if len(cleared) == len(args.clear) else 1
     rows = book.rows()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        say_json(rows)
     elif rows:
-        print(f"{len(rows)} unreachable contact(s):")
+        say(f"{len(rows)} unreachable contact(s):")
         _print_contacts(rows)
     else:
-        print("No unreachable contacts.")
+        say("No unreachable contacts.")
     return 0
 
 
@@ -89,14 +90,14 @@ def cmd_bounces(args) -> int:
     from intelmq_nsm.digest import bounces
 
     if not args.files and not args.maildir:
-        raise SystemExit("Give the bounce mails as files, or --maildir DIR.")
+        raise fail("Give the bounce mails as files, or --maildir DIR.")
     book = _contacts(_open(args))
     marked = bounces.read_files(book, args.files)
     if args.maildir:
         marked += bounces.read_maildir(book, args.maildir)
     for bounce in marked:
-        print(f"{bounce.recipient}: unreachable ({bounce.reason}; digest {bounce.digest_id[:16] or 'unknown'})")
-    print(f"{len(marked)} contact(s) marked unreachable.")
+        say(f"{bounce.recipient}: unreachable ({bounce.reason}; digest {bounce.digest_id[:16] or 'unknown'})")
+    say(f"{len(marked)} contact(s) marked unreachable.")
     return 0
 
 
@@ -106,15 +107,13 @@ def cmd_show(args) -> int:
     spool = _open(args)
     digest = spool.load(_resolve(spool, args.digest))
     if args.format == "json":
-        print(json.dumps(render.as_document(digest), indent=2, ensure_ascii=False))
+        say_json(render.as_document(digest), ensure_ascii=False)
     elif args.format == "csv":
-        sys.stdout.write(render.to_csv(digest))
+        say_csv(render.to_csv(digest))
     else:
         # As the organisation reads it: its own language unless one is asked for.
-        sys.stdout.write(render.to_text(digest, args.language or digest.organisation.get("language") or "nl"))
-    print(
-        f"# state {digest.state}, attempts {digest.attempts}, last error: {digest.last_error or '-'}", file=sys.stderr
-    )
+        say_lines(render.to_text(digest, args.language or digest.organisation.get("language") or "nl"))
+    warn(f"# state {digest.state}, attempts {digest.attempts}, last error: {digest.last_error or '-'}")
     return 0
 
 
@@ -122,7 +121,7 @@ def cmd_retry(args) -> int:
     spool = _open(args)
     ids = [d["id"] for d in spool.digests("failed")] if args.all_failed else [_resolve(spool, args.digest)]
     done = [i for i in ids if spool.retry(i)]
-    print(f"{len(done)} digest(s) queued for delivery again; the running bot sends them within its delivery interval.")
+    say(f"{len(done)} digest(s) queued for delivery again; the running bot sends them within its delivery interval.")
     return 0 if done or args.all_failed else 1
 
 
@@ -130,14 +129,14 @@ def cmd_purge(args) -> int:
     spool = _open(args)
     ids = [_resolve(spool, d) for d in args.digest]
     count = spool.purge(older_than=args.older_than_days * 86400, state=args.state, digest_ids=ids)
-    print(f"Purged {count} {args.state} digest(s) and their findings.")
+    say(f"Purged {count} {args.state} digest(s) and their findings.")
     return 0
 
 
 def cmd_flush(args) -> int:
     spool = _open(args)
     formed = spool.form_digests(max_events=args.max_events, max_age=0, flush=True)
-    print(f"Formed {len(formed)} digest(s) from the waiting findings; the running bot delivers them.")
+    say(f"Formed {len(formed)} digest(s) from the waiting findings; the running bot delivers them.")
     return 0
 
 

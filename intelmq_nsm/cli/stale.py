@@ -1,11 +1,10 @@
 """``intelmq-nsm constituency stale``: organisations whose contacts failed, or who answered
 nothing, for N days (``intelmq_nsm.digest.stale``): candidates for a registry update."""
 
-import json
-import sys
 import time
 
 from intelmq_nsm.cli.ledger import _open, _time
+from intelmq_nsm.cli.terminal import say, say_json, warn
 
 
 def cmd_stale(args) -> int:
@@ -19,7 +18,7 @@ def cmd_stale(args) -> int:
         try:
             registry = load_registry(args.registry)
         except RegistryError as exc:
-            print(f"{exc} (intelmq-nsm constituency validate names every problem)", file=sys.stderr)
+            warn(f"{exc} (intelmq-nsm constituency validate names every problem)")
             return 2
     book = ContactBook.open(args.spool_file)
     # The ledger is in the spool's file unless the output was given a ledger_url.
@@ -27,23 +26,22 @@ def cmd_stale(args) -> int:
     ledger = _open(args)
     found = stale(book, ledger, args.days, now=time.time(), registry=registry)
     if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False))
+        say_json(found, ensure_ascii=False)
         return 1 if found else 0
     for org in found:
-        print(f"{org['org_id']} {org['name']}")
+        say(f"{org['org_id']} {org['name']}")
         for contact in org["unreachable"]:
-            print(f"  unreachable since {_time(contact['since'])}: {contact['address']} ({contact['reason']})")
+            say(f"  unreachable since {_time(contact['since'])}: {contact['address']} ({contact['reason']})")
         if org["silent"]:
             quiet = org["silent"]
             answered = _time(quiet["last_answer"]) if quiet["last_answer"] else "never"
-            print(
+            say(
                 f"  silent: {quiet['findings']} finding(s) notified since {_time(quiet['since'])} without an answer"
                 f" (last answer: {answered})"
             )
         if org["reachable"] is not None:
-            print(f"  contacts in the registry still reachable: {', '.join(org['reachable']) or 'none'}")
-    print(f"{len(found)} organisation(s) with contacts that failed or answered nothing for {args.days:g} days.")
-    sys.stdout.flush()
+            say(f"  contacts in the registry still reachable: {', '.join(org['reachable']) or 'none'}")
+    say(f"{len(found)} organisation(s) with contacts that failed or answered nothing for {args.days:g} days.")
     return 1 if found else 0
 
 

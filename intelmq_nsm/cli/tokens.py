@@ -1,9 +1,7 @@
 """``intelmq-nsm tokens``: manage the intake collector's researcher tokens (add, list, revoke)."""
 
-import json
-import sys
-
 from intelmq_nsm.auth.tokens import TokenFileError, add_token, read_entries, revoke_token
+from intelmq_nsm.cli.terminal import say, say_json, warn
 
 
 def _add(args) -> int:
@@ -13,7 +11,7 @@ def _add(args) -> int:
             args.file, args.researcher, codes, feed_name=args.feed_name, comment=args.comment, expires=args.expires
         )
     except (ValueError, TokenFileError) as exc:
-        print(f"intelmq-nsm tokens add: {exc}", file=sys.stderr)
+        warn(f"intelmq-nsm tokens add: {exc}")
         return 2
     if args.json:
         shown = {
@@ -23,12 +21,12 @@ def _add(args) -> int:
             "expires": entry.expires,
             "token": token,
         }
-        print(json.dumps(shown))
+        say_json(shown, indent=None)
     else:
         until = f", expires {entry.expires}" if entry.expires else ""
-        print(f"Token {entry.id} for {entry.researcher} (feed codes: {', '.join(entry.feed_codes)}{until}):")
-        print(token)
-        print("Hand it to the researcher now over a safe channel: it is stored only as a hash.", file=sys.stderr)
+        say(f"Token {entry.id} for {entry.researcher} (feed codes: {', '.join(entry.feed_codes)}{until}):")
+        say(token)
+        warn("Hand it to the researcher now over a safe channel: it is stored only as a hash.")
     return 0
 
 
@@ -36,7 +34,7 @@ def _list(args) -> int:
     try:
         entries = read_entries(args.file)
     except TokenFileError as exc:
-        print(f"intelmq-nsm tokens list: {exc}", file=sys.stderr)
+        warn(f"intelmq-nsm tokens list: {exc}")
         return 2
     rows = [
         {
@@ -53,7 +51,7 @@ def _list(args) -> int:
         for e in entries
     ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        say_json(rows)
         return 0
     for row in rows:
         if row["revoked"]:
@@ -62,7 +60,7 @@ def _list(args) -> int:
             state = f"expired {row['expires']}"
         else:
             state = f"active until {row['expires']}" if row["expires"] else "active"
-        print(f"{row['id']}  {row['researcher']}  [{', '.join(row['feed_codes'])}]  created {row['created']}  {state}")
+        say(f"{row['id']}  {row['researcher']}  [{', '.join(row['feed_codes'])}]  created {row['created']}  {state}")
     return 0
 
 
@@ -70,9 +68,9 @@ def _revoke(args) -> int:
     try:
         entry = revoke_token(args.file, args.id)
     except (KeyError, TokenFileError) as exc:
-        print(f"intelmq-nsm tokens revoke: {exc.args[0]}", file=sys.stderr)
+        warn(f"intelmq-nsm tokens revoke: {exc.args[0]}")
         return 1
-    print(f"Token {entry.id} of {entry.researcher} is revoked since {entry.revoked}.")
+    say(f"Token {entry.id} of {entry.researcher} is revoked since {entry.revoked}.")
     return 0
 
 

@@ -4,8 +4,11 @@ Plain Python, no IntelMQ needed: ``load_registry(paths)`` reads and validates th
 files and builds the index; ``registry.index.decide([(field, value), ...])`` routes.
 """
 
-from .loader import Registry, builtin_municipalities, load_registry, registry_files
+from .builtin import builtin_municipalities
+from .loader import load_registry
 from .model import Asset, Constituency, Issue, Match, Organisation, RegistryError, Route
+from .paths import registry_files
+from .registry import Registry
 
 __all__ = [
     "Asset",

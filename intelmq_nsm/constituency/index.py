@@ -145,6 +145,26 @@ def add_entry(table: dict, key, value, shared: list, asset_of=_same) -> None:
         shared.append(entry)
 
 
+class NetworkTables:
+    """A registry's networks as they are read, keyed for the range tables that ``Index``
+    builds: per IP version, ``start << 8 | prefixlen`` → the network's row in the
+    registry's ``NetworkAssets``, or an Entry once several rows claim that network."""
+
+    def __init__(self, asset_of):
+        self.tables = {4: {}, 6: {}}
+        self.shared = []  # the entries claimed more than once
+        self._asset_of = asset_of  # a row → its Asset, for an Entry
+
+    def add(self, first: int, networks: list) -> None:
+        """Index the rows from ``first`` on: ``networks[i]`` is row ``first + i`` parsed,
+        ``(version, start, prefixlen)`` as ``values.parse_network`` gives it."""
+        tables, shared, asset_of = self.tables, self.shared, self._asset_of
+        for (version, start, prefixlen), row in zip(networks, itertools.count(first)):
+            table, key = tables[version], start << 8 | prefixlen
+            if table.setdefault(key, row) is not row:  # claimed before: the row joins an Entry
+                add_entry(table, key, row, shared, asset_of)
+
+
 def _preferred(assets) -> list:
     """Manual assets beat imported ones: the manual ones if there are any, else all."""
     manual = [asset for asset in assets if asset.manual]
@@ -164,12 +184,11 @@ def _merged(first, second):
 class Index:
     """Every asset and exclusion of a registry, ready for lookups."""
 
-    def __init__(self, registry, networks: dict, shared: list):
-        """``networks`` (``{4: {start << 8 | prefixlen: row or Entry}, 6: {...}}``, rows of
-        ``registry.networks``) and ``shared`` (the entries claimed more than once) come
-        from the loader, which fills them while reading; the dictionaries are emptied."""
+    def __init__(self, registry, networks: NetworkTables):
+        """``networks`` holds the registry's networks as they were read (its tables are
+        emptied here, one at a time)."""
         self.registry = registry
-        self.shared = shared
+        self.shared = networks.shared
         self._network = registry.networks.asset  # a row of the range tables → its Asset
         self.domains = {}  # name → the asset(s) registered for exactly that name
         self.subdomains = {}  # name → the asset(s) that also cover its subdomains
@@ -191,7 +210,8 @@ class Index:
             else:
                 self.excluded_domains.add(value)
         # Popped one at a time: each dictionary is freed before the next table is built.
-        self.networks = {4: RangeTable(32, networks.pop(4)), 6: RangeTable(128, networks.pop(6))}
+        tables = networks.tables
+        self.networks = {4: RangeTable(32, tables.pop(4)), 6: RangeTable(128, tables.pop(6))}
         self.exclusions = {4: RangeTable(32, excluded[4]), 6: RangeTable(128, excluded[6])}
         self._effective = {}  # (organisation id, day) → organisation that answers for it that day
         self._v4_starts, self._v4_slots, self._v4_objects = (

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Optional
 
+from .fields import addresses, boolean, day, identifiers, one_of, record_field, text
+from .preferences import KEYS as PREFERENCE_KEYS
+from .preferences import parse as parse_preferences
+
 #: Organisation kinds, in the order a decision lists them (municipality before its shared service).
 KINDS = ("municipality", "shared-service", "other")
 #: The source of an asset typed by hand; any other source is the name of an import.
@@ -45,31 +49,49 @@ class RegistryError(ValueError):
         super().__init__(f"The constituency registry is invalid: {shown}{more}.")
 
 
+class Issues(list):
+    """The issues found while reading a registry, in the order found."""
+
+    def add(self, level: str, file, location: str, field: str, reason: str) -> None:
+        self.append(Issue(level, str(file), location, field, reason))
+
+    @property
+    def errors(self) -> list:
+        return [issue for issue in self if issue.level == "error"]
+
+
+# Each field declared with ``record_field`` is read from the registry record's key of the
+# same name, by the reader it names (see fields.py and records.py): a new field of an
+# organisation or constituency is one line here, its reader, its default.
+
+
 @dataclass
 class Constituency:
     key: str
-    name: str
-    contacts: tuple = ()
+    name: str = record_field(text)  # the key if the record gives none
+    contacts: tuple = record_field(addresses, (), keys=("contacts", "contact"))
     #: Whether researchers may see the names of this constituency's organisations in what
     #: became of their findings (otherwise only counts).
-    share_names: bool = False
+    share_names: bool = record_field(boolean, False)
 
 
 @dataclass
 class Organisation:
     id: str
-    name: str
-    kind: str
-    constituency: str
-    contacts: tuple = ()
-    valid_from: Optional[date] = None
-    valid_until: Optional[date] = None
-    successor: Optional[str] = None
-    members: tuple = ()
+    name: str = record_field(text)  # required, unless the id is a built-in municipality's
+    kind: str = record_field(one_of(*KINDS), "other")
+    constituency: str = record_field(text, DEFAULT_CONSTITUENCY)
+    contacts: tuple = record_field(addresses, (), keys=("contacts", "contact"))
+    valid_from: Optional[date] = record_field(day, None)
+    valid_until: Optional[date] = record_field(day, None)
+    #: The organisation that answers for this one after ``valid_until`` (a merger).
+    successor: Optional[str] = record_field(text, None)
+    #: A shared-service organisation's: the organisations it works for.
+    members: tuple = record_field(identifiers, ())
     origin: tuple = ("", "")  # (file, location) it was declared at, or ("built-in", "")
     #: What it asks of its digests (language, channel, pace, openpgp), only what its entry
-    #: sets: see intelmq_nsm.constituency.preferences.
-    preferences: dict = field(default_factory=dict)
+    #: sets: the digest output reads them by the same rules (preferences.py).
+    preferences: dict = record_field(parse_preferences, factory=dict, keys=PREFERENCE_KEYS, whole_record=True)
 
     def as_event_dict(self, role: str) -> dict:
         """The organisation as ``extra.nsm.organisations`` carries it, with its ``role`` and
@@ -147,25 +169,29 @@ class NetworkAssets:
         self.file_starts, self.file_names = [], []  # the first row of each file, and the file
         self.made = []  # row → its Asset once made, else None (see ``reserve``)
 
-    def begin_file(self, file: str) -> None:
+    def extend(self, file: str, values: list, organisations: list, sources: list, notes: list, lines) -> int:
+        """Append rows of one file, column by column: the one way networks are added.
+
+        ``values`` are networks in normal form, ``sources`` and ``notes`` as stored (an
+        empty source is ``MANUAL``), ``lines`` line numbers or locations such as
+        ``"assets[3]"``. Returns the first new row. A bulk file hands its rows over in
+        blocks: a call per row would cost a tenth of the load of a million networks.
+        """
         if not self.file_names or self.file_names[-1] != file:
             self.file_starts.append(len(self.values))
             self.file_names.append(file)
-
-    def add(self, value, organisation, source, note, file, line) -> int:
-        """Append one network asset; ``line`` is a line number or a location. Returns its row."""
-        self.begin_file(file)
-        row = len(self.values)
-        self.values.append(value)
-        self.organisations.append(organisation)
-        self.sources.append(source or MANUAL)
-        self.notes.append(note or "")
-        if isinstance(line, int):
-            self.lines.append(line)
-        else:
-            self.lines.append(-1)
-            self.locations[row] = line
-        return row
+        first = len(self.values)
+        try:
+            numbers = array("l", lines)
+        except TypeError:  # locations among them: -1 in the column, the location aside
+            numbers = array("l", (line if isinstance(line, int) else -1 for line in lines))
+            self.locations.update((first + i, line) for i, line in enumerate(lines) if not isinstance(line, int))
+        self.values += values
+        self.organisations += organisations
+        self.sources += sources
+        self.notes += notes
+        self.lines += numbers
+        return first
 
     def reserve(self) -> None:
         """Give every row its slot in ``made`` (rows added since stay without one)."""

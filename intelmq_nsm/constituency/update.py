@@ -17,8 +17,9 @@ from pathlib import Path
 
 from intelmq_nsm.storage import atomic_write
 
-from .loader import SUFFIXES, database_paths, load_registry, registry_files
+from .loader import load_registry
 from .model import RegistryError
+from .paths import SUFFIXES, database_paths, registry_files
 
 #: The name a download gets inside a registry directory (plus the URL's suffix).
 DOWNLOADED = "downloaded"

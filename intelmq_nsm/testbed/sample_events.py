@@ -1,6 +1,6 @@
 """Events as the constituency expert emits them: sample input for the digest output's tests and benchmarks."""
 
-from intelmq_nsm.constituency.loader import builtin_municipalities
+from intelmq_nsm.constituency.builtin import builtin_municipalities
 
 
 def municipalities() -> list:

@@ -137,6 +137,25 @@ def test_csv_rows_in_normal_form_and_not_load_alike(tmp_path):
         ]
 
 
+def test_a_csv_file_longer_than_a_block_keeps_its_rows_in_order_and_its_repeated_networks(tmp_path):
+    # The short path hands networks over a block at a time; a row the general path reads
+    # (not in normal form) and a network repeated in a later block must come out as if
+    # every row had been added on its own.
+    from intelmq_nsm.constituency.csv_file import BLOCK
+
+    networks = [f"10.{n >> 8}.{n & 255}.0/24" for n in range(BLOCK + 10)]
+    networks[100] = "2001:DB8::/48"  # the general path, between short-path rows of the first block
+    networks[BLOCK + 5] = networks[3]  # claimed again in the second block
+    rows = "".join(f"network,{network},GM0014\n" for network in networks)
+    path = write(tmp_path, "r.csv", "type,value,organisation\n" + rows)
+    registry = load_registry([path], today=TODAY)
+    assert [a.value for a in registry.all_assets()][99:102] == [networks[99], "2001:db8::/48", networks[101]]
+    assert [a.origin[1] for a in registry.all_assets()][-1] == f"line {BLOCK + 11}"
+    [entry] = registry.index.shared
+    assert [a.origin[1] for a in entry.assets] == ["line 5", f"line {BLOCK + 7}"]
+    assert [str(i).split(": ", 2)[2] for i in registry.issues] == [f"{networks[3]} is listed more than once"]
+
+
 def test_unknown_organisation_and_section_are_errors_with_yaml_lines(tmp_path):
     path = write(
         tmp_path,
@@ -503,3 +522,52 @@ def test_csv_networks_in_any_valid_form_are_normalised(tmp_path):
     assert route(registry, ("source.ip", "192.0.2.7")) == [("ibd", ["GM0014"], [])]
     assert route(registry, ("source.ip", "192.0.2.8")) == []
     assert route(registry, ("source.ip", "198.51.100.99")) == [("ibd", ["GM0034"], [])]
+
+
+def test_the_schema_names_every_field_a_record_may_set():
+    # Organisation and Constituency (model.py) are where a field is added, reader and
+    # default with it; the documented schema must follow, and this says when it does not.
+    from dataclasses import fields
+
+    from intelmq_nsm.constituency import Constituency, Organisation
+
+    schema_file = Path(__file__).resolve().parents[2] / "harmonization" / "constituency-db.schema.json"
+    definitions = json.loads(schema_file.read_text("utf-8"))["$defs"]
+    for cls, name, identity in ((Organisation, "organisation", "id"), (Constituency, "constituency", "key")):
+        keys = {identity}
+        for field in fields(cls):
+            if "reader" in field.metadata:
+                keys.update(field.metadata["keys"] or (field.name,))
+        assert set(definitions[name]["properties"]) == keys, name
+
+
+def test_a_new_organisation_field_is_read_checked_and_defaulted_from_its_declaration_alone():
+    # What adding a field to Organisation (model.py) gives: its line names the reader and
+    # the default, and records.py reads it with every other field.
+    from dataclasses import dataclass
+
+    from intelmq_nsm.constituency import Organisation
+    from intelmq_nsm.constituency.fields import one_of, record_field
+    from intelmq_nsm.constituency.records import read_fields
+
+    @dataclass
+    class WithQueue(Organisation):
+        queue: str = record_field(one_of("security", "general"), "security")
+
+    problems = []
+
+    def report(field, reason):
+        problems.append((field, reason))
+
+    assert read_fields(WithQueue, {"name": "A", "queue": "general"}, {}, report)["queue"] == "general"
+    assert read_fields(WithQueue, {"name": "A"}, {}, report)["queue"] == "security"
+    assert read_fields(WithQueue, {"name": "A", "queue": "spam"}, {}, report)["queue"] == "security"
+    assert problems == [("queue", "'spam' is not one of security, general")]
+    assert read_fields(WithQueue, {"queue": "general"}, {"name": "Amsterdam"}, report)["name"] == "Amsterdam"
+    assert read_fields(WithQueue, {"kind": "other"}, {}, report) is None  # no name: no organisation
+    assert problems[-1] == ("name", "is required")
+    # The wishes of the digest output are one field read as a whole, keys named by their rules.
+    values = read_fields(WithQueue, {"name": "A", "language": "en", "pace": {"max_age": 60}}, {}, report)
+    assert values["preferences"] == {"language": "en", "pace": {"max_age": 60}}
+    read_fields(WithQueue, {"name": "A", "pace": {"daily_at": "25:00"}}, {}, report)
+    assert problems[-1] == ("pace.daily_at", "'25:00' is not a time of day HH:MM")

@@ -18,7 +18,7 @@ from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.constituency import RegistryError, load_registry
 from intelmq_nsm.constituency.index import OWNERS
-from intelmq_nsm.constituency.loader import database_paths
+from intelmq_nsm.constituency.paths import database_paths
 from intelmq_nsm.constituency.update import UpdateError, signature, update_registry
 
 #: The entry point IntelMQ knows this bot by (runtime.yaml's ``module``).

@@ -1,0 +1,191 @@
+"""One record of a registry file at a time: checked, normalised and added to the registry.
+
+A record is a mapping, as a YAML or JSON document gives it or as ``csv_file.py`` makes
+it of a CSV row that needs more than its short path. Each problem becomes an issue naming
+the file, the location (``line 12``, or a JSON path such as ``assets[3]``), the field and
+the reason; the rest of the record, and of the file, is still read, so that an operator
+sees every problem at once. Checks across records (references, shared assets) follow in
+``references.py`` once every file is read.
+"""
+
+import re
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Optional
+
+from .model import DEFAULT_CONSTITUENCY, MANUAL, Asset, Constituency, Issues, Organisation
+from .registry import NetworkRows, Registry
+from .values import format_network, normalise_domain, parse_asn, parse_network
+
+#: The keys of an asset record that name its value; exactly one per asset.
+ASSET_KINDS = ("network", "domain", "asn")
+_KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def read_fields(
+    cls, record: dict, fallback: dict, report, missing=lambda field: "is required", folder=None
+) -> Optional[dict]:
+    """The values of ``cls``'s fields declared with ``fields.record_field``, from ``record``
+    (of a file in ``folder``), or None if a required one has none.
+
+    A value the record leaves out (or gives as null or blank) comes from ``fallback``,
+    else from the field's default; a value its reader rejects is reported (``report(field,
+    reason)``) and replaced the same way. A required field left without a value is
+    reported (its reason ``missing(field)``), and the result is None: no record without it.
+    """
+    values, complete = {}, True
+    for field in fields(cls):
+        reader = field.metadata.get("reader")
+        if reader is None:
+            continue
+        raw = None
+        if field.metadata["whole_record"]:
+            try:
+                values[field.name] = reader(record, folder)
+                continue
+            except ValueError as exc:
+                report(getattr(exc, "field", field.name), getattr(exc, "reason", str(exc)))
+        else:
+            keys = field.metadata["keys"] or (field.name,)
+            raw = next((record[key] for key in keys if not _absent(record.get(key))), None)
+            if raw is not None:
+                try:
+                    values[field.name] = reader(raw)
+                    continue
+                except ValueError as exc:
+                    report(field.name, str(exc))
+            if field.name in fallback:
+                values[field.name] = fallback[field.name]
+                continue
+        if field.default is not MISSING:
+            values[field.name] = field.default
+        elif field.default_factory is not MISSING:
+            values[field.name] = field.default_factory()
+        elif raw is None:
+            report(field.name, missing(field.name))
+            complete = False
+        else:
+            complete = False  # rejected, no fallback: reported above
+    return values if complete else None
+
+
+def _absent(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class RecordReader:
+    """Adds the records of one registry's files to ``registry``, noting issues in ``issues``."""
+
+    def __init__(self, registry: Registry, issues: Issues):
+        self.registry = registry
+        self.issues = issues
+        self.declared = {}  # organisation id → where a file declared it
+        self.strings = {}  # one object per distinct organisation id, source and note
+
+    def issue(self, level, file, location, field, reason) -> None:
+        self.issues.add(level, file, location, field, reason)
+
+    def constituency(self, path, location, record) -> None:
+        key = record.get("key")
+        if not isinstance(key, str) or not _KEY.match(key):
+            self.issue("error", path, location, "key", "must be a lowercase name such as 'ibd'")
+            return
+        if key in self.registry.constituencies and key != DEFAULT_CONSTITUENCY:  # the built-in one may be completed
+            self.issue("error", path, location, "key", f"constituency {key!r} is declared twice")
+            return
+
+        def report(field, reason):
+            self.issue("error", path, location, field, reason)
+
+        values = read_fields(Constituency, record, {"name": key}, report)
+        if values is not None:
+            self.registry.constituencies[key] = Constituency(key, **values)
+
+    def organisation(self, path, location, record) -> None:
+        ident = record.get("id")
+        if not isinstance(ident, str) or not ident.strip():
+            self.issue("error", path, location, "id", "every organisation needs an id (a CBS code such as GM0363)")
+            return
+        ident = ident.strip()
+        if ident in self.declared:
+            first = ", ".join(self.declared[ident])
+            self.issue("error", path, location, "id", f"organisation {ident!r} is already declared at {first}")
+            return
+        self.declared[ident] = (str(path), location)
+        # An organisation already there and not declared by a file is built in: the record completes it.
+        builtin = self.registry.organisations.get(ident)
+        fallback = {f.name: getattr(builtin, f.name) for f in fields(Organisation)} if builtin else {}
+
+        def report(field, reason):
+            self.issue("error", path, location, field, reason)
+
+        needs = lambda field: f"organisation {ident!r} needs a {field}"  # noqa: E731
+        values = read_fields(Organisation, record, fallback, report, needs, Path(path).parent)
+        if values is None:
+            return  # reported: an organisation without a name (or another required field) is left out
+        values["id"], values["origin"] = ident, (str(path), location)
+        organisation = Organisation(**values)
+        if organisation.members and organisation.kind != "shared-service":
+            self.issue("error", path, location, "members", "only a shared-service organisation has members")
+        if organisation.valid_from and organisation.valid_until and organisation.valid_from > organisation.valid_until:
+            self.issue("error", path, location, "valid_until", "lies before valid_from")
+        self.registry.organisations[ident] = organisation
+
+    def asset_record(self, path, location, record) -> None:
+        kinds = [k for k in ASSET_KINDS if k in record]
+        if len(kinds) != 1:
+            self.issue("error", path, location, "", "an asset names exactly one of network, domain, asn")
+            return
+        self.asset(path, location, kinds[0], record[kinds[0]], record)
+
+    def asset(self, path, line, kind, value, record) -> None:
+        """One asset; ``line`` is a CSV line number or a location such as ``"line 12"``."""
+        location = f"line {line}" if isinstance(line, int) else line
+        organisation = record.get("organisation")
+        if not isinstance(organisation, str) or not organisation.strip():
+            self.issue("error", path, location, "organisation", "every asset needs the id of its organisation")
+            return
+        network = None
+        try:
+            if kind == "network":
+                network = parse_network(str(value))
+                normalised = format_network(*network)
+            elif kind == "domain":
+                normalised = normalise_domain(str(value))
+            else:
+                normalised = str(parse_asn(value))
+        except ValueError as exc:
+            self.issue("error", path, location, kind, str(exc))
+            return
+        exact = record.get("exact") or False
+        if isinstance(exact, str):
+            exact = exact.strip().lower() in ("true", "yes", "1", "exact")
+        if exact and kind != "domain":
+            self.issue("error", path, location, "exact", "only a domain can be exact")
+        source, note = str(record.get("source") or MANUAL).strip() or MANUAL, str(record.get("note") or "").strip()
+        if network is not None:
+            rows = NetworkRows(str(path), [normalised], [organisation.strip()], [source], [note], [line], [network])
+            self.registry.add_networks(rows)
+            return
+        self.registry.assets.append(
+            Asset(kind, normalised, organisation.strip(), source, note, bool(exact), str(path), line)
+        )
+
+    def exclusion_record(self, path, location, record) -> None:
+        kinds = [k for k in ("network", "domain") if k in record]
+        if len(kinds) != 1:
+            self.issue("error", path, location, "", "an exclusion names exactly one of network, domain")
+            return
+        self.exclusion(path, location, kinds[0], str(record[kinds[0]]), record)
+
+    def exclusion(self, path, location, kind, value, record) -> None:
+        try:
+            if kind == "network":
+                normalised = format_network(*parse_network(value))
+            else:
+                normalised = normalise_domain(value)
+        except ValueError as exc:
+            self.issue("error", path, location, kind, str(exc))
+            return
+        note = str(record.get("note") or "").strip()
+        self.registry.exclusions.append((kind, normalised, note, (str(path), location)))
