@@ -209,8 +209,8 @@ def test_rest_and_file_channels_carry_a_detached_signature_of_the_json(spool, ce
 
 def test_the_receiver_s_split_of_a_signed_mail_is_what_gpg_verifies(spool, cert, tmp_path):
     home, fingerprint, receiver = cert
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
-    spool.add(findings(event(2, [UTRECHT])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["delivered"] == 2
         [raw, _] = sink.raw
@@ -235,7 +235,7 @@ def test_the_receiver_s_split_of_a_signed_mail_is_what_gpg_verifies(spool, cert,
 
 
 def test_an_unsigned_mail_is_named_as_such_by_the_receiver_s_split(spool):
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with SmtpSink() as sink:
         deliver(spool, smtp(sink))
         [raw] = sink.raw
