@@ -85,21 +85,26 @@ def _assign(args, book: CaseBook) -> int:
     return 0
 
 
-def _share(args, book: CaseBook) -> int:
-    researcher = _researcher(args.with_, args.tokens)
-    if book.share(args.case, researcher):
-        say(f"Case {args.case} is shared with {researcher}: they may report on it and read its figures.")
-    else:
-        say(f"{researcher} could already report on case {args.case}.")
-    return 0
+#: share and unshare: the change, and what is said when it changed and when it did not.
+_SHARING = {
+    "share": (
+        CaseBook.share,
+        "Case {case} is shared with {who}: they may report on it and read its figures.",
+        "{who} could already report on case {case}.",
+    ),
+    "unshare": (
+        CaseBook.unshare,
+        "Case {case} is no longer shared with {who}.",
+        "Case {case} was not shared with {who}.",
+    ),
+}
 
 
-def _unshare(args, book: CaseBook) -> int:
+def _sharing(args, book: CaseBook) -> int:
+    change, changed, unchanged = _SHARING[args.action]
     researcher = _researcher(args.with_, args.tokens)
-    if book.unshare(args.case, researcher):
-        say(f"Case {args.case} is no longer shared with {researcher}.")
-    else:
-        say(f"Case {args.case} was not shared with {researcher}.")
+    said = changed if change(book, args.case, researcher) else unchanged
+    say(said.format(case=args.case, who=researcher))
     return 0
 
 
@@ -165,7 +170,7 @@ def register(subparsers) -> None:
     assign.add_argument("--transfer", action="store_true", help="take it from the researcher who owns it now")
     assign.set_defaults(func=_run(_assign))
 
-    for name, verb, run in (("share", "let", _share), ("unshare", "no longer let", _unshare)):
+    for name, verb in (("share", "let"), ("unshare", "no longer let")):
         sub = actions.add_parser(name, help=f"{verb} another researcher report on a case and read its figures")
         common(sub, tokens=True)
         sub.add_argument("case", help="the case id")
@@ -176,4 +181,4 @@ def register(subparsers) -> None:
             metavar="RESEARCHER",
             help="the researcher (or, with --tokens, token id)",
         )
-        sub.set_defaults(func=_run(run))
+        sub.set_defaults(func=_run(_sharing))

@@ -252,26 +252,26 @@ def test_the_web_stacks_refusals_of_the_page_are_pages_in_its_language(delivered
     assert chunked.status_code == 411 and 'data-reason="form"' in chunked.text
 
 
-def test_html_in_a_comment_is_inert_on_the_page(delivered, service):
+def answered(delivered, service, choice: str, comment: str) -> tuple:
+    """Amsterdam's first finding answered with ``comment``: ``(the page after, its finding id)``."""
     amsterdam = delivered.documents()["GM0363"]
     link = amsterdam["feedback_url"]
     csrf = csrf_of(requests.get(service.local(link), timeout=10).text)
     finding_id = amsterdam["findings"][0]["finding_id"]
+    post(service, link, csrf=csrf, finding_id=finding_id, choice=choice, comment=comment)
+    return requests.get(service.local(link), timeout=10).text, finding_id
+
+
+def test_html_in_a_comment_is_inert_on_the_page(delivered, service):
     comment = '<script>alert("x")</script><img src=x onerror=alert(1)> =HYPERLINK("http://evil.example")'
-    post(service, link, csrf=csrf, finding_id=finding_id, choice="not-ours", comment=comment)
-    page = requests.get(service.local(link), timeout=10).text
+    page, _ = answered(delivered, service, "not-ours", comment)
     assert "<script>alert" not in page and "<img src=x" not in page
     assert str(markupsafe.escape(comment)) in page
 
 
 def test_control_and_bidi_characters_in_a_comment_are_shown_as_escapes_in_isolation(delivered, service):
-    amsterdam = delivered.documents()["GM0363"]
-    link = amsterdam["feedback_url"]
-    csrf = csrf_of(requests.get(service.local(link), timeout=10).text)
-    finding_id = amsterdam["findings"][0]["finding_id"]
     comment = "Bijgewerkt \u202efdp.exe\x1b[2J en \u2067klaar"
-    post(service, link, csrf=csrf, finding_id=finding_id, choice="fixed", comment=comment)
-    page = requests.get(service.local(link), timeout=10).text
+    page, finding_id = answered(delivered, service, "fixed", comment)
     assert not set("\u202e\u2067\x1b") & set(page)
     assert (
         '<q class="note"><bdi>Bijgewerkt <span class="control">\\u202e</span>fdp.exe'
