@@ -179,12 +179,12 @@ def test_an_unbroken_comment_with_a_bidi_override_stays_within_the_viewport_and_
     answered.locator("details.history summary").click()
     note = answered.locator("q.note").last
     assert note.is_visible()
-    # Shown, not acted on: the override as its escape, the comment isolated.
-    assert note.locator("bdi .control").first.inner_text() == "\\u202e"
-    assert "\u202e" not in page.content()
     width = fits(page)
     shots.take(page, "owners-page-unbroken-rtl")
     assert width["scroll"] <= width["viewport"] and width["body"] <= width["viewport"], width
+    # Shown, not acted on: the override as its escape, the comment isolated.
+    assert note.locator("bdi .control").first.inner_text() == "\\u202e"
+    assert "\u202e" not in page.content()
 
     overview = browser.new_page(viewport={"width": 1280, "height": 800})
     overview.goto(service.url + "/operators/login")
@@ -192,11 +192,11 @@ def test_an_unbroken_comment_with_a_bidi_override_stays_within_the_viewport_and_
     overview.get_by_role("button", name="Log in").click()
     overview.wait_for_load_state()
     assert overview.locator("h1").inner_text() == "What became of the findings"
-    cell = overview.locator("td.note").first
-    assert "Bijgewerkt" in cell.inner_text() and cell.locator(".control").first.inner_text() == "\\u202e"
-    assert "\u202e" not in overview.content()
     width = fits(overview)
     shots.take(overview, "overview-unbroken-rtl")
     assert width["scroll"] <= width["viewport"] and width["body"] <= width["viewport"], width
+    cell = overview.locator("td.note").first
+    assert "Bijgewerkt" in cell.inner_text() and cell.locator(".control").first.inner_text() == "\\u202e"
+    assert "\u202e" not in overview.content()
     # The cell keeps the whole comment: wrapped, not cut.
     assert len(cell.inner_text().replace("\n", "")) >= 2000
