@@ -103,7 +103,7 @@ class IntakeService:
             try:
                 self.cases.check(str(case["id"]), entry.researcher)
             except CaseTaken as exc:
-                raise _not_yours(exc) from None
+                raise self._not_yours(exc, entry) from None
         return SubmissionHead(entry, media, code, case)
 
     def submit(self, head: SubmissionHead, text: str, body: bytes) -> tuple:
@@ -120,7 +120,7 @@ class IntakeService:
             # and has not shared with this one is refused, and nothing is stored.
             owners = {case_id: self.cases.claim(case_id, entry.researcher) for case_id in cases}
         except CaseTaken as exc:
-            raise _not_yours(exc) from None
+            raise self._not_yours(exc, entry) from None
         sid = edge.submission_id(entry.researcher, head.feed_code, head.content_type, head.case, body)
         now = time.time()
         observed = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat()
@@ -167,6 +167,16 @@ class IntakeService:
         body["duplicate"] = not created
         return 202, body
 
+    def _not_yours(self, exc: CaseTaken, entry: TokenEntry) -> Refusal:
+        # Logged for the operators: a second team that should have been given the case, or worse.
+        self.logger.info(
+            "A submission of %s (token %s) on case %s was refused: the case is another researcher's.",
+            entry.researcher,
+            entry.id,
+            exc.case_id,
+        )
+        return Refusal(403, "case_not_yours", str(exc))
+
     def status(self, entry, sid: str) -> tuple:
         if not edge.SUBMISSION_ID.match(sid):
             raise Refusal(400, "bad_submission_id", "A submission id is 64 lower-case hex digits.")
@@ -207,7 +217,3 @@ class IntakeService:
             return 503, body
         status = "ok" if ok is not False else "degraded"
         return 200, {"status": status, "pipeline": pipeline, "pending_reports": pending}
-
-
-def _not_yours(exc: CaseTaken) -> Refusal:
-    return Refusal(403, "case_not_yours", str(exc))

@@ -2,6 +2,7 @@
 their own submissions named, and nothing of another researcher's."""
 
 import http.client
+import logging
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -97,7 +98,8 @@ def csv_on(case_id: str) -> str:
     return f"?case_id={case_id}&case_title=Rescan"
 
 
-def test_another_researcher_naming_a_case_is_refused_403_naming_it_and_nothing_is_stored(served):
+def test_another_researcher_naming_a_case_is_refused_403_naming_it_and_nothing_is_stored(served, caplog):
+    caplog.set_level(logging.INFO, logger="tests.intake")
     assert served.post(REPORT)[0] == 202
     sent = len(served.sent)
     # Before the body (CSV: the case comes with the head) and after it (an NSM report's own case block).
@@ -112,6 +114,8 @@ def test_another_researcher_naming_a_case_is_refused_403_naming_it_and_nothing_i
     assert served.spool.case_submitters() == [(CASE, "DIVD")]  # the refused named no case
     assert served.request("GET", f"/v1/cases/{CASE}", token=served.other_token)[0] == 404
     assert served.cases.owner(CASE) == "DIVD"
+    refused = [r.getMessage() for r in caplog.records if "was refused" in r.getMessage()]
+    assert len(refused) == 2 and all("Example Research (token " in m and CASE in m for m in refused)
 
 
 def test_a_case_shared_with_a_second_team_takes_its_reports_stamped_with_the_owner_and_shows_its_figures(served):
@@ -141,8 +145,6 @@ def test_the_first_submitter_owns_a_case_an_operator_may_assign_it_before(served
 
 
 def test_cases_submitted_before_they_had_owners_belong_to_their_first_submitter(tmp_path):
-    import logging
-
     from intelmq_nsm.auth.tokens import TokenVerifier
     from intelmq_nsm.intake.cases import CaseBook
     from intelmq_nsm.intake.service import IntakeConfig, IntakeService
