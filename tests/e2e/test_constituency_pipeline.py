@@ -1,6 +1,7 @@
 """The constituency expert in a real pipeline: named paths, live registry changes, --update-database."""
 
 import functools
+import json
 import shutil
 import threading
 import time
@@ -133,3 +134,73 @@ def test_events_leave_on_named_paths_and_registry_changes_are_picked_up(tmp_path
     pipeline.wait_drained()
     assert pipeline.status("constituency") == "running"
     assert pipeline.dumps() == {}
+
+
+def test_a_hub_routes_by_its_certs_claims_and_keeps_a_certs_last_good_claims(
+    tmp_path, intelmq_pipeline, http_directory
+):
+    from tests.constituency.claims_data import claims
+
+    served, base_url = http_directory
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    publish = lambda document: (served / f"{document['claims']['constituency']}.json").write_text(  # noqa: E731
+        json.dumps(document), "utf-8"
+    )
+    publish(claims("ibd", ["192.0.2.0/25"]))
+    publish(claims("surf", ["198.51.100.0/24"]))
+    out = {name: tmp_path / f"{name}.jsonl" for name in ("ibd", "surf", "default")}
+    pipeline = intelmq_pipeline({
+        "constituency": {
+            "module": MODULE,
+            "parameters": {
+                "database": str(hub),
+                "claims": {
+                    "ibd": {"url": f"{base_url}/ibd.json", "builtin_municipalities": True},
+                    "surf": f"{base_url}/surf.json",
+                },
+                "destination_queues": {
+                    "_default": ["default-out-queue"], "ibd": ["ibd-out-queue"], "surf": ["surf-out-queue"],
+                },
+            },
+        },
+        **{f"{name}-out": file_output(path) for name, path in out.items()},
+    })  # fmt: skip
+    # The hub takes its CERTs' claims before its first start (an empty registry cannot start).
+    update = pipeline._run([str(VENV_BIN / MODULE), "--update-database", "--verbose"])
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "constituency: the claims of surf exported at 2026-11-30T08:00:00+00:00 were taken from" in update.stdout
+    pipeline.start()
+    for address in ("192.0.2.5", "192.0.2.200", "198.51.100.5"):
+        pipeline.push("constituency", event(**{"source.ip": address}))
+    [ibd] = pipeline.wait_for_file_output(out["ibd"], 1)
+    [surf] = pipeline.wait_for_file_output(out["surf"], 1)
+    [unclaimed] = pipeline.wait_for_file_output(out["default"], 1)
+    assert (ibd["source.ip"], organisations([ibd])) == ("192.0.2.5", [["cert:ibd"]])
+    assert (surf["source.ip"], organisations([surf])) == ("198.51.100.5", [["cert:surf"]])
+    assert unclaimed["source.ip"] == "192.0.2.200" and ibd["extra.nsm.organisations"][0]["contacts"] == []
+
+    # The IBD widens its claims; SURF's new file names a contact: the IBD's are taken, SURF's kept.
+    publish(claims("ibd", ["192.0.2.0/24"], exported_at="2026-12-01T08:00:00+00:00"))
+    leaking = claims("surf", ["198.51.100.0/25"], exported_at="2026-12-01T08:00:00+00:00")
+    leaking["constituencies"][0]["contacts"] = ["cert@surf.example"]
+    publish(leaking)
+    update = pipeline._run([str(VENV_BIN / MODULE), "--update-database"])
+    assert update.returncode == 1
+    assert (
+        f"constituency: ERROR: The claims of constituency 'surf' from {base_url}/surf.json were not taken"
+        in update.stderr
+    )
+    assert "field 'contacts': a claims file names no contacts" in update.stderr
+    assert "cert@surf.example" not in (hub / "claims-surf.json").read_text("utf-8")
+    # The bot was reloaded: its log says it too, and it routes by the IBD's new claims and SURF's kept ones.
+    pipeline.push("constituency", event(**{"source.ip": "192.0.2.201"}))
+    pipeline.push("constituency", event(**{"source.ip": "198.51.100.200"}))
+    ibd = pipeline.wait_for_file_output(out["ibd"], 2)
+    surf = pipeline.wait_for_file_output(out["surf"], 2)
+    assert (ibd[1]["source.ip"], surf[1]["source.ip"]) == ("192.0.2.201", "198.51.100.200")
+    [error] = pipeline.log_lines(["constituency"], level="ERROR")
+    assert f"The claims of constituency 'surf' from {base_url}/surf.json were not taken at " in error
+    assert "the claims exported at 2026-11-30T08:00:00+00:00 stay in use." in error
+    pipeline.wait_drained()
+    assert pipeline.status("constituency") == "running" and pipeline.dumps() == {}
