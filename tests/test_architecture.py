@@ -389,13 +389,38 @@ def test_tlp_labels_are_spelled_in_one_module():
 #: What a loaded registry is made of, in ``constituency/``: none of it reads files.
 REGISTRY_DATA = ("fields", "index", "model", "registry", "values")
 #: How a registry is read: files, documents, CSV rows, records, the checks across records.
-REGISTRY_READING = ("builtin", "csv_file", "documents", "loader", "paths", "records", "references")
+REGISTRY_READING = ("builtin", "claims", "csv_file", "documents", "loader", "paths", "records", "references")
 
 
 @pytest.mark.parametrize("name", [f"{PACKAGE}.constituency.{module}" for module in REGISTRY_DATA])
 def test_the_registry_and_its_index_know_nothing_of_how_a_registry_is_read(name):
     reading = sorted(m for m in REGISTRY_READING if reaches(name, f"{PACKAGE}.constituency.{m}", through=True))
     assert reading == [], f"{name} imports {', '.join(reading)}."
+
+
+def _texts(name: str) -> set:
+    """The string constants of module ``name`` (also the literal parts of its f-strings)."""
+    return {
+        node.value for node in ast.walk(tree_of(name)) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+@pytest.mark.parametrize("name", under(f"{PACKAGE}.constituency", f"{PACKAGE}.cli", f"{PACKAGE}.bots"))
+def test_a_certs_claims_source_and_organisation_are_spelled_in_the_model_only(name):
+    # ``claims:<key>`` and ``cert:<key>`` say which assets are a CERT's claims and who stands
+    # for its constituency: a second spelling would be a second rule of what a claim is.
+    if name != f"{PACKAGE}.constituency.model":
+        spelled = sorted(text for text in _texts(name) if text.startswith(("claims:", "cert:")))
+        assert spelled == [], f"{name} spells {spelled}; use claims_source, claimed_by, cert_organisation."
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_a_certs_claims_status_is_written_by_the_update_and_said_by_the_claims_module(name):
+    # One writer of a download's status, one sentence for stale claims (log, check, validate).
+    if name != f"{PACKAGE}.constituency.update":
+        assert "write_status" not in imported_names(name) or name == f"{PACKAGE}.constituency.claims", name
+    if name != f"{PACKAGE}.constituency.claims":
+        assert not any("were not taken" in text for text in _texts(name)), f"{name} words stale claims itself."
 
 
 def imported_names(name: str) -> set:

@@ -106,7 +106,7 @@ def claims_policy(claims, database, max_size: int = MAX_SIZE) -> Optional["Claim
     sources = []
     for key, value in claims.items():
         if not isinstance(key, str) or not CONSTITUENCY_KEY.match(key):
-            raise ValueError(f"claims: {key!r} is not a constituency key such as 'ibd'")
+            raise ValueError(f"claims names {key!r}, which is not a constituency key such as 'ibd'")
         settings = {"url": value} if isinstance(value, str) else value
         if not isinstance(settings, dict) or set(settings) - {"url", "builtin_municipalities"}:
             raise ValueError(f"claims.{key} must be a URL or a mapping of url and builtin_municipalities")

@@ -396,3 +396,30 @@ def test_the_claims_json_holds_one_record_a_line(tmp_path):
     text = claims_json(document)
     assert json.loads(text) == document
     assert '  {"network": "203.0.113.0/25", "organisation": "surf:SURF-UNI1"}' in text.splitlines()
+
+
+def test_the_schema_takes_an_exported_claims_file_and_refuses_what_a_claims_file_may_not_carry():
+    import jsonschema
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "harmonization" / "constituency-db.schema.json").read_text()
+    )
+    jsonschema.Draft202012Validator.check_schema(schema)
+    cert = load_registry([DATA], today=TODAY)
+    for organisations in ("none", "names"):
+        jsonschema.validate(json.loads(claims_json(claims_document(cert, "ibd", organisations, today=TODAY))), schema)
+    for change in (
+        _set(("constituencies", 0, "contacts"), ["cert@surf.example"]),
+        _with_asset({"network": "203.0.113.0/24", "source": "manual"}),
+        _with_organisation({"id": "surf:UNI", "pace": {"max_age": 60}}),
+        _set(("exclusions",), [{"network": "198.51.100.128/25"}]),
+        _set(("claims", "exported"), "yesterday"),
+    ):
+        surf = copy.deepcopy(SURF)
+        change(surf)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(surf, schema)
+    # Outside a claims file an asset still names its organisation.
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"assets": [{"network": "192.0.2.0/24"}]}, schema)
+    jsonschema.validate(SURF, schema)

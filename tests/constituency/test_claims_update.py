@@ -217,7 +217,7 @@ def test_the_claims_parameter_names_each_cert_its_url_and_what_it_may_do(tmp_pat
     ]
     assert claims_policy(None, str(tmp_path)) is None and claims_policy({}, str(tmp_path)) is None
     for wrong, message in [
-        ({"IBD": "https://x.example/c"}, "'IBD' is not a constituency key"),
+        ({"IBD": "https://x.example/c"}, "claims names 'IBD', which is not a constituency key"),
         ({"ibd": "ftp://x.example/c"}, "claims.ibd.url must be an http(s) URL"),
         ({"ibd": {"url": "https://x.example/c", "contacts": True}}, "claims.ibd must be a URL or a mapping"),
         ({"ibd": {"url": "https://x.example/c", "builtin_municipalities": "yes"}}, "must be true or false"),
