@@ -29,7 +29,7 @@ from typing import Optional
 from .builtin import builtin_municipalities
 from .claims import HEADER
 from .model import CERT_ORGANISATION, cert_organisation
-from .values import parse_network, utc_today
+from .values import parents, parse_network, utc_today
 
 #: What ``organisations`` may ask for: no organisation at all (every asset is the
 #: constituency's own, ``cert:<key>``), their ids, or their ids and names.
@@ -67,7 +67,7 @@ def claims_document(
             asns.update((int(value), owner) for owner in owners)
     claimed_domains = {value for (kind, value, exact) in claimed if kind == "domain" and not exact}
     excluded_domains = (value for kind, value, _note, _origin in registry.exclusions if kind == "domain")
-    exclusions = sorted(value for value in excluded_domains if _below(value, claimed_domains))
+    exclusions = sorted(value for value in excluded_domains if any(p in claimed_domains for p in parents(value)))
     assets = (
         [_asset("network", str(n), owner) for n, owner in sorted(networks, key=_network_order)]
         + [_asset("domain", d, owner, exact) for d, exact, owner in sorted(domains)]
@@ -162,16 +162,6 @@ def _without(value: str, excluded: dict) -> list:
         kept.append((cursor, last))
     address = ipaddress.ip_address
     return [n for low, high in kept for n in ipaddress.summarize_address_range(address(low), address(high))]
-
-
-def _below(name: str, domains: set) -> bool:
-    """Whether ``name`` lies below (not at) one of ``domains``."""
-    dot = name.find(".")
-    while dot >= 0:
-        if name[dot + 1 :] in domains:
-            return True
-        dot = name.find(".", dot + 1)
-    return False
 
 
 def _network_order(item):

@@ -20,7 +20,16 @@ from typing import Optional, Union
 import numpy as np
 
 from .model import KINDS, Asset, Match, Route, claimed_by
-from .values import format_network, normalise_domain, parse_asn, parse_ip, parse_network, url_host, utc_today
+from .values import (
+    format_network,
+    normalise_domain,
+    parents,
+    parse_asn,
+    parse_ip,
+    parse_network,
+    url_host,
+    utc_today,
+)
 
 _inet_pton, _AF_INET, _from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
 #: Which kind of value an event field holds, by the field name's last part.
@@ -299,11 +308,7 @@ class Index:
         """``lookup_domain`` where claims leave names out of their own claims: a name at or
         below a constituency's claims exclusion matches none of that constituency's claims
         (as a registry's own exclusion matches nothing), and the others' claims still."""
-        levels = [name]
-        dot = name.find(".")
-        while dot >= 0:
-            levels.append(name[dot + 1 :])
-            dot = name.find(".", dot + 1)
+        levels = [name, *parents(name)]
         excluded = set().union(*(self.claim_exclusions.get(level, ()) for level in levels))
         for depth, level in enumerate(levels):
             entry = (self.subdomains if depth else self.domains).get(level)
@@ -315,16 +320,7 @@ class Index:
 
     def _domain_excluded(self, name: str) -> bool:
         excluded = self.excluded_domains
-        if not excluded:
-            return False
-        if name in excluded:
-            return True
-        dot = name.find(".")
-        while dot >= 0:
-            if name[dot + 1 :] in excluded:
-                return True
-            dot = name.find(".", dot + 1)
-        return False
+        return bool(excluded) and (name in excluded or any(parent in excluded for parent in parents(name)))
 
     def lookup_asn(self, value) -> Optional[Entry]:
         try:

@@ -38,6 +38,18 @@ def file_output(path):
     return {"module": "intelmq.bots.outputs.file.output", "parameters": {"file": str(path)}}
 
 
+def routing_to_files(tmp_path, **parameters):
+    """``(runtime, {path name: output file})``: the expert with ``parameters`` and its three
+    paths, each to a file output."""
+    out = {name: tmp_path / f"{name}.jsonl" for name in ("ibd", "surf", "default")}
+    queues = {"_default": ["default-out-queue"], "ibd": ["ibd-out-queue"], "surf": ["surf-out-queue"]}
+    runtime = {
+        "constituency": {"module": MODULE, "parameters": {**parameters, "destination_queues": queues}},
+        **{f"{name}-out": file_output(path) for name, path in out.items()},
+    }
+    return runtime, out
+
+
 def event(**fields):
     return {"__type": "Event", "classification.type": "vulnerable-system", **fields}
 
@@ -65,21 +77,10 @@ def test_events_leave_on_named_paths_and_registry_changes_are_picked_up(tmp_path
     for name in ("registry.yaml", "more-assets.csv"):
         shutil.copy(DATA / name, registry / name)
     served, base_url = http_directory
-    out = {name: tmp_path / f"{name}.jsonl" for name in ("ibd", "surf", "default")}
-    pipeline = intelmq_pipeline({
-        "constituency": {
-            "module": MODULE,
-            "parameters": {
-                "database": str(registry),
-                "reload_check_interval": 1,
-                "database_url": f"{base_url}/registry.yaml",
-                "destination_queues": {
-                    "_default": ["default-out-queue"], "ibd": ["ibd-out-queue"], "surf": ["surf-out-queue"],
-                },
-            },
-        },
-        **{f"{name}-out": file_output(path) for name, path in out.items()},
-    })  # fmt: skip
+    runtime, out = routing_to_files(
+        tmp_path, database=str(registry), reload_check_interval=1, database_url=f"{base_url}/registry.yaml"
+    )
+    pipeline = intelmq_pipeline(runtime)
     pipeline.start()
 
     # Named paths: one municipality, one asset of two constituencies, one excluded address.
@@ -149,23 +150,12 @@ def test_a_hub_routes_by_its_certs_claims_and_keeps_a_certs_last_good_claims(
     )
     publish(claims("ibd", ["192.0.2.0/25"]))
     publish(claims("surf", ["198.51.100.0/24"]))
-    out = {name: tmp_path / f"{name}.jsonl" for name in ("ibd", "surf", "default")}
-    pipeline = intelmq_pipeline({
-        "constituency": {
-            "module": MODULE,
-            "parameters": {
-                "database": str(hub),
-                "claims": {
-                    "ibd": {"url": f"{base_url}/ibd.json", "builtin_municipalities": True},
-                    "surf": f"{base_url}/surf.json",
-                },
-                "destination_queues": {
-                    "_default": ["default-out-queue"], "ibd": ["ibd-out-queue"], "surf": ["surf-out-queue"],
-                },
-            },
-        },
-        **{f"{name}-out": file_output(path) for name, path in out.items()},
-    })  # fmt: skip
+    claims_urls = {
+        "ibd": {"url": f"{base_url}/ibd.json", "builtin_municipalities": True},
+        "surf": f"{base_url}/surf.json",
+    }
+    runtime, out = routing_to_files(tmp_path, database=str(hub), claims=claims_urls)
+    pipeline = intelmq_pipeline(runtime)
     # The hub takes its CERTs' claims before its first start (an empty registry cannot start).
     update = pipeline._run([str(VENV_BIN / MODULE), "--update-database", "--verbose"])
     assert update.returncode == 0, update.stdout + update.stderr

@@ -43,21 +43,28 @@ def match(field, value, kind, matched, key):
     }  # fmt: skip
 
 
-class TestTheHubsExpertOnClaims(BotTestCase, unittest.TestCase):
+class OnTheHubsClaims:
+    """The expert on a hub's registry directory holding the IBD's and SURF's claims."""
+
     @classmethod
-    def set_bot(cls):
+    def set_hub(cls):
         cls.bot_reference = NSMConstituencyExpertBot
         cls.folder = tempfile.TemporaryDirectory()
-        hub = Path(cls.folder.name)
-        write_claims(hub, IBD)
-        write_claims(hub, SURF)
-        cls.sysconfig = {"database": str(hub), "claims": CLAIMS}
+        write_claims(Path(cls.folder.name), IBD)
+        cls.surf_claims = write_claims(Path(cls.folder.name), SURF)
+        cls.sysconfig = {"database": cls.folder.name, "claims": CLAIMS}
         cls.allowed_warning_count = 1  # the network both CERTs claim is reported at load
 
     @classmethod
     def tearDownClass(cls):
         cls.folder.cleanup()
         super().tearDownClass()
+
+
+class TestTheHubsExpertOnClaims(OnTheHubsClaims, BotTestCase, unittest.TestCase):
+    @classmethod
+    def set_bot(cls):
+        cls.set_hub()
 
     def routed(self, *messages, **options):
         self.input_message = list(messages)
@@ -112,32 +119,21 @@ class TestTheHubsExpertOnClaims(BotTestCase, unittest.TestCase):
         )
 
 
-class TestTheHubsExpertOnStaleClaims(BotTestCase, unittest.TestCase):
+class TestTheHubsExpertOnStaleClaims(OnTheHubsClaims, BotTestCase, unittest.TestCase):
     """A CERT whose last download was not taken: the bot routes by its claims in use and
     says so at every load, naming the CERT, the URL and the reason; check() says it too."""
 
     @classmethod
     def set_bot(cls):
-        cls.bot_reference = NSMConstituencyExpertBot
-        cls.folder = tempfile.TemporaryDirectory()
-        hub = Path(cls.folder.name)
-        write_claims(hub, IBD)
-        surf = write_claims(hub, SURF)
+        cls.set_hub()
         status = {
             "constituency": "surf", "url": CLAIMS["surf"], "checked_at": "2026-12-01T03:00:00+00:00", "taken": False,
             "reason": "cannot download https://cert.surf.example/nsm-claims.json: 500 Server Error",
             "in_use": {"exported_at": "2026-11-30T08:00:00+00:00", "version": "surf-test"},
         }  # fmt: skip
-        status_file(surf).write_text(json.dumps(status), encoding="utf-8")
-        cls.sysconfig = {"database": str(hub), "claims": CLAIMS}
-        cls.allowed_warning_count = 1
+        status_file(cls.surf_claims).write_text(json.dumps(status), encoding="utf-8")
         cls.allowed_error_count = 1
         cls.skip_checks = True  # check() reports the stale claims as an error: asserted below
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.folder.cleanup()
-        super().tearDownClass()
 
     def test_the_claims_in_use_still_route_and_the_failed_refresh_is_an_error_in_the_log_and_check(self):
         self.input_message = [event(**{"source.ip": "198.51.100.10"})]
