@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from intelmq_nsm.digest import channels, pgp_mime, render
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.openpgp import Signer
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event, municipalities, organisation
@@ -71,7 +71,7 @@ def fill(spool_path, orgs, per_digest: int) -> DigestSpool:
     for org in orgs:
         for _ in range(per_digest):
             n += 1
-            spool.add(findings(event(n, [org])), now=0)
+            spool.add(findings_of(event(n, [org])), now=0)
     return spool
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, wait_for
@@ -158,7 +158,7 @@ def delivery(work: Path, digests: int, per_digest: int) -> float:
     orgs = [organisation(code, name) for code, name in municipalities()]
     spool = DigestSpool(work / "deliver.sqlite")
     for n in range(digests * per_digest):
-        spool.add(findings(event(n, [orgs[n % len(orgs)]])), now=0)
+        spool.add(findings_of(event(n, [orgs[n % len(orgs)]])), now=0)
     logger = logging.getLogger("benchmark")
     with Receiver() as receiver:
         run = Deliverer(spool, channels.RestChannel(receiver.url, "secret"), logger, max_events=per_digest, max_age=0)

@@ -11,7 +11,6 @@ lock and update the record). Run as an unprivileged user with the test venv, e.g
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -22,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from intelmq_nsm.digest.ledger import Ledger, Observation
-from intelmq_nsm.digest.ledger.schema import findings, history, notifications
 from intelmq_nsm.digest.ledger.stats import stats
 
 NAME = "ibd-digest-mail"
@@ -68,10 +66,7 @@ def fill(ledger: Ledger, upto: int, have: int, batch: int = 20000) -> None:
     start = time.monotonic()
     for first in range(have, upto, batch):
         found, changes, digests = rows(first, min(batch, upto - first), rng)
-        with ledger.transaction() as conn:
-            conn.execute(findings.insert(), found)
-            conn.execute(history.insert(), changes)
-            conn.execute(notifications.insert(), digests)
+        ledger.insert_rows(found, changes, digests)
     print(f"filled {have:,} → {upto:,} findings in {time.monotonic() - start:.1f} s", flush=True)
 
 
@@ -92,18 +87,6 @@ def per_event(ledger: Ledger, size: int, samples: int, rng: random.Random) -> di
         result[label] = statistics.median(times) * 1e6
         result[f"{label} mean"] = statistics.fmean(times) * 1e6
     return result
-
-
-def disk_bytes(ledger: Ledger, path) -> int:
-    """The database's size on disk: the SQLite file with its WAL, or PostgreSQL's tables with
-    their indexes."""
-    if ledger.engine.dialect.name == "sqlite":
-        return sum(os.path.getsize(p) for p in Path(path).parent.glob(Path(path).name + "*"))
-    with ledger.engine.connect() as conn:
-        return conn.exec_driver_sql(
-            "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
-            " + pg_total_relation_size('ledger_notifications')"
-        ).scalar_one()
 
 
 def main() -> None:
@@ -149,7 +132,7 @@ def main() -> None:
                     f" {len(result['organisations'])} organisations)",
                     flush=True,
                 )
-            size_bytes = disk_bytes(ledger, f"{tmp}/spool.sqlite")
+            size_bytes = ledger.disk_bytes()
             print(f"disk: {size_bytes / 2**20:.0f} MiB, {size_bytes / total:.0f} bytes per finding", flush=True)
             ledger.close()
         finally:

@@ -6,6 +6,7 @@ distribution (``intelmq``, ``yaml``, ...). Nothing is imported or run.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -371,6 +372,51 @@ def test_only_the_openpgp_module_drives_gnupg(name):
     assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
 
 
+#: The programs of Debian's gnupg package the product runs (through python-gnupg or itself).
+GPG_PROGRAMS = {"gpg", "gpg2", "gpgconf", "gpg-agent", "gpgv"}
+
+
+def runs_a_gpg_program(node: ast.AST) -> bool:
+    """A call given a gpg program's name, alone (``shutil.which("gpg")``) or first in a
+    command line (``subprocess.run(["gpgconf", ...])``)."""
+    if not isinstance(node, ast.Call):
+        return False
+    for arg in node.args:
+        first = arg.elts[0] if isinstance(arg, (ast.List, ast.Tuple)) and arg.elts else arg
+        if isinstance(first, ast.Constant) and first.value in GPG_PROGRAMS:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{PACKAGE}.digest.openpgp"])
+def test_only_the_openpgp_module_runs_the_gpg_programs(name):
+    # The demo's check of a signed mail and the test bed's keys call openpgp's functions:
+    # one module knows the programs, their options and their limits.
+    calls = [ast.unparse(node) for node in ast.walk(tree_of(name)) if runs_a_gpg_program(node)]
+    assert calls == [], f"{name} runs gpg itself: {calls}"
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{PACKAGE}.digest.pgp_mime"])
+def test_pgp_mime_s_layout_is_written_and_read_in_one_module(name):
+    # Signed or not is asked of pgp_mime's names; its bytes are split by pgp_mime only.
+    text = MODULES[name].read_text(encoding="utf-8")
+    assert "multipart/signed" not in text and "application/pgp-signature" not in text, name
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_only_the_test_bed_makes_signing_keys(name):
+    # The product signs with the key an operator made; the test bed makes keys for the
+    # examples it lays out (the demo's among them).
+    allowed = {f"{PACKAGE}.digest.openpgp", f"{PACKAGE}.testbed.signing"}
+    if name in allowed:
+        return
+    names = {getattr(node, "attr", getattr(node, "id", None)) for node in ast.walk(tree_of(name))}
+    names |= {
+        alias.name for node in ast.walk(tree_of(name)) if isinstance(node, ast.ImportFrom) for alias in node.names
+    }
+    assert "new_signing_key" not in names, f"{name} makes a signing key; the test bed's signing module does."
+
+
 @pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
 def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
     # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
@@ -458,3 +504,137 @@ def test_the_commands_print_only_through_the_terminal_module(name):
     # terminal: cli/terminal.py writes it inert, and it is the only way out.
     lines = [node.lineno for node in ast.walk(tree_of(name)) if _writes_to_the_terminal(node)]
     assert lines == [], f"{name} prints past intelmq_nsm/cli/terminal.py at line(s) {lines}."
+
+
+# -- where SQL lives ----------------------------------------------------------------------
+
+#: The digest spool's and the finding ledger's one module each: every statement on their
+#: tables is a named constant there, run by their classes (DigestSpool and SpoolReader,
+#: Ledger); everyone else asks those classes.
+SPOOL_MODULE = f"{PACKAGE}.digest.spool"
+LEDGER_MODULE = f"{PACKAGE}.digest.ledger.store"
+LEDGER_SCHEMA = f"{PACKAGE}.digest.ledger.schema"
+#: The unreachable contacts: one table in the spool's file with a module of its own.
+CONTACTS_MODULE = f"{PACKAGE}.digest.contacts"
+#: The modules that talk to SQLite or SQLAlchemy themselves: the storage idiom (WAL,
+#: transactions, savepoints) and the modules of the tables above. (The intake's
+#: submission spool reaches SQLite through storage.)
+DATABASE_MODULES = (f"{PACKAGE}.storage", SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE)
+#: SQL text: a string that opens as a statement on a table does (keywords in capitals, as
+#: the code writes them; prose that starts with "Select" is not SQL).
+SQL = re.compile(
+    r"^\s*(SELECT\b.*\bFROM\b|INSERT\b.*\bINTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b"
+    r"|(CREATE|DROP)\s+(TABLE|INDEX)\b|ALTER\s+TABLE\b|PRAGMA\b)",
+    re.DOTALL,
+)
+
+
+def strings_of(tree) -> list:
+    """``(line, text)`` of every string in ``tree``; an f-string's parts joined with ``{}``."""
+    found = []
+    inside_fstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            parts = [v.value if isinstance(v, ast.Constant) else "{}" for v in node.values]
+            found.append((node.lineno, "".join(str(p) for p in parts)))
+            inside_fstrings |= {id(v) for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in inside_fstrings:
+            found.append((node.lineno, node.value))
+    return found
+
+
+def table_homes() -> dict:
+    """Table → the one module that may hold SQL naming it: the module whose ``CREATE TABLE``
+    makes it, and for the ledger's tables (``Table("name", ...)`` in its schema) the store."""
+    homes = {}
+    for name in under(PACKAGE):
+        for _, text in strings_of(tree_of(name)):
+            for table in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", text):
+                homes.setdefault(table, name)
+    for node in ast.walk(tree_of(LEDGER_SCHEMA)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Table":
+            homes[node.args[0].value] = LEDGER_MODULE
+    return homes
+
+
+TABLE_HOMES = table_homes()
+
+
+def ledger_tables_and_metadata() -> set:
+    """The names schema.py binds to its tables and its MetaData."""
+    names = set()
+    for node in tree_of(LEDGER_SCHEMA).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if getattr(node.value.func, "id", None) in ("Table", "MetaData"):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+LEDGER_OBJECTS = ledger_tables_and_metadata()
+
+
+def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
+    spool = {"events", "arrivals", "digests", "ledger_recorded"}
+    assert {TABLE_HOMES[t] for t in spool} == {SPOOL_MODULE}
+    ledger = {"ledger_findings", "ledger_history", "ledger_notifications", "ledger_disputes"}
+    assert {TABLE_HOMES[t] for t in ledger} == {LEDGER_MODULE}
+    assert TABLE_HOMES["unreachable_contacts"] == CONTACTS_MODULE
+    assert TABLE_HOMES["submissions"] == f"{PACKAGE}.intake.spool"
+    assert len(LEDGER_OBJECTS) == 5  # four tables and their MetaData
+    for statement in (
+        "SELECT row FROM events WHERE digest_id = ?",
+        "INSERT OR IGNORE INTO digests (id) VALUES (?)",
+        "UPDATE arrivals SET error = ?",
+        "DELETE FROM ledger_recorded WHERE digest_id = ?",
+        "ALTER TABLE ledger_findings ADD COLUMN matches TEXT",
+    ):
+        assert SQL.match(statement), statement
+    for prose in ("DELETE", "Select the events from the spool", "Update the digests."):
+        assert not SQL.match(prose), prose
+    tree = ast.parse('X = f"SELECT {c} FROM digests"\ndef f():\n    return "DELETE FROM events"\n')
+    assert sorted(text for _, text in strings_of(tree)) == ["DELETE FROM events", "SELECT {} FROM digests"]
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
+def test_sql_on_a_table_stands_only_in_the_module_that_makes_it(name):
+    # The spool's tables in digest/spool.py, the ledger's in digest/ledger/store.py, the
+    # unreachable contacts in digest/contacts.py, the intake's in intake/spool.py.
+    elsewhere = [
+        f"line {line}: {text.strip()[:60]} ({', '.join(sorted(tables))})"
+        for line, text in strings_of(tree_of(name))
+        if SQL.match(text) and (tables := {t for t in re.findall(r"\w+", text) if TABLE_HOMES.get(t, name) != name})
+    ]
+    assert elsewhere == [], f"{name} holds SQL on another module's tables: ask that module's class."
+
+
+@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE])
+def test_the_spool_and_the_ledger_name_each_statement_once_at_the_top_of_their_module(name):
+    inline = []
+    for node in ast.walk(tree_of(name)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            inline += [f"line {line}: {text[:60]}" for line, text in strings_of(node) if SQL.match(text)]
+    assert inline == [], f"{name}: SQL inside a function or class; make it a named constant of the module."
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks"))
+def test_only_the_database_modules_use_sqlite3_and_sqlalchemy(name):
+    used = {t for t in GRAPH[name] if t in ("sqlite3", "sqlalchemy")}
+    allowed = {"sqlite3"} if name in DATABASE_MODULES else set()
+    if name in (LEDGER_MODULE, LEDGER_SCHEMA):
+        allowed.add("sqlalchemy")
+    unwanted = ", ".join(sorted(used - allowed))
+    assert used <= allowed, f"{name} imports {unwanted}: ask the class of the database it needs."
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE, "benchmarks") if n not in (LEDGER_MODULE, LEDGER_SCHEMA)])
+def test_only_the_ledgers_store_uses_its_tables(name):
+    taken = []
+    for node in ast.walk(tree_of(name)):
+        if isinstance(node, ast.ImportFrom) and node.module == LEDGER_SCHEMA:
+            taken += [alias.name for alias in node.names if alias.name in LEDGER_OBJECTS or alias.name == "*"]
+        elif isinstance(node, ast.ImportFrom) and node.module == f"{PACKAGE}.digest.ledger":
+            taken += [alias.name for alias in node.names if alias.name == "schema"]
+        elif isinstance(node, ast.Import):
+            taken += [alias.name for alias in node.names if alias.name == LEDGER_SCHEMA]
+    assert taken == [], f"{name} takes {', '.join(taken)} from the ledger's schema: ask the Ledger instead."

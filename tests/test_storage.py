@@ -34,6 +34,20 @@ def test_transaction_commits_or_rolls_back(tmp_path):
     assert not db.in_transaction
 
 
+def test_a_savepoint_undoes_its_block_alone_and_the_transaction_goes_on(tmp_path):
+    db = storage.connect(tmp_path / "x.sqlite")
+    db.execute("CREATE TABLE t (v INTEGER)")
+    with storage.transaction(db):
+        db.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(RuntimeError), storage.savepoint(db):
+            db.execute("INSERT INTO t VALUES (2)")
+            raise RuntimeError("this one is bad")
+        with storage.savepoint(db):
+            db.execute("INSERT INTO t VALUES (3)")
+        assert db.in_transaction
+    assert [row[0] for row in db.execute("SELECT v FROM t ORDER BY v")] == [1, 3]
+
+
 def test_atomic_write_replaces_whole_and_keeps_the_mode(tmp_path):
     target = tmp_path / "tokens.json"
     storage.atomic_write(target, "first\n", mode=0o600)

@@ -20,12 +20,14 @@ def _time(value) -> str:
 
 
 def _url(database: str) -> str:
+    from intelmq_nsm.digest.ledger import sqlite_url
+
     if "://" in database:
         return database
     path = Path(database)
     if not path.exists():
         raise fail(f"No such ledger file: {database} (give a spool file or a postgresql:// URL).")
-    return f"sqlite:///{path}"
+    return sqlite_url(path)
 
 
 def _open(args):
@@ -123,7 +125,7 @@ def cmd_stats(args) -> int:
 
 
 def register(subparsers) -> None:
-    from intelmq_nsm.digest.ledger.schema import STATES
+    from intelmq_nsm.digest.ledger import STATES
 
     parser = subparsers.add_parser("ledger", help="what became of the findings: list, show, stats")
     parser.add_argument("database", help="the digest output's spool file, or its ledger_url")

@@ -79,24 +79,14 @@ def record_answers(chain, answers: list, progress) -> list:
 
 def case_statistics(chain) -> dict:
     """Per constituency (its first digest output's ledger): per case, findings by state."""
-    from intelmq_nsm.digest.ledger.stats import stats
+    from intelmq_nsm.digest.ledger.stats import case_counts
 
     result = {}
     for bot_id, ledger in chain.ledgers():
         constituency = chain.pipeline.runtime[bot_id]["parameters"].get("constituency") or bot_id
         try:
             if constituency not in result:
-                result[constituency] = {
-                    entry["case_id"] or "-": {
-                        "findings": entry["findings"],
-                        "notified": entry["notified"],
-                        "open": entry["open"],
-                        "fixed_verified": entry["fixed_verified"],
-                        "reopened": entry["reopened"],
-                        "by_state": {state: n for state, n in entry["by_state"].items() if n},
-                    }
-                    for entry in stats(ledger)["cases"]
-                }
+                result[constituency] = {case or "-": counts for case, counts in case_counts(ledger).items()}
         finally:
             ledger.close()
     return result

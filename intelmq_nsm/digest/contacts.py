@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Optional
 
 from intelmq_nsm import storage
+from intelmq_nsm.digest.spool import DIGEST_ORGANISATION
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS unreachable_contacts (
@@ -40,8 +41,6 @@ ON CONFLICT (address) DO UPDATE SET
 SELECT_ALL = "SELECT * FROM unreachable_contacts ORDER BY org_id, address"
 SELECT_ONE = "SELECT * FROM unreachable_contacts WHERE address = ?"
 CLEAR = "DELETE FROM unreachable_contacts WHERE address = ?"
-#: The organisation a digest was for (a bounce names the digest it is about).
-ORG_OF_DIGEST = "SELECT org_id FROM digests WHERE id = ?"
 SOURCES = ("smtp", "dsn")
 
 
@@ -103,7 +102,7 @@ class ContactBook:
         if not digest_id:
             return ""
         try:
-            row = self.db.execute(ORG_OF_DIGEST, (digest_id,)).fetchone()
+            row = self.db.execute(DIGEST_ORGANISATION, (digest_id,)).fetchone()
         except sqlite3.OperationalError:  # a file without digests table
             return ""
         return row[0] if row else ""

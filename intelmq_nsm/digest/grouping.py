@@ -30,7 +30,7 @@ def group_key(constituency: str, org_id: str, case_id: str = "", by_case: bool =
 
 
 def key_of(finding, by_case: bool = False) -> str:
-    """The group of one finding (an ``intelmq_nsm.digest.findings.Finding``), with its options."""
+    """The group of one finding (an ``intelmq_nsm.digest.event_findings.Finding``), with its options."""
     key = group_key(finding.constituency, finding.organisation["id"], finding.case_id, by_case)
     options = {}
     pace = dict(finding.organisation.get("pace") or {})

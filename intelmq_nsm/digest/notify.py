@@ -22,14 +22,12 @@ spool. When that happens depends on where the ledger is:
 import dataclasses
 import datetime
 import json
-import sqlite3
 from typing import Callable, Optional
 
-import sqlalchemy.exc
-
+from intelmq_nsm import storage
 from intelmq_nsm import tlp as traffic_light
-from intelmq_nsm.digest.findings import findings
-from intelmq_nsm.digest.ledger import Observation
+from intelmq_nsm.digest.event_findings import findings_of
+from intelmq_nsm.digest.ledger import BAD_VALUE_ERRORS, Observation
 
 
 def _iso(timestamp: float) -> str:
@@ -79,19 +77,17 @@ def accept(
 
     Raises FindingError for an event that cannot be delivered (the bot dumps it) and, from
     ``call`` (which may retry), LedgerUnavailable."""
-    found = findings(event, constituency=constituency, tlp=tlp)
+    found = findings_of(event, constituency=constituency, tlp=tlp)
     wanted = observations(found)
     if ledger.shares_file(spool.path):
 
         def both():
             # On the spool's own connection: no second connection to the same file.
             with ledger.sqlite_transaction(spool.db) as db:
-                return _spool_due(spool, db, found, ledger.observe(wanted, now=now, conn=db), now)
+                return _spool_due(spool, found, ledger.observe(wanted, now=now, conn=db), now)
 
         return call(both)
-    records = call(lambda: ledger.observe(wanted, now=now))
-    with spool.transaction() as db:
-        return _spool_due(spool, db, found, records, now)
+    return _spool_due(spool, found, call(lambda: ledger.observe(wanted, now=now)), now)
 
 
 def arrive(
@@ -103,21 +99,13 @@ def arrive(
     findings are made here, before the acknowledgement, as :func:`accept` makes them, so
     that every event :func:`accept` would refuse is refused here too (and made again, from
     the stored event, when it is filed)."""
-    findings(event, constituency=constituency, tlp=tlp)
+    findings_of(event, constituency=constituency, tlp=tlp)
     spool.arrive(event, now=now)
 
 
 #: What a stored event that cannot be filed raises: its data, not the database's state
 #: (an unreachable or locked database raises LedgerUnavailable and the batch waits).
-UNFILEABLE = (
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    sqlalchemy.exc.StatementError,  # PostgreSQL refusing a value (its outages are LedgerUnavailable)
-)
+UNFILEABLE = (ValueError, TypeError, KeyError, AttributeError, *BAD_VALUE_ERRORS)
 
 
 def file_arrivals(
@@ -152,30 +140,28 @@ def file_arrivals(
                     spool.arrival_failed(arrival_id, str(exc))
                     unfileable(arrival_id, exc)
                     continue
-                with spool.transaction() as db:
-                    spool.drop_arrivals_in(db, [arrival_id])
+                spool.drop_arrivals([arrival_id])
             filed += len(arrivals)
             continue
         with ledger.sqlite_transaction(spool.db) as db:
             for arrival_id, at, event in arrivals:
-                # A savepoint per arrival: a bad one is undone alone.
-                db.execute("SAVEPOINT arrival")
                 try:
-                    found = findings(event, tlp=tlp)
-                    _spool_due(spool, db, found, ledger.observe(observations(found), now=at, conn=db), at)
+                    # A savepoint per arrival: a bad one is undone alone.
+                    with storage.savepoint(db):
+                        found = findings_of(event, tlp=tlp)
+                        _spool_due(spool, found, ledger.observe(observations(found), now=at, conn=db), at)
                 except UNFILEABLE as exc:
-                    db.execute("ROLLBACK TO arrival")
-                    spool.arrival_failed_in(db, arrival_id, str(exc))
+                    spool.arrival_failed(arrival_id, str(exc))
                     unfileable(arrival_id, exc)
-                db.execute("RELEASE arrival")
-            spool.drop_arrivals_in(db, [arrival[0] for arrival in arrivals])
+            spool.drop_arrivals([arrival[0] for arrival in arrivals])
         filed += len(arrivals)
     return filed - len(bad)
 
 
-def _spool_due(spool, db, found, records, now: float) -> list:
-    """Spool, in the transaction open on ``db``, the findings the ledger's records make due."""
+def _spool_due(spool, found, records, now: float) -> list:
+    """Spool the findings the ledger's records make due (in the transaction open on the
+    spool's connection, if any: see :class:`intelmq_nsm.digest.spool.DigestSpool`)."""
     due = [with_record(f, r) for f, r in zip(found, records) if r["kind"]]
     if due:
-        spool.add_in(db, due, now=now)
+        spool.add(due, now=now)
     return due

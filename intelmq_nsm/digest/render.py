@@ -9,7 +9,7 @@ import re
 import jinja2
 
 from intelmq_nsm import tlp as traffic_light
-from intelmq_nsm.digest.findings import COLUMNS
+from intelmq_nsm.digest.event_findings import COLUMNS
 
 LANGUAGES = ("nl", "en")
 #: A spreadsheet takes a cell starting with one of these as a formula (CSV injection).

@@ -13,10 +13,6 @@ Two signs that the registry's contacts for an organisation no longer reach anyon
 import time
 from typing import Optional
 
-from sqlalchemy import func, or_, select
-
-from intelmq_nsm.digest.ledger.schema import findings, history
-
 DAY = 86400.0
 
 
@@ -32,33 +28,10 @@ def unreachable(book, cutoff: float) -> dict:
 def silent(ledger, cutoff: float) -> dict:
     """``{org_id: {"name", "findings", "since", "last_answer"}}``: organisations with findings
     first notified at ``cutoff`` or before and no owner's answer after that notification."""
-    answers = (
-        select(history.c.org_id, func.max(history.c.at).label("answered"))
-        .where(history.c.ledger == ledger.name, history.c.source == "owner")
-        .group_by(history.c.org_id)
-        .subquery()
-    )
-    query = (
-        select(
-            findings.c.org_id,
-            func.max(findings.c.org_name),
-            func.count(),
-            func.min(findings.c.first_notified),
-            func.max(answers.c.answered),
-        )
-        .select_from(findings.outerjoin(answers, answers.c.org_id == findings.c.org_id))
-        .where(
-            findings.c.ledger == ledger.name,
-            findings.c.first_notified <= cutoff,
-            or_(answers.c.answered.is_(None), findings.c.first_notified > answers.c.answered),
-        )
-        .group_by(findings.c.org_id)
-    )
-    with ledger.transaction() as conn:
-        return {
-            org_id: {"name": name or org_id, "findings": count, "since": since, "last_answer": answered}
-            for org_id, name, count, since, answered in conn.execute(query)
-        }
+    return {
+        org_id: {"name": name or org_id, "findings": count, "since": since, "last_answer": answered}
+        for org_id, name, count, since, answered in ledger.silent(cutoff)
+    }
 
 
 def stale(book, ledger, days: float, now: Optional[float] = None, registry=None) -> list:

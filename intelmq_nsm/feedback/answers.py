@@ -7,22 +7,13 @@ finding's link). Another organisation's finding, or one from another digest, is
 answered as unknown, whatever id is put into a form.
 """
 
-import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import and_, select
-from sqlalchemy.engine import make_url
-
-from intelmq_nsm import storage
-from intelmq_nsm.digest.ledger import Ledger
-from intelmq_nsm.digest.ledger.schema import findings as findings_table
-from intelmq_nsm.digest.ledger.schema import history as history_table
-from intelmq_nsm.digest.ledger.schema import notifications as notifications_table
+from intelmq_nsm.digest.ledger import Ledger, sqlite_path
+from intelmq_nsm.digest.spool import SpoolReader
 from intelmq_nsm.feedback.links import Link
 
 #: The owners' four choices and the ledger state each one sets.
@@ -56,18 +47,13 @@ class FeedbackConfig:
     spool_file: Optional[str] = None
 
 
-def _spool_from(url: str) -> Optional[str]:
-    parsed = make_url(url)
-    return parsed.database if parsed.get_backend_name() == "sqlite" else None
-
-
 class FeedbackStore:
     """The ledger (and the digest spool's facts) as the feedback service needs them."""
 
     def __init__(self, config: FeedbackConfig, ledger: Optional[Ledger] = None):
         self.config = config
         self.ledger = ledger or Ledger(config.ledger_url, name=config.ledger_name)
-        self.spool_file = config.spool_file or _spool_from(config.ledger_url)
+        self.spool_file = config.spool_file or sqlite_path(config.ledger_url)
         # Reference look-up and answer are one step for a given reference.
         self._references = threading.Lock()
 
@@ -78,19 +64,7 @@ class FeedbackStore:
 
     def findings_for(self, link: Link) -> list:
         """The link's findings with their ledger record, facts and history (oldest first)."""
-        f, n = findings_table, notifications_table
-        query = (
-            select(f, n.c.kind.label("digest_kind"))
-            .join(n, and_(n.c.ledger == f.c.ledger, n.c.finding_id == f.c.finding_id, n.c.org_id == f.c.org_id))
-            .where(f.c.ledger == self.ledger.name, n.c.digest_id == link.digest_id, f.c.org_id == link.org_id)
-            .order_by(f.c.case_id, f.c.target, f.c.finding_id)
-        )
-        if link.finding_id is not None:
-            query = query.where(f.c.finding_id == link.finding_id)
-        with self.ledger.transaction() as conn:
-            records = [dict(r) for r in conn.execute(query).mappings()]
-            for record in records:
-                record["history"] = self._history(conn, record["finding_id"], link.org_id)
+        records = self.ledger.delivered_in(link.digest_id, link.org_id, link.finding_id)
         facts = self._facts(link.digest_id, link.org_id)
         for record in records:
             record["facts"] = facts.get(record["finding_id"], {})
@@ -104,29 +78,12 @@ class FeedbackStore:
             return record
         raise UnknownFinding(finding_id)
 
-    def _history(self, conn, finding_id: str, org_id: str) -> list:
-        h = history_table
-        where = and_(h.c.ledger == self.ledger.name, h.c.finding_id == finding_id, h.c.org_id == org_id)
-        rows = conn.execute(select(h).where(where).order_by(h.c.id)).mappings()
-        return [{k: r[k] for k in ("at", "old_state", "state", "source", "note", "reference")} for r in rows]
-
     def _facts(self, digest_id: str, org_id: str) -> dict:
         """finding id → the digest row's facts, from the spool while it keeps the digest."""
-        if not self.spool_file or not Path(self.spool_file).exists():
-            return {}
-        try:
-            db = storage.connect(self.spool_file)
-            try:
-                rows = db.execute(
-                    "SELECT row FROM events WHERE digest_id = ? AND org_id = ?", (digest_id, org_id)
-                ).fetchall()
-            finally:
-                db.close()
-        except sqlite3.Error:
+        if not self.spool_file:
             return {}
         facts = {}
-        for (text,) in rows:
-            row = json.loads(text)
+        for row in SpoolReader(self.spool_file).delivered_rows(digest_id, org_id):
             if row.get("finding_id"):
                 facts[row["finding_id"]] = {c: row[c] for c in FACT_COLUMNS if row.get(c) not in (None, "")}
         return facts
@@ -160,7 +117,7 @@ class FeedbackStore:
             raise ValueError(f"state must be one of {', '.join(API_STATES)}, not {state!r}.")
         stored_reference = f"ticket {client} {reference}"
         with self._references:
-            earlier = self._by_reference(stored_reference)
+            earlier = self.ledger.change_by_reference(stored_reference)
             if earlier is not None:
                 if (earlier["finding_id"], earlier["org_id"], earlier["state"], earlier["note"]) != (
                     finding_id,
@@ -181,14 +138,7 @@ class FeedbackStore:
             )
             if previous is None:
                 raise UnknownFinding(finding_id)
-            return True, self._result(self._by_reference(stored_reference), reference)
-
-    def _by_reference(self, stored_reference: str) -> Optional[dict]:
-        h = history_table
-        where = and_(h.c.ledger == self.ledger.name, h.c.reference == stored_reference)
-        with self.ledger.transaction() as conn:
-            row = conn.execute(select(h).where(where).order_by(h.c.id).limit(1)).mappings().first()
-        return dict(row) if row else None
+            return True, self._result(self.ledger.change_by_reference(stored_reference), reference)
 
     @staticmethod
     def _result(row: dict, reference: str) -> dict:

@@ -22,12 +22,8 @@ from pathlib import Path
 from typing import Optional
 
 import yaml
-from sqlalchemy import and_, select
 
 from intelmq_nsm import storage
-from intelmq_nsm.digest.ledger.schema import disputes as disputes_table
-from intelmq_nsm.digest.ledger.schema import findings as findings_table
-from intelmq_nsm.digest.ledger.schema import history as history_table
 
 #: Kinds of match a correction can be written for (exclusions name networks or domains).
 CORRECTABLE = ("network", "domain")
@@ -76,61 +72,46 @@ class Disputes:
     def __init__(self, ledger, corrections_file: Optional[str] = None):
         self.ledger, self.corrections_file = ledger, corrections_file
 
-    def _decisions(self, conn) -> dict:
-        d = disputes_table
-        rows = conn.execute(select(d).where(d.c.ledger == self.ledger.name)).mappings()
-        return {(r["finding_id"], r["org_id"]): dict(r) for r in rows}
-
-    def _comment(self, conn, finding_id: str, org_id: str) -> str:
-        h = history_table
-        where = and_(
-            h.c.ledger == self.ledger.name, h.c.finding_id == finding_id, h.c.org_id == org_id, h.c.state == "disputed"
-        )
-        row = conn.execute(select(h.c.note, h.c.at).where(where).order_by(h.c.id.desc()).limit(1)).first()
-        return (row[0] or "", row[1]) if row else ("", None)
+    def _comment(self, finding_id: str, org_id: str) -> tuple:
+        """The owner's comment on the dispute and when it was made."""
+        change = self.ledger.last_change_to(finding_id, org_id, "disputed")
+        return (change["note"] or "", change["at"]) if change else ("", None)
 
     def list(self, include_decided: bool = False, ident: Optional[str] = None) -> list:
         """The disputes, oldest first; each with its id, finding, organisation, matched
         assets, the owner's comment, the suggested change and a decision if any. With
         ``ident``: only that dispute (its comment is read for it alone)."""
-        f = findings_table
-        query = (
-            select(f)
-            .where(f.c.ledger == self.ledger.name, f.c.state == "disputed")
-            .order_by(f.c.first_seen, f.c.finding_id, f.c.org_id)
-        )
         result = []
-        with self.ledger.transaction() as conn:
-            decisions = self._decisions(conn)
-            for record in conn.execute(query).mappings():
-                decision = decisions.get((record["finding_id"], record["org_id"]))
-                if decision and not include_decided:
-                    continue
-                if ident is not None and dispute_id(record["finding_id"], record["org_id"]) != ident:
-                    continue
-                comment, at = self._comment(conn, record["finding_id"], record["org_id"])
-                matches = _matches(record)
-                result.append(
-                    {
-                        "id": dispute_id(record["finding_id"], record["org_id"]),
-                        "finding_id": record["finding_id"],
-                        "organisation": record["org_id"],
-                        "organisation_name": record["org_name"],
-                        "constituency": record["constituency"],
-                        "case_id": record["case_id"],
-                        "target": record["target"],
-                        "disputed_at": at,
-                        "comment": comment,
-                        "matches": [
-                            {k: m.get(k, "") for k in ("field", "value", "kind", "matched", "source", "note")}
-                            for m in matches
-                        ],
-                        "suggestion": suggestion(matches, record["org_id"]),
-                        "decision": None
-                        if decision is None
-                        else {k: decision[k] for k in ("decision", "at", "note", "correction")},
-                    }
-                )
+        decisions = self.ledger.decisions()
+        for record in self.ledger.records(state="disputed"):
+            decision = decisions.get((record["finding_id"], record["org_id"]))
+            if decision and not include_decided:
+                continue
+            if ident is not None and dispute_id(record["finding_id"], record["org_id"]) != ident:
+                continue
+            comment, at = self._comment(record["finding_id"], record["org_id"])
+            matches = _matches(record)
+            result.append(
+                {
+                    "id": dispute_id(record["finding_id"], record["org_id"]),
+                    "finding_id": record["finding_id"],
+                    "organisation": record["org_id"],
+                    "organisation_name": record["org_name"],
+                    "constituency": record["constituency"],
+                    "case_id": record["case_id"],
+                    "target": record["target"],
+                    "disputed_at": at,
+                    "comment": comment,
+                    "matches": [
+                        {k: m.get(k, "") for k in ("field", "value", "kind", "matched", "source", "note")}
+                        for m in matches
+                    ],
+                    "suggestion": suggestion(matches, record["org_id"]),
+                    "decision": None
+                    if decision is None
+                    else {k: decision[k] for k in ("decision", "at", "note", "correction")},
+                }
+            )
         return result
 
     def find(self, ident: str) -> dict:
@@ -139,20 +120,7 @@ class Disputes:
         raise DisputeError(f"There is no disputed finding with the id {ident!r} in the ledger {self.ledger.name!r}.")
 
     def _decide(self, dispute: dict, decision: str, note: str, correction: str, now: float) -> None:
-        row = {
-            "ledger": self.ledger.name,
-            "finding_id": dispute["finding_id"],
-            "org_id": dispute["organisation"],
-            "decision": decision,
-            "at": now,
-            "note": note,
-            "correction": correction,
-        }
-        with self.ledger.transaction() as conn:
-            d = disputes_table
-            key = and_(d.c.ledger == row["ledger"], d.c.finding_id == row["finding_id"], d.c.org_id == row["org_id"])
-            conn.execute(d.delete().where(key))
-            conn.execute(d.insert(), row)
+        self.ledger.record_decision(dispute["finding_id"], dispute["organisation"], decision, now, note, correction)
 
     def accept(self, ident: str, assign_to: Optional[str] = None, note: str = "", now=None) -> dict:
         """Write the dispute's correction into the corrections file; returns the correction."""

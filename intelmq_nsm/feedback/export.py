@@ -10,9 +10,6 @@ import datetime
 import io
 from typing import Optional
 
-from sqlalchemy import and_, select
-
-from intelmq_nsm.digest.ledger.schema import findings, history
 from intelmq_nsm.digest.render import neutralise
 
 COLUMNS = (
@@ -32,21 +29,6 @@ COLUMNS = (
 
 def answers(ledger, since: Optional[float] = None) -> list:
     """Every answer (source owner or operator) in the ledger, oldest first, as dicts of COLUMNS."""
-    join = and_(
-        findings.c.ledger == history.c.ledger,
-        findings.c.finding_id == history.c.finding_id,
-        findings.c.org_id == history.c.org_id,
-    )
-    query = (
-        select(history, findings.c.org_name, findings.c.target, findings.c.case_id)
-        .join(findings, join)
-        .where(history.c.ledger == ledger.name, history.c.source.in_(("owner", "operator")))
-        .order_by(history.c.id)
-    )
-    if since is not None:
-        query = query.where(history.c.at >= since)
-    with ledger.transaction() as conn:
-        rows = conn.execute(query).mappings().all()
     return [
         {
             "at": datetime.datetime.fromtimestamp(r["at"], datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -61,7 +43,7 @@ def answers(ledger, since: Optional[float] = None) -> list:
             "comment": r["note"],
             "reference": r["reference"],
         }
-        for r in rows
+        for r in ledger.answers(since=since)
     ]
 
 

@@ -21,12 +21,8 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs
 
-from sqlalchemy import and_, select
-
 from intelmq_nsm.digest.ledger.chart import case_chart
 from intelmq_nsm.digest.ledger.outcome import case_outcome
-from intelmq_nsm.digest.ledger.schema import findings as findings_table
-from intelmq_nsm.digest.ledger.schema import history as history_table
 from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED
 from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import LinkSigner
@@ -52,16 +48,11 @@ def _age_days(seconds: float) -> float:
 def organisations(ledger, now: float) -> list:
     """Per organisation with unresolved findings: how many, the oldest's and the median age (days
     since first notified, or first seen if not yet notified)."""
-    f = findings_table
-    query = select(f.c.org_id, f.c.org_name, f.c.constituency, f.c.first_seen, f.c.first_notified).where(
-        f.c.ledger == ledger.name, f.c.state.in_(UNRESOLVED)
-    )
     groups = defaultdict(list)
     names = {}
-    with ledger.transaction() as conn:
-        for org_id, name, constituency, first_seen, first_notified in conn.execute(query):
-            names[org_id] = (name or org_id, constituency)
-            groups[org_id].append(now - (first_notified or first_seen))
+    for org_id, name, constituency, first_seen, first_notified in ledger.first_times(UNRESOLVED):
+        names[org_id] = (name or org_id, constituency)
+        groups[org_id].append(now - (first_notified or first_seen))
     result = [
         {
             "org_id": org_id,
@@ -77,24 +68,12 @@ def organisations(ledger, now: float) -> list:
 
 
 def cases(ledger, now: float) -> list:
-    f = findings_table
-    with ledger.transaction() as conn:
-        query = select(f.c.case_id).where(f.c.ledger == ledger.name, f.c.case_id != "").group_by(f.c.case_id)
-        ids = list(conn.execute(query.order_by(f.c.case_id).limit(MAX_CASES)).scalars())
+    ids = ledger.case_ids(limit=MAX_CASES)
     return [case_outcome(ledger, case_id, share_names=lambda _: True, now=now) for case_id in ids]
 
 
 def latest_answers(ledger) -> list:
-    h, f = history_table, findings_table
-    query = (
-        select(h.c.at, h.c.finding_id, h.c.org_id, h.c.state, h.c.source, h.c.note, f.c.org_name, f.c.case_id)
-        .join(f, and_(f.c.ledger == h.c.ledger, f.c.finding_id == h.c.finding_id, f.c.org_id == h.c.org_id))
-        .where(h.c.ledger == ledger.name, h.c.source.in_(("owner", "operator")))
-        .order_by(h.c.id.desc())
-        .limit(MAX_ANSWERS)
-    )
-    with ledger.transaction() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return ledger.answers(newest_first=True, limit=MAX_ANSWERS)
 
 
 def delivery_problems(spool_file) -> dict:

@@ -10,10 +10,8 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy.engine import make_url
-
 from intelmq_nsm.constituency import load_registry, update
-from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+from intelmq_nsm.digest.ledger import Ledger, sqlite_path, sqlite_url
 from intelmq_nsm.digest.ledger.chart import case_chart
 from intelmq_nsm.digest.ledger.outcome import case_outcome
 
@@ -52,7 +50,7 @@ class CaseOutcomes:
             for url in self.urls:
                 if url in self._open:
                     continue
-                path = make_url(url).database if url.startswith("sqlite:") else None
+                path = sqlite_path(url)
                 if path is not None and not Path(path).exists():
                     continue
                 self._open[url] = Ledger(url, name="")

@@ -1,7 +1,8 @@
 """A digest bot's spool read from outside, while the bot may be writing it."""
 
-import sqlite3
 from pathlib import Path
+
+from intelmq_nsm.digest.spool import SpoolReader
 
 
 def spool_digests(spool_file: Path):
@@ -20,17 +21,9 @@ def spool_digests(spool_file: Path):
 def spooled_events(spool_file: Path) -> int:
     """How many findings the spool holds plus how many events wait among its arrivals, not
     yet filed (0 while the bot has not created it yet)."""
-    try:
-        with sqlite3.connect(spool_file, timeout=5) as db:
-            return db.execute("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM arrivals)").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return SpoolReader(spool_file).held()
 
 
 def arriving(spool_file: Path) -> int:
     """How many events wait among the spool's arrivals, not yet filed into the ledger."""
-    try:
-        with sqlite3.connect(spool_file, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM arrivals").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return SpoolReader(spool_file).arriving()

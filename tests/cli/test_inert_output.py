@@ -20,7 +20,7 @@ import yaml
 
 from intelmq_nsm.cli import main
 from intelmq_nsm.digest.contacts import ContactBook
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event, organisation
@@ -223,7 +223,7 @@ def spool_file(tmp_path):
     path = tmp_path / "s.sqlite"
     spool = DigestSpool(path)
     hostile = organisation("GM0363", HOSTILE)
-    spool.add(findings(event(1, [hostile], **{"extra.nsm.case_title": HOSTILE, "source.fqdn": HOSTILE})), now=0)
+    spool.add(findings_of(event(1, [hostile], **{"extra.nsm.case_title": HOSTILE, "source.fqdn": HOSTILE})), now=0)
     [digest] = spool.form_digests(max_events=10, max_age=0, now=1)
     spool.mark_failed(digest, f"POST answered 422: {HOSTILE}")
     # The receiving mail server's answer, marking a contact unreachable.

@@ -3,7 +3,7 @@
 import json
 
 from intelmq_nsm.cli import main
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event, organisation
 
@@ -13,13 +13,13 @@ UTRECHT = organisation("GM0344", "Utrecht")
 
 def make_spool(path):
     spool = DigestSpool(path)
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
-    spool.add(findings(event(2, [UTRECHT])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
     first, second = spool.form_digests(max_events=10, max_age=0, now=1)
     spool.mark_failed(first, "POST answered 422: 'bad'")
     spool.mark_delivered(second, now=2)
     spool.mark_recorded(second)  # counted in the ledger
-    spool.add(findings(event(3, [UTRECHT])), now=3)
+    spool.add(findings_of(event(3, [UTRECHT])), now=3)
     return spool, first, second
 
 

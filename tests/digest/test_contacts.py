@@ -9,7 +9,7 @@ from intelmq_nsm.cli import main
 from intelmq_nsm.digest import bounces, channels, health
 from intelmq_nsm.digest.contacts import ContactBook
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.digest.stale import stale
 from intelmq_nsm.testbed.sample_events import event, organisation
@@ -54,7 +54,7 @@ def smtp(sink):
 
 
 def test_a_550_at_rcpt_for_one_of_two_contacts_the_other_gets_it_the_first_is_marked(spool, caplog):
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with RefusingSink(at_rcpt={GONE: "550 5.1.1 User unknown"}) as sink:
         assert deliver(spool, smtp(sink), now=1)["delivered"] == 1
         assert [rcpt for _, rcpt, _ in sink.messages] == [[KEPT]]
@@ -65,18 +65,18 @@ def test_a_550_at_rcpt_for_one_of_two_contacts_the_other_gets_it_the_first_is_ma
         assert any("Contact ciso@gm0363.example of GM0363 is unreachable" in r.getMessage() for r in caplog.records)
         # The next digest is not even offered to the marked contact.
         sink.rcpts.clear()
-        spool.add(findings(event(2, [AMSTERDAM])), now=2)
+        spool.add(findings_of(event(2, [AMSTERDAM])), now=2)
         assert deliver(spool, smtp(sink), now=3)["delivered"] == 1
         assert sink.rcpts == [KEPT]
 
 
 def test_a_5xx_at_data_marks_that_contact_and_a_4xx_marks_nobody(spool):
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with RefusingSink(at_data={GONE: "554 5.7.1 Message refused"}) as sink:
         assert deliver(spool, smtp(sink), now=1)["delivered"] == 1
     assert list(ContactBook(spool.db).unreachable()) == [GONE]
     ContactBook(spool.db).clear(GONE)
-    spool.add(findings(event(2, [AMSTERDAM])), now=2)
+    spool.add(findings_of(event(2, [AMSTERDAM])), now=2)
     with RefusingSink(at_rcpt={GONE: "450 4.2.1 Mailbox busy"}) as sink:
         assert deliver(spool, smtp(sink), now=3)["delivered"] == 1
         assert [rcpt for _, rcpt, _ in sink.messages] == [[KEPT]]
@@ -85,12 +85,12 @@ def test_a_5xx_at_data_marks_that_contact_and_a_4xx_marks_nobody(spool):
 
 def test_with_every_contact_refused_the_digest_fails_and_stays_visible(spool, tmp_path, capsys):
     refused = {address: "550 5.1.1 User unknown" for address in AMSTERDAM["contacts"]}
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with RefusingSink(at_rcpt=refused) as sink:
         assert deliver(spool, smtp(sink), now=1)["failed"] == 1
         assert sink.messages == []
         # The next digest of the organisation fails at once: no contact is left.
-        spool.add(findings(event(2, [AMSTERDAM])), now=2)
+        spool.add(findings_of(event(2, [AMSTERDAM])), now=2)
         assert deliver(spool, smtp(sink), now=3)["failed"] == 1
     first, second = sorted(spool.digests("failed"), key=lambda d: d["created"])
     assert "Every contact refused the digest" in first["last_error"]
@@ -143,7 +143,7 @@ def dsn(recipient: str, digest_id: str, action: str = "failed", status: str = "5
 
 
 def test_a_dsn_marks_its_contact_and_a_delay_or_other_mail_marks_nobody(spool, tmp_path, capsys):
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink), now=1)["delivered"] == 1
         digest_id = sink.messages[0][2]["X-NSM-Digest-Id"]
@@ -162,14 +162,14 @@ def test_a_dsn_marks_its_contact_and_a_delay_or_other_mail_marks_nobody(spool, t
 
 
 def test_the_delivery_round_reads_the_bounce_maildir_once(spool, tmp_path):
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     maildir = tmp_path / "bounces"
     folder = mailbox.Maildir(str(maildir), create=True)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink), now=1)["delivered"] == 1
         digest_id = sink.messages[0][2]["X-NSM-Digest-Id"]
         folder.add(dsn(GONE, digest_id))
-        spool.add(findings(event(2, [AMSTERDAM])), now=2)
+        spool.add(findings_of(event(2, [AMSTERDAM])), now=2)
         assert deliver(spool, smtp(sink), now=3, bounce_maildir=str(maildir))["delivered"] == 1
         assert [rcpt for _, rcpt, _ in sink.messages][-1] == [KEPT]
     assert list(ContactBook(spool.db).unreachable()) == [GONE]

@@ -10,7 +10,7 @@ import pytest
 
 from intelmq_nsm.digest import channels
 from intelmq_nsm.digest.delivery import Deliverer, DeliveryThread
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.sample_events import event, municipalities, organisation
@@ -40,7 +40,7 @@ def fill(spool, *orgs, per_org=2):
     for org in orgs:
         for _ in range(per_org):
             n += 1
-            spool.add(findings(event(n, [org])), now=0)
+            spool.add(findings_of(event(n, [org])), now=0)
 
 
 def test_rest_posts_signed_json_with_the_digest_id_as_idempotency_key(spool):
@@ -140,7 +140,7 @@ def test_10000_events_over_342_municipalities_each_digest_holds_only_its_own(spo
     for n in range(10_000):
         org = orgs[(n * 7) % len(orgs)]
         message = event(n, [org], **{"source.fqdn": f"host{n}.{org['id'].lower()}.example"})
-        spool.add(findings(message), now=n / 1000)
+        spool.add(findings_of(message), now=n / 1000)
         expected[org["id"]].add(message["source.fqdn"])
     with Receiver() as receiver:
         result = deliverer(spool, channels.RestChannel(receiver.url, SECRET), max_events=25).run_once(now=100)
@@ -198,7 +198,7 @@ def test_smtp_fixed_recipient_and_testing_to_override(spool):
 def test_smtp_header_injection_from_event_values_is_impossible(spool):
     evil = organisation("GM0363", "Amsterdam\r\nBcc: victim@evil.example")
     evil["contacts"] = ["security@gm0363.example\r\nBcc: victim@evil.example", "ok@gm0363.example"]
-    spool.add(findings(event(1, [evil])), now=0)
+    spool.add(findings_of(event(1, [evil])), now=0)
     with SmtpSink() as sink:
         smtp = channels.SmtpChannel(LOOPBACK, sink.port, "ibd@ibd.example", security="none")
         assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 1
@@ -214,7 +214,7 @@ def test_smtp_header_injection_from_event_values_is_impossible(spool):
 def test_smtp_without_a_valid_contact_fails_visibly(spool):
     org = organisation("GM0363", "Amsterdam")
     org["contacts"] = []
-    spool.add(findings(event(1, [org])), now=0)
+    spool.add(findings_of(event(1, [org])), now=0)
     smtp = channels.SmtpChannel(LOOPBACK, free_port(), "ibd@ibd.example", security="none")
     assert deliverer(spool, smtp).run_once(now=1)["failed"] == 1
     assert "no valid contact" in spool.digests("failed")[0]["last_error"]
@@ -250,7 +250,7 @@ def test_delivery_thread_delivers_by_age_while_idle_and_stops(tmp_path):
             max_events=100, max_age=0.2, retry_base=1, retry_max=1,
         )  # fmt: skip
         thread.start()
-        writer.add(findings(event(1, [AMSTERDAM])))
+        writer.add(findings_of(event(1, [AMSTERDAM])))
         receiver.wait_for(lambda r: len(r.accepted) == 1, timeout=10)
         thread.stop(timeout=5)
         assert not thread.is_alive()
@@ -329,7 +329,7 @@ def test_every_part_of_a_digest_round_trips_non_ascii_text(spool, tmp_path, lang
     from intelmq_nsm.digest import render
 
     for n, org in enumerate(NON_ASCII):
-        spool.add(findings(event(n, [org], **NON_ASCII_FIELDS)), now=0)
+        spool.add(findings_of(event(n, [org], **NON_ASCII_FIELDS)), now=0)
     with SmtpSink() as sink, Receiver() as receiver:
         smtp = channels.SmtpChannel(LOOPBACK, sink.port, "ibd@ibd.example", security="none", language=language)
         assert deliverer(spool, smtp).run_once(now=1)["delivered"] == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.sample_events import event, organisation
@@ -46,7 +46,7 @@ def spooled(tmp_path, organisations) -> Path:
     path = tmp_path / "spool.sqlite"
     spool = DigestSpool(path)
     for n, org in enumerate(organisations):
-        spool.add(findings(event(n, [org])), now=0)
+        spool.add(findings_of(event(n, [org])), now=0)
     spool.close()
     return path
 

@@ -18,9 +18,9 @@ import pytest
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import FindingError
+from intelmq_nsm.digest.event_findings import FindingError
 from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
-from intelmq_nsm.digest.ledger.stats import stats
+from intelmq_nsm.digest.ledger.stats import case_counts, stats
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event, organisation
 
@@ -255,6 +255,16 @@ def test_stats_count_states_and_days_to_a_verified_fix(output):
     assert case["days_to_fix"] == {"count": 2, "median": 4.0, "p90": 4.0}
     [org] = stats(output.ledger)["organisations"]
     assert org["org_id"] == "GM0363" and org["name"] == "Amsterdam"
+    assert case_counts(output.ledger) == {
+        "DIVD-2024-00012": {
+            "findings": 4,
+            "notified": 4,
+            "open": 2,
+            "fixed_verified": 2,
+            "reopened": 0,
+            "by_state": {"notified": 2, "fixed-verified": 2},
+        }
+    }
 
 
 def test_ledgers_of_different_names_in_one_database_are_apart(tmp_path, ledger_url):
@@ -283,7 +293,7 @@ def test_a_ledger_in_the_spool_file_commits_with_the_spool_in_one_transaction(tm
         def broken(*args, **kwargs):
             raise OSError("disk full")
 
-        out.spool.add_in = broken
+        out.spool.add = broken
         with pytest.raises(OSError):
             notify.accept(scan(2, T0 + 9 * DAY), out.spool, out.ledger, T0 + 9 * DAY)
         assert [r["target"] for r in out.ledger.records()] == ["198.51.100.2:443"]
@@ -321,19 +331,19 @@ def test_a_batch_of_arrivals_that_fails_part_way_is_filed_whole_the_next_round(a
     for n in (1, 2, 3):
         arriving.take(scan(n, T0), T0)
     calls = []
-    add_in = arriving.spool.add_in
+    add = arriving.spool.add
 
     def fails_on_the_second(*args, **kwargs):
         calls.append(args)
         if len(calls) == 2:
             raise OSError("disk full")
-        return add_in(*args, **kwargs)
+        return add(*args, **kwargs)
 
-    arriving.spool.add_in = fails_on_the_second
+    arriving.spool.add = fails_on_the_second
     with pytest.raises(OSError):
         arriving.deliverer.file_arrivals()
     assert arriving.ledger.records() == [] and arriving.spool.counts()["waiting_findings"] == 3
-    arriving.spool.add_in = add_in
+    arriving.spool.add = add
     digests = arriving.round([], T0 + 1)
     assert kinds(digests) == [("new", "192.0.2.4", 443), ("new", "198.51.100.2", 443), ("new", "203.0.113.3", 443)]
     assert sorted(r["times_seen"] for r in arriving.ledger.records()) == [1, 1, 1]

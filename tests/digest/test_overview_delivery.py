@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from intelmq_nsm import storage
 from intelmq_nsm.digest.contacts import ContactBook
 from intelmq_nsm.digest.spool import DigestSpool
 from tests.outcome.test_overview import Served, cookie_of
@@ -26,7 +27,7 @@ def test_failed_digests_and_unreachable_contacts_are_on_the_overview(served, tmp
     assert b"No failed digests; no contact is unreachable." in page
     spool = DigestSpool(tmp_path / "spool.sqlite")
     try:
-        with spool.transaction() as db:
+        with storage.transaction(spool.db) as db:
             db.execute(
                 "INSERT INTO digests (id, group_key, org_id, constituency, state, attempts, next_attempt, last_error,"
                 " created, event_count) VALUES (?, 'k', 'GM0599', 'ibd', 'failed', 1, 0, ?, ?, 1)",

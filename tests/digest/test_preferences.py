@@ -10,7 +10,7 @@ import pytest
 from intelmq_nsm.constituency import RegistryError, load_registry
 from intelmq_nsm.digest import channels, grouping
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import FindingError, findings
+from intelmq_nsm.digest.event_findings import FindingError, findings_of
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.sample_events import event, organisation
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
@@ -60,7 +60,7 @@ def test_the_registry_carries_an_organisations_wishes_into_the_events_organisati
         "role",
     }  # nothing set, nothing added
     # The digest output reads them by the same rules.
-    [finding] = findings(event(1, [amsterdam]))
+    [finding] = findings_of(event(1, [amsterdam]))
     assert finding.organisation["language"] == "en" and finding.organisation["pace"]["daily_at"] == "08:00"
 
 
@@ -89,7 +89,7 @@ def test_a_wrong_wish_is_an_error_naming_file_line_and_field(tmp_path, entry, fi
 
 def test_an_event_with_a_wish_the_registry_would_refuse_is_dumped_naming_it():
     with pytest.raises(FindingError, match="organisation 'GM0363': language: 'fr' is not one of nl, en"):
-        findings(event(1, [dict(AMSTERDAM, language="fr")]))
+        findings_of(event(1, [dict(AMSTERDAM, language="fr")]))
 
 
 def deliver(spool, channel, now, **settings):
@@ -98,8 +98,8 @@ def deliver(spool, channel, now, **settings):
 
 
 def test_an_english_organisation_gets_english_mail_from_a_dutch_output(spool):
-    spool.add(findings(event(1, [dict(AMSTERDAM, language="en")])), now=0)
-    spool.add(findings(event(2, [UTRECHT])), now=0)
+    spool.add(findings_of(event(1, [dict(AMSTERDAM, language="en")])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
     with SmtpSink() as sink:
         smtp = channels.SmtpChannel(LOOPBACK, sink.port, "meldingen@ibd.example", security="none", language="nl")
         assert deliver(spool, smtp, now=1, max_age=0)["delivered"] == 2
@@ -117,9 +117,9 @@ def _at(day: str, clock: str) -> float:
 
 def test_a_daily_digest_goes_at_its_hour_and_critical_findings_go_at_once(spool):
     daily = dict(AMSTERDAM, pace={"daily_at": "08:00", "timezone": "Europe/Amsterdam", "immediate": "critical"})
-    spool.add(findings(event(1, [daily])), now=_at("2026-06-01", "10:00"))
-    spool.add(findings(event(2, [daily])), now=_at("2026-06-01", "23:00"))
-    spool.add(findings(event(3, [daily], severity="critical")), now=_at("2026-06-01", "23:30"))
+    spool.add(findings_of(event(1, [daily])), now=_at("2026-06-01", "10:00"))
+    spool.add(findings_of(event(2, [daily])), now=_at("2026-06-01", "23:00"))
+    spool.add(findings_of(event(3, [daily], severity="critical")), now=_at("2026-06-01", "23:30"))
     # The output's own max_age (an hour) would have sent the first at 11:00; the organisation
     # wants one digest a day at 08:00, and critical findings at once.
     assert spool.form_digests(100, 3600, now=_at("2026-06-01", "23:31")) != []
@@ -138,16 +138,16 @@ def test_next_daily_follows_the_local_clock_over_summer_time():
 
 
 def test_an_organisations_max_age_replaces_the_outputs(spool):
-    spool.add(findings(event(1, [dict(AMSTERDAM, pace={"max_age": 60})])), now=0)
-    spool.add(findings(event(2, [UTRECHT])), now=0)
+    spool.add(findings_of(event(1, [dict(AMSTERDAM, pace={"max_age": 60})])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
     assert len(spool.form_digests(100, 3600, now=60)) == 1
     assert [d["org_id"] for d in spool.digests()] == ["GM0363"]
 
 
 def test_the_organisations_channel_is_picked_and_one_the_output_lacks_fails_visibly(spool, tmp_path):
-    spool.add(findings(event(1, [dict(AMSTERDAM, channel="rest")])), now=0)
-    spool.add(findings(event(2, [UTRECHT])), now=0)
-    spool.add(findings(event(3, [organisation("GM0014", "Groningen") | {"channel": "mail"}])), now=0)
+    spool.add(findings_of(event(1, [dict(AMSTERDAM, channel="rest")])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
+    spool.add(findings_of(event(3, [organisation("GM0014", "Groningen") | {"channel": "mail"}])), now=0)
     with Receiver() as receiver:
         chosen = channels.Channels(
             {"file": channels.FileChannel(tmp_path / "out"), "rest": channels.RestChannel(receiver.url, "s3cret")},

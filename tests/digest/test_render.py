@@ -5,7 +5,7 @@ import io
 import json
 
 from intelmq_nsm.digest import render
-from intelmq_nsm.digest.findings import COLUMNS, finding_row, findings
+from intelmq_nsm.digest.event_findings import COLUMNS, finding_row, findings_of
 from intelmq_nsm.digest.spool import Digest
 from intelmq_nsm.testbed.sample_events import event, organisation
 
@@ -85,10 +85,10 @@ def test_the_role_of_the_organisation_is_in_the_text_the_json_and_the_csv():
     service, network = dict(ORG, role="service"), organisation("GM0599", "Rotterdam")
     network["role"] = "network"
     mine, theirs = event(1, [service, network]), event(2, [dict(ORG, role="network")])
-    rows = [f.row for f in findings(mine) + findings(theirs) if f.organisation["id"] == "GM0363"]
+    rows = [f.row for f in findings_of(mine) + findings_of(theirs) if f.organisation["id"] == "GM0363"]
     assert [r["role"] for r in rows] == ["service", "network"]
-    assert [f.row["role"] for f in findings(mine)] == ["service", "network"]  # one row per organisation
-    assert findings(event(3, [ORG]))[0].row["role"] == ""  # an event without roles
+    assert [f.row["role"] for f in findings_of(mine)] == ["service", "network"]  # one row per organisation
+    assert findings_of(event(3, [ORG]))[0].row["role"] == ""  # an event without roles
     one = Digest(id="f" * 64, organisation=ORG, constituency="ibd", created=0.0, findings=rows)
     nl, en = render.to_text(one, "nl"), render.to_text(one, "en")
     assert "198.51.100.2:443  host1.gemeente.example  (uw dienst)" in nl

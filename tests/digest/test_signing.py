@@ -6,12 +6,15 @@ import email
 import email.policy
 import json
 import logging
+import os
+import shutil
+import tempfile
 
 import pytest
 
-from intelmq_nsm.digest import channels, openpgp
+from intelmq_nsm.digest import channels, openpgp, pgp_mime
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.sample_events import event, organisation
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
@@ -49,7 +52,7 @@ def test_every_mail_is_pgp_mime_signed_and_gpg_verifies_it(spool, cert):
     home, fingerprint, receiver = cert
     signer = openpgp.Signer(str(home.path), fingerprint)
     for n, org in enumerate([AMSTERDAM, UTRECHT]):
-        spool.add(findings(event(n, [org])), now=0)
+        spool.add(findings_of(event(n, [org])), now=0)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink, signer))["delivered"] == 2
         raws = list(sink.raw)
@@ -85,7 +88,7 @@ def _entity(raw: bytes) -> bytes:
 
 def test_a_mail_changed_in_transit_fails_verification(spool, cert):
     home, fingerprint, receiver = cert
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with SmtpSink() as sink:
         deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))
         [raw] = sink.raw
@@ -108,8 +111,8 @@ def test_an_organisation_with_a_key_gets_a_signed_and_encrypted_mail_the_other_a
         org_key = amsterdam.key_file("CISO Amsterdam <security@gm0363.example>", key_file)
         amsterdam.import_key(home.export(fingerprint))
         with_key = dict(AMSTERDAM, openpgp={"fingerprint": org_key, "key_file": str(key_file)})
-        spool.add(findings(event(1, [with_key])), now=0)
-        spool.add(findings(event(2, [UTRECHT])), now=0)
+        spool.add(findings_of(event(1, [with_key])), now=0)
+        spool.add(findings_of(event(2, [UTRECHT])), now=0)
         with SmtpSink() as sink:
             assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["delivered"] == 2
             mails = {tuple(rcpt): raw for (_, rcpt, _), raw in zip(sink.messages, sink.raw)}
@@ -140,7 +143,7 @@ def test_a_key_file_without_the_registered_key_fails_and_sends_nothing_in_clear(
         other.key_file("Someone else <x@elsewhere.example>", key_file)
     registered = "0123456789ABCDEF0123456789ABCDEF01234567"
     org = dict(AMSTERDAM, openpgp={"fingerprint": registered, "key_file": str(key_file)})
-    spool.add(findings(event(1, [org])), now=0)
+    spool.add(findings_of(event(1, [org])), now=0)
     with SmtpSink() as sink:
         assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["failed"] == 1
         assert sink.messages == []
@@ -154,7 +157,7 @@ def test_an_expired_key_is_named_and_nothing_goes_unsigned_unless_allowed(spool,
         signer = openpgp.Signer(str(home.path), expired)
         [problem] = signer.problems()
         assert f"The signing key {expired} expired on 2020-01-02" in problem
-        spool.add(findings(event(1, [AMSTERDAM])), now=0)
+        spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
         with SmtpSink() as sink:
             result = deliver(spool, smtp(sink, signer))
             assert result["retry"] == 1 and sink.messages == []
@@ -187,7 +190,7 @@ def test_a_protected_key_signs_with_the_passphrase_from_its_file_and_a_wrong_one
 def test_rest_and_file_channels_carry_a_detached_signature_of_the_json(spool, cert, tmp_path):
     home, fingerprint, receiver = cert
     signer = openpgp.Signer(str(home.path), fingerprint)
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
     with Receiver() as http:
         rest = channels.RestChannel(http.url, "s3cret", signer=signer)
         assert deliver(spool, rest)["delivered"] == 1
@@ -199,3 +202,64 @@ def test_rest_and_file_channels_carry_a_detached_signature_of_the_json(spool, ce
     channels.FileChannel(tmp_path / "out", formats=["json"], signer=signer).send(digest)
     written = (tmp_path / "out" / f"{digest.id}.json").read_bytes()
     assert receiver.verify(written, (tmp_path / "out" / f"{digest.id}.json.asc").read_bytes()).returncode == 0
+
+
+# -- the receiver's side, and what an operator does once ------------------------------------
+
+
+def test_the_receiver_s_split_of_a_signed_mail_is_what_gpg_verifies(spool, cert, tmp_path):
+    home, fingerprint, receiver = cert
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
+    with SmtpSink() as sink:
+        assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["delivered"] == 2
+        [raw, _] = sink.raw
+    # The product's split of the mail as received equals the tests' own, byte for byte.
+    assert pgp_mime.signed_and_signature(raw) == signed_and_signature(_entity(raw))
+    signed, signature = pgp_mime.signed_and_signature(raw)
+    assert receiver.verify(signed, signature).returncode == 0
+    key_file = tmp_path / "signing-key.asc"
+    key_file.write_bytes(home.export(fingerprint))
+    good, transcript = openpgp.receiver_check(str(key_file), signature, signed)
+    assert good, transcript
+    assert [command for command, _ in transcript] == [
+        "gpg --import signing-key.asc",
+        "gpg --verify signature.asc signed-part",
+    ]
+    assert "Good signature from" in transcript[1][1] and "/tmp/gv" not in "".join(o for _, o in transcript)
+    # One changed byte of the signed part: gpg says so, and the check is not good.
+    changed = signed.replace(b"Content-Type: text/csv", b"Content-Type: text/CSV")
+    assert changed != signed
+    good, transcript = openpgp.receiver_check(str(key_file), signature, changed)
+    assert not good and "BAD signature" in transcript[1][1]
+
+
+def test_an_unsigned_mail_is_named_as_such_by_the_receiver_s_split(spool):
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    with SmtpSink() as sink:
+        deliver(spool, smtp(sink))
+        [raw] = sink.raw
+    with pytest.raises(pgp_mime.NotSigned, match="not multipart/signed"):
+        pgp_mime.signed_and_signature(raw)
+
+
+def test_a_new_signing_key_with_a_passphrase_signs_from_its_file(tmp_path, cert):
+    _, _, receiver = cert
+    home = tempfile.mkdtemp(prefix="g", dir="/tmp")
+    try:
+        fingerprint = openpgp.new_signing_key(
+            home, "IBD meldingen", "meldingen@ibd.example", passphrase="correct horse", comment="test"
+        )
+        assert os.stat(home).st_mode & 0o777 == 0o700
+        (tmp_path / "pass").write_text("correct horse\n")
+        signer = openpgp.Signer(home, fingerprint, str(tmp_path / "pass"))
+        assert signer.problems() == []
+        [uid] = signer.key()["uids"]
+        assert uid == "IBD meldingen (test) <meldingen@ibd.example>"
+        assert "S" in signer.key()["cap"] and signer.expires() is not None
+        receiver.import_key(signer.public_key().encode())
+        signature, _ = signer.sign(b"data\r\n")
+        assert receiver.verify(b"data\r\n", signature.encode()).returncode == 0
+    finally:
+        openpgp.stop_agent(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 
 from intelmq_nsm.digest import grouping
-from intelmq_nsm.digest.findings import FindingError, findings
-from intelmq_nsm.digest.spool import DigestSpool
+from intelmq_nsm.digest.event_findings import FindingError, findings_of
+from intelmq_nsm.digest.spool import DigestSpool, SpoolReader
 from intelmq_nsm.testbed.sample_events import event, organisation
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
@@ -23,8 +23,8 @@ def spool(tmp_path):
 
 def test_the_same_event_delivered_twice_is_stored_once(spool):
     message = event(1, [AMSTERDAM])
-    assert spool.add(findings(message), now=100) == 1
-    assert spool.add(findings(dict(message)), now=101) == 0
+    assert spool.add(findings_of(message), now=100) == 1
+    assert spool.add(findings_of(dict(message)), now=101) == 0
     assert spool.counts()["waiting_findings"] == 1
 
 
@@ -37,13 +37,13 @@ def test_wal_mode_and_the_chosen_synchronous_level_are_in_effect(tmp_path):
 
 
 def test_a_committed_event_is_visible_to_another_connection_at_once(spool):
-    spool.add(findings(event(1, [AMSTERDAM])))
+    spool.add(findings_of(event(1, [AMSTERDAM])))
     other = sqlite3.connect(spool.path)
     assert other.execute("SELECT org_id FROM events").fetchall() == [("GM0363",)]
 
 
 def test_an_event_for_a_municipality_and_its_shared_service_goes_into_two_digests(spool):
-    spool.add(findings(event(1, [AMSTERDAM, SSO])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM, SSO])), now=0)
     formed = spool.form_digests(max_events=10, max_age=60, now=0, flush=True)
     digests = [spool.load(d) for d in formed]
     assert sorted(d.organisation["id"] for d in digests) == ["GM0363", "SSO-0001"]
@@ -52,21 +52,21 @@ def test_an_event_for_a_municipality_and_its_shared_service_goes_into_two_digest
 
 def test_a_group_is_due_when_full_or_old_or_flushed(spool):
     for n in range(3):
-        spool.add(findings(event(n, [AMSTERDAM])), now=10)
-    spool.add(findings(event(9, [UTRECHT])), now=50)
+        spool.add(findings_of(event(n, [AMSTERDAM])), now=10)
+    spool.add(findings_of(event(9, [UTRECHT])), now=50)
     assert spool.form_digests(max_events=4, max_age=100, now=60) == []
     [full] = spool.form_digests(max_events=3, max_age=100, now=60)
     assert spool.load(full).organisation["id"] == "GM0363"
     assert spool.form_digests(max_events=3, max_age=100, now=140) == []  # Utrecht is 90 s old
     [old] = spool.form_digests(max_events=3, max_age=100, now=150)
     assert spool.load(old).organisation["id"] == "GM0344"
-    spool.add(findings(event(20, [UTRECHT])), now=160)
+    spool.add(findings_of(event(20, [UTRECHT])), now=160)
     assert len(spool.form_digests(max_events=3, max_age=100, now=161, flush=True)) == 1
 
 
 def test_a_large_group_is_split_into_digests_of_max_events(spool):
     for n in range(7):
-        spool.add(findings(event(n, [AMSTERDAM])), now=n)
+        spool.add(findings_of(event(n, [AMSTERDAM])), now=n)
     formed = spool.form_digests(max_events=3, max_age=1000, now=10, flush=True)
     assert [len(spool.load(d).findings) for d in formed] == [3, 3, 1]
     assert spool.counts() == {"pending": 3, "attempting": 0, "delivered": 0, "failed": 0, "waiting_findings": 0}
@@ -77,7 +77,7 @@ def test_digest_id_is_the_hash_of_its_content_and_stable(tmp_path):
     for name in ("a", "b"):
         spool = DigestSpool(tmp_path / f"{name}.sqlite")
         for n in (3, 1, 2) if name == "a" else (1, 2, 3):
-            spool.add(findings(event(n, [AMSTERDAM])), now=n)
+            spool.add(findings_of(event(n, [AMSTERDAM])), now=n)
         [digest] = spool.form_digests(max_events=10, max_age=0, now=10)
         ids.append(digest)
     assert ids[0] == ids[1]
@@ -85,21 +85,21 @@ def test_digest_id_is_the_hash_of_its_content_and_stable(tmp_path):
         "GM0363",
         "ibd",
         grouping.group_key("ibd", "GM0363"),
-        [findings(event(n, [AMSTERDAM]))[0].event_hash for n in (1, 2, 3)],
+        [findings_of(event(n, [AMSTERDAM]))[0].event_hash for n in (1, 2, 3)],
     )
 
 
 def test_grouping_by_case_separates_cases(tmp_path):
     spool = DigestSpool(tmp_path / "spool.sqlite", by_case=True)
-    spool.add(findings(event(1, [AMSTERDAM], case="DIVD-2024-00001")), now=0)
-    spool.add(findings(event(2, [AMSTERDAM], case="DIVD-2024-00002")), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM], case="DIVD-2024-00001")), now=0)
+    spool.add(findings_of(event(2, [AMSTERDAM], case="DIVD-2024-00002")), now=0)
     formed = spool.form_digests(max_events=10, max_age=0, now=1)
     assert sorted(spool.load(d).findings[0]["case_id"] for d in formed) == ["DIVD-2024-00001", "DIVD-2024-00002"]
 
 
 def test_states_retry_and_purge(spool):
-    spool.add(findings(event(1, [AMSTERDAM])), now=0)
-    spool.add(findings(event(2, [UTRECHT])), now=0)
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
     first, second = spool.form_digests(max_events=10, max_age=0, now=1)
     assert set(spool.due(now=1)) == {first, second}
     assert spool.mark_retry(first, "HTTP 503", delay=30, now=1) == 1
@@ -139,7 +139,7 @@ def test_events_without_constituency_or_organisation_are_refused_with_the_field(
         else:
             message[key] = value
     with pytest.raises(FindingError, match=reason) as info:
-        findings(message, constituency="ibd")
+        findings_of(message, constituency="ibd")
     assert info.value.field == field
 
 
@@ -147,7 +147,7 @@ def test_findings_read_hierarchical_extra_too():
     message = event(1, [AMSTERDAM])
     flat_extra = {k[len("extra.") :]: message.pop(k) for k in list(message) if k.startswith("extra.")}
     message["extra"] = flat_extra
-    [finding] = findings(message)
+    [finding] = findings_of(message)
     assert finding.organisation["id"] == "GM0363"
     assert finding.row["case_id"] == "DIVD-2024-00012"
     assert finding.row["cves"] == "CVE-2023-4966"
@@ -187,3 +187,22 @@ def test_a_spool_from_before_the_attempting_state_is_upgraded_in_place(tmp_path)
     with sqlite3.connect(path) as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "digests_due" in indexes
+
+
+def test_a_reader_from_outside_counts_what_the_spool_holds_and_makes_no_spool(tmp_path):
+    missing = SpoolReader(tmp_path / "not-yet.sqlite")
+    assert (missing.held(), missing.arriving(), missing.delivered_rows("d", "GM0363")) == (0, 0, [])
+    assert not (tmp_path / "not-yet.sqlite").exists()
+    spool = DigestSpool(tmp_path / "spool.sqlite")
+    try:
+        spool.add(findings_of(event(1, [AMSTERDAM, UTRECHT])), now=0)
+        spool.arrive(event(2, [AMSTERDAM]), now=1)
+        [digest_id] = spool.form_digests(max_events=10, max_age=0, now=2, flush=True)[:1]
+        reader = SpoolReader(spool.path)
+        assert (reader.held(), reader.arriving()) == (3, 1)
+        org_id = spool.load(digest_id).organisation["id"]
+        [row] = reader.delivered_rows(digest_id, org_id)
+        assert row["finding_id"] == findings_of(event(1, [AMSTERDAM]))[0].row["finding_id"]
+        assert reader.delivered_rows(digest_id, "GM0000") == []
+    finally:
+        spool.close()

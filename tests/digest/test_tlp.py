@@ -11,7 +11,7 @@ import pytest
 from intelmq_nsm import tlp
 from intelmq_nsm.digest import channels, render
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.findings import FindingError, findings
+from intelmq_nsm.digest.event_findings import FindingError, findings_of
 from intelmq_nsm.formats.case import case_fields
 from intelmq_nsm.testbed.sample_events import event, organisation
 
@@ -38,13 +38,14 @@ def test_the_parser_keeps_the_tlp_2_name_beside_intelmqs_1_0_field():
 
 def test_a_finding_takes_its_cases_label_else_intelmqs_field_else_the_outputs_default():
     assert (
-        findings(event(1, [ORG], **{"extra.nsm.tlp": "AMBER+STRICT", "tlp": "AMBER"}))[0].row["tlp"] == "AMBER+STRICT"
+        findings_of(event(1, [ORG], **{"extra.nsm.tlp": "AMBER+STRICT", "tlp": "AMBER"}))[0].row["tlp"]
+        == "AMBER+STRICT"
     )
-    assert findings(event(2, [ORG], tlp="WHITE"))[0].row["tlp"] == "CLEAR"
-    assert findings(event(3, [ORG]))[0].row["tlp"] == "AMBER"
-    assert findings(event(4, [ORG]), tlp="GREEN")[0].row["tlp"] == "GREEN"
+    assert findings_of(event(2, [ORG], tlp="WHITE"))[0].row["tlp"] == "CLEAR"
+    assert findings_of(event(3, [ORG]))[0].row["tlp"] == "AMBER"
+    assert findings_of(event(4, [ORG]), tlp="GREEN")[0].row["tlp"] == "GREEN"
     with pytest.raises(FindingError, match=r"'extra\.nsm\.tlp' with value 'BLUE'"):
-        findings(event(5, [ORG], **{"extra.nsm.tlp": "BLUE"}))
+        findings_of(event(5, [ORG], **{"extra.nsm.tlp": "BLUE"}))
 
 
 def _delivered(spool, tmp_path, now=1):
@@ -54,9 +55,9 @@ def _delivered(spool, tmp_path, now=1):
 
 
 def test_a_digest_has_the_strictest_label_of_its_findings_in_subject_text_json_and_csv_name(spool, tmp_path):
-    spool.add(findings(event(1, [ORG], **{"extra.nsm.tlp": "GREEN"})), now=0)
-    spool.add(findings(event(2, [ORG], **{"extra.nsm.tlp": "AMBER+STRICT"})), now=0)
-    spool.add(findings(event(3, [ORG], tlp="WHITE")), now=0)
+    spool.add(findings_of(event(1, [ORG], **{"extra.nsm.tlp": "GREEN"})), now=0)
+    spool.add(findings_of(event(2, [ORG], **{"extra.nsm.tlp": "AMBER+STRICT"})), now=0)
+    spool.add(findings_of(event(3, [ORG], tlp="WHITE")), now=0)
     [document] = _delivered(spool, tmp_path)
     assert document["tlp"] == "AMBER+STRICT" and document["format"] == "nsm-digest/3"
     assert sorted(f["tlp"] for f in document["findings"]) == ["AMBER+STRICT", "CLEAR", "GREEN"]
@@ -73,10 +74,10 @@ def test_a_digest_has_the_strictest_label_of_its_findings_in_subject_text_json_a
 
 
 def test_red_findings_are_never_in_a_digest_with_others(spool, tmp_path):
-    spool.add(findings(event(1, [ORG])), now=0)
-    spool.add(findings(event(2, [ORG], tlp="RED")), now=0)
-    spool.add(findings(event(3, [ORG], **{"extra.nsm.tlp": "RED"})), now=0)
-    spool.add(findings(event(4, [ORG], tlp="GREEN")), now=0)
+    spool.add(findings_of(event(1, [ORG])), now=0)
+    spool.add(findings_of(event(2, [ORG], tlp="RED")), now=0)
+    spool.add(findings_of(event(3, [ORG], **{"extra.nsm.tlp": "RED"})), now=0)
+    spool.add(findings_of(event(4, [ORG], tlp="GREEN")), now=0)
     documents = _delivered(spool, tmp_path)
     by_label = sorted((d["tlp"], len(d["findings"])) for d in documents)
     assert by_label == [("AMBER", 2), ("RED", 1), ("RED", 1)]
@@ -87,7 +88,7 @@ def test_red_findings_are_never_in_a_digest_with_others(spool, tmp_path):
 
 
 def test_the_outputs_default_label_counts_for_findings_without_one(spool, tmp_path):
-    spool.add(findings(event(1, [ORG]), tlp="RED"), now=0)
-    spool.add(findings(event(2, [ORG]), tlp="RED"), now=0)
+    spool.add(findings_of(event(1, [ORG]), tlp="RED"), now=0)
+    spool.add(findings_of(event(2, [ORG]), tlp="RED"), now=0)
     documents = _delivered(spool, tmp_path)
     assert [(d["tlp"], len(d["findings"])) for d in documents] == [("RED", 1), ("RED", 1)]

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from intelmq_nsm.digest import notify
-from intelmq_nsm.digest.findings import findings
+from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.digest.ledger import Ledger
 from intelmq_nsm.feedback.answers import ConflictingReference, FeedbackConfig, FeedbackStore, UnknownFinding
 from intelmq_nsm.feedback.links import Link
@@ -21,7 +21,7 @@ def store(ledger_url):
     now = time.time()
     recorded = []
     for n, org in ((1, AMSTERDAM), (2, AMSTERDAM), (3, UTRECHT)):
-        record = ledger.observe(notify.observations(findings(event(n, [org]))), now)[0]
+        record = ledger.observe(notify.observations(findings_of(event(n, [org]))), now)[0]
         recorded.append((record["finding_id"], org["id"]))
     ledger.record_delivery("digest-a", [(f, "GM0363", "new") for f, o in recorded if o == "GM0363"], now)
     ledger.record_delivery("digest-u", [(f, "GM0344", "new") for f, o in recorded if o == "GM0344"], now)

@@ -1,11 +1,12 @@
 """What became of one case's findings: the figures a researcher (and the IBD's operators) see.
 
-:func:`case_outcome` reads the case's records and their history from the ledger (the
-``ledger_findings_case`` index) and answers with counts per state and per constituency,
-the days from notification to verified fix (median and 90th percentile), and a daily
-series of open and fixed findings, each day's state being the last change on or before
-its end (UTC). Organisation names appear only for constituencies that allow sharing them
-(``share_names`` in the registry); otherwise a constituency shows counts only.
+:func:`case_outcome` reads the case's records and their history from the ledger
+(:meth:`intelmq_nsm.digest.ledger.store.Ledger.case_records`) and answers with counts per
+state and per constituency, the days from notification to verified fix (median and 90th
+percentile), and a daily series of open and fixed findings, each day's state being the
+last change on or before its end (UTC). Organisation names appear only for constituencies
+that allow sharing them (``share_names`` in the registry); otherwise a constituency shows
+counts only.
 """
 
 import datetime
@@ -13,10 +14,8 @@ import time
 from collections import defaultdict
 from typing import Callable, Optional
 
-from sqlalchemy import and_, select
-
-from intelmq_nsm.digest.ledger.schema import STATES, findings, history
-from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, _percentiles
+from intelmq_nsm.digest.ledger.schema import STATES
+from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, percentiles
 
 #: The daily series covers at most this many days (the most recent ones).
 MAX_DAYS = 400
@@ -50,7 +49,7 @@ def _days_to_fix(records) -> dict:
         for r in records
         if r["state"] == "fixed-verified" and r["first_notified"] is not None and r["fixed_at"] is not None
     ]
-    return _percentiles(days)
+    return percentiles(days)
 
 
 def daily_series(records, changes, now: float) -> list:
@@ -86,17 +85,7 @@ def daily_series(records, changes, now: float) -> list:
 def case_records(ledger, case_id: str, every_ledger: bool = False) -> tuple:
     """``(records, changes)`` of the case in ``ledger`` (with ``every_ledger``: in every
     ledger its database holds); each change has the ``key`` of its record."""
-    f, h = findings, history
-    mine = f.c.case_id == case_id if every_ledger else and_(f.c.ledger == ledger.name, f.c.case_id == case_id)
-    changes_query = (
-        select(h.c.ledger, h.c.finding_id, h.c.org_id, h.c.at, h.c.state)
-        .join(f, and_(f.c.ledger == h.c.ledger, f.c.finding_id == h.c.finding_id, f.c.org_id == h.c.org_id))
-        .where(mine)
-        .order_by(h.c.id)
-    )
-    with ledger.transaction() as conn:
-        records = [dict(r) for r in conn.execute(select(f).where(mine)).mappings()]
-        changes = [dict(r) for r in conn.execute(changes_query).mappings()] if records else []
+    records, changes = ledger.case_records(case_id, every_ledger)
     for change in changes:
         change["key"] = (id(ledger), change["ledger"], change["finding_id"], change["org_id"])
     return records, changes

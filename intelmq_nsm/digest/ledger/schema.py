@@ -50,7 +50,7 @@ def _one_of(column: str, values) -> CheckConstraint:
 
 metadata = MetaData()
 
-findings = Table(
+ledger_findings = Table(
     "ledger_findings",
     metadata,
     Column("ledger", String(200), nullable=False),
@@ -89,7 +89,7 @@ findings = Table(
 # (a partial index). One index rather than one per level: every new finding writes a page
 # of each index of this table in its event's commit. (Lookups by finding id use the
 # primary key, which starts with the ledger and the finding id.)
-c = findings.c
+c = ledger_findings.c
 Index("ledger_findings_counts", c.ledger, c.case_id, c.constituency, c.org_id, c.state, c.first_notified, c.org_name)
 _fixed = c.state == "fixed-verified"
 Index(
@@ -113,7 +113,7 @@ SUPERSEDED_INDEXES = (
     "ledger_findings_fixed",
 )
 
-history = Table(
+ledger_history = Table(
     "ledger_history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -127,15 +127,16 @@ history = Table(
     Column("note", Text, nullable=False, default=""),
     Column("reference", Text, nullable=False, default=""),
     ForeignKeyConstraint(
-        ["ledger", "finding_id", "org_id"], [findings.c.ledger, findings.c.finding_id, findings.c.org_id]
+        ["ledger", "finding_id", "org_id"],
+        [ledger_findings.c.ledger, ledger_findings.c.finding_id, ledger_findings.c.org_id],
     ),
     _one_of("source", SOURCES),
 )
-Index("ledger_history_finding", history.c.ledger, history.c.finding_id, history.c.org_id)
+Index("ledger_history_finding", ledger_history.c.ledger, ledger_history.c.finding_id, ledger_history.c.org_id)
 #: The ticket system's references (``POST /v1/feedback``) are looked up on every call.
-Index("ledger_history_reference", history.c.ledger, history.c.reference)
+Index("ledger_history_reference", ledger_history.c.ledger, ledger_history.c.reference)
 
-notifications = Table(
+ledger_notifications = Table(
     "ledger_notifications",
     metadata,
     Column("ledger", String(200), nullable=False),
@@ -146,13 +147,14 @@ notifications = Table(
     Column("delivered_at", Float, nullable=False),
     PrimaryKeyConstraint("ledger", "digest_id", "finding_id", "org_id"),
     ForeignKeyConstraint(
-        ["ledger", "finding_id", "org_id"], [findings.c.ledger, findings.c.finding_id, findings.c.org_id]
+        ["ledger", "finding_id", "org_id"],
+        [ledger_findings.c.ledger, ledger_findings.c.finding_id, ledger_findings.c.org_id],
     ),
     _one_of("kind", KINDS),
 )
 #: The operators' decisions on disputed findings (``intelmq-nsm constituency disputes``):
 #: ``accepted`` (with the registry correction written) or ``rejected`` (with a note).
-disputes = Table(
+ledger_disputes = Table(
     "ledger_disputes",
     metadata,
     Column("ledger", String(200), nullable=False),
@@ -166,4 +168,9 @@ disputes = Table(
     _one_of("decision", ("accepted", "rejected")),
 )
 
-Index("ledger_notifications_finding", notifications.c.ledger, notifications.c.finding_id, notifications.c.org_id)
+Index(
+    "ledger_notifications_finding",
+    ledger_notifications.c.ledger,
+    ledger_notifications.c.finding_id,
+    ledger_notifications.c.org_id,
+)

@@ -1,19 +1,18 @@
 """What became of the findings: counts per case, constituency and organisation, and how
 long a fix took (days from the first notification to the verified fix).
 
-The counts are one ``GROUP BY`` (case, constituency, organisation, state) in the database,
-read in the order of one covering index and summed per level here; only the fixed
+The counts come from the ledger as one ``GROUP BY`` (case, constituency, organisation,
+state), read in the order of one covering index and summed per level here; only the fixed
 findings' durations (a partial index) are read out to compute the median and the 90th
-percentile (linear interpolation, as ``numpy.percentile``).
+percentile (linear interpolation, as ``numpy.percentile``). The queries are the ledger's
+(:meth:`intelmq_nsm.digest.ledger.store.Ledger.statistics_rows`); here are the sums.
 """
 
 from collections import defaultdict
-from typing import Optional
 
 import numpy
-from sqlalchemy import func, select
 
-from intelmq_nsm.digest.ledger.schema import STATES, findings
+from intelmq_nsm.digest.ledger.schema import STATES
 
 #: States in which the finding is still there as far as anyone knows.
 UNRESOLVED = ("open", "notified", "reopened", "fixed-reported", "disputed")
@@ -29,35 +28,24 @@ def stats(ledger) -> dict:
     """``{"cases": [...], "constituencies": [...], "organisations": [...]}``; each entry has
     its key, ``findings``, ``notified`` (ever), ``open`` (unresolved), ``fixed_verified``,
     ``reopened`` (now), ``by_state`` and ``days_to_fix`` (``median``, ``p90``, ``count``)."""
-    c = findings.c
-    mine = c.ledger == ledger.name
     groups = {level: defaultdict(_empty) for level, _ in LEVELS}
     names = {}
-    # One pass over one covering index, in its order (so the database groups as it reads):
-    # the counts per (case, constituency, organisation, state), summed up per level here.
-    # Far fewer rows than findings: a case reaches some organisations, not every finding.
-    keys = (c.case_id, c.constituency, c.org_id, c.state)
-    counts = select(*keys, func.count(), func.count(c.first_notified), func.max(c.org_name)).where(mine).group_by(*keys)
-    fixed = select(c.case_id, c.constituency, c.org_id, c.fixed_at - c.first_notified).where(
-        mine, c.state == "fixed-verified", c.first_notified.is_not(None), c.fixed_at.is_not(None)
-    )
-    with ledger.engine.connect() as conn:
-        for case_id, constituency, org_id, state, n, notified, name in conn.execute(counts):
-            for level, key in (("cases", case_id), ("constituencies", constituency), ("organisations", org_id)):
-                group = groups[level][key]
-                group["findings"] += n
-                group["notified"] += notified
-                group["by_state"][state] += n
-            names[org_id] = max(names.get(org_id) or "", name or "")
-        # The fixed findings' durations, from their partial index: plain tuples, one list
-        # per group and level.
-        days = {level: defaultdict(list) for level, _ in LEVELS}
-        by_case, by_constituency, by_org = days["cases"], days["constituencies"], days["organisations"]
-        for case_id, constituency, org_id, seconds in conn.execute(fixed):
-            value = seconds / DAY if seconds > 0 else 0.0
-            by_case[case_id].append(value)
-            by_constituency[constituency].append(value)
-            by_org[org_id].append(value)
+    counts, fixes = ledger.statistics_rows()
+    for case_id, constituency, org_id, state, n, notified, name in counts:
+        for level, key in (("cases", case_id), ("constituencies", constituency), ("organisations", org_id)):
+            group = groups[level][key]
+            group["findings"] += n
+            group["notified"] += notified
+            group["by_state"][state] += n
+        names[org_id] = max(names.get(org_id) or "", name or "")
+    # The fixed findings' durations: one list per group and level.
+    days = {level: defaultdict(list) for level, _ in LEVELS}
+    by_case, by_constituency, by_org = days["cases"], days["constituencies"], days["organisations"]
+    for case_id, constituency, org_id, seconds in fixes:
+        value = seconds / DAY if seconds > 0 else 0.0
+        by_case[case_id].append(value)
+        by_constituency[constituency].append(value)
+        by_org[org_id].append(value)
     for level, _ in LEVELS:
         for key, values in days[level].items():
             groups[level][key]["days"] = values
@@ -83,11 +71,12 @@ def _summary(group: dict) -> dict:
         "fixed_verified": by_state["fixed-verified"],
         "reopened": by_state["reopened"],
         "by_state": by_state,
-        "days_to_fix": _percentiles(group["days"]),
+        "days_to_fix": percentiles(group["days"]),
     }
 
 
-def _percentiles(days: list) -> dict:
+def percentiles(days: list) -> dict:
+    """The median and 90th percentile of ``days`` (linear interpolation) and their count."""
     if not days:
         return {"count": 0, "median": None, "p90": None}
     values = numpy.asarray(days)
@@ -98,10 +87,14 @@ def _percentiles(days: list) -> dict:
     }
 
 
-def case_counts(ledger, case_id: Optional[str] = None) -> dict:
-    """Per case: the number of findings in each state (the demo's summary)."""
-    result = {}
-    for entry in stats(ledger)["cases"]:
-        if case_id is None or entry["case_id"] == case_id:
-            result[entry["case_id"]] = {s: n for s, n in entry["by_state"].items() if n}
-    return result
+def case_counts(ledger) -> dict:
+    """Per case: ``findings``, ``notified``, ``open``, ``fixed_verified``, ``reopened`` and
+    ``by_state`` (the states it has findings in), as the demo's summary shows them."""
+    keys = ("findings", "notified", "open", "fixed_verified", "reopened")
+    return {
+        entry["case_id"]: {
+            **{key: entry[key] for key in keys},
+            "by_state": {state: n for state, n in entry["by_state"].items() if n},
+        }
+        for entry in stats(ledger)["cases"]
+    }

@@ -1,9 +1,14 @@
 """The ledger on a database: SQLite (default, in the digest spool's file) or PostgreSQL.
 
+Every statement on the ledger's tables (:mod:`.schema`) is a named constant of this module,
+and :class:`Ledger` is the one way to run them: the digest output's writes, the readers'
+questions (the statistics, a case's outcome, the feedback service, disputes, the
+operators' overview, the commands).
+
 Why SQLAlchemy Core (2.x) with psycopg 3: one dialect-neutral layer writes the same
-statements for SQLite and PostgreSQL (the tables in :mod:`.schema`, the queries here),
-upserts use each dialect's own ``insert … ON CONFLICT``, and its connection pool
-reconnects after a database restart. psycopg 3 is PostgreSQL's maintained driver.
+statements for SQLite and PostgreSQL, upserts use each dialect's own ``insert … ON
+CONFLICT``, and its connection pool reconnects after a database restart. psycopg 3 is
+PostgreSQL's maintained driver.
 
 Differences that matter and how they are met:
 
@@ -17,16 +22,24 @@ Differences that matter and how they are met:
 - A database that cannot be reached raises :class:`LedgerUnavailable`; the caller keeps
   its message unacknowledged and tries again. Every write is idempotent (by event hash,
   by digest id), so a repeat after a crash or an outage changes nothing twice.
+
+A record changes in the same few steps whoever changes it (an observation, a delivery, an
+answer): read it, insert it if new, update it, add the change to its history. The policy
+that decides what changes (:mod:`.policy`) is applied in one place per kind of write;
+the steps run through one of two executors: :class:`_AlchemySteps` (PostgreSQL) or
+:class:`_SQLiteSteps` (SQLite: the same statements compiled to SQLite's text once and run
+on the sqlite3 connection itself, see there why).
 """
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, select
+from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -37,26 +50,174 @@ from intelmq_nsm.digest.ledger.schema import (
     SOURCES,
     STATES,
     SUPERSEDED_INDEXES,
-    findings,
-    history,
+    ledger_disputes,
+    ledger_findings,
+    ledger_history,
+    ledger_notifications,
     metadata,
-    notifications,
 )
 
-KEY = ("ledger", "finding_id", "org_id")
+__all__ = ["BAD_VALUE_ERRORS", "Ledger", "LedgerUnavailable", "make_url", "sqlite_path", "sqlite_url"]
+
 HISTORY_COLUMNS = ("ledger", "finding_id", "org_id", "at", "old_state", "state", "source", "note", "reference")
-
-
 #: The advisory lock (any fixed number) under which a ledger's schema is made on PostgreSQL.
 SCHEMA_LOCK = 0x6E736D6C  # 'nsml'
+
+F, H, N, D = ledger_findings, ledger_history, ledger_notifications, ledger_disputes
+
+
+def _key(table):
+    """One record's key as bound parameters, named apart from the columns (an UPDATE sets
+    those by their own names)."""
+    return and_(
+        table.c.ledger == bindparam("k_ledger"),
+        table.c.finding_id == bindparam("k_finding"),
+        table.c.org_id == bindparam("k_org"),
+    )
+
+
+def _mine(table):
+    """The rows of this ledger (of the ones its database holds)."""
+    return table.c.ledger == bindparam("k_ledger")
+
+
+def _same_record(a, b):
+    return and_(a.c.ledger == b.c.ledger, a.c.finding_id == b.c.finding_id, a.c.org_id == b.c.org_id)
+
+
+def _of_case():
+    return F.c.case_id == bindparam("case_id")
+
+
+# -- the statements: one record's change -------------------------------------------------
+
+#: A record, locked for the change that follows (``FOR UPDATE``; on SQLite the write lock
+#: taken at ``BEGIN IMMEDIATE`` covers it).
+READ_RECORD = select(F).where(_key(F)).with_for_update()
+UPDATE_RECORD = F.update().where(_key(F))
+ADD_CHANGE = H.insert()
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+#: A new finding's record, or a digest's notification of a finding, unless its key exists;
+#: per dialect (each has its own ``ON CONFLICT``). ``RETURNING`` says whether it was new,
+#: rather than the row count, which drivers report differently for ``DO NOTHING``.
+NEW_RECORD = {name: insert(F).on_conflict_do_nothing().returning(F.c.ledger) for name, insert in _INSERT.items()}
+NEW_NOTIFICATION = {name: insert(N).on_conflict_do_nothing().returning(N.c.ledger) for name, insert in _INSERT.items()}
+
+# -- the statements: reading -------------------------------------------------------------
+
+#: This ledger's records, filtered and ordered by :meth:`Ledger.records`.
+RECORDS = select(F).where(_mine(F))
+RECORDS_ORDER = (F.c.first_seen, F.c.finding_id, F.c.org_id)
+#: Every organisation's record of one finding.
+FINDING_RECORDS = select(F).where(_mine(F), F.c.finding_id == bindparam("finding_id")).order_by(F.c.org_id)
+#: One record's changes of state, oldest first, and the digests it was in.
+HISTORY = select(H.c.at, H.c.old_state, H.c.state, H.c.source, H.c.note, H.c.reference).where(_key(H)).order_by(H.c.id)
+DIGESTS = select(N.c.digest_id, N.c.kind, N.c.delivered_at).where(_key(N)).order_by(N.c.delivered_at)
+NAMES = select(F.c.ledger).distinct().order_by(F.c.ledger)
+COUNT = select(func.count()).select_from(F).where(_mine(F))
+_GROUP = (F.c.case_id, F.c.constituency, F.c.org_id, F.c.state)
+#: The statistics' counts per (case, constituency, organisation, state): one pass over
+#: the covering index ``ledger_findings_counts``, in its order, so the database groups as
+#: it reads. Far fewer rows than findings: a case reaches some organisations, not every finding.
+STATE_COUNTS = (
+    select(*_GROUP, func.count(), func.count(F.c.first_notified), func.max(F.c.org_name))
+    .where(_mine(F))
+    .group_by(*_GROUP)
+)
+#: The fixed findings' seconds from the first notification to the verified fix, from the
+#: partial index ``ledger_findings_fixed_days``.
+FIX_SECONDS = select(F.c.case_id, F.c.constituency, F.c.org_id, F.c.fixed_at - F.c.first_notified).where(
+    _mine(F), F.c.state == "fixed-verified", F.c.first_notified.is_not(None), F.c.fixed_at.is_not(None)
+)
+#: A case's records and their changes of state (oldest first): in this ledger, or in every
+#: ledger of the database.
+CASE_RECORDS = select(F).where(_mine(F), _of_case())
+CASE_RECORDS_EVERY_LEDGER = select(F).where(_of_case())
+_CHANGES = select(H.c.ledger, H.c.finding_id, H.c.org_id, H.c.at, H.c.state).join(F, _same_record(F, H))
+CASE_CHANGES = _CHANGES.where(_mine(F), _of_case()).order_by(H.c.id)
+CASE_CHANGES_EVERY_LEDGER = _CHANGES.where(_of_case()).order_by(H.c.id)
+#: The records of an organisation's findings in one delivered digest (what a feedback
+#: link covers), with the kind each had in it; and one finding of them.
+DELIVERED_IN = (
+    select(F, N.c.kind.label("digest_kind"))
+    .join(N, _same_record(N, F))
+    .where(_mine(F), N.c.digest_id == bindparam("digest_id"), F.c.org_id == bindparam("org_id"))
+    .order_by(F.c.case_id, F.c.target, F.c.finding_id)
+)
+DELIVERED_FINDING = DELIVERED_IN.where(F.c.finding_id == bindparam("finding_id"))
+#: The first change recorded under a reference (the ticket system's).
+BY_REFERENCE = select(H).where(_mine(H), H.c.reference == bindparam("reference")).order_by(H.c.id).limit(1)
+#: The owners' and operators' answers with what they were about.
+ANSWERS_GIVEN = (
+    select(H, F.c.org_name, F.c.target, F.c.case_id)
+    .join(F, _same_record(F, H))
+    .where(_mine(H), H.c.source.in_(("owner", "operator")))
+)
+#: The last change of a record to a state (a dispute's comment and time).
+LAST_CHANGE_TO = (
+    select(H.c.note, H.c.at).where(_key(H), H.c.state == bindparam("state")).order_by(H.c.id.desc()).limit(1)
+)
+DECISIONS = select(D).where(_mine(D))
+DROP_DECISION = D.delete().where(_key(D))
+ADD_DECISION = D.insert()
+#: When the findings in some states were first seen and first notified, per organisation.
+FIRST_TIMES = select(F.c.org_id, F.c.org_name, F.c.constituency, F.c.first_seen, F.c.first_notified).where(
+    _mine(F), F.c.state.in_(bindparam("states", expanding=True))
+)
+CASE_IDS = select(F.c.case_id).where(_mine(F), F.c.case_id != "").group_by(F.c.case_id).order_by(F.c.case_id)
+_OWNERS_LAST_ANSWER = (
+    select(H.c.org_id, func.max(H.c.at).label("answered"))
+    .where(_mine(H), H.c.source == "owner")
+    .group_by(H.c.org_id)
+    .subquery()
+)
+#: Per organisation: its findings first notified at a cutoff or before that no answer of
+#: the owner's followed (the name, how many, the first notification, the last answer).
+SILENT = (
+    select(
+        F.c.org_id,
+        func.max(F.c.org_name),
+        func.count(),
+        func.min(F.c.first_notified),
+        func.max(_OWNERS_LAST_ANSWER.c.answered),
+    )
+    .select_from(F.outerjoin(_OWNERS_LAST_ANSWER, _OWNERS_LAST_ANSWER.c.org_id == F.c.org_id))
+    .where(
+        _mine(F),
+        F.c.first_notified <= bindparam("cutoff"),
+        or_(_OWNERS_LAST_ANSWER.c.answered.is_(None), F.c.first_notified > _OWNERS_LAST_ANSWER.c.answered),
+    )
+    .group_by(F.c.org_id)
+)
+
+# -- the statements: the schema and the database -----------------------------------------
+
+TAKE_SCHEMA_LOCK = f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"
+ADD_MATCHES_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''"
+DROP_INDEX = "DROP INDEX IF EXISTS {}"
+TABLES_ON_DISK = (
+    "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
+    " + pg_total_relation_size('ledger_notifications')"
+)
 
 
 class LedgerUnavailable(Exception):
     """The ledger's database cannot be reached (or is locked) now; try again later."""
 
 
+#: What the ledger raises for a value it cannot store (its data, not the database's state):
+#: sqlite3 refusing to bind it, PostgreSQL (through SQLAlchemy) refusing it.
+BAD_VALUE_ERRORS = (sqlite3.InterfaceError, sqlite3.ProgrammingError, exc.StatementError)
+
+
 def sqlite_url(path) -> str:
     return f"sqlite:///{path}"
+
+
+def sqlite_path(url: str) -> Optional[str]:
+    """The file of a ``sqlite:///`` URL; None for another database."""
+    parsed = make_url(url)
+    return parsed.database if parsed.get_backend_name() == "sqlite" else None
 
 
 def make_engine(url: str, synchronous: str = "NORMAL", autocheckpoint: Optional[int] = None):
@@ -83,47 +244,100 @@ def make_engine(url: str, synchronous: str = "NORMAL", autocheckpoint: Optional[
     return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
-@contextlib.contextmanager
-def _reachable():
-    try:
-        yield
-    except (exc.OperationalError, exc.InterfaceError, sqlite3.OperationalError) as error:
-        raise LedgerUnavailable(str(error).splitlines()[0]) from error
+class _Reachable:
+    """Makes LedgerUnavailable of a database that cannot be reached (or is locked). A class
+    rather than a generator: it is on the path of every event."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is not None and issubclass(kind, (exc.OperationalError, exc.InterfaceError, sqlite3.OperationalError)):
+            raise LedgerUnavailable(str(error).splitlines()[0]) from error
+        return False
 
 
-class _SQLiteStatements:
-    """The per-event statements on SQLite, compiled once from the SQLAlchemy ones to SQL
-    text with named parameters and run on the sqlite3 connection itself.
+# -- the two executors of a record's change ----------------------------------------------
 
-    Why: an event's ledger work is a few primary-key statements, and on SQLite each costs
-    the database 10-20 µs while SQLAlchemy's execution around it (cache lookup, parameter
-    processing, result set-up, events) costs about as much again, twice for the
-    transaction's begin and commit; that made the ledger dearer than the spool it rides
-    with. The statements are still those of :mod:`.schema` (compiled by SQLAlchemy's SQLite
-    dialect), and every other use of the ledger goes through SQLAlchemy."""
 
-    def __init__(self, read, new_finding, update, change):
-        dialect = sqlite.dialect(paramstyle="named")
-        self.read = str(read.compile(dialect=dialect))
-        self.columns = [c.name for c in findings.c]
-        self._new = new_finding
-        self._new_sql = {}
-        self._update = update
-        self._update_sql = {}
-        self.change = str(change.compile(dialect=dialect, column_keys=list(HISTORY_COLUMNS)))
-        self._dialect = dialect
+class _AlchemySteps:
+    """A record's change through SQLAlchemy, on a connection in a transaction."""
 
-    def new(self, keys) -> str:
-        keys = tuple(keys)
-        if keys not in self._new_sql:
-            self._new_sql[keys] = str(self._new.compile(dialect=self._dialect, column_keys=list(keys)))
-        return self._new_sql[keys]
+    def __init__(self, conn):
+        self.conn = conn
+        self._new = {F: NEW_RECORD[conn.dialect.name], N: NEW_NOTIFICATION[conn.dialect.name]}
+
+    def record(self, key: dict):
+        """The record (a mapping) under ``key``, locked; None if there is none."""
+        return self.conn.execute(READ_RECORD, key).mappings().first()
+
+    def added(self, table, row: dict) -> bool:
+        """Insert ``row`` into ``table`` (findings or notifications) unless its key exists;
+        True if it was new."""
+        return self.conn.execute(self._new[table], row).first() is not None
+
+    def update(self, values: dict, key: dict) -> None:
+        self.conn.execute(UPDATE_RECORD, {**values, **key})
+
+    def change(self, row: dict) -> None:
+        self.conn.execute(ADD_CHANGE, row)
+
+
+class _SQLiteText:
+    """The statements of a record's change compiled once to SQLite's text (named parameters),
+    per set of columns a write names."""
+
+    def __init__(self):
+        self._dialect = sqlite.dialect(paramstyle="named")
+        self.read = self._compile(READ_RECORD)
+        self.columns = [c.name for c in F.c]
+        self.change = self._compile(ADD_CHANGE, HISTORY_COLUMNS)
+        self._new = {F: NEW_RECORD["sqlite"], N: NEW_NOTIFICATION["sqlite"]}
+        self._compiled = {}
+
+    def _compile(self, statement, keys=None) -> str:
+        return str(statement.compile(dialect=self._dialect, column_keys=None if keys is None else list(keys)))
+
+    def new(self, table, keys) -> str:
+        key = (table.name, tuple(keys))
+        if key not in self._compiled:
+            self._compiled[key] = self._compile(self._new[table], key[1])
+        return self._compiled[key]
 
     def update(self, keys) -> str:
-        keys = tuple(keys)
-        if keys not in self._update_sql:
-            self._update_sql[keys] = str(self._update.compile(dialect=self._dialect, column_keys=list(keys)))
-        return self._update_sql[keys]
+        key = ("update", tuple(keys))
+        if key not in self._compiled:
+            self._compiled[key] = self._compile(UPDATE_RECORD, key[1])
+        return self._compiled[key]
+
+
+class _SQLiteSteps:
+    """A record's change on a sqlite3 connection in a transaction, with :class:`_SQLiteText`.
+
+    Why not SQLAlchemy here: an event's ledger work is a few primary-key statements, and on
+    SQLite each costs the database 10-20 µs while SQLAlchemy's execution around it (cache
+    lookup, parameter processing, result set-up, events) costs about as much again, twice
+    for the transaction's begin and commit; that made the ledger dearer than the spool it
+    rides with. The statements are still the ones above, compiled by SQLAlchemy's SQLite
+    dialect."""
+
+    def __init__(self, db: sqlite3.Connection, text: _SQLiteText):
+        self.db, self.text = db, text
+
+    def record(self, key: dict) -> Optional[dict]:
+        row = self.db.execute(self.text.read, key).fetchone()
+        return None if row is None else dict(zip(self.text.columns, row))
+
+    def added(self, table, row: dict) -> bool:
+        return self.db.execute(self.text.new(table, row), row).fetchone() is not None
+
+    def update(self, values: dict, key: dict) -> None:
+        self.db.execute(self.text.update(values), {**values, **key})
+
+    def change(self, row: dict) -> None:
+        self.db.execute(self.text.change, row)
 
 
 class Ledger:
@@ -141,20 +355,9 @@ class Ledger:
         self.url, self.name = url, name
         self.reminder_after, self.report_fixed = float(reminder_after), bool(report_fixed)
         self.engine = make_engine(url, synchronous=synchronous, autocheckpoint=autocheckpoint)
-        self.insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         self._shares = {}
-        # Built once: the per-event path then only binds values (SQLAlchemy caches the compiled SQL).
-        key = {table: self._key(table) for table in (findings, history, notifications)}
-        self._read = select(findings).where(key[findings]).with_for_update()
-        self._update = findings.update().where(key[findings])
-        self._new = {
-            table: self.insert(table).on_conflict_do_nothing().returning(table.c.ledger)
-            for table in (findings, notifications)
-        }
-        self._sqlite = None
-        if self.engine.dialect.name == "sqlite":
-            self._sqlite = _SQLiteStatements(self._read, self._new[findings], self._update, history.insert())
-        with _reachable():
+        self._sqlite = _SQLiteText() if self.engine.dialect.name == "sqlite" else None
+        with _Reachable():
             self._create_schema()
 
     def _create_schema(self) -> None:
@@ -165,22 +368,18 @@ class Ledger:
         while the others wait."""
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+                conn.exec_driver_sql(TAKE_SCHEMA_LOCK)
             metadata.create_all(conn)
-            self._add_missing_columns(conn)
+            # Columns added to ledger_findings after a ledger was made (create_all makes
+            # only missing tables): added with their default, so older ledgers go on working.
+            if "matches" not in {column["name"] for column in inspect(conn).get_columns(F.name)}:
+                conn.exec_driver_sql(ADD_MATCHES_COLUMN)
             # A ledger made by an earlier version: its tables exist, so create_all leaves
             # them alone; the statistics' present indexes are made here, the old dropped.
-            for index in (*findings.indexes, *history.indexes):
+            for index in (*F.indexes, *H.indexes):
                 index.create(conn, checkfirst=True)
             for index in SUPERSEDED_INDEXES:
-                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
-
-    def _add_missing_columns(self, conn) -> None:
-        """Columns added to ``ledger_findings`` after a ledger was made (``create_all`` makes
-        only missing tables): added with their default, so older ledgers go on working."""
-        present = {column["name"] for column in inspect(conn).get_columns(findings.name)}
-        if "matches" not in present:
-            conn.exec_driver_sql(f"ALTER TABLE {findings.name} ADD COLUMN matches TEXT NOT NULL DEFAULT ''")
+                conn.exec_driver_sql(DROP_INDEX.format(index))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -200,145 +399,97 @@ class Ledger:
         to this ledger's file, such as the spool's), else on one of the ledger's own; for
         :meth:`observe`. A locked database raises LedgerUnavailable."""
         if db is not None:
-            with _reachable(), storage.transaction(db):
+            with _Reachable(), storage.transaction(db):
                 yield db
             return
-        with _reachable(), contextlib.closing(self.engine.raw_connection()) as pooled:
+        with _Reachable(), contextlib.closing(self.engine.raw_connection()) as pooled:
             with storage.transaction(pooled.driver_connection) as db:
                 yield db
 
     @contextlib.contextmanager
-    def transaction(self):
-        """A connection in a transaction, committed at the end of the block; an unreachable
-        (or locked) database raises LedgerUnavailable, also from inside the block."""
-        with _reachable(), self.engine.begin() as conn:
+    def _transaction(self):
+        """A SQLAlchemy connection in a transaction, committed at the end of the block; an
+        unreachable (or locked) database raises LedgerUnavailable, also from inside the block."""
+        with _Reachable(), self.engine.begin() as conn:
             yield conn
 
-    @staticmethod
-    def _key(table):
-        return and_(
-            table.c.ledger == bindparam("k_ledger"),
-            table.c.finding_id == bindparam("k_finding"),
-            table.c.org_id == bindparam("k_org"),
-        )
+    @contextlib.contextmanager
+    def _steps(self):
+        """The executor of a write's steps in a transaction of its own, committed at the end:
+        on SQLite on the sqlite3 connection itself, on PostgreSQL through SQLAlchemy."""
+        if self._sqlite is not None:
+            with self.sqlite_transaction() as db:
+                yield _SQLiteSteps(db, self._sqlite)
+        else:
+            with self._transaction() as conn:
+                yield _AlchemySteps(conn)
+
+    def _steps_on(self, conn):
+        """The executor of a write's steps in ``conn``'s transaction: a sqlite3 connection in
+        :meth:`sqlite_transaction`, or a SQLAlchemy one."""
+        return _SQLiteSteps(conn, self._sqlite) if isinstance(conn, sqlite3.Connection) else _AlchemySteps(conn)
 
     def _bind(self, finding_id: str, org_id: str) -> dict:
         return {"k_ledger": self.name, "k_finding": finding_id, "k_org": org_id}
 
-    def _where(self, table, finding_id: str, org_id: str):
-        return and_(table.c.ledger == self.name, table.c.finding_id == finding_id, table.c.org_id == org_id)
-
-    def _record(self, conn, finding_id: str, org_id: str):
-        return conn.execute(self._read, self._bind(finding_id, org_id)).mappings().first()
-
-    def _set(self, conn, finding_id: str, org_id: str, values: dict) -> None:
-        conn.execute(self._update, {**values, **self._bind(finding_id, org_id)})
-
-    def _change(self, conn, finding_id, org_id, change, now, source="scan", reference=""):
+    def _change(self, finding_id, org_id, change, now, source="scan", reference="") -> dict:
+        """The history row of ``change`` (old state, new state, note)."""
         old, new, note = change
-        conn.execute(
-            history.insert(),
-            {
-                "ledger": self.name,
-                "finding_id": finding_id,
-                "org_id": org_id,
-                "at": now,
-                "old_state": old,
-                "state": new,
-                "source": source,
-                "note": note,
-                "reference": reference,
-            },
-        )
-
-    def _inserted(self, conn, table, row: dict) -> bool:
-        """Insert ``row`` unless its key exists; True if it was new. (RETURNING rather than
-        the row count, which drivers report differently for ``ON CONFLICT DO NOTHING``.)"""
-        return conn.execute(self._new[table], row).first() is not None
+        return {
+            "ledger": self.name,
+            "finding_id": finding_id,
+            "org_id": org_id,
+            "at": now,
+            "old_state": old,
+            "state": new,
+            "source": source,
+            "note": note,
+            "reference": reference,
+        }
 
     # -- the digest output ---------------------------------------------------------------
 
     def observe(self, observations: Iterable[Observation], now: Optional[float] = None, conn=None) -> list:
         """Record one event's findings in one transaction (``conn``'s, if given: on SQLite a
-        sqlite3 connection in :meth:`sqlite_transaction`, on PostgreSQL one of
-        :meth:`transaction`); return per observation the record after it (a dict with
-        ``kind``: what to put into a digest now, or None)."""
-        if self._sqlite is not None:
-            if conn is None:
-                with self.sqlite_transaction() as db:
-                    return self._observe_sqlite(db, observations, now)
-            with _reachable():
-                return self._observe_sqlite(conn, observations, now)
-        if conn is None:
-            with self.transaction() as conn:
-                return self.observe(observations, now, conn)
+        sqlite3 connection in :meth:`sqlite_transaction`); return per observation the record
+        after it (a dict with ``kind``: what to put into a digest now, or None)."""
         now = time.time() if now is None else now
+        if conn is None:
+            with self._steps() as steps:
+                return self._observe(steps, observations, now)
+        with _Reachable():
+            return self._observe(self._steps_on(conn), observations, now)
+
+    def _observe(self, steps, observations: Iterable[Observation], now: float) -> list:
         results = []
         for o in observations:
             # A new finding first: one statement where it is new; where it is known, the
             # conflict leaves it alone and it is read (locked) and changed.
+            key = self._bind(o.finding_id, o.org_id)
             step = first(o, now)
             row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
-            if self._inserted(conn, findings, row):
-                self._change(conn, o.finding_id, o.org_id, step.change, now)
+            if steps.added(F, row):
+                steps.change(self._change(o.finding_id, o.org_id, step.change, now))
                 results.append({**row, "kind": step.kind})
                 continue
-            record = self._record(conn, o.finding_id, o.org_id)
+            record = steps.record(key)
             step = again(record, o, now, self.reminder_after, self.report_fixed)
             if step.values:
-                self._set(conn, o.finding_id, o.org_id, step.values)
+                steps.update(step.values, key)
             if step.change:
-                self._change(conn, o.finding_id, o.org_id, step.change, now)
+                steps.change(self._change(o.finding_id, o.org_id, step.change, now))
             results.append({**record, **step.values, "kind": step.kind})
         return results
-
-    def _observe_sqlite(self, db: sqlite3.Connection, observations, now: Optional[float]) -> list:
-        """:meth:`observe`'s steps with the statements of :class:`_SQLiteStatements`."""
-        sql = self._sqlite
-        now = time.time() if now is None else now
-        results = []
-        for o in observations:
-            key = {"k_ledger": self.name, "k_finding": o.finding_id, "k_org": o.org_id}
-            step = first(o, now)
-            row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
-            if db.execute(sql.new(row), row).fetchone() is not None:
-                self._change_sqlite(db, o, step.change, now)
-                results.append({**row, "kind": step.kind})
-                continue
-            record = dict(zip(sql.columns, db.execute(sql.read, key).fetchone()))
-            step = again(record, o, now, self.reminder_after, self.report_fixed)
-            if step.values:
-                db.execute(sql.update(step.values), {**step.values, **key})
-            if step.change:
-                self._change_sqlite(db, o, step.change, now)
-            results.append({**record, **step.values, "kind": step.kind})
-        return results
-
-    def _change_sqlite(self, db, o, change, now) -> None:
-        old, new, note = change
-        db.execute(
-            self._sqlite.change,
-            {
-                "ledger": self.name,
-                "finding_id": o.finding_id,
-                "org_id": o.org_id,
-                "at": now,
-                "old_state": old,
-                "state": new,
-                "source": "scan",
-                "note": note,
-                "reference": "",
-            },
-        )
 
     def record_delivery(self, digest_id: str, entries: Iterable[tuple], now: Optional[float] = None) -> int:
         """The digest ``digest_id`` holding ``(finding id, org id, kind)`` entries was delivered.
         Idempotent: a digest recorded before changes nothing. Returns how many entries were new."""
         now = time.time() if now is None else now
         count = 0
-        with _reachable(), self.engine.begin() as conn:
+        with self._steps() as steps:
             for finding_id, org_id, kind in entries:
-                record = self._record(conn, finding_id, org_id)
+                key = self._bind(finding_id, org_id)
+                record = steps.record(key)
                 if record is None:
                     continue  # a spool older than its ledger: nothing to count against
                 row = {
@@ -349,14 +500,14 @@ class Ledger:
                     "kind": kind,
                     "delivered_at": now,
                 }
-                if not self._inserted(conn, notifications, row):
+                if not steps.added(N, row):
                     continue
                 count += 1
                 step = delivered(record, kind, digest_id, now)
                 if step.values:
-                    self._set(conn, finding_id, org_id, step.values)
+                    steps.update(step.values, key)
                 if step.change:
-                    self._change(conn, finding_id, org_id, step.change, now, reference=digest_id)
+                    steps.change(self._change(finding_id, org_id, step.change, now, reference=digest_id))
         return count
 
     # -- owners and operators ------------------------------------------------------------
@@ -380,15 +531,31 @@ class Ledger:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}.")
         now = time.time() if now is None else now
-        with _reachable(), self.engine.begin() as conn:
-            record = self._record(conn, finding_id, org_id)
+        with self._steps() as steps:
+            key = self._bind(finding_id, org_id)
+            record = steps.record(key)
             if record is None:
                 return None
-            self._set(conn, finding_id, org_id, {"state": state})
-            self._change(conn, finding_id, org_id, (record["state"], state, note), now, source, reference)
+            steps.update({"state": state}, key)
+            steps.change(self._change(finding_id, org_id, (record["state"], state, note), now, source, reference))
             return record["state"]
 
+    def record_decision(
+        self, finding_id: str, org_id: str, decision: str, at: float, note: str = "", correction: str = ""
+    ) -> None:
+        """The operator's decision on a finding's dispute (``accepted`` or ``rejected``),
+        replacing an earlier one."""
+        row = {"ledger": self.name, "finding_id": finding_id, "org_id": org_id, "decision": decision, "at": at}
+        with self._transaction() as conn:
+            conn.execute(DROP_DECISION, self._bind(finding_id, org_id))
+            conn.execute(ADD_DECISION, {**row, "note": note, "correction": correction})
+
     # -- reading -------------------------------------------------------------------------
+
+    def _read(self, statement, **params) -> list:
+        """The rows of ``statement`` (as dicts) in this ledger."""
+        with _Reachable(), self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(statement, {"k_ledger": self.name, **params}).mappings()]
 
     def records(
         self,
@@ -403,50 +570,140 @@ class Ledger:
         seconds before ``now``."""
         if state is not None and state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}.")
-        query = select(findings).where(findings.c.ledger == self.name)
+        query = RECORDS
         if state:
-            query = query.where(findings.c.state == state)
+            query = query.where(F.c.state == state)
         if org_id:
-            query = query.where(findings.c.org_id == org_id)
+            query = query.where(F.c.org_id == org_id)
         if case_id:
-            query = query.where(findings.c.case_id == case_id)
+            query = query.where(F.c.case_id == case_id)
         if older_than is not None:
             now = time.time() if now is None else now
-            query = query.where(findings.c.first_seen <= now - older_than)
-        query = query.order_by(findings.c.first_seen, findings.c.finding_id, findings.c.org_id)
+            query = query.where(F.c.first_seen <= now - older_than)
+        query = query.order_by(*RECORDS_ORDER)
         if limit:
             query = query.limit(limit)
-        with _reachable(), self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._read(query)
+
+    def _history(self, conn, finding_id: str, org_id: str) -> list:
+        return [dict(r) for r in conn.execute(HISTORY, self._bind(finding_id, org_id)).mappings()]
 
     def history_of(self, finding_id: str) -> list:
         """Every organisation's record of ``finding_id`` with its history and digests."""
-        with _reachable(), self.engine.connect() as conn:
+        with _Reachable(), self.engine.connect() as conn:
             result = []
-            where = and_(findings.c.ledger == self.name, findings.c.finding_id == finding_id)
-            for record in conn.execute(select(findings).where(where).order_by(findings.c.org_id)).mappings():
+            for record in conn.execute(FINDING_RECORDS, {"k_ledger": self.name, "finding_id": finding_id}).mappings():
                 record = dict(record)
-                match = self._where(history, finding_id, record["org_id"])
-                record["history"] = [
-                    {k: r[k] for k in ("at", "old_state", "state", "source", "note", "reference")}
-                    for r in conn.execute(select(history).where(match).order_by(history.c.id)).mappings()
-                ]
-                match = self._where(notifications, finding_id, record["org_id"])
-                record["digests"] = [
-                    {k: r[k] for k in ("digest_id", "kind", "delivered_at")}
-                    for r in conn.execute(
-                        select(notifications).where(match).order_by(notifications.c.delivered_at)
-                    ).mappings()
-                ]
+                record["history"] = self._history(conn, finding_id, record["org_id"])
+                key = self._bind(finding_id, record["org_id"])
+                record["digests"] = [dict(r) for r in conn.execute(DIGESTS, key).mappings()]
                 result.append(record)
             return result
 
     def names(self) -> list:
         """The ledger names this database holds."""
-        with _reachable(), self.engine.connect() as conn:
-            return list(conn.execute(select(findings.c.ledger).distinct().order_by(findings.c.ledger)).scalars())
+        with _Reachable(), self.engine.connect() as conn:
+            return list(conn.execute(NAMES).scalars())
 
     def count(self) -> int:
-        with _reachable(), self.engine.connect() as conn:
-            query = select(func.count()).select_from(findings).where(findings.c.ledger == self.name)
-            return conn.execute(query).scalar_one()
+        with _Reachable(), self.engine.connect() as conn:
+            return conn.execute(COUNT, {"k_ledger": self.name}).scalar_one()
+
+    def statistics_rows(self) -> tuple:
+        """``(counts, fixes)`` for :func:`intelmq_nsm.digest.ledger.stats.stats`: the counts per
+        (case, constituency, organisation, state) as ``(case, constituency, org, state,
+        findings, notified, org name)``, and per verified fix after a notification ``(case,
+        constituency, org, seconds from the first notification to the fix)``; plain tuples."""
+        with _Reachable(), self.engine.connect() as conn:
+            mine = {"k_ledger": self.name}
+            counts = [tuple(r) for r in conn.execute(STATE_COUNTS, mine)]
+            return counts, [tuple(r) for r in conn.execute(FIX_SECONDS, mine)]
+
+    def case_records(self, case_id: str, every_ledger: bool = False) -> tuple:
+        """``(records, changes)`` of the case in this ledger (with ``every_ledger``: in every
+        ledger its database holds); changes ``(ledger, finding_id, org_id, at, state)``,
+        oldest first."""
+        records_query, changes_query = (
+            (CASE_RECORDS_EVERY_LEDGER, CASE_CHANGES_EVERY_LEDGER) if every_ledger else (CASE_RECORDS, CASE_CHANGES)
+        )
+        params = {"k_ledger": self.name, "case_id": case_id}
+        with _Reachable(), self.engine.connect() as conn:
+            records = [dict(r) for r in conn.execute(records_query, params).mappings()]
+            changes = [dict(r) for r in conn.execute(changes_query, params).mappings()] if records else []
+        return records, changes
+
+    def delivered_in(self, digest_id: str, org_id: str, finding_id: Optional[str] = None) -> list:
+        """The records of ``org_id``'s findings the ledger counted as delivered in the digest
+        ``digest_id`` (only ``finding_id``, if given), each with ``digest_kind`` (what it was
+        in that digest) and its ``history`` (oldest first)."""
+        params = {"k_ledger": self.name, "digest_id": digest_id, "org_id": org_id, "finding_id": finding_id}
+        query = DELIVERED_IN if finding_id is None else DELIVERED_FINDING
+        with _Reachable(), self.engine.connect() as conn:
+            records = [dict(r) for r in conn.execute(query, params).mappings()]
+            for record in records:
+                record["history"] = self._history(conn, record["finding_id"], org_id)
+        return records
+
+    def change_by_reference(self, reference: str) -> Optional[dict]:
+        """The first change of state recorded with ``reference``, or None."""
+        rows = self._read(BY_REFERENCE, reference=reference)
+        return rows[0] if rows else None
+
+    def answers(self, since: Optional[float] = None, newest_first: bool = False, limit: Optional[int] = None) -> list:
+        """The owners' and operators' answers (history rows with the record's ``org_name``,
+        ``target`` and ``case_id``), oldest first (or newest first), since a time, at most
+        ``limit``."""
+        query = ANSWERS_GIVEN
+        if since is not None:
+            query = query.where(H.c.at >= since)
+        query = query.order_by(H.c.id.desc() if newest_first else H.c.id)
+        if limit:
+            query = query.limit(limit)
+        return self._read(query)
+
+    def last_change_to(self, finding_id: str, org_id: str, state: str) -> Optional[dict]:
+        """The last change of a record to ``state``: its ``note`` and ``at``; None if none."""
+        rows = self._read(LAST_CHANGE_TO, **self._bind(finding_id, org_id), state=state)
+        return rows[0] if rows else None
+
+    def decisions(self) -> dict:
+        """The operators' decisions on disputes: ``(finding id, org id)`` → the decision's row."""
+        return {(r["finding_id"], r["org_id"]): r for r in self._read(DECISIONS)}
+
+    def first_times(self, states) -> list:
+        """``(org_id, org_name, constituency, first_seen, first_notified)`` of the findings in
+        ``states``."""
+        with _Reachable(), self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(FIRST_TIMES, {"k_ledger": self.name, "states": list(states)})]
+
+    def silent(self, cutoff: float) -> list:
+        """``(org_id, org name, findings, first notified, last owner's answer or None)`` of the
+        organisations with findings first notified at ``cutoff`` or before and no answer of
+        the owner's after that notification."""
+        with _Reachable(), self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(SILENT, {"k_ledger": self.name, "cutoff": cutoff})]
+
+    def case_ids(self, limit: Optional[int] = None) -> list:
+        """The ids of the cases this ledger has findings of, in order, at most ``limit``."""
+        query = CASE_IDS.limit(limit) if limit else CASE_IDS
+        with _Reachable(), self.engine.connect() as conn:
+            return list(conn.execute(query, {"k_ledger": self.name}).scalars())
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def insert_rows(self, records=(), history=(), notifications=()) -> None:
+        """Rows as they are (every column given), in one transaction: for filling a ledger to
+        measure it (``benchmarks/ledger_scale.py``). Nothing checks them against the policy."""
+        with self._transaction() as conn:
+            for table, rows in ((F, records), (H, history), (N, notifications)):
+                if rows:
+                    conn.execute(table.insert(), list(rows))
+
+    def disk_bytes(self) -> int:
+        """The database's size on disk: the SQLite file with its WAL, or PostgreSQL's tables of
+        findings, history and notifications with their indexes."""
+        path = sqlite_path(self.url)
+        if path is not None:
+            return sum(os.path.getsize(p) for p in Path(path).parent.glob(Path(path).name + "*"))
+        with _Reachable(), self.engine.connect() as conn:
+            return conn.exec_driver_sql(TABLES_ON_DISK).scalar_one()

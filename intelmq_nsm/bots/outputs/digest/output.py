@@ -17,7 +17,7 @@ from intelmq.lib.exceptions import InvalidValue
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.digest import notify
-from intelmq_nsm.digest.findings import FindingError
+from intelmq_nsm.digest.event_findings import FindingError
 
 #: WAL pages (4 KiB) after which an intake commit checkpoints itself: ~40 MiB.
 INTAKE_CHECKPOINT = 10000

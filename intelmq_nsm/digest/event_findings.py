@@ -125,7 +125,7 @@ def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT) -> dict:
         "recommendation": _get(event, ec.RECOMMENDATION),
         "classification": classification,
         "description": _get(event, "event_description.text"),
-        "role": None,  # per organisation: see findings()
+        "role": None,  # per organisation: see findings_of()
         "tlp": tlp_of(event, default_tlp),
     }
     row.update(dict.fromkeys(LEDGER_COLUMNS))
@@ -185,7 +185,7 @@ def _organisations(event: dict) -> list:
     return organisations
 
 
-def findings(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT) -> list:
+def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT) -> list:
     """The findings of one event: one per organisation it names; ``tlp`` is the label of
     a finding whose event carries none (the output's ``tlp`` parameter).
 
