@@ -277,8 +277,10 @@ def write_status(source: ClaimsSource, taken: bool, reason: str = "", in_use: Op
     previous = (read_status(source.path) or {}).get("in_use")
     if taken:
         in_use = {**(in_use or {}), "taken_at": checked}
+    elif source.path.exists():  # what is in use stays; a file put there by hand has no status yet
+        in_use = previous if previous is not None else {}
     else:
-        in_use = previous if source.path.exists() else None
+        in_use = None
     status = {
         "constituency": source.key, "url": source.url, "checked_at": checked, "taken": taken,
         "reason": reason, "in_use": in_use,
@@ -295,9 +297,11 @@ def stale(status: Optional[dict], key: str = "") -> Optional[str]:
     key = status.get("constituency") or key
     url = f" from {status['url']}" if status.get("url") else ""
     when = f" at {status['checked_at']}" if status.get("checked_at") else ""
-    in_use = status.get("in_use") or {}
-    if in_use.get("exported_at"):
+    in_use = status.get("in_use")
+    if in_use and in_use.get("exported_at"):
         kept = f"the claims exported at {in_use['exported_at']} stay in use"
+    elif in_use is not None:
+        kept = "the claims the hub has stay in use"
     else:
         kept = f"the hub has no claims of {key!r}: nothing is routed to it by claims"
     reason = str(status.get("reason") or "no reason recorded").rstrip(".")

@@ -203,6 +203,21 @@ def test_a_cert_never_taken_has_no_claims_and_the_hub_says_so(tmp_path, certs):
     )
 
 
+def test_claims_put_in_place_by_hand_stay_when_a_download_fails(tmp_path, certs):
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "claims-surf.json").write_text(json.dumps(SURF), "utf-8")  # no status: not downloaded
+    certs.publish(IBD)
+    certs.publish(newer(SURF), 503)
+    surf = refresh(folder, certs)["surf"]
+    assert surf["in_use"] == {} and json.loads((folder / "claims-surf.json").read_text("utf-8")) == SURF
+    assert stale(surf).endswith(
+        ": 503 Server Error: Service Unavailable for url: "
+        + certs.url("surf")
+        + "; the claims the hub has stay in use."
+    )
+
+
 def test_the_claims_parameter_names_each_cert_its_url_and_what_it_may_do(tmp_path):
     from intelmq_nsm.constituency.claims import claims_policy
 
