@@ -507,11 +507,20 @@ LEDGER_OBJECTS = ledger_tables_and_metadata()
 def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
     spool = {"events", "arrivals", "digests", "ledger_recorded"}
     assert {TABLE_HOMES[t] for t in spool} == {SPOOL_MODULE}
-    ledger = {"ledger_findings", "ledger_history", "ledger_notifications", "ledger_disputes"}
+    ledger = {
+        "ledger_findings",
+        "ledger_history",
+        "ledger_notifications",
+        "ledger_disputes",
+        "ledger_outbox",
+        "ledger_outbox_refused",
+        "ledger_received",
+        "ledger_downstream",
+    }
     assert {TABLE_HOMES[t] for t in ledger} == {LEDGER_MODULE}
     assert TABLE_HOMES["unreachable_contacts"] == CONTACTS_MODULE
     assert TABLE_HOMES["submissions"] == f"{PACKAGE}.intake.spool"
-    assert len(LEDGER_OBJECTS) == 5  # four tables and their MetaData
+    assert len(LEDGER_OBJECTS) == 9  # eight tables and their MetaData
     for statement in (
         "SELECT row FROM events WHERE digest_id = ?",
         "INSERT OR IGNORE INTO digests (id) VALUES (?)",
