@@ -163,7 +163,10 @@ ANSWERS_GIVEN = (
 )
 #: The last change of a record to a state (a dispute's comment and time).
 LAST_CHANGE_TO = (
-    select(H.c.note, H.c.at).where(_key(H), H.c.state == bindparam("state")).order_by(H.c.id.desc()).limit(1)
+    select(H.c.note, H.c.at, H.c.source)
+    .where(_key(H), H.c.state == bindparam("state"))
+    .order_by(H.c.id.desc())
+    .limit(1)
 )
 DECISIONS = select(D).where(_mine(D))
 DROP_DECISION = D.delete().where(_key(D))
@@ -202,7 +205,7 @@ SILENT = (
 
 
 def _outbox_key(table):
-    return and_(table.c.ledger == bindparam("k_ledger"), table.c.upstream == bindparam("upstream"))
+    return and_(table.c.ledger == bindparam("k_ledger"), table.c.upstream == bindparam("k_upstream"))
 
 
 #: How far the history went to an upstream, and the key of its opaque organisation ids.
@@ -308,7 +311,8 @@ COPY_HISTORY = f"INSERT INTO ledger_history ({_COPIED}) SELECT {_COPIED} FROM {O
 DROP_OLD_HISTORY = f"DROP TABLE {OLD_HISTORY}"
 WIDEN_SOURCE = "ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(200)"
 DROP_SOURCE_CHECK = "ALTER TABLE ledger_history DROP CONSTRAINT IF EXISTS source_known"
-ADD_SOURCE_CHECK = f"ALTER TABLE ledger_history ADD CONSTRAINT source_known CHECK ({SOURCE_CHECK})"
+# (psycopg reads % as a placeholder even in a statement without parameters.)
+ADD_SOURCE_CHECK = f"ALTER TABLE ledger_history ADD CONSTRAINT source_known CHECK ({SOURCE_CHECK.replace('%', '%%')})"
 DROP_INDEX = "DROP INDEX IF EXISTS {}"
 TABLES_ON_DISK = (
     "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
@@ -722,7 +726,7 @@ class Ledger:
     def outbox(self, upstream: str) -> tuple:
         """``(sent_to, org_key)`` of the outbox to ``upstream``: the history id up to which it
         went, and the key of its opaque organisation ids (made, at random, the first time)."""
-        params = {"k_ledger": self.name, "upstream": upstream}
+        params = {"k_ledger": self.name, "k_upstream": upstream}
         with self._transaction() as conn:
             row = conn.execute(OUTBOX, params).first()
             if row is None:
@@ -757,7 +761,7 @@ class Ledger:
             insert = NEW_REFUSED[conn.dialect.name]
             for row in refused:
                 conn.execute(insert, {**row, "ledger": self.name, "upstream": upstream, "at": now})
-            conn.execute(MOVE_OUTBOX, {"k_ledger": self.name, "upstream": upstream, "to": to, "now": now})
+            conn.execute(MOVE_OUTBOX, {"k_ledger": self.name, "k_upstream": upstream, "to": to, "now": now})
 
     def outboxes(self) -> list:
         """This ledger's outboxes: ``upstream``, ``sent_to``, ``updated_at`` and ``waiting`` (the
@@ -937,7 +941,7 @@ class Ledger:
         return self._read(query)
 
     def last_change_to(self, finding_id: str, org_id: str, state: str) -> Optional[dict]:
-        """The last change of a record to ``state``: its ``note`` and ``at``; None if none."""
+        """The last change of a record to ``state``: its ``note``, ``at`` and ``source``; None if none."""
         rows = self._read(LAST_CHANGE_TO, **self._bind(finding_id, org_id), state=state)
         return rows[0] if rows else None
 
