@@ -14,6 +14,8 @@ from intelmq_nsm.cli import main
 from intelmq_nsm.digest import health
 from intelmq_nsm.digest.ledger import sqlite_url
 from intelmq_nsm.digest.ledger.outcome import case_outcome
+from intelmq_nsm.feedback.overview import overview
+from intelmq_nsm.feedback.pages import html
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.sample_events import event
 from tests.federation.two_tiers import (
@@ -239,6 +241,18 @@ def test_names_and_notes_go_where_the_cert_shares_them_and_the_hub_shows_them(hu
     assert "Amsterdam" not in json.dumps(hidden) and "Decommissioned" not in json.dumps(hidden)
     history = [h for h in hub_history_of(hub, hub_id(1)) if h["state"] == "accepted-risk"]
     assert history[0]["note"].endswith("Amsterdam (GM0363): Decommissioned in June.")
+    # The hub's operators see it per case and per CERT.
+    ledger = hub.ledger()
+    try:
+        figures = overview(ledger)
+    finally:
+        ledger.close()
+    assert [(c["source"], c["changes"]) for c in figures["certs"]] == [("cert:ibd", 7)]
+    delivery = {"failed": [], "unreachable": []}
+    page = html(200, "operators.html.j2", lang="en", as_of="now", delivery=delivery, **figures).body.decode()
+    page = " ".join(page.split())
+    assert "Downstream CERTs" in page and "forwarded 3 to cert:ibd (ibd-cert)" in page
+    assert "Amsterdam (notified 1, accepted-risk 1)" in page
 
 
 def hub_history_of(hub, finding_id):

@@ -176,8 +176,8 @@ def test_the_openapi_document_describes_outcomes_and_the_schema_is_the_harmoniza
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(batch(change(1)), schema)
     assert "/v1/outcomes" in document["paths"] and "413" in document["paths"]["/v1/outcomes"]["post"]["responses"]
-    shipped = (ROOT / "intelmq_nsm" / "schemas" / outcomes.SCHEMA_NAME).read_text(encoding="utf-8")
-    assert (ROOT / "harmonization" / "nsm-outcomes.schema.json").read_text(encoding="utf-8") == shipped
+    shipped = ROOT / "intelmq_nsm" / "schemas" / outcomes.SCHEMA_NAME
+    assert (ROOT / "harmonization" / "nsm-outcomes.schema.json").resolve() == shipped.resolve()
 
 
 def test_a_cert_s_not_ours_reaches_the_hub_s_operators_as_a_claim_to_correct(hub, tmp_path, capsys):

@@ -12,8 +12,12 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import requests
 
 from intelmq_nsm.auth.tokens import add_token
 from intelmq_nsm.digest import notify
@@ -218,3 +222,63 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
         time.sleep(0.05)
+
+
+class HoldingRelay(ThreadingHTTPServer):
+    """A relay on 127.0.0.1 in front of the hub: passes every request on and the hub's answer
+    back, and when armed (``hold_next``) holds one answer until ``release`` is set, after
+    the hub applied the batch: the window in which a test kills the sender."""
+
+    daemon_threads = True
+
+    def __init__(self, target: str):
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.target = target
+        self.hold_next, self.held, self.release = threading.Event(), threading.Event(), threading.Event()
+        self.answers = []  # the hub's JSON answers, in order
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/outcomes"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _RelayHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        headers = {name: self.headers[name] for name in ("Content-Type", "Authorization") if self.headers.get(name)}
+        try:
+            answer = requests.post(self.server.target, data=body, headers=headers, timeout=60)
+            status, payload, extra = answer.status_code, answer.content, answer.headers.get("Retry-After")
+        except requests.RequestException:
+            status, payload, extra = 502, b'{"error": "hub unreachable"}', None
+        with self.server.lock:
+            if status == 200:
+                self.server.answers.append(json.loads(payload))
+        if self.server.hold_next.is_set():
+            self.server.hold_next.clear()
+            self.server.held.set()
+            self.server.release.wait(60)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            if extra:
+                self.send_header("Retry-After", extra)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the sender was killed while its answer was held: what the test wants
+
+    def log_message(self, *args):
+        pass
