@@ -34,14 +34,14 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intelmq_nsm.auth.tokens import add_token  # noqa: E402
-from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url  # noqa: E402
-from intelmq_nsm.digest.outbox import OutboxPusher  # noqa: E402
-from intelmq_nsm.feedback import config as config_mod  # noqa: E402
-from intelmq_nsm.feedback.links import create_secret  # noqa: E402
-from intelmq_nsm.feedback.service import build  # noqa: E402
-from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, wait_for  # noqa: E402
-from intelmq_nsm.testbed.two_tiers import (  # noqa: E402
+from intelmq_nsm.auth.tokens import add_token
+from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
+from intelmq_nsm.digest.outbox import OutboxPusher
+from intelmq_nsm.feedback import config as config_mod
+from intelmq_nsm.feedback.links import create_secret
+from intelmq_nsm.feedback.service import build
+from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, wait_for
+from intelmq_nsm.testbed.two_tiers import (
     CERT,
     HUB,
     HUB_LEDGER,
