@@ -150,6 +150,11 @@ class NSMDigestOutputBot(OutputBot):
             return None
         from intelmq_nsm.digest.outbox import OutboxPusher
 
+        for needed in ("instance_name", "upstream_token_file"):
+            if not getattr(self, needed):
+                # Changes sent without this CERT's name would carry ids no later batch matches.
+                raise ValueError(f"Parameter upstream_url needs {needed}, which is not set.")
+
         self.logger.info("Changes of the findings a hub forwarded go back to %s.", self.upstream_url)
         return OutboxPusher(
             self._ledger,
