@@ -9,7 +9,6 @@ the outbox pusher sending its ledger's history to the hub.
 """
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.feedback import config as config_mod
 from intelmq_nsm.feedback.links import create_secret
 from intelmq_nsm.feedback.service import build
-from intelmq_nsm.testbed.sample_events import event, organisation
+from intelmq_nsm.testbed.sample_events import event, network_match, organisation
 
 CASE = "DIVD-2024-00012"  # sample_events' case
 HUB = "meldpunt"
@@ -48,20 +47,6 @@ def forwarded_event(n: int, organisations=(AMSTERDAM,), hub: str = HUB, **extra)
     return event(n, list(organisations), **{"extra.nsm.upstream": upstream, **extra})
 
 
-def network_match(org_id: str, network: str) -> str:
-    """The hub's registry match (a CERT's claim) that routed a finding to that CERT."""
-    match = {
-        "field": "source.ip",
-        "value": network.split("/")[0],
-        "kind": "network",
-        "matched": network,
-        "organisation": org_id,
-        "source": "claims:ibd",
-        "note": "",
-    }
-    return json.dumps([match])
-
-
 def hub_ledger(url: str, forwarded: dict, now: float = T0) -> Ledger:
     """The hub's ledger with its record of each finding forwarded to a CERT:
     ``{constituency key: [sample finding numbers]}``."""
@@ -76,7 +61,7 @@ def hub_ledger(url: str, forwarded: dict, now: float = T0) -> Ledger:
                 constituency=key,
                 case_id=CASE,
                 target=f"{event(n, [])['source.ip']}:443",
-                matches=network_match(f"cert:{key}", f"{event(n, [])['source.ip']}/32"),
+                matches=network_match(f"cert:{key}", f"{event(n, [])['source.ip']}/32", source=f"claims:{key}"),
             )
             for n in numbers
         ]

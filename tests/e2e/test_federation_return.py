@@ -17,7 +17,6 @@ from tests.federation.two_tiers import (
     hub_ledger,
     hub_states,
     token_file,
-    wait_until,
 )
 from tests.harness import wait_for
 
@@ -83,14 +82,14 @@ def test_the_cert_s_outcomes_reach_the_hub_after_it_was_down_and_an_owner_s_answ
     wait_for(lambda: len(expected(tmp_path)) == 2 * len(FINDINGS), timeout=60, what="the CERT notifying")
     wait_for(lambda: "The outbox to" in pipeline.log(BOT), timeout=30, what="the outbox waiting")
     hub.start()
-    wait_until(lambda: all_notified(hub), timeout=60, what="the hub hearing of every notification")
+    wait_for(lambda: all_notified(hub), timeout=60, what="the hub hearing of every notification")
     # The owner of finding 3 answers at the CERT (its feedback service writes the CERT's ledger).
     ledger = Ledger(sqlite_url(tmp_path / "cert-spool.sqlite"), name=BOT)
     [record] = [r for r in ledger.records() if r["upstream_finding_id"] == hub_id(3)]
     ledger.record_answer(record["finding_id"], "GM0363", "disputed", note="Not our system.")
     ledger.close()
-    wait_until(lambda: hub_states(hub)[hub_id(3)] == "disputed", timeout=30, what="the answer at the hub")
-    wait_until(lambda: cert_changes(hub) == expected(tmp_path), timeout=30, what="each change once at the hub")
+    wait_for(lambda: hub_states(hub)[hub_id(3)] == "disputed", timeout=30, what="the answer at the hub")
+    wait_for(lambda: cert_changes(hub) == expected(tmp_path), timeout=30, what="each change once at the hub")
     assert not pipeline.log_lines([BOT], "ERROR")
 
 
@@ -110,8 +109,8 @@ def test_a_sigkill_while_the_hub_s_answer_is_on_its_way_loses_nothing_and_applie
         wait_for(lambda: pipeline.status(BOT) != "running", timeout=30, what="the bot to die")
         relay.release.set()
         pipeline.start(BOT)
-        wait_until(lambda: all_notified(hub), timeout=90, what="every notification at the hub")
-        wait_until(lambda: cert_changes(hub) == expected(tmp_path), timeout=30, what="each change once at the hub")
+        wait_for(lambda: all_notified(hub), timeout=90, what="every notification at the hub")
+        wait_for(lambda: cert_changes(hub) == expected(tmp_path), timeout=30, what="each change once at the hub")
         # The batch the bot never heard of went again and was taken as duplicates.
         again = [a for a in relay.answers[1:] if a["duplicate"]]
         assert again and again[0]["duplicate"] == first["applied"]

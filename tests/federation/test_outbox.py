@@ -37,15 +37,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def hub(tmp_path):
-    url = sqlite_url(tmp_path / "hub-ledger.sqlite")
-    hub_ledger(url, {"ibd": [1, 2, 3], "surf": [4]}).close()
-    made = Hub(tmp_path, url)
-    yield made
-    made.stop()
-
-
-@pytest.fixture
 def cert(tmp_path):
     made = Cert(tmp_path)
     # Findings 1 and 2 from the hub (2 for Amsterdam and Utrecht), 5 the CERT's own.

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def hub(tmp_path):
-    url = sqlite_url(tmp_path / "hub-ledger.sqlite")
-    hub_ledger(url, {"ibd": [1, 2, 3], "surf": [4]}).close()
-    made = Hub(tmp_path, url)
-    yield made
-    made.stop()
-
-
 def change(n, state="notified", seq=None, at=T0 + 60, **extra):
     body = {
         "change_id": f"ibd-cert/ibd-digest-mail/{seq if seq is not None else n}",

@@ -3,11 +3,11 @@ read the hub's ledger, wait, and a relay that holds the hub's answer while a tes
 
 import json
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import requests
 
+from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.two_tiers import *  # noqa: F403  (the tests' hub and CERT are the bed's)
 from intelmq_nsm.testbed.two_tiers import Hub
 
@@ -45,44 +45,21 @@ def cert_changes(hub: Hub) -> list:
         ledger.close()
 
 
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
-        time.sleep(0.05)
-
-
-class HoldingRelay(ThreadingHTTPServer):
-    """A relay on 127.0.0.1 in front of the hub: passes every request on and the hub's answer
-    back, and when armed (``hold_next``) holds one answer until ``release`` is set, after
-    the hub applied the batch: the window in which a test kills the sender."""
-
-    daemon_threads = True
+class HoldingRelay(Receiver):
+    """The test bed's receiver as a relay in front of the hub: passes every request on and
+    the hub's answer back, and when armed (``hold_next``) holds one answer until ``release``
+    is set, after the hub applied the batch: the window in which a test kills the sender."""
 
     def __init__(self, target: str):
-        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        super().__init__()
+        self.RequestHandlerClass = _RelayHandler
         self.target = target
-        self.hold_next, self.held, self.release = threading.Event(), threading.Event(), threading.Event()
+        self.hold_next = threading.Event()
         self.answers = []  # the hub's JSON answers, in order
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1/outcomes"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.shutdown()
-        self.server_close()
 
 
 class _RelayHandler(BaseHTTPRequestHandler):
