@@ -16,6 +16,7 @@ from tests.federation.two_tiers import (
     hub_id,
     hub_ledger,
     hub_states,
+    sent_once,
     token_file,
 )
 from tests.harness import wait_for
@@ -52,8 +53,7 @@ def expected(tmp_path) -> list:
     """Every change of the hub's findings in the CERT's ledger, as the hub must hold it once."""
     ledger = Ledger(sqlite_url(tmp_path / "cert-spool.sqlite"), name=BOT)
     try:
-        rows, _ = ledger.outgoing(0, 100000)
-        return sorted((r["upstream_finding_id"], r["state"], f"{CERT}/{BOT}/{r['id']}") for r in rows)
+        return sent_once(ledger)
     finally:
         ledger.close()
 

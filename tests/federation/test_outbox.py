@@ -30,6 +30,7 @@ from tests.federation.two_tiers import (
     hub_id,
     hub_ledger,
     hub_states,
+    sent_once,
     token_file,
 )
 
@@ -47,8 +48,7 @@ def cert(tmp_path):
 
 def expected_changes(cert) -> list:
     """What the hub's history must hold once: one entry per change of the hub's findings."""
-    rows, _ = cert.ledger.outgoing(0, 10000)
-    return sorted((r["upstream_finding_id"], r["state"], f"{CERT}/{cert.ledger.name}/{r['id']}") for r in rows)
+    return sent_once(cert.ledger)
 
 
 def test_the_history_of_the_hub_s_findings_goes_up_once_in_batches(hub, cert, tmp_path):

@@ -9,7 +9,7 @@ import requests
 
 from intelmq_nsm.testbed.http_receiver import Receiver
 from intelmq_nsm.testbed.two_tiers import *  # noqa: F403  (the tests' hub and CERT are the bed's)
-from intelmq_nsm.testbed.two_tiers import Hub
+from intelmq_nsm.testbed.two_tiers import CERT, Hub
 
 
 def hub_states(hub: Hub, key: str = "ibd") -> dict:
@@ -43,6 +43,13 @@ def cert_changes(hub: Hub) -> list:
         return sorted(found)
     finally:
         ledger.close()
+
+
+def sent_once(ledger) -> list:
+    """What the hub's history must hold once of a CERT's ``ledger``: every change of the hub's
+    findings as ``(the hub's finding id, state, change id)``, as :func:`cert_changes` reads it."""
+    rows, _ = ledger.outgoing(0, 10**9)
+    return sorted((r["upstream_finding_id"], r["state"], f"{CERT}/{ledger.name}/{r['id']}") for r in rows)
 
 
 class HoldingRelay(Receiver):
