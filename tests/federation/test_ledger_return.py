@@ -12,6 +12,7 @@ from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.event_findings import FindingError, findings_of
 from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
 from intelmq_nsm.digest.ledger.downstream import Reported
+from intelmq_nsm.digest.ledger.outcome import case_outcome
 from intelmq_nsm.digest.ledger.precedence import decide
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event
@@ -56,6 +57,10 @@ def test_a_cert_s_changes_apply_once_with_their_source_and_time(ledger_url):
         assert hub.apply_reported("cert:ibd", "ibd-cert", fix) == ["applied"]
         [record] = hub.records(org_id="cert:ibd", state="fixed-verified")
         assert record["fixed_at"] == T0 + 2 * 86400
+        # The researcher's figures and chart follow the CERT: notified, fixed two days later.
+        outcome = case_outcome(hub, CASE, now=T0 + 3 * 86400)
+        assert (outcome["notified"], outcome["fixed_verified"], outcome["days_to_fix"]["median"]) == (1, 1, 2.0)
+        assert outcome["daily"][-1] == {"date": outcome["daily"][-1]["date"], "open": 2, "fixed": 1}
         # An owner's word after it does not undo the verified fix (the one precedence rule).
         late = [reported(1, "fixed-reported", T0 + 3 * 86400, seq=14, cert_source="owner")]
         assert hub.apply_reported("cert:ibd", "ibd-cert", late) == ["applied"]

@@ -205,6 +205,12 @@ def test_a_token_file_others_may_read_is_not_used(hub, cert, tmp_path, caplog):
     missing = NSMDigestOutputBot.check({"channel": "file", "file_directory": str(tmp_path), "upstream_url": hub.url})
     errors = " ".join(text for level, text in missing if level == "error")
     assert "needs instance_name" in errors and "needs upstream_token_file" in errors
+    os.chmod(path, 0o600)
+    named = {"channel": "file", "file_directory": str(tmp_path), "constituency": "ibd", "upstream_token_file": path}
+    named["upstream_url"] = hub.url
+    assert NSMDigestOutputBot.check({**named, "instance_name": CERT}) is None
+    bad = NSMDigestOutputBot.check({**named, "instance_name": "ibd\ncert"})
+    assert [level for level, text in bad if "instance_name must be" in text] == ["error"]
 
 
 def test_names_and_notes_go_where_the_cert_shares_them_and_the_hub_shows_them(hub, cert, tmp_path):

@@ -154,6 +154,9 @@ class NSMDigestOutputBot(OutputBot):
             if not getattr(self, needed):
                 # Changes sent without this CERT's name would carry ids no later batch matches.
                 raise ValueError(f"Parameter upstream_url needs {needed}, which is not set.")
+        if not instance_name_ok(self.instance_name):
+            # The hub would refuse every batch whole (and each change, one by one, with it).
+            raise ValueError("Parameter instance_name must be 1 to 100 characters without control characters.")
 
         self.logger.info("Changes of the findings a hub forwarded go back to %s.", self.upstream_url)
         return OutboxPusher(
@@ -366,6 +369,12 @@ def check_openpgp(parameters: dict) -> list:
     return results
 
 
+def instance_name_ok(name) -> bool:
+    """An instance name the hub takes (``nsm-outcomes/1``: no control characters), short enough
+    that its change ids stay within the hub's limit."""
+    return isinstance(name, str) and 0 < len(name) <= 100 and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
 def check_upstream(parameters: dict) -> list:
     """What check() says of the way back to a hub: what it needs, the token file's mode."""
     url = parameters.get("upstream_url")
@@ -378,8 +387,11 @@ def check_upstream(parameters: dict) -> list:
         ("http://127.", "http://[::1]", "http://localhost")
     ):
         results.append(["warning", "Parameter upstream_url is http://: the CERT's token goes unencrypted; use https."])
-    if not parameters.get("instance_name"):
+    name = parameters.get("instance_name")
+    if not name:
         results.append(["error", "Parameter upstream_url needs instance_name (this CERT's name at the hub), not set."])
+    elif not instance_name_ok(name):
+        results.append(["error", "Parameter instance_name must be 1 to 100 characters without control characters."])
     if not parameters.get("upstream_token_file"):
         results.append(["error", "Parameter upstream_url needs upstream_token_file, which is not set."])
     else:
