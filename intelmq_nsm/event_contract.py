@@ -56,6 +56,11 @@ TLP = "extra.nsm.tlp"
 #: rescan that found the system fixed). No output presents a not-vulnerable event as a
 #: vulnerability.
 RESULT = "extra.nsm.result"
+#: dict: at a CERT, a finding its hub forwarded: ``{"instance": "<the hub's instance name>",
+#: "finding_id": "<the hub's finding id>", "case_id", "reporter": {...}, "forwarded_at"}``
+#: (keys absent when unknown). The CERT's ledger keeps the hub's finding id and instance, and
+#: the finding's changes go back to the hub under that id (``harmonization/federation.md``).
+UPSTREAM = "extra.nsm.upstream"
 
 # -- Event, written by the constituency expert ------------------------------------------
 #: list[dict]: the organisations the finding belongs to within this event's constituency,

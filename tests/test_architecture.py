@@ -298,6 +298,15 @@ HOMES = {
     "add_token": f"{PACKAGE}.auth.tokens",
     "revoke_token": f"{PACKAGE}.auth.tokens",
     "read_entries": f"{PACKAGE}.auth.tokens",
+    # Across installations: the token a CERT presents to its hub is read in one place; the
+    # state a record takes is decided by one function; a CERT's report, its outbox and the
+    # hub's endpoint have one home each.
+    "read_token": f"{PACKAGE}.auth.client",
+    "token_problem": f"{PACKAGE}.auth.client",
+    "decide": f"{PACKAGE}.digest.ledger.precedence",
+    "Reported": f"{PACKAGE}.digest.ledger.downstream",
+    "OutboxPusher": f"{PACKAGE}.digest.outbox",
+    "OutcomesAPI": f"{PACKAGE}.feedback.outcomes",
 }
 #: Request headers that carry framing, sizes, the client's address or credentials: read
 #: by the web layer only (a service declares what it takes and gets the result).
@@ -370,6 +379,27 @@ def test_only_the_openpgp_module_drives_gnupg(name):
     # One home for gpg: the key's checks, signing and encrypting (python-gnupg is imported
     # lazily there, so that the bots list and run without it).
     assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
+
+
+def test_a_cert_s_report_changes_the_hub_s_ledger_only_through_the_store():
+    # What a reported change does to a record (downstream.py) is applied by the store alone,
+    # in its one transaction per request, as the notification policy is; the endpoint and
+    # everyone else call Ledger.apply_reported.
+    users = sorted(n for n in under(PACKAGE, "benchmarks") if f"{PACKAGE}.digest.ledger.downstream" in GRAPH[n])
+    assert set(users) <= {LEDGER_MODULE, f"{PACKAGE}.feedback.outcomes"}, users
+    outcomes_imports = {
+        alias.name
+        for node in ast.walk(tree_of(f"{PACKAGE}.feedback.outcomes"))
+        if isinstance(node, ast.ImportFrom) and node.module == f"{PACKAGE}.digest.ledger.downstream"
+        for alias in node.names
+    }
+    assert outcomes_imports == {"Reported"}, outcomes_imports
+
+
+def test_the_precedence_of_states_is_a_leaf():
+    # Every writer that must choose a state asks it; it asks nothing of the package.
+    name = f"{PACKAGE}.digest.ledger.precedence"
+    assert not any(target.startswith(f"{PACKAGE}.") for target in GRAPH[name]), GRAPH[name]
 
 
 #: The programs of Debian's gnupg package the product runs (through python-gnupg or itself).
@@ -447,13 +477,38 @@ def test_tlp_labels_are_spelled_in_one_module():
 #: What a loaded registry is made of, in ``constituency/``: none of it reads files.
 REGISTRY_DATA = ("fields", "index", "model", "registry", "values")
 #: How a registry is read: files, documents, CSV rows, records, the checks across records.
-REGISTRY_READING = ("builtin", "csv_file", "documents", "loader", "paths", "records", "references")
+REGISTRY_READING = ("builtin", "claims", "csv_file", "documents", "loader", "paths", "records", "references")
 
 
 @pytest.mark.parametrize("name", [f"{PACKAGE}.constituency.{module}" for module in REGISTRY_DATA])
 def test_the_registry_and_its_index_know_nothing_of_how_a_registry_is_read(name):
     reading = sorted(m for m in REGISTRY_READING if reaches(name, f"{PACKAGE}.constituency.{m}", through=True))
     assert reading == [], f"{name} imports {', '.join(reading)}."
+
+
+def _texts(name: str) -> set:
+    """The string constants of module ``name`` (also the literal parts of its f-strings)."""
+    return {
+        node.value for node in ast.walk(tree_of(name)) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+@pytest.mark.parametrize("name", under(f"{PACKAGE}.constituency", f"{PACKAGE}.cli", f"{PACKAGE}.bots"))
+def test_a_certs_claims_source_and_organisation_are_spelled_in_the_model_only(name):
+    # ``claims:<key>`` and ``cert:<key>`` say which assets are a CERT's claims and who stands
+    # for its constituency: a second spelling would be a second rule of what a claim is.
+    if name != f"{PACKAGE}.constituency.model":
+        spelled = sorted(text for text in _texts(name) if text.startswith(("claims:", "cert:")))
+        assert spelled == [], f"{name} spells {spelled}; use claims_source, claimed_by, cert_organisation."
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_a_certs_claims_status_is_written_by_the_update_and_said_by_the_claims_module(name):
+    # One writer of a download's status, one sentence for stale claims (log, check, validate).
+    if name != f"{PACKAGE}.constituency.update":
+        assert "write_status" not in imported_names(name) or name == f"{PACKAGE}.constituency.claims", name
+    if name != f"{PACKAGE}.constituency.claims":
+        assert not any("were not taken" in text for text in _texts(name)), f"{name} words stale claims itself."
 
 
 def imported_names(name: str) -> set:
@@ -566,12 +621,21 @@ LEDGER_OBJECTS = ledger_tables_and_metadata()
 def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
     spool = {"events", "arrivals", "digests", "ledger_recorded"}
     assert {TABLE_HOMES[t] for t in spool} == {SPOOL_MODULE}
-    ledger = {"ledger_findings", "ledger_history", "ledger_notifications", "ledger_disputes"}
+    ledger = {
+        "ledger_findings",
+        "ledger_history",
+        "ledger_notifications",
+        "ledger_disputes",
+        "ledger_outbox",
+        "ledger_outbox_refused",
+        "ledger_received",
+        "ledger_downstream",
+    }
     assert {TABLE_HOMES[t] for t in ledger} == {LEDGER_MODULE}
     assert TABLE_HOMES["unreachable_contacts"] == CONTACTS_MODULE
     assert TABLE_HOMES["submissions"] == f"{PACKAGE}.intake.spool"
     assert {TABLE_HOMES[t] for t in ("cases", "case_shares")} == {CASES_MODULE}
-    assert len(LEDGER_OBJECTS) == 5  # four tables and their MetaData
+    assert len(LEDGER_OBJECTS) == 9  # eight tables and their MetaData
     for statement in (
         "SELECT row FROM events WHERE digest_id = ?",
         "INSERT OR IGNORE INTO digests (id) VALUES (?)",

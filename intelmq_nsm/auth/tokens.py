@@ -31,6 +31,8 @@ from intelmq_nsm import storage
 
 TOKEN_PATTERN = re.compile(r"^nsm_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 FEED_CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: A constituency key a CERT's token is bound to (a hub's ``POST /v1/outcomes``).
+CONSTITUENCY_PATTERN = FEED_CODE_PATTERN
 FILE_VERSION = 1
 # scrypt's cost: ~30 ms per check on a small machine. Tokens are random 256-bit secrets,
 # so the hash mainly protects a stolen token file; verified tokens are cached in memory.
@@ -61,6 +63,9 @@ class TokenEntry:
     scrypt: dict = field(default_factory=lambda: dict(_SCRYPT))
     #: ISO 8601 time from which the token is no longer accepted (None: no expiry).
     expires: Optional[str] = None
+    #: A downstream CERT's token at a hub: the constituency key it speaks for (``ibd``); it
+    #: may report changes only of the findings the hub forwarded to that constituency.
+    constituency: Optional[str] = None
 
     @property
     def active(self) -> bool:
@@ -112,6 +117,8 @@ def _entry(path: Path, number: int, item) -> TokenEntry:
         except ValueError:
             raise TokenFileError(f"{where} has an expiry that is not an ISO 8601 time: {entry.expires!r}.") from None
         entry.expires = str(entry.expires)
+    if entry.constituency is not None and not CONSTITUENCY_PATTERN.match(str(entry.constituency)):
+        raise TokenFileError(f"{where} has a constituency that is not a constituency key: {entry.constituency!r}.")
     return entry
 
 
@@ -146,10 +153,11 @@ def write_entries(path, entries: list) -> None:
 
 
 def _stored(entry: TokenEntry) -> dict:
-    # No expiry, no key: a file without expiries stays readable by versions before them.
+    # No expiry (constituency), no key: a file without them stays readable by versions before them.
     data = asdict(entry)
-    if data["expires"] is None:
-        del data["expires"]
+    for key in ("expires", "constituency"):
+        if data[key] is None:
+            del data[key]
     return data
 
 
@@ -178,11 +186,20 @@ def add_token(
     feed_name: Optional[str] = None,
     comment: str = "",
     expires: Optional[str] = None,
+    constituency: Optional[str] = None,
 ) -> tuple:
-    """Create a token for ``researcher``: returns ``(entry, token)``; the token is shown once."""
+    """Create a token for ``researcher``: returns ``(entry, token)``; the token is shown once.
+    With ``constituency``, a downstream CERT's token at a hub, bound to that constituency key
+    (its feed codes default to the key)."""
     path = Path(path)
     if not researcher.strip():
         raise ValueError("The researcher's name is empty.")
+    if constituency is not None:
+        if not CONSTITUENCY_PATTERN.match(constituency):
+            raise ValueError(
+                f"Constituency {constituency!r} is not a key: use lower-case letters, digits, '-' and '_'."
+            )
+        feed_codes = list(feed_codes or [constituency])
     if not feed_codes:
         raise ValueError("A token needs at least one feed code.")
     for code in feed_codes:
@@ -211,6 +228,7 @@ def add_token(
             created=_now(),
             comment=comment,
             expires=expires,
+            constituency=constituency,
         )
         write_entries(path, [*entries, entry])
     return entry, f"nsm_{token_id}_{secret}"

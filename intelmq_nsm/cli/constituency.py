@@ -1,16 +1,23 @@
-"""``intelmq-nsm constituency``: validate, query and compare constituency registries.
+"""``intelmq-nsm constituency``: validate, query, compare and export constituency registries.
 
 Exit codes: 0 success (``lookup``: every value matched; ``diff``: no routing changes),
-1 the registry is invalid (or ``diff``: routing changes), 2 wrong usage or unreadable input,
-3 (``lookup`` only) at least one value matched nothing.
+1 the registry is invalid (or ``diff``: routing changes; ``export``: the claims would be
+invalid), 2 wrong usage or unreadable input, 3 (``lookup`` only) at least one value matched
+nothing, 4 (``validate`` only) valid, but a CERT's claims among the files are stale: their
+last download was not taken.
 """
 
+import tempfile
 from datetime import date
+from pathlib import Path
 
 from intelmq_nsm.cli.terminal import say, say_json, warn
 from intelmq_nsm.constituency import RegistryError, load_registry
+from intelmq_nsm.constituency.claims import read_status, stale
+from intelmq_nsm.constituency.export import ORGANISATIONS, claims_document, claims_json
 from intelmq_nsm.constituency.index import OWNERS
 from intelmq_nsm.constituency.values import parse_asn, parse_ip, utc_today
+from intelmq_nsm.storage import atomic_write
 
 DEFAULT_DATABASE = "/opt/intelmq/var/lib/bots/nsm-constituency"
 
@@ -39,7 +46,11 @@ def validate(args) -> int:
         f"Valid: {stats['organisations']} organisations, {stats['networks']} networks, {stats['domains']} domains, "
         f"{stats['asns']} ASNs, {stats['exclusions']} exclusions; version {stats['version']}."
     )
-    return 0
+    # A hub's claims files: the status its --update-database left beside each one.
+    stale_claims = [message for claims in registry.claims.values() if (message := stale(read_status(claims["file"])))]
+    for message in stale_claims:
+        warn(f"Stale: {message}")
+    return 4 if stale_claims else 0
 
 
 def _field_for(value: str) -> str:
@@ -174,6 +185,40 @@ def _diff_events(args) -> int:
     return 1 if summary.changed else 0
 
 
+def export(args) -> int:
+    registry = _load(args.database or [DEFAULT_DATABASE], args)
+    if registry is None:
+        return 1
+    try:
+        document = claims_document(registry, args.claims, args.organisations, args.date, version=args.version)
+    except ValueError as exc:
+        warn(f"Cannot export claims: {exc}.")
+        return 2
+    output = Path(args.output)
+    content = claims_json(document)
+    # The hub reads it with this loader: what the loader refuses is never written.
+    with tempfile.TemporaryDirectory(prefix="nsm-claims-") as folder:
+        candidate = Path(folder) / f"claims-{args.claims}.json"
+        candidate.write_text(content, encoding="utf-8")
+        try:
+            load_registry([candidate], include_builtin=not args.no_builtin)
+        except RegistryError as exc:
+            for issue in exc.issues:
+                warn(issue)
+            warn(f"The claims of {args.claims} would be invalid; {output} is unchanged.")
+            return 1
+    atomic_write(output, content)
+    counts = {"network": 0, "domain": 0, "asn": 0}
+    for asset in document["assets"]:
+        counts[next(kind for kind in counts if kind in asset)] += 1
+    say(
+        f"Wrote the claims of {args.claims} to {output}: {counts['network']} networks, {counts['domain']} domains, "
+        f"{counts['asn']} ASNs, {len(document['exclusions'])} exclusions, "
+        f"{len(document.get('organisations', []))} organisations; exported at {document['claims']['exported_at']}."
+    )
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "constituency",
@@ -195,7 +240,11 @@ def register(subparsers) -> None:
             help="decide as on this day (YYYY-MM-DD), e.g. to check a registry before a merger",
         )  # fmt: skip
 
-    sub = commands.add_parser("validate", help="check registry files; print every problem with file, line and field")
+    sub = commands.add_parser(
+        "validate",
+        help="check registry files; print every problem with file, line and field, and CERTs' claims whose "
+        "last download was not taken (exit 4)",
+    )
     sub.add_argument("files", nargs="+", metavar="FILE")
     common(sub, database=False)
     sub.set_defaults(func=validate)
@@ -233,6 +282,23 @@ def register(subparsers) -> None:
     sub.add_argument("--match-asn", action="store_true", help="with --events: as the expert's match_asn: true")
     common(sub, database=False)
     sub.set_defaults(func=diff)
+
+    sub = commands.add_parser(
+        "export",
+        help="write a constituency's claims for the hub: networks, domains, ASNs, never contacts",
+        description="Write, from the CERT's full registry, the claims file (JSON) of one constituency, checked with "
+        "the loader the hub uses (harmonization/claims.md).",
+    )
+    sub.add_argument("--claims", required=True, metavar="KEY", help="the constituency whose claims to write, e.g. ibd")
+    sub.add_argument("-o", "--output", required=True, metavar="FILE", help="the claims file to write (JSON)")
+    sub.add_argument(
+        "--organisations", choices=ORGANISATIONS, default="none",
+        help="none (default): every asset is the constituency's own (cert:KEY); ids: with its organisations' ids; "
+        "names: with their ids and names",
+    )  # fmt: skip
+    sub.add_argument("--version", metavar="LABEL", help="the claims' version label (default: the registry's version)")
+    common(sub)
+    sub.set_defaults(func=export)
 
     from intelmq_nsm.cli.constituency_import import add_import_parser  # the import actions live in their own module
 

@@ -26,7 +26,8 @@ def _text(disputes) -> list:
     lines = []
     for d in disputes:
         lines.append(f"{d['id']}  {d['finding_id']}  {d['organisation']} ({d['organisation_name']})  {d['target']}")
-        lines.append(f"  case {d['case_id'] or '-'}, disputed {_time(d['disputed_at'])}: {d['comment'] or '-'}")
+        by = f" by {d['reported_by']}" if d["reported_by"] else ""
+        lines.append(f"  case {d['case_id'] or '-'}, disputed {_time(d['disputed_at'])}{by}: {d['comment'] or '-'}")
         for m in d["matches"]:
             lines.append(
                 f"  matched {m['kind']} {m['matched']} ({m['field']} {m['value']}), source {m['source'] or 'manual'}"

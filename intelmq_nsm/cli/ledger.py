@@ -124,10 +124,32 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_outbox(args) -> int:
+    """At a CERT: how far its outbox went to each hub, what waits, what a hub refused."""
+    ledger = _open(args)
+    boxes, refused = ledger.outboxes(), ledger.refused_outgoing()
+    if args.json:
+        _print_json({"ledger": ledger.name, "outboxes": boxes, "refused": refused})
+        return 0
+    if not boxes:
+        say("No outbox: no change went to a hub yet (the output's upstream_url).")
+    for box in boxes:
+        say(
+            f"{box['upstream']}: sent up to history id {box['sent_to']} ({_time(box['updated_at'])});"
+            f" {box['waiting']} waiting"
+        )
+    for r in refused:
+        say(
+            f"  refused {_time(r['at'])}  {r['change_id']}  finding {r['upstream_finding_id']}  {r['state']}"
+            f"  HTTP {r['status']}: {r['reason']}"
+        )
+    return 0
+
+
 def register(subparsers) -> None:
     from intelmq_nsm.digest.ledger import STATES
 
-    parser = subparsers.add_parser("ledger", help="what became of the findings: list, show, stats")
+    parser = subparsers.add_parser("ledger", help="what became of the findings: list, show, stats, outbox")
     parser.add_argument("database", help="the digest output's spool file, or its ledger_url")
     parser.add_argument("--ledger", help="the ledger's name (the bot's ledger_name, else its bot id)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -149,3 +171,7 @@ def register(subparsers) -> None:
     p = actions.add_parser("stats", help="per case, constituency and organisation: counts and days to fix")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
+
+    p = actions.add_parser("outbox", help="at a CERT: what went back to each hub, what waits, what a hub refused")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_outbox)

@@ -33,11 +33,14 @@ def _contacts(spool):
 
 
 def cmd_list(args) -> int:
+    from intelmq_nsm.digest.health import refused_changes
+
     spool = _open(args)
     digests = spool.digests(args.state)
     unreachable = _contacts(spool).rows()
+    refused = refused_changes(args.spool_file)
     if args.json:
-        say_json({"counts": spool.counts(), "digests": digests, "unreachable": unreachable})
+        say_json({"counts": spool.counts(), "digests": digests, "unreachable": unreachable, "refused": refused})
         return 0
     counts = spool.counts()
     say(
@@ -58,6 +61,13 @@ def cmd_list(args) -> int:
     if unreachable:
         say(f"{len(unreachable)} unreachable contact(s), who get no digests until cleared (spool FILE contacts):")
         _print_contacts(unreachable)
+    if refused:
+        say(f"{len(refused)} change(s) the hub refused; kept here, not sent again:")
+        for r in refused:
+            say(
+                f"  {_time(r['at'])}  {r['change_id']}  finding {r['upstream_finding_id']} ({r['finding_id']})"
+                f"  {r['state']}  to {r['upstream']}  HTTP {r['status']}: {r['reason']}"
+            )
     return 0
 
 

@@ -55,6 +55,7 @@ def domain_changes(old, new, day: date):
     for index in (old, new):
         names.update(index.domains)
         names.update(index.excluded_domains)
+        names.update(index.claim_exclusions)
     for name in sorted(names):
         for probe in (name, f"x.{name}"):
             before = old.owners(old.lookup_domain(probe), day)

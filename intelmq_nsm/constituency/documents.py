@@ -1,7 +1,9 @@
 """Registry documents in YAML or JSON: parsed, and their sections read record by record.
 
 A document is a mapping of the sections ``version``, ``constituencies``,
-``organisations``, ``assets`` and ``exclusions`` (``harmonization/constituency-db.md``).
+``organisations``, ``assets`` and ``exclusions`` (``harmonization/constituency-db.md``);
+a CERT's claims file adds its ``claims`` header (``harmonization/claims.md``), and its
+records are read under the rules of its claims (``records.RecordReader.begin_document``).
 YAML records carry the line they start on, so that every issue names it; JSON records
 are named by their path (``assets[3]``).
 """
@@ -10,11 +12,11 @@ import json
 
 import yaml
 
-from .records import RecordReader
+from .claims import HEADER
+from .records import LINE, RecordReader
 
 SECTIONS = ("constituencies", "organisations", "assets", "exclusions")
-_DOC_KEYS = {"version", *SECTIONS}
-_LINE = "__line__"
+_DOC_KEYS = {"version", HEADER, *SECTIONS}
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -23,7 +25,7 @@ class _LineLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader, node, deep=False):
     mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-    mapping[_LINE] = node.start_mark.line + 1
+    mapping[LINE] = node.start_mark.line + 1
     return mapping
 
 
@@ -62,14 +64,24 @@ def read_document_file(path, data: bytes, records: RecordReader) -> None:
 def read_document(path, document, records: RecordReader) -> None:
     """Read a parsed document's sections, record by record."""
     if document is None:
-        return
+        document = {}  # an empty file: no records, but a claims file must not be empty
     if not isinstance(document, dict):
         records.issue("error", path, "line 1", "", "the document must be a mapping with registry sections")
         return
-    for key in sorted(set(document) - _DOC_KEYS - {_LINE}):
+    for key in sorted(set(document) - _DOC_KEYS - {LINE}):
         records.issue("error", path, _where(document, key), key, f"unknown section {key!r}")
-    if document.get("version") is not None:
-        records.registry.versions.append(str(document["version"]))
+    version = None if document.get("version") is None else str(document["version"])
+    if version is not None:
+        records.registry.versions.append(version)
+    header = document.get(HEADER)
+    where = _where(header, HEADER) if HEADER in document else "line 1"
+    if HEADER in document and header is None:
+        header = {}  # an empty header is a claims header without any of its keys
+    if isinstance(header, dict):
+        header = {key: value for key, value in header.items() if key != LINE}
+    counts = {section: len(entries) for section in SECTIONS if isinstance(entries := document.get(section), list)}
+    if not records.begin_document(path, where, header, counts, version):
+        return
     for section, read in zip(
         SECTIONS, (records.constituency, records.organisation, records.asset_record, records.exclusion_record)
     ):
@@ -83,9 +95,10 @@ def read_document(path, document, records: RecordReader) -> None:
                 records.issue("error", path, location, section, "each entry must be a mapping")
                 continue
             read(path, location, record)
+    records.end_document(path, where)
 
 
 def _where(record, fallback: str) -> str:
-    if isinstance(record, dict) and _LINE in record:
-        return f"line {record[_LINE]}"
+    if isinstance(record, dict) and LINE in record:
+        return f"line {record[LINE]}"
     return fallback

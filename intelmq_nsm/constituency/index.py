@@ -19,8 +19,17 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .model import KINDS, Asset, Match, Route
-from .values import format_network, normalise_domain, parse_asn, parse_ip, parse_network, url_host, utc_today
+from .model import KINDS, Asset, Match, Route, claimed_by
+from .values import (
+    format_network,
+    normalise_domain,
+    parents,
+    parse_asn,
+    parse_ip,
+    parse_network,
+    url_host,
+    utc_today,
+)
 
 _inet_pton, _AF_INET, _from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
 #: Which kind of value an event field holds, by the field name's last part.
@@ -126,6 +135,15 @@ class Entry:
         self.specificity = first.specificity
         self.assets = [first, second]
 
+    @staticmethod
+    def of(assets: list):
+        """The entry of ``assets`` (one asset is its own entry), or None if there is none."""
+        if len(assets) < 2:
+            return assets[0] if assets else None
+        entry = Entry(assets[0], assets[1])
+        entry.assets += assets[2:]
+        return entry
+
 
 def _same(value):
     return value
@@ -209,6 +227,11 @@ class Index:
                 excluded[version][start << 8 | prefixlen] = value
             else:
                 self.excluded_domains.add(value)
+        #: Domains that constituencies' claims leave out of their own claims: name → keys.
+        self.claim_exclusions = defaultdict(set)
+        for key, value, _note, _origin in registry.claim_exclusions:
+            self.claim_exclusions[value].add(key)
+        self.claim_exclusions = dict(self.claim_exclusions)
         # Popped one at a time: each dictionary is freed before the next table is built.
         tables = networks.tables
         self.networks = {4: RangeTable(32, tables.pop(4)), 6: RangeTable(128, tables.pop(6))}
@@ -267,6 +290,8 @@ class Index:
                 return None
         if self._domain_excluded(name):
             return None
+        if self.claim_exclusions:
+            return self._lookup_claimed_domain(name)
         entry = self.domains.get(name)
         if entry is not None:
             return entry
@@ -279,18 +304,23 @@ class Index:
             dot = name.find(".", dot + 1)
         return None
 
+    def _lookup_claimed_domain(self, name: str) -> Optional[Entry]:
+        """``lookup_domain`` where claims leave names out of their own claims: a name at or
+        below a constituency's claims exclusion matches none of that constituency's claims
+        (as a registry's own exclusion matches nothing), and the others' claims still."""
+        levels = [name, *parents(name)]
+        excluded = set().union(*(self.claim_exclusions.get(level, ()) for level in levels))
+        for depth, level in enumerate(levels):
+            entry = (self.subdomains if depth else self.domains).get(level)
+            if entry is not None and excluded:
+                entry = Entry.of([asset for asset in entry.assets if claimed_by(asset.source) not in excluded])
+            if entry is not None:
+                return entry
+        return None
+
     def _domain_excluded(self, name: str) -> bool:
         excluded = self.excluded_domains
-        if not excluded:
-            return False
-        if name in excluded:
-            return True
-        dot = name.find(".")
-        while dot >= 0:
-            if name[dot + 1 :] in excluded:
-                return True
-            dot = name.find(".", dot + 1)
-        return False
+        return bool(excluded) and (name in excluded or any(parent in excluded for parent in parents(name)))
 
     def lookup_asn(self, value) -> Optional[Entry]:
         try:
@@ -460,6 +490,12 @@ class Index:
             ordered = sorted(organisations.values(), key=lambda o: (KINDS.index(o.kind), o.id))
             tie = [] if self._related(ordered) else [o.id for o in ordered]
             routes.append(Route(key, ordered, matches, tie))
+        if len(routes) > 1 and len({claimed_by(asset.source) for _, asset in assets} - {None}) > 1:
+            # Two CERTs' claims of one asset: each copy names every claimant, as a tie
+            # within one constituency does; which one is right is the hub's to sort out.
+            tie = sorted({o.id for route in routes for o in route.organisations})
+            for route in routes:
+                route.tie = tie
         return routes
 
     @staticmethod

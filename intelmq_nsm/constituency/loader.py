@@ -8,6 +8,8 @@ field and reason, so that a broken file can never replace a good registry in mem
 Which files (``paths.py``), how a file is parsed (``documents.py``, ``csv_file.py``),
 how a record is checked (``records.py``), what records say of each other
 (``references.py``) and what a registry holds (``registry.py``) each have their module.
+A hub reads its CERTs' claims files among its registry files, under its ``ClaimsPolicy``
+(``claims.py``): which file is whose claims, and what each may claim.
 """
 
 import contextlib
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from .builtin import add_builtin
+from .claims import ClaimsPolicy
 from .csv_file import read_csv_file
 from .documents import read_document_file
 from .model import Issues, RegistryError
@@ -27,14 +30,18 @@ from .registry import Registry
 from .values import utc_today
 
 
-def load_registry(paths, include_builtin: bool = True, today: Optional[date] = None) -> Registry:
+def load_registry(
+    paths, include_builtin: bool = True, today: Optional[date] = None, claims: Optional[ClaimsPolicy] = None
+) -> Registry:
     """Read, validate and index the registry in ``paths`` (files or directories).
 
-    ``include_builtin`` adds the 342 municipalities to the ``ibd`` constituency. Returns
-    the Registry (its ``issues`` holds the warnings); raises RegistryError on any error.
+    ``include_builtin`` adds the 342 municipalities to the ``ibd`` constituency. ``claims``:
+    a hub's claims sources; without it a claims file speaks for the constituency it
+    declares. Returns the Registry (its ``issues`` holds the warnings); raises
+    RegistryError on any error.
     """
     with _collector_paused():
-        return _load(paths, include_builtin, today or utc_today())
+        return _load(paths, include_builtin, today or utc_today(), claims)
 
 
 @contextlib.contextmanager
@@ -51,11 +58,11 @@ def _collector_paused():
             gc.enable()
 
 
-def _load(paths, include_builtin: bool, today: date) -> Registry:
+def _load(paths, include_builtin: bool, today: date, claims: Optional[ClaimsPolicy]) -> Registry:
     registry, issues = Registry(), Issues()
     if include_builtin:
         add_builtin(registry)
-    records = RecordReader(registry, issues)
+    records = RecordReader(registry, issues, claims)
     files = registry_files(paths)
     if not files:
         issues.add("error", "", "", "", "no registry files were given")
@@ -74,6 +81,10 @@ def _load(paths, include_builtin: bool, today: date) -> Registry:
 def _read_file(path: Path, records: RecordReader) -> None:
     try:
         if path.suffix.lower() == ".csv":
+            source = records.claims_source(path)
+            if source is not None:
+                records.issue("error", path, "", "", f"the claims of {source.key!r} are a YAML or JSON document")
+                return
             read_csv_file(path, records)
         else:
             read_document_file(path, path.read_bytes(), records)

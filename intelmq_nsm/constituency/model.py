@@ -1,5 +1,6 @@
 """The constituency registry's data model: plain dataclasses, no IntelMQ needed."""
 
+import re
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -14,13 +15,37 @@ from .preferences import parse as parse_preferences
 KINDS = ("municipality", "shared-service", "other")
 #: The source of an asset typed by hand; any other source is the name of an import.
 MANUAL = "manual"
+#: The source of an asset read from a sectoral CERT's claims file is this and the claiming
+#: constituency's key (``claims:ibd``): imported, so a hub's own manual asset beats it
+#: (harmonization/claims.md).
+CLAIMS_SOURCE = "claims:"
+#: The organisation that stands for a whole constituency in its claims: ``cert:ibd`` owns
+#: every asset a CERT claims without naming an organisation of its own.
+CERT_ORGANISATION = "cert:"
 #: The constituency the shipped municipality list belongs to.
 DEFAULT_CONSTITUENCY = "ibd"
+#: A constituency's key: also the name of the expert's path for it.
+CONSTITUENCY_KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 #: An organisation's role for a finding, by the kind of value that matched it: it runs the
 #: service (the domain), the system lies in its network, or in its autonomous system.
 ROLES = {"domain": "service", "network": "network", "asn": "asn"}
 #: The role an organisation matched in several ways is given: the first of these it has.
 ROLE_ORDER = ("service", "network", "asn")
+
+
+def claims_source(key: str) -> str:
+    """The source of the assets of constituency ``key``'s claims: ``claims:ibd``."""
+    return CLAIMS_SOURCE + key
+
+
+def claimed_by(source: str) -> Optional[str]:
+    """The constituency whose claims an asset of ``source`` came from, or None."""
+    return source[len(CLAIMS_SOURCE) :] if source.startswith(CLAIMS_SOURCE) else None
+
+
+def cert_organisation(key: str) -> str:
+    """The id of the organisation that stands for constituency ``key`` as a whole: ``cert:ibd``."""
+    return CERT_ORGANISATION + key
 
 
 @dataclass(frozen=True)

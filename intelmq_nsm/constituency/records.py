@@ -6,20 +6,35 @@ the file, the location (``line 12``, or a JSON path such as ``assets[3]``), the 
 the reason; the rest of the record, and of the file, is still read, so that an operator
 sees every problem at once. Checks across records (references, shared assets) follow in
 ``references.py`` once every file is read.
+
+The records of a claims file (a CERT's claims, ``claims.py``) are read by the same readers
+under the rules of their ``ClaimsScope``: what a claims file may not carry is refused here,
+record by record, with its field.
 """
 
-import re
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Optional
 
-from .model import DEFAULT_CONSTITUENCY, MANUAL, Asset, Constituency, Issues, Organisation
+from .claims import HEADER, ClaimsPolicy, ClaimsScope
+from .model import (
+    CONSTITUENCY_KEY,
+    DEFAULT_CONSTITUENCY,
+    MANUAL,
+    Asset,
+    Constituency,
+    Issues,
+    Organisation,
+    cert_organisation,
+    claims_source,
+)
 from .registry import NetworkRows, Registry
-from .values import format_network, normalise_domain, parse_asn, parse_network
+from .values import format_network, normalise_domain, parse_asn, parse_network, parse_normal_network
 
 #: The keys of an asset record that name its value; exactly one per asset.
 ASSET_KINDS = ("network", "domain", "asn")
-_KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: The key under which a YAML record carries the line it starts on (``documents.py``).
+LINE = "__line__"
 
 
 def read_fields(
@@ -76,19 +91,80 @@ def _absent(value) -> bool:
 class RecordReader:
     """Adds the records of one registry's files to ``registry``, noting issues in ``issues``."""
 
-    def __init__(self, registry: Registry, issues: Issues):
+    def __init__(self, registry: Registry, issues: Issues, claims: Optional[ClaimsPolicy] = None):
         self.registry = registry
         self.issues = issues
         self.declared = {}  # organisation id → where a file declared it
         self.strings = {}  # one object per distinct organisation id, source and note
+        self.policy = claims  # the hub's claims sources, or None
+        self.scope = None  # the rules of the claims document being read, if one is
+        # A document's networks, handed to the registry at its end (a call per network
+        # would cost a third of the load of a CERT's claims).
+        self.pending = None
+        # Built-in organisations (there before any file is read) → their constituency.
+        self.builtin = {ident: o.constituency for ident, o in registry.organisations.items()}
 
     def issue(self, level, file, location, field, reason) -> None:
         self.issues.add(level, file, location, field, reason)
 
+    def claims_source(self, path):
+        """The hub's claims source whose file ``path`` is, or None."""
+        return self.policy.source_of(path) if self.policy is not None else None
+
+    def begin_document(self, path, location, header, counts: dict, version=None) -> bool:
+        """Start reading a document: a claims file's ``header`` (its ``claims`` section,
+        ``counts`` its sections' lengths) is checked and its rules hold for the records
+        until :meth:`end_document`. False: the document must not be read further."""
+        source = self.claims_source(path)
+        if header is None:
+            if source is None:
+                self.pending = NetworkRows(str(path))
+                return True
+            reason = f"the claims file of {source.key!r} is a claims document: it needs its claims header"
+            self.issue("error", path, location, HEADER, reason)
+            return False
+        scope, problems = ClaimsScope.open(header, counts, source, self.policy)
+        for field, reason in problems:
+            self.issue("error", path, location, field, reason)
+        if scope is None:
+            return False
+        if scope.key in self.registry.claims:
+            first = self.registry.claims[scope.key]["file"]
+            reason = f"the claims of {scope.key!r} are in {first} already"
+            self.issue("error", path, location, f"{HEADER}.constituency", reason)
+            return False
+        self.registry.claims[scope.key] = {"file": str(path), **scope.header, "version": version}
+        self.scope = scope
+        self.pending = NetworkRows(str(path))
+        return True
+
+    def end_document(self, path, location) -> None:
+        pending, self.pending = self.pending, None
+        if pending:
+            self.registry.add_networks(pending)
+        scope, self.scope = self.scope, None
+        if scope is not None and not scope.constituency_declared:
+            reason = f"a claims file names its constituency {scope.key!r} (key, name, share_names)"
+            self.issue("error", path, location, "constituencies", reason)
+
+    def _claims_record(self, section: str, path, location, record: dict) -> dict:
+        """A claims file's record without what a claims file may not carry, each refused."""
+        record, refused = self.scope.strip(section, record, ignore=(LINE,))
+        for field, reason in refused:
+            self.issue("error", path, location, field, reason)
+        return record
+
     def constituency(self, path, location, record) -> None:
+        scope = self.scope
+        if scope is not None:
+            record = self._claims_record("constituencies", path, location, record)
         key = record.get("key")
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not isinstance(key, str) or not CONSTITUENCY_KEY.match(key):
             self.issue("error", path, location, "key", "must be a lowercase name such as 'ibd'")
+            return
+        problem = scope.constituency_problem(key) if scope is not None else None
+        if problem:
+            self.issue("error", path, location, "key", problem)
             return
         if key in self.registry.constituencies and key != DEFAULT_CONSTITUENCY:  # the built-in one may be completed
             self.issue("error", path, location, "key", f"constituency {key!r} is declared twice")
@@ -99,14 +175,41 @@ class RecordReader:
 
         values = read_fields(Constituency, record, {"name": key}, report)
         if values is not None:
-            self.registry.constituencies[key] = Constituency(key, **values)
+            constituency = self.registry.constituencies[key] = Constituency(key, **values)
+            if scope is not None:
+                scope.constituency_declared = True
+                self._cert_organisation(path, location, constituency)
+
+    def _cert_organisation(self, path, location, constituency: Constituency) -> None:
+        """The organisation that owns what a constituency's claims name no organisation for."""
+        ident = cert_organisation(constituency.key)
+        if ident in self.declared:
+            first = ", ".join(self.declared[ident])
+            self.issue("error", path, location, "key", f"organisation {ident!r} is already declared at {first}")
+            return
+        self.declared[ident] = (str(path), location)
+        self.registry.organisations[ident] = Organisation(
+            ident, constituency.name, "other", constituency.key, origin=(str(path), location)
+        )
 
     def organisation(self, path, location, record) -> None:
+        scope = self.scope
+        if scope is not None:
+            record = self._claims_record("organisations", path, location, record)
         ident = record.get("id")
         if not isinstance(ident, str) or not ident.strip():
             self.issue("error", path, location, "id", "every organisation needs an id (a CBS code such as GM0363)")
             return
         ident = ident.strip()
+        if scope is not None:
+            problem = scope.organisation_problem(ident, self.builtin.get(ident), declaring=True)
+            if problem is None and record.get("constituency") not in (None, scope.key):
+                problem = f"the claims of {scope.key!r} declare organisations of {scope.key!r} only"
+                self.issue("error", path, location, "constituency", problem)
+                return
+            if problem:
+                self.issue("error", path, location, "id", problem)
+                return
         if ident in self.declared:
             first = ", ".join(self.declared[ident])
             self.issue("error", path, location, "id", f"organisation {ident!r} is already declared at {first}")
@@ -115,6 +218,8 @@ class RecordReader:
         # An organisation already there and not declared by a file is built in: the record completes it.
         builtin = self.registry.organisations.get(ident)
         fallback = {f.name: getattr(builtin, f.name) for f in fields(Organisation)} if builtin else {}
+        if scope is not None and not builtin:  # a claims file's own: of its constituency, named by its id
+            fallback = {"constituency": scope.key, "name": ident}
 
         def report(field, reason):
             self.issue("error", path, location, field, reason)
@@ -132,6 +237,16 @@ class RecordReader:
         self.registry.organisations[ident] = organisation
 
     def asset_record(self, path, location, record) -> None:
+        scope = self.scope
+        if scope is not None:
+            record = self._claims_record("assets", path, location, record)
+            owner = record.get("organisation")
+            owner = owner.strip() if isinstance(owner, str) and owner.strip() else scope.cert
+            problem = scope.organisation_problem(owner, self.builtin.get(owner), declaring=False)
+            if problem:
+                self.issue("error", path, location, "organisation", problem)
+                return
+            record = {**record, "organisation": owner, "source": claims_source(scope.key)}
         kinds = [k for k in ASSET_KINDS if k in record]
         if len(kinds) != 1:
             self.issue("error", path, location, "", "an asset names exactly one of network, domain, asn")
@@ -148,8 +263,11 @@ class RecordReader:
         network = None
         try:
             if kind == "network":
-                network = parse_network(str(value))
-                normalised = format_network(*network)
+                normalised = value if type(value) is str else str(value)
+                network = parse_normal_network(normalised)  # the short path of what is in normal form
+                if network is None:
+                    network = parse_network(normalised)
+                    normalised = format_network(*network)
             elif kind == "domain":
                 normalised = normalise_domain(str(value))
             else:
@@ -164,14 +282,29 @@ class RecordReader:
             self.issue("error", path, location, "exact", "only a domain can be exact")
         source, note = str(record.get("source") or MANUAL).strip() or MANUAL, str(record.get("note") or "").strip()
         if network is not None:
-            rows = NetworkRows(str(path), [normalised], [organisation.strip()], [source], [note], [line], [network])
-            self.registry.add_networks(rows)
+            shared = self.strings.setdefault
+            rows = self.pending if self.pending is not None else NetworkRows(str(path))
+            rows.values.append(normalised)
+            rows.organisations.append(shared(organisation.strip(), organisation.strip()))
+            rows.sources.append(shared(source, source))
+            rows.notes.append(shared(note, note))
+            rows.lines.append(line)
+            rows.parsed.append(network)
+            if rows is not self.pending:
+                self.registry.add_networks(rows)
             return
         self.registry.assets.append(
             Asset(kind, normalised, organisation.strip(), source, note, bool(exact), str(path), line)
         )
 
     def exclusion_record(self, path, location, record) -> None:
+        if self.scope is not None:
+            kept = self._claims_record("exclusions", path, location, record)
+            if "domain" not in kept:
+                if "network" not in record:  # else refused above
+                    self.issue("error", path, location, "domain", "an exclusion of a claims file names a domain")
+                return
+            record = kept
         kinds = [k for k in ("network", "domain") if k in record]
         if len(kinds) != 1:
             self.issue("error", path, location, "", "an exclusion names exactly one of network, domain")
@@ -188,4 +321,7 @@ class RecordReader:
             self.issue("error", path, location, kind, str(exc))
             return
         note = str(record.get("note") or "").strip()
+        if self.scope is not None:  # it leaves the name out of this constituency's claims alone
+            self.registry.claim_exclusions.append((self.scope.key, normalised, note, (str(path), location)))
+            return
         self.registry.exclusions.append((kind, normalised, note, (str(path), location)))

@@ -2,14 +2,15 @@
 
 References (an organisation's constituency, members and successor, an asset's
 organisation), organisations that ended or have not started yet but hold assets, and
-assets claimed by several organisations, which need a note on each claim saying why.
+assets claimed by several organisations, which need a note on each claim saying why
+(unless CERTs' claims decide: a hub cannot ask its CERTs for notes, it reports the tie).
 """
 
 from collections import Counter
 from datetime import date
 
 from .index import Index
-from .model import Issues
+from .model import Issues, claimed_by
 from .registry import Registry
 
 
@@ -34,6 +35,8 @@ def check_references(registry: Registry, issues: Issues, today: date) -> None:
         if asset.organisation in unknown:
             path, location = asset.origin
             issues.add("error", path, location, "organisation", f"unknown organisation {asset.organisation!r}")
+    if registry.claims:
+        _check_claimed(registry, issues, unknown)
     for ident, count in sorted(owners.items()):
         if ident in unknown:
             continue
@@ -56,6 +59,27 @@ def check_references(registry: Registry, issues: Issues, today: date) -> None:
                 "warning", path, location, "valid_from",
                 f"{ident} starts on {organisation.valid_from} but already has {count} assets, routed to it now",
             )  # fmt: skip
+
+
+def _check_claimed(registry: Registry, issues: Issues, unknown: set) -> None:
+    """Each asset of a constituency's claims belongs to an organisation of that constituency,
+    whichever file declared the organisation."""
+    organisations = registry.organisations
+    pairs = set(zip(registry.networks.sources, registry.networks.organisations))
+    pairs.update((asset.source, asset.organisation) for asset in registry.assets)
+    wrong = {
+        (source, ident) for source, ident in pairs
+        if ident not in unknown and (key := claimed_by(source)) and organisations[ident].constituency != key
+    }  # fmt: skip
+    for asset in registry.all_assets() if wrong else ():
+        if (asset.source, asset.organisation) in wrong:
+            path, location = asset.origin
+            organisation = organisations[asset.organisation]
+            reason = (
+                f"the claims of {claimed_by(asset.source)!r} claim for {organisation.id}, an organisation of "
+                f"constituency {organisation.constituency!r}"
+            )
+            issues.add("error", path, location, "organisation", reason)
 
 
 def _successor_cycle(organisations: dict, organisation) -> bool:
@@ -82,6 +106,14 @@ def check_shared(index: Index, issues: Issues) -> None:
             continue
         deciding = [asset for asset in entry.assets if asset.manual] or entry.assets
         owners = {asset.organisation for asset in deciding}
+        if len(owners) > 1 and all(claimed_by(asset.source) for asset in deciding):
+            path, location = deciding[-1].origin
+            claims = ", ".join(sorted({f"{a.organisation} ({a.source})" for a in deciding}))
+            issues.add(
+                "warning", path, location, deciding[-1].kind,
+                f"{entry.matched} is claimed by {claims}: events there go to each of them",
+            )  # fmt: skip
+            continue
         for asset in deciding if len(owners) > 1 else ():
             if not asset.note:
                 path, location = asset.origin

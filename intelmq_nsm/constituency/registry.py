@@ -43,6 +43,10 @@ class Registry:
         self.networks = NetworkAssets()
         self.assets = []  # domains and ASNs
         self.exclusions = []  # (kind, normalised value, note, origin)
+        #: Constituency key → what its claims file says of itself (file, exported_at, version).
+        self.claims = {}
+        #: Domains a constituency's claims leave out of its own claims only: (key, domain, note, origin).
+        self.claim_exclusions = []
         self.files = []
         self.versions = []
         self.digest = hashlib.sha256()
@@ -92,5 +96,6 @@ class Registry:
             "networks": counts["network"],
             "domains": counts["domain"],
             "asns": counts["asn"],
-            "exclusions": len(self.exclusions),
+            "exclusions": len(self.exclusions) + len(self.claim_exclusions),
+            "claims": [f"{key} (exported {claims['exported_at']})" for key, claims in sorted(self.claims.items())],
         }

@@ -114,6 +114,14 @@ def normalise_domain(text: str) -> str:
     return name
 
 
+def parents(name: str):
+    """The domains above ``name``, nearest first: ``a.b.example`` → ``b.example``, ``example``."""
+    dot = name.find(".")
+    while dot >= 0:
+        yield name[dot + 1 :]
+        dot = name.find(".", dot + 1)
+
+
 def url_host(url: str) -> Optional[str]:
     """The host of a URL, without userinfo, port or brackets; None if there is none."""
     text = url.strip()

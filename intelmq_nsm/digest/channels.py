@@ -136,7 +136,7 @@ class RestChannel:
             return Outcome(unsigned=unsigned) if unsigned else None
         summary = f"POST to {self.url} answered {response.status_code}: {response.text[:200]!r}"
         if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(summary, retry_after=_retry_after(response.headers.get("Retry-After")))
+            raise TransientError(summary, retry_after=retry_after_seconds(response.headers.get("Retry-After")))
         raise PermanentError(summary)
 
     def close(self) -> None:
@@ -168,7 +168,8 @@ def dearmor(armoured: str) -> bytes:
     return base64.b64decode("".join(line for line in body if not line.startswith("=")))
 
 
-def _retry_after(value: Optional[str]) -> Optional[float]:
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """An HTTP ``Retry-After`` in seconds (None if absent or not a number of seconds)."""
     try:
         return max(0.0, float(value)) if value else None
     except ValueError:

@@ -274,14 +274,18 @@ class DeliveryThread(threading.Thread):
 
     IntelMQ calls a bot only when a message arrives, so digests that become due by age while
     the queue is idle need their own clock. The thread opens its own SQLite connection
-    (connections are per thread) and stops between two digests when asked.
+    (connections are per thread) and stops between two digests when asked. At a CERT whose
+    findings come from a hub, each round also sends the ledger's outbox to the hub
+    (``pusher``, :class:`intelmq_nsm.digest.outbox.OutboxPusher`), when it is due: so the
+    owners' answers, which the feedback service writes into the same ledger, go too.
     """
 
-    def __init__(self, spool_factory, channel, logger, interval: float = 5.0, clock=time.time, **settings):
+    def __init__(self, spool_factory, channel, logger, interval: float = 5.0, clock=time.time, pusher=None, **settings):
         super().__init__(name="nsm-digest-delivery", daemon=True)
         self.clock = clock
         self.spool_factory, self.channel, self.logger = spool_factory, channel, logger
         self.interval = interval
+        self.pusher = pusher
         self.settings = settings
         self.stopping = threading.Event()
 
@@ -296,6 +300,7 @@ class DeliveryThread(threading.Thread):
                 except Exception:
                     # The spool keeps everything; the next round tries again.
                     self.logger.exception("Delivery round failed, trying again in %s s.", self.interval)
+                self.push()
                 self.stopping.wait(self.interval)
             # What arrived since the last round goes into the ledger before the output
             # stops, so that the ledger (and who reads it) is up to date.
@@ -306,6 +311,17 @@ class DeliveryThread(threading.Thread):
         finally:
             spool.close()
             self.channel.close()
+            if self.pusher is not None:
+                self.pusher.close()
+
+    def push(self) -> None:
+        """Send the outbox to the hub when it is due (the ledger keeps it meanwhile)."""
+        if self.pusher is None or not self.pusher.due(time.time()):
+            return
+        try:
+            self.pusher.run_once(stop=self.stopping)
+        except Exception:
+            self.logger.exception("Sending the outbox failed; the next round tries again.")
 
     def stop(self, timeout: Optional[float] = None) -> None:
         self.stopping.set()

@@ -70,6 +70,8 @@ class Finding:
     matches: tuple = ()
     #: Who speaks for the finding (:func:`reporter_of`).
     reporter: str = ""
+    #: A finding a hub forwarded: ``(the hub's finding id, the hub's instance)``; () if not.
+    upstream: tuple = ()
 
 
 def _get(event: dict, key: str):
@@ -227,6 +229,7 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
     reporter = reporter_of(event)
+    came_from = upstream(event)
     seen = set()
     result = []
     for org in organisations:
@@ -254,9 +257,39 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
                 where,
                 mine,
                 reporter,
+                came_from,
             )
         )
     return result
+
+
+#: The longest hub finding id and instance name the ledger keeps.
+MAX_UPSTREAM = 200
+
+
+def upstream(event: dict) -> tuple:
+    """``(the hub's finding id, the hub's instance)`` of a finding a hub forwarded
+    (``extra.nsm.upstream``), () for the CERT's own; raises FindingError for a value no hub
+    sends (the forwarded-event parser lets none through)."""
+    value = _get(event, ec.UPSTREAM)
+    if value in (None, "", {}):
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise FindingError(ec.UPSTREAM, value, "is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise FindingError(ec.UPSTREAM, value, "is not an object")
+    found = []
+    for key, required in (("finding_id", True), ("instance", False)):
+        part = value.get(key, None if required else "")
+        if not isinstance(part, str) or (required and not part.strip()) or len(part) > MAX_UPSTREAM:
+            least = 1 if required else 0
+            reason = f"its {key} must be a text of {least} to {MAX_UPSTREAM} characters"
+            raise FindingError(f"{ec.UPSTREAM}.{key}", part, reason)
+        found.append(part)
+    return tuple(found)
 
 
 def _preferences(org: dict) -> dict:

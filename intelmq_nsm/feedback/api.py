@@ -13,22 +13,26 @@ from importlib import resources
 
 import jsonschema
 
-from intelmq_nsm.feedback import answers
+from intelmq_nsm.feedback import answers, outcomes
 from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.web import nesting, ratelimit
 from intelmq_nsm.web.app import Endpoint, Request, Response, Routes
 from intelmq_nsm.web.refusal import Refusal
 
 SCHEMA_NAME = "nsm-feedback-1.schema.json"
+#: The largest feedback taken: one answer needs far less than the service's cap (which a
+#: hub's batches of CERTs' changes need).
+MAX_FEEDBACK_BYTES = 64 * 1024
 
 
 def schema() -> dict:
     return json.loads(resources.files("intelmq_nsm").joinpath("schemas", SCHEMA_NAME).read_text(encoding="utf-8"))
 
 
-def openapi(base_url: str, max_body: int) -> dict:
-    """The service's OpenAPI 3.1 document (the JSON Schema of a feedback inline); ``max_body``
-    is the largest feedback the service takes (its ``max_body_size``)."""
+def openapi(base_url: str, limits) -> dict:
+    """The service's OpenAPI 3.1 document (the JSON Schemas of a feedback and of a CERT's
+    outcomes inline), with the service's ``limits``."""
+    max_body = min(MAX_FEEDBACK_BYTES, limits.max_body_size)
     body = schema()
     body.pop("$schema", None)
     body.pop("$id", None)
@@ -73,11 +77,12 @@ def openapi(base_url: str, max_body: int) -> dict:
             "title": "intelmq-nsm feedback service",
             "version": "1",
             "description": "Owners answer findings through signed links (HTML pages at /feedback); the IBD's "
-            "ticket system reports answers through POST /v1/feedback.",
+            "ticket system reports answers through POST /v1/feedback; at a hub, downstream CERTs report what "
+            "became of the findings forwarded to them through POST /v1/outcomes.",
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Feedback": body, "Result": result, "Error": error},
+            "schemas": {"Feedback": body, "Result": result, "Error": error, "Outcomes": outcomes.openapi_schema()},
         },
         "paths": {
             "/v1/feedback": {
@@ -109,6 +114,7 @@ def openapi(base_url: str, max_body: int) -> dict:
                     },
                 }
             },
+            "/v1/outcomes": outcomes.openapi_path(refusal, limits.max_body_size, limits.max_batch_items),
             "/v1/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OK"}}}},
         },
     }
@@ -188,7 +194,7 @@ class FeedbackAPI:
 
     def document(self, request: Request) -> Response:
         config = self.context.config
-        return Response.json(200, openapi(config.base_url, config.limits.max_body_size))
+        return Response.json(200, openapi(config.base_url, config.limits))
 
     def add_to(self, routes: Routes) -> None:
         feedback = Endpoint(
@@ -196,6 +202,7 @@ class FeedbackAPI:
             check=self.check,
             screen=self.screen,
             media_types=("application/json",),
+            max_body=MAX_FEEDBACK_BYTES,
             text=True,
             max_depth=nesting.MAX_DEPTH,
         )

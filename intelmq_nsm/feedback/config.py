@@ -14,10 +14,11 @@ import yaml
 from intelmq_nsm.web.limits import FORMER_NAMES, PARAMETERS, Limits
 
 #: The service's limits where they differ from the web stack's: its bodies are small (a
-#: feedback at most 64 KiB, an owner's form about 26 KB) and its work is light.
+#: batch of a CERT's changes at most 1 MiB, a feedback 64 KiB, an owner's form about 26 KB)
+#: and its work is light.
 LIMITS = Limits(
     body_timeout=15,
-    max_body_size=64 * 1024,
+    max_body_size=1024 * 1024,
     max_bytes_in_flight=4 * 1024 * 1024,
     workers=4,
     failed_auth_per_minute=10,
@@ -50,6 +51,10 @@ class ServiceConfig:
     #: Token file of the IBD's operators for the overview (``/operators``; the intake's
     #: format, made with ``intelmq-nsm tokens add``); without one the overview is off.
     operator_tokens_file: Optional[str] = None
+    #: At a hub: token file of the downstream CERTs for ``POST /v1/outcomes``, each token
+    #: bound to one constituency key (``intelmq-nsm tokens add --constituency ibd``);
+    #: without one the endpoint answers 503.
+    cert_tokens_file: Optional[str] = None
     #: The service's public base URL (as in the links); the pages' forms post to their own path.
     base_url: str = ""
     #: Connections, deadlines, sizes, rate limits (per client address; failed links and
@@ -57,7 +62,7 @@ class ServiceConfig:
     limits: Limits = LIMITS
 
 
-_PATHS = ("secret_file", "spool_file", "tokens_file", "operator_tokens_file")
+_PATHS = ("secret_file", "spool_file", "tokens_file", "operator_tokens_file", "cert_tokens_file")
 
 
 def from_mapping(document: dict, source: str = "The configuration") -> ServiceConfig:

@@ -1,7 +1,10 @@
 """Disputed findings ("niet van ons") and the registry corrections they lead to.
 
-A dispute is a ledger record in state ``disputed``. It carries the registry matches that
-routed the finding to the organisation (``extra.nsm.matches`` as the digest output kept
+A dispute is a ledger record in state ``disputed``. At a hub, a downstream CERT's report of
+an owner's "not ours" makes the hub's record of the finding forwarded to that CERT
+disputed (``reported_by``: ``cert:<key>``): the CERT's claim that routed it there is the
+registry entry to correct. It carries the registry matches that routed the finding to the
+organisation (``extra.nsm.matches`` as the digest output kept
 them), so the operator sees which asset was wrong and where it came from. Accepting a
 dispute writes a correction into a corrections file: a registry document of its own
 (``exclusions`` and ``assets``) that the constituency expert reads like any registry file,
@@ -73,9 +76,10 @@ class Disputes:
         self.ledger, self.corrections_file = ledger, corrections_file
 
     def _comment(self, finding_id: str, org_id: str) -> tuple:
-        """The owner's comment on the dispute and when it was made."""
+        """The owner's comment on the dispute, when it was made and by whom (``owner``, an
+        ``operator``, or at a hub the CERT that reported it: ``cert:<key>``)."""
         change = self.ledger.last_change_to(finding_id, org_id, "disputed")
-        return (change["note"] or "", change["at"]) if change else ("", None)
+        return (change["note"] or "", change["at"], change["source"]) if change else ("", None, "")
 
     def list(self, include_decided: bool = False, ident: Optional[str] = None) -> list:
         """The disputes, oldest first; each with its id, finding, organisation, matched
@@ -89,7 +93,7 @@ class Disputes:
                 continue
             if ident is not None and dispute_id(record["finding_id"], record["org_id"]) != ident:
                 continue
-            comment, at = self._comment(record["finding_id"], record["org_id"])
+            comment, at, by = self._comment(record["finding_id"], record["org_id"])
             matches = _matches(record)
             result.append(
                 {
@@ -101,6 +105,7 @@ class Disputes:
                     "case_id": record["case_id"],
                     "target": record["target"],
                     "disputed_at": at,
+                    "reported_by": by,
                     "comment": comment,
                     "matches": [
                         {k: m.get(k, "") for k in ("field", "value", "kind", "matched", "source", "note")}

@@ -1,6 +1,7 @@
 """The IBD operators' overview: per organisation its open findings and their age, per case
 what became of its findings with the chart, the latest answers with their comments, and the
-digests that failed and contacts that are unreachable.
+digests that failed and contacts that are unreachable. At a hub also what its downstream
+CERTs reported (``POST /v1/outcomes``): per case and constituency, and per CERT.
 
 ``GET /operators/login`` shows a form for an operator token (from ``operator_tokens_file``,
 the intake's token format: salted scrypt hashes at rest); ``POST /operators/login`` checks
@@ -96,7 +97,12 @@ def delivery_problems(spool_file) -> dict:
 
 def overview(ledger, now=None) -> dict:
     now = time.time() if now is None else now
-    return {"organisations": organisations(ledger, now), "cases": cases(ledger, now), "answers": latest_answers(ledger)}
+    return {
+        "organisations": organisations(ledger, now),
+        "cases": cases(ledger, now),
+        "answers": latest_answers(ledger),
+        "certs": ledger.received(),
+    }
 
 
 @dataclass

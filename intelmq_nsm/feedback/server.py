@@ -9,6 +9,7 @@ from typing import Optional
 
 from intelmq_nsm.feedback.api import FeedbackAPI
 from intelmq_nsm.feedback.context import ServiceContext
+from intelmq_nsm.feedback.outcomes import OutcomesAPI
 from intelmq_nsm.feedback.overview import OperatorsOverview
 from intelmq_nsm.feedback.pages import OwnersPage
 from intelmq_nsm.web.app import Routes
@@ -20,6 +21,7 @@ def service_routes(context: ServiceContext) -> Routes:
     routes = Routes()
     OwnersPage(context).add_to(routes)
     FeedbackAPI(context).add_to(routes)
+    OutcomesAPI(context).add_to(routes)
     OperatorsOverview(context).add_to(routes)
     return routes
 

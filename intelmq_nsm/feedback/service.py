@@ -1,5 +1,6 @@
 """The feedback service put together from its configuration: the ledger's store, the link
-signer, the researchers' and operators' token verifiers, the server (not started).
+signer, the ticket system's, operators' and (at a hub) CERTs' token verifiers, the server
+(not started).
 
 ``intelmq-nsm serve`` runs it; the demo starts one beside its pipeline.
 """
@@ -24,5 +25,6 @@ def build(config, logger=None):
         logger,
         tickets=TokenVerifier(config.tokens_file) if config.tokens_file else None,
         operators=TokenVerifier(config.operator_tokens_file) if config.operator_tokens_file else None,
+        certs=TokenVerifier(config.cert_tokens_file) if config.cert_tokens_file else None,
     )
     return FeedbackServer(context)

@@ -1,5 +1,7 @@
 """Events as the constituency expert emits them: sample input for the digest output's tests and benchmarks."""
 
+import json
+
 from intelmq_nsm.constituency.builtin import builtin_municipalities
 
 
@@ -10,6 +12,20 @@ def municipalities() -> list:
 
 def organisation(code: str, name: str, kind: str = "municipality") -> dict:
     return {"id": code, "name": name, "kind": kind, "contacts": [f"security@{code.lower()}.example"]}
+
+
+def network_match(org_id: str, network: str, source: str = "ripe-import", note: str = "") -> str:
+    """``extra.nsm.matches`` (as the ledger keeps it: JSON) of a finding routed to ``org_id`` by ``network``."""
+    match = {
+        "field": "source.ip",
+        "value": network.split("/")[0],
+        "kind": "network",
+        "matched": network,
+        "organisation": org_id,
+        "source": source,
+        "note": note,
+    }
+    return json.dumps([match])
 
 
 def event(n: int, organisations: list, constituency: str = "ibd", case: str = "DIVD-2024-00012", **extra) -> dict:

@@ -35,6 +35,9 @@ class Limits:
     max_body_size: int = 50 * 1024 * 1024
     #: Request body bytes received at once, reserved by Content-Length (503 above it).
     max_bytes_in_flight: int = 64 * 1024 * 1024
+    #: The most items one body of a batch endpoint may hold (a hub's ``POST /v1/outcomes``:
+    #: changes); more is refused whole with 413, so that a client sends smaller batches.
+    max_batch_items: int = 1000
     #: Threads for the endpoints' blocking work.
     workers: int = 8
     #: Sustained requests per client (a token, or an address) and minute; 0: no limit.

@@ -149,3 +149,30 @@ def test_the_installed_command_runs(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0 and "GM0363 Amsterdam" in result.stdout
+
+
+def test_export_writes_a_constituencys_claims_that_validate_and_never_name_a_contact(tmp_path, capsys):
+    output = tmp_path / "claims-ibd.json"
+    code, out, _ = run(capsys, "export", "--claims", "ibd", "-d", str(DATA), "-o", str(output), "--date", "2025-06-01")
+    assert code == 0, out
+    assert out.startswith(f"Wrote the claims of ibd to {output}: ") and "0 organisations; exported at " in out
+    document = json.loads(output.read_text("utf-8"))
+    assert document["claims"]["constituency"] == "ibd" and document["constituencies"][0]["key"] == "ibd"
+    assert "@" not in output.read_text("utf-8") and "contacts" not in output.read_text("utf-8")
+    code, out, _ = run(capsys, "validate", str(output), "--no-builtin")
+    assert code == 0 and out.startswith("Valid: 1 organisations,")  # cert:ibd, all its constituency has
+    code, out, _ = run(capsys, "lookup", "192.0.2.5", "-d", str(output), "--json")
+    [route] = json.loads(out)["results"][0]["routes"]
+    assert (route["constituency"], route["organisations"][0]["id"], route["matches"][0]["source"]) == (
+        "ibd", "cert:ibd", "claims:ibd",
+    )  # fmt: skip
+    named = tmp_path / "claims-surf.json"
+    assert (
+        run(capsys, "export", "--claims", "surf", "-d", str(DATA), "-o", str(named), "--organisations", "names")[0] == 0
+    )
+    assert json.loads(named.read_text("utf-8"))["organisations"] == [
+        {"id": "surf:SURF-UNI1", "kind": "other", "name": "Universiteit Voorbeeld"}
+    ]
+    code, _, err = run(capsys, "export", "--claims", "ncsc", "-d", str(DATA), "-o", str(tmp_path / "x.json"))
+    assert code == 2 and "Cannot export claims: the registry has no constituency 'ncsc'." in err
+    assert not (tmp_path / "x.json").exists()

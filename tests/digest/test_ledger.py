@@ -112,7 +112,13 @@ def test_a_finding_seen_in_three_rescans_is_notified_once_and_reminded_once(outp
     )
     [shown] = output.ledger.history_of(finding["finding_id"])
     assert [d["kind"] for d in shown["digests"]] == ["new", "reminder"]
-    assert [(h["old_state"], h["state"]) for h in shown["history"]] == [(None, "open"), ("open", "notified")]
+    # The reminder changes no state, and is in the history all the same (a hub hears of it).
+    assert [(h["old_state"], h["state"]) for h in shown["history"]] == [
+        (None, "open"),
+        ("open", "notified"),
+        ("notified", "notified"),
+    ]
+    assert shown["history"][-1]["note"].startswith("Reminded in digest ")
 
 
 def test_not_vulnerable_fixes_it_and_seen_again_it_is_reopened_and_notified(output):

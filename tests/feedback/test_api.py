@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from intelmq_nsm.cli import main
+from intelmq_nsm.feedback import api
 from intelmq_nsm.feedback import config as config_mod
 from tests.feedback.test_pages import history, states
 
@@ -67,6 +68,7 @@ def test_authentication_is_required(delivered, service):
         (b"[" * 100 + b"]" * 100, 400, "too_deeply_nested"),
         (b'{"finding_id": 1}', 400, "invalid_feedback"),
         (b"x" * (config_mod.LIMITS.max_body_size + 1), 413, "too_large"),
+        (b"x" * (api.MAX_FEEDBACK_BYTES + 1), 413, "too_large"),  # the endpoint's own cap
     ],
 )
 def test_malformed_and_oversized_bodies(delivered, service, body, status, error):

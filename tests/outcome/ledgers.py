@@ -1,9 +1,8 @@
 """A finding ledger with one case's life: four findings notified, one fixed after two days,
 one answered false positive; and the registry that says which constituency shares names."""
 
-import json
-
 from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
+from intelmq_nsm.testbed.sample_events import network_match as matches
 
 CASE = "DIVD-2024-00031"
 T0 = 1_780_000_000.0  # 2026-05-28
@@ -15,19 +14,6 @@ constituencies:
 organisations:
   - {id: UNI-EX, name: Universiteit Voorbeeld, kind: other, constituency: surf}
 """
-
-
-def matches(org_id: str, network: str, source: str = "ripe-import", note: str = "") -> str:
-    match = {
-        "field": "source.ip",
-        "value": network.split("/")[0],
-        "kind": "network",
-        "matched": network,
-        "organisation": org_id,
-        "source": source,
-        "note": note,
-    }
-    return json.dumps([match])
 
 
 FINDINGS = (

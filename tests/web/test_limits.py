@@ -33,7 +33,8 @@ def test_a_bot_s_attributes_and_a_configuration_s_keys_give_the_same_limits():
 def test_the_defaults_come_from_the_service_and_former_names_are_understood():
     limits = Limits.from_parameters({"failures_per_minute": 3, "failures_burst": 4}, defaults=config_mod.LIMITS)
     assert (limits.failed_auth_per_minute, limits.failed_auth_burst) == (3, 4)
-    assert limits.max_body_size == config_mod.LIMITS.max_body_size == 64 * 1024
+    # The service's own default (a batch of a CERT's changes), not the web stack's 50 MiB.
+    assert limits.max_body_size == config_mod.LIMITS.max_body_size == 1024 * 1024
 
 
 def test_parameters_give_the_same_limits_back():

@@ -1,8 +1,10 @@
 """The finding ledger: one record per (finding id, organisation) with its state and history.
 
-``schema`` (the tables), ``policy`` (what an observation or a delivery changes), ``store``
-(the :class:`Ledger` on SQLite or PostgreSQL: every statement on its tables), ``stats``,
-``outcome`` and ``chart`` (what became of the findings, from the Ledger's reads).
+``schema`` (the tables), ``policy`` (what an observation or a delivery changes),
+``precedence`` (which state a record takes when a change is reported), ``downstream`` (at a
+hub: what a CERT's reported change does to the hub's record), ``store`` (the :class:`Ledger`
+on SQLite or PostgreSQL: every statement on its tables), ``stats``, ``outcome`` and
+``chart`` (what became of the findings, from the Ledger's reads).
 """
 
 from intelmq_nsm.digest.ledger.policy import Observation

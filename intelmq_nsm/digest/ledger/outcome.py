@@ -7,6 +7,13 @@ percentile), and a daily series of open and fixed findings, each day's state bei
 last change on or before its end (UTC). Organisation names appear only for constituencies
 that allow sharing them (``share_names`` in the registry); otherwise a constituency shows
 counts only.
+
+At a hub, a constituency whose findings went to its CERT's own instance (the hub's records
+of org ``cert:<key>``) also shows what that CERT reported (``downstream``): the CERT, its
+instance, how many findings it reported on and when last, and per organisation of the
+CERT's the states, by name only where the CERT sent names and the hub's registry lets the
+constituency share them, else as a count. The constituency's own counts, the days to a fix
+and the daily series follow the CERT's reports (applied to the hub's records).
 """
 
 import datetime
@@ -14,7 +21,7 @@ import time
 from collections import defaultdict
 from typing import Callable, Optional
 
-from intelmq_nsm.digest.ledger.schema import STATES
+from intelmq_nsm.digest.ledger.schema import CERT_SOURCE, STATES
 from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, percentiles
 
 #: The daily series covers at most this many days (the most recent ones).
@@ -82,13 +89,55 @@ def daily_series(records, changes, now: float) -> list:
     return series
 
 
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def case_records(ledger, case_id: str, every_ledger: bool = False) -> tuple:
-    """``(records, changes)`` of the case in ``ledger`` (with ``every_ledger``: in every
-    ledger its database holds); each change has the ``key`` of its record."""
+    """``(records, changes, downstream)`` of the case in ``ledger`` (with ``every_ledger``: in
+    every ledger its database holds); each change, record and downstream row has the ``key``
+    of its record."""
     records, changes = ledger.case_records(case_id, every_ledger)
-    for change in changes:
-        change["key"] = (id(ledger), change["ledger"], change["finding_id"], change["org_id"])
-    return records, changes
+    downstream = ledger.case_downstream(case_id, every_ledger) if records else []
+    for row in (*records, *changes, *downstream):
+        row["key"] = (id(ledger), row["ledger"], row["finding_id"], row["org_id"])
+    return records, changes, downstream
+
+
+def _state_counts(rows) -> dict:
+    counts = defaultdict(int)
+    for row in rows:
+        counts[row["state"]] += 1
+    return {state: counts[state] for state in STATES if counts[state]} | {
+        state: n for state, n in sorted(counts.items()) if state not in STATES
+    }
+
+
+def downstream_of(group, rows, share: bool) -> Optional[dict]:
+    """What the CERTs reported for a constituency's findings forwarded to them (``group``: its
+    records; ``rows``: the CERTs' per organisation); None when none was forwarded."""
+    certs = sorted({r["org_id"] for r in group if r["org_id"].startswith(CERT_SOURCE)})
+    if not certs:
+        return None
+    result = {
+        "certs": certs,
+        "instances": sorted({d["instance"] for d in rows if d["instance"]}),
+        "forwarded": sum(1 for r in group if r["org_id"].startswith(CERT_SOURCE)),
+        "reported": len({d["key"] for d in rows}),
+        "last_report": _iso(max(d["at"] for d in rows)) if rows else None,
+        "by_state": _state_counts(rows),
+    }
+    per_org = defaultdict(list)
+    for d in rows:
+        per_org[d["downstream_id"]].append(d)
+    named = {org: ds for org, ds in per_org.items() if share and ds[-1]["name"]}
+    if named:
+        organisations = [
+            {"name": ds[-1]["name"], "findings": len(ds), "by_state": _state_counts(ds)} for ds in named.values()
+        ]
+        result["organisations"] = sorted(organisations, key=lambda o: o["name"])
+    result["organisations_count"] = len(per_org)
+    return result
 
 
 def case_outcome(
@@ -101,11 +150,13 @@ def case_outcome(
     """The case's figures over the ledgers ``sources`` (one Ledger or several: each digest
     output that notifies keeps its own), or None when none has a finding of that case."""
     now = time.time() if now is None else now
-    records, changes = [], []
+    records, changes, reported = [], [], defaultdict(list)
     for ledger in [sources] if hasattr(sources, "engine") else sources:
-        more_records, more_changes = case_records(ledger, case_id, every_ledger)
+        more_records, more_changes, more_reported = case_records(ledger, case_id, every_ledger)
         records += more_records
         changes += more_changes
+        for row in more_reported:
+            reported[row["key"]].append(row)
     if not records:
         return None
     per_constituency = defaultdict(list)
@@ -122,6 +173,9 @@ def case_outcome(
             entry["organisations"] = [{"name": name, **_counts(per_org[name])} for name in sorted(per_org)]
         else:
             entry["organisations_count"] = len({r["org_id"] for r in group})
+        downstream = downstream_of(group, [d for r in group for d in reported[r["key"]]], share_names(key))
+        if downstream is not None:
+            entry["downstream"] = downstream
         constituencies.append(entry)
     return {
         "case_id": case_id,
@@ -129,5 +183,5 @@ def case_outcome(
         "days_to_fix": _days_to_fix(records),
         "constituencies": constituencies,
         "daily": daily_series(records, changes, now),
-        "as_of": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "as_of": _iso(now),
     }

@@ -19,6 +19,8 @@ finding never seen): no database here, so the rules can be read and tested on th
   ``harmonization/finding-id.md``, "Who may close a finding").
 - The same event again (IntelMQ hands a message over once more after a crash): the same
   answer as the first time, while that is still waiting for its digest; counted once.
+- A delivered reminder changes no state, but is written to the history all the same (the
+  same state before and after), so that a hub learns of it from a CERT's outbox.
 """
 
 from dataclasses import dataclass, field
@@ -44,6 +46,9 @@ class Observation:
     matches: str = ""
     #: Who speaks for it: the case's owner (``extra.nsm.case_owner``), else the feed's provider.
     reporter: str = ""
+    #: A finding a hub forwarded: the hub's finding id and instance (``extra.nsm.upstream``).
+    upstream_finding_id: str = ""
+    upstream_instance: str = ""
 
 
 @dataclass
@@ -70,6 +75,8 @@ def first(observation: Observation, now: float) -> Step:
         "matches": observation.matches,
         # Not vulnerable first: nobody has spoken for it yet.
         "reporter": observation.reporter if observation.vulnerable else "",
+        "upstream_finding_id": observation.upstream_finding_id,
+        "upstream_instance": observation.upstream_instance,
         "state": state,
         "first_seen": now,
         "last_seen": now,
@@ -100,6 +107,11 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
         values["matches"] = observation.matches
     if observation.vulnerable and observation.reporter and not record.get("reporter"):
         values["reporter"] = observation.reporter
+    if observation.upstream_finding_id and not record.get("upstream_finding_id"):
+        # Seen first from the CERT's own sources, then forwarded by a hub: its changes from
+        # now on go back to the hub too.
+        values["upstream_finding_id"] = observation.upstream_finding_id
+        values["upstream_instance"] = observation.upstream_instance
     state, kind, change = record["state"], None, None
     if observation.vulnerable:
         if state in FIXED:
@@ -149,6 +161,9 @@ def delivered(record, kind: str, digest_id: str, now: float) -> Step:
         )
         if kind == "reminder":
             values["reminders"] = record["reminders"] + 1
+            # No change of state, but a change of the finding's life all the same: in the
+            # history, so that it goes where the history goes (a hub's outbox).
+            change = (record["state"], record["state"], f"Reminded in digest {digest_id}.")
         if record["state"] == "open":
             values["state"] = "notified"
             change = ("open", "notified", f"Notified in digest {digest_id}.")

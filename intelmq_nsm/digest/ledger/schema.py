@@ -37,15 +37,21 @@ STATES = (
     "false-positive",
 )
 #: Who changed a state: a rescan (or the output acting on one), the owner, an operator.
+#: At a hub, a downstream CERT's reported change has the source ``cert:<constituency key>``
+#: (:data:`CERT_SOURCE`), one per CERT.
 SOURCES = ("scan", "owner", "operator")
+CERT_SOURCE = "cert:"
 #: What a finding is in a digest.
 KINDS = ("new", "reminder", "reopened", "fixed")
 #: States an owner's (or operator's) answer may set.
 ANSWERS = ("fixed-reported", "disputed", "accepted-risk", "false-positive", "open")
 
 
-def _one_of(column: str, values) -> CheckConstraint:
-    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=f"{column}_known")
+def _one_of(column: str, values, or_like: str = "") -> CheckConstraint:
+    text = f"{column} IN ({', '.join(repr(v) for v in values)})"
+    if or_like:
+        text = f"{text} OR {column} LIKE '{or_like}%'"
+    return CheckConstraint(text, name=f"{column}_known")
 
 
 metadata = MetaData()
@@ -85,6 +91,11 @@ ledger_findings = Table(
     #: provider): only a not-vulnerable result of the same reporter closes it; "" (a
     #: ledger of an earlier version, or a finding never seen vulnerable): any may.
     Column("reporter", Text, nullable=False, default=""),
+    #: At a CERT, a finding a hub forwarded (``extra.nsm.upstream``): the hub's finding id
+    #: and instance name, "" for the CERT's own findings. Its changes go back to that hub
+    #: (the outbox, :mod:`intelmq_nsm.digest.outbox`) under the hub's id.
+    Column("upstream_finding_id", String(200), nullable=False, default=""),
+    Column("upstream_instance", String(200), nullable=False, default=""),
     PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
     _one_of("state", STATES),
 )
@@ -127,14 +138,14 @@ ledger_history = Table(
     Column("at", Float, nullable=False),
     Column("old_state", String(20)),
     Column("state", String(20), nullable=False),
-    Column("source", String(10), nullable=False),
+    Column("source", String(200), nullable=False),
     Column("note", Text, nullable=False, default=""),
     Column("reference", Text, nullable=False, default=""),
     ForeignKeyConstraint(
         ["ledger", "finding_id", "org_id"],
         [ledger_findings.c.ledger, ledger_findings.c.finding_id, ledger_findings.c.org_id],
     ),
-    _one_of("source", SOURCES),
+    _one_of("source", SOURCES, or_like=CERT_SOURCE),
 )
 Index("ledger_history_finding", ledger_history.c.ledger, ledger_history.c.finding_id, ledger_history.c.org_id)
 #: The ticket system's references (``POST /v1/feedback``) are looked up on every call.
@@ -177,4 +188,72 @@ Index(
     ledger_notifications.c.ledger,
     ledger_notifications.c.finding_id,
     ledger_notifications.c.org_id,
+)
+
+# -- across installations: a CERT's outbox to its hub, a hub's changes from its CERTs ----
+
+#: A CERT's outbox to one upstream (a hub): how far its history was sent (the last history
+#: id the hub answered for, or that needed no sending), and the key of the opaque
+#: organisation ids it sends where it shares no names. The history itself is the outbox.
+ledger_outbox = Table(
+    "ledger_outbox",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("upstream", String(200), nullable=False),
+    Column("sent_to", Integer, nullable=False, default=0),
+    Column("org_key", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("ledger", "upstream"),
+)
+#: Changes an upstream refused for good (per change, or a batch of one it would not take):
+#: kept for an operator (``intelmq-nsm spool FILE list``, the output's check); the cursor
+#: moved past them, so they hold nothing up.
+ledger_outbox_refused = Table(
+    "ledger_outbox_refused",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("upstream", String(200), nullable=False),
+    Column("history_id", Integer, nullable=False),
+    Column("change_id", Text, nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("upstream_finding_id", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("ledger", "upstream", "history_id"),
+)
+#: At a hub: the changes applied from each CERT, by the CERT's change id (``<instance>/
+#: <ledger>/<history id>``): the same change again is a duplicate. Keyed by the source
+#: (``cert:<key>``) too, so that one CERT's ids can never shadow another's.
+ledger_received = Table(
+    "ledger_received",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("change_id", String(300), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("applied_at", Float, nullable=False),
+    PrimaryKeyConstraint("ledger", "source", "change_id"),
+)
+#: At a hub: what a CERT reported per organisation of its own for a finding the hub
+#: forwarded to it (the hub's record ``org_id`` is ``cert:<key>``): the organisation's id
+#: (opaque where the CERT shares no names), its name ("" where it shares none), its state.
+ledger_downstream = Table(
+    "ledger_downstream",
+    metadata,
+    Column("ledger", String(200), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    Column("org_id", String(200), nullable=False),
+    Column("downstream_id", String(200), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("state", String(20), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("instance", String(200), nullable=False, default=""),
+    PrimaryKeyConstraint("ledger", "finding_id", "org_id", "downstream_id"),
+    ForeignKeyConstraint(
+        ["ledger", "finding_id", "org_id"],
+        [ledger_findings.c.ledger, ledger_findings.c.finding_id, ledger_findings.c.org_id],
+    ),
 )

@@ -33,6 +33,7 @@ on the sqlite3 connection itself, see there why).
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -44,16 +45,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from intelmq_nsm import storage
+from intelmq_nsm.digest.ledger.downstream import downstream_state, on_record
 from intelmq_nsm.digest.ledger.policy import Observation, again, delivered, first
 from intelmq_nsm.digest.ledger.schema import (
     ANSWERS,
+    CERT_SOURCE,
     SOURCES,
     STATES,
     SUPERSEDED_INDEXES,
     ledger_disputes,
+    ledger_downstream,
     ledger_findings,
     ledger_history,
     ledger_notifications,
+    ledger_outbox,
+    ledger_outbox_refused,
+    ledger_received,
     metadata,
 )
 
@@ -64,6 +71,7 @@ HISTORY_COLUMNS = ("ledger", "finding_id", "org_id", "at", "old_state", "state",
 SCHEMA_LOCK = 0x6E736D6C  # 'nsml'
 
 F, H, N, D = ledger_findings, ledger_history, ledger_notifications, ledger_disputes
+OB, RF, RC, DS = ledger_outbox, ledger_outbox_refused, ledger_received, ledger_downstream
 
 
 def _key(table):
@@ -155,7 +163,10 @@ ANSWERS_GIVEN = (
 )
 #: The last change of a record to a state (a dispute's comment and time).
 LAST_CHANGE_TO = (
-    select(H.c.note, H.c.at).where(_key(H), H.c.state == bindparam("state")).order_by(H.c.id.desc()).limit(1)
+    select(H.c.note, H.c.at, H.c.source)
+    .where(_key(H), H.c.state == bindparam("state"))
+    .order_by(H.c.id.desc())
+    .limit(1)
 )
 DECISIONS = select(D).where(_mine(D))
 DROP_DECISION = D.delete().where(_key(D))
@@ -190,13 +201,119 @@ SILENT = (
     .group_by(F.c.org_id)
 )
 
+# -- the statements: a CERT's outbox to its hub ------------------------------------------
+
+
+def _outbox_key(table):
+    return and_(table.c.ledger == bindparam("k_ledger"), table.c.upstream == bindparam("k_upstream"))
+
+
+#: How far the history went to an upstream, and the key of its opaque organisation ids.
+OUTBOX = select(OB.c.sent_to, OB.c.org_key).where(_outbox_key(OB))
+NEW_OUTBOX = {name: insert(OB).on_conflict_do_nothing() for name, insert in _INSERT.items()}
+#: The cursor only ever moves forward.
+MOVE_OUTBOX = (
+    OB.update()
+    .where(_outbox_key(OB), OB.c.sent_to < bindparam("to"))
+    .values(sent_to=bindparam("to"), updated_at=bindparam("now"))
+)
+#: The newest history id: everything up to it is committed when it is read (SQLite has one
+#: writer at a time; on PostgreSQL it is read under HOLD_HISTORY, which waits for the
+#: transactions writing history, so that no smaller id can still come).
+HISTORY_HIGH_WATER = select(func.coalesce(func.max(H.c.id), 0))
+HOLD_HISTORY = "LOCK TABLE ledger_history IN SHARE MODE"
+#: The history of the findings a hub forwarded, after one history id and up to another,
+#: oldest first, with what the change must carry. ``ledger || ''`` keeps SQLite from
+#: walking the index that starts with the ledger rather than the ids' range.
+OUTGOING = (
+    select(
+        H.c.id,
+        H.c.finding_id,
+        H.c.org_id,
+        H.c.at,
+        H.c.old_state,
+        H.c.state,
+        H.c.source,
+        H.c.note,
+        F.c.org_name,
+        F.c.upstream_finding_id,
+        F.c.upstream_instance,
+    )
+    .join(F, _same_record(F, H))
+    .where(
+        H.c.ledger.concat("") == bindparam("k_ledger"),
+        H.c.id > bindparam("after"),
+        H.c.id <= bindparam("upto"),
+        F.c.upstream_finding_id != "",
+    )
+    .order_by(H.c.id)
+    .limit(bindparam("limit"))
+)
+OUTGOING_TO = OUTGOING.where(F.c.upstream_instance == bindparam("instance"))
+#: The outboxes of this ledger, and how much of the history after a cursor is for a hub.
+OUTBOXES = select(OB).where(_mine(OB)).order_by(OB.c.upstream)
+WAITING = (
+    select(func.count())
+    .select_from(H.join(F, _same_record(F, H)))
+    .where(H.c.ledger.concat("") == bindparam("k_ledger"), H.c.id > bindparam("after"), F.c.upstream_finding_id != "")
+)
+WAITING_FOR = WAITING.where(F.c.upstream_instance == bindparam("instance"))
+NEW_REFUSED = {name: insert(RF).on_conflict_do_nothing() for name, insert in _INSERT.items()}
+REFUSED = select(RF).where(_mine(RF)).order_by(RF.c.at, RF.c.history_id)
+REFUSED_EVERY_LEDGER = select(RF).order_by(RF.c.at, RF.c.ledger, RF.c.history_id)
+
+# -- the statements: a hub's changes from its CERTs --------------------------------------
+
+#: A CERT's change by its id, unless it was applied before (then RETURNING gives nothing).
+NEW_RECEIVED = {name: insert(RC).on_conflict_do_nothing().returning(RC.c.ledger) for name, insert in _INSERT.items()}
+#: What the CERT said of one of its organisations, locked for the change that follows.
+READ_DOWNSTREAM = select(DS.c.state).where(_key(DS), DS.c.downstream_id == bindparam("downstream_id")).with_for_update()
+
+
+def _put_downstream(insert):
+    statement = insert(DS)
+    changed = {c: statement.excluded[c] for c in ("name", "state", "at", "instance")}
+    return statement.on_conflict_do_update(index_elements=list(DS.primary_key.columns), set_=changed)
+
+
+PUT_DOWNSTREAM = {name: _put_downstream(insert) for name, insert in _INSERT.items()}
+_DOWNSTREAM = select(
+    DS.c.ledger, DS.c.finding_id, DS.c.org_id, DS.c.downstream_id, DS.c.name, DS.c.state, DS.c.at, DS.c.instance
+).join(F, _same_record(F, DS))
+CASE_DOWNSTREAM = _DOWNSTREAM.where(_mine(F), _of_case())
+CASE_DOWNSTREAM_EVERY_LEDGER = _DOWNSTREAM.where(_of_case())
+#: Per CERT: the changes applied from it and the last one's time.
+RECEIVED_PER_SOURCE = (
+    select(RC.c.source, func.count(), func.max(RC.c.applied_at)).where(_mine(RC)).group_by(RC.c.source)
+)
+
 # -- the statements: the schema and the database -----------------------------------------
 
 TAKE_SCHEMA_LOCK = f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"
-ADD_MATCHES_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''"
-ADD_REPORTER_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN reporter TEXT NOT NULL DEFAULT ''"
-#: Columns of ledger_findings added after ledgers were made, with the statement adding each.
-ADDED_COLUMNS = {"matches": ADD_MATCHES_COLUMN, "reporter": ADD_REPORTER_COLUMN}
+#: Columns added to ledger_findings after ledgers were made (create_all makes only missing
+#: tables): added with their default, so older ledgers go on working.
+ADDED_COLUMNS = {
+    "matches": "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''",
+    "upstream_finding_id": (
+        "ALTER TABLE ledger_findings ADD COLUMN upstream_finding_id VARCHAR(200) NOT NULL DEFAULT ''"
+    ),
+    "upstream_instance": "ALTER TABLE ledger_findings ADD COLUMN upstream_instance VARCHAR(200) NOT NULL DEFAULT ''",
+    "reporter": "ALTER TABLE ledger_findings ADD COLUMN reporter TEXT NOT NULL DEFAULT ''",
+}
+#: The history's sources, since a hub's changes from CERTs (``cert:<key>``) came: a ledger
+#: made before takes them after these steps. SQLite cannot change a table's CHECK, so the
+#: table is made anew (its indexes dropped first: their names would clash) and its rows
+#: copied, ids and all; PostgreSQL changes the column and the constraint in place.
+SOURCE_CHECK = next(c for c in H.constraints if c.name == "source_known").sqltext.text
+OLD_HISTORY = "ledger_history_before_cert_sources"
+RENAME_HISTORY = f"ALTER TABLE ledger_history RENAME TO {OLD_HISTORY}"
+_COPIED = ", ".join(("id", *HISTORY_COLUMNS))
+COPY_HISTORY = f"INSERT INTO ledger_history ({_COPIED}) SELECT {_COPIED} FROM {OLD_HISTORY}"  # noqa: S608
+DROP_OLD_HISTORY = f"DROP TABLE {OLD_HISTORY}"
+WIDEN_SOURCE = "ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(200)"
+DROP_SOURCE_CHECK = "ALTER TABLE ledger_history DROP CONSTRAINT IF EXISTS source_known"
+# (psycopg reads % as a placeholder even in a statement without parameters.)
+ADD_SOURCE_CHECK = f"ALTER TABLE ledger_history ADD CONSTRAINT source_known CHECK ({SOURCE_CHECK.replace('%', '%%')})"
 DROP_INDEX = "DROP INDEX IF EXISTS {}"
 TABLES_ON_DISK = (
     "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
@@ -270,6 +387,7 @@ class _AlchemySteps:
 
     def __init__(self, conn):
         self.conn = conn
+        self.dialect = conn.dialect.name
         self._new = {F: NEW_RECORD[conn.dialect.name], N: NEW_NOTIFICATION[conn.dialect.name]}
 
     def record(self, key: dict):
@@ -286,6 +404,14 @@ class _AlchemySteps:
 
     def change(self, row: dict) -> None:
         self.conn.execute(ADD_CHANGE, row)
+
+    def run(self, statement, params: dict) -> None:
+        """Another of this module's statements, for its effect."""
+        self.conn.execute(statement, params)
+
+    def first(self, statement, params: dict):
+        """Another of this module's statements: its first row (None without one)."""
+        return self.conn.execute(statement, params).first()
 
 
 class _SQLiteText:
@@ -315,6 +441,13 @@ class _SQLiteText:
             self._compiled[key] = self._compile(UPDATE_RECORD, key[1])
         return self._compiled[key]
 
+    def of(self, statement, keys) -> str:
+        """Another statement of this module (an insert naming the columns ``keys``)."""
+        key = (id(statement), tuple(keys))
+        if key not in self._compiled:
+            self._compiled[key] = self._compile(statement, key[1] if statement.is_insert else None)
+        return self._compiled[key]
+
 
 class _SQLiteSteps:
     """A record's change on a sqlite3 connection in a transaction, with :class:`_SQLiteText`.
@@ -325,6 +458,8 @@ class _SQLiteSteps:
     for the transaction's begin and commit; that made the ledger dearer than the spool it
     rides with. The statements are still the ones above, compiled by SQLAlchemy's SQLite
     dialect."""
+
+    dialect = "sqlite"
 
     def __init__(self, db: sqlite3.Connection, text: _SQLiteText):
         self.db, self.text = db, text
@@ -341,6 +476,12 @@ class _SQLiteSteps:
 
     def change(self, row: dict) -> None:
         self.db.execute(self.text.change, row)
+
+    def run(self, statement, params: dict) -> None:
+        self.db.execute(self.text.of(statement, params), params)
+
+    def first(self, statement, params: dict):
+        return self.db.execute(self.text.of(statement, params), params).fetchone()
 
 
 class Ledger:
@@ -373,12 +514,13 @@ class Ledger:
             if self.engine.dialect.name == "postgresql":
                 conn.exec_driver_sql(TAKE_SCHEMA_LOCK)
             metadata.create_all(conn)
-            # Columns added to ledger_findings after a ledger was made (create_all makes
-            # only missing tables): added with their default, so older ledgers go on working.
-            present = {column["name"] for column in inspect(conn).get_columns(F.name)}
+            columns = {column["name"] for column in inspect(conn).get_columns(F.name)}
             for column, statement in ADDED_COLUMNS.items():
-                if column not in present:
+                if column not in columns:
                     conn.exec_driver_sql(statement)
+            checks = {c["name"]: c["sqltext"] for c in inspect(conn).get_check_constraints(H.name)}
+            if CERT_SOURCE not in (checks.get("source_known") or ""):
+                self._take_cert_sources(conn)
             # A ledger made by an earlier version: its tables exist, so create_all leaves
             # them alone; the statistics' present indexes are made here, the old dropped.
             for index in (*F.indexes, *H.indexes):
@@ -386,8 +528,33 @@ class Ledger:
             for index in SUPERSEDED_INDEXES:
                 conn.exec_driver_sql(DROP_INDEX.format(index))
 
+    def _take_cert_sources(self, conn) -> None:
+        """Let a ledger made before hubs took CERTs' changes record them (see SOURCE_CHECK)."""
+        if conn.dialect.name == "postgresql":
+            for statement in (WIDEN_SOURCE, DROP_SOURCE_CHECK, ADD_SOURCE_CHECK):
+                conn.exec_driver_sql(statement)
+            return
+        for index in H.indexes:
+            conn.exec_driver_sql(DROP_INDEX.format(index.name))
+        conn.exec_driver_sql(RENAME_HISTORY)
+        H.create(conn)
+        conn.exec_driver_sql(COPY_HISTORY)
+        conn.exec_driver_sql(DROP_OLD_HISTORY)
+
     def close(self) -> None:
         self.engine.dispose()
+
+    @staticmethod
+    def in_file(path) -> bool:
+        """Whether the SQLite file ``path`` holds a ledger (without making one in it)."""
+        if not Path(path).exists():
+            return False
+        engine = create_engine(sqlite_url(path))
+        try:
+            with _Reachable():
+                return inspect(engine).has_table(H.name)
+        finally:
+            engine.dispose()
 
     def shares_file(self, path) -> bool:
         """True when this ledger is the SQLite file ``path`` (the spool's): then one
@@ -555,6 +722,114 @@ class Ledger:
             conn.execute(DROP_DECISION, self._bind(finding_id, org_id))
             conn.execute(ADD_DECISION, {**row, "note": note, "correction": correction})
 
+    # -- a CERT's outbox to its hub -------------------------------------------------------
+
+    def outbox(self, upstream: str) -> tuple:
+        """``(sent_to, org_key)`` of the outbox to ``upstream``: the history id up to which it
+        went, and the key of its opaque organisation ids (made, at random, the first time)."""
+        params = {"k_ledger": self.name, "k_upstream": upstream}
+        with self._transaction() as conn:
+            row = conn.execute(OUTBOX, params).first()
+            if row is None:
+                new = {"ledger": self.name, "upstream": upstream, "sent_to": 0, "updated_at": time.time()}
+                conn.execute(NEW_OUTBOX[conn.dialect.name], {**new, "org_key": secrets.token_hex(32)})
+                row = conn.execute(OUTBOX, params).first()
+            return row[0], row[1]
+
+    def outgoing(self, after: int, limit: int, instance: Optional[str] = None) -> tuple:
+        """``(rows, upto)``: the history of the findings a hub forwarded (of the hub named
+        ``instance``, or any) with ids after ``after`` and up to ``upto``, the newest id
+        committed when asked, oldest first, at most ``limit``; each row with the record's
+        ``org_name``, ``upstream_finding_id`` and ``upstream_instance``. Fewer rows than
+        ``limit``: none else up to ``upto`` is for a hub."""
+        with _Reachable(), self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                with conn.begin():
+                    conn.exec_driver_sql(HOLD_HISTORY)
+                    upto = conn.execute(HISTORY_HIGH_WATER).scalar_one()
+            else:
+                upto = conn.execute(HISTORY_HIGH_WATER).scalar_one()
+            params = {"k_ledger": self.name, "after": after, "upto": upto, "limit": limit, "instance": instance}
+            query = OUTGOING if instance is None else OUTGOING_TO
+            return [dict(r) for r in conn.execute(query, params).mappings()], upto
+
+    def outbox_sent(self, upstream: str, to: int, refused=(), now: Optional[float] = None) -> None:
+        """The upstream answered for the history up to ``to``: the cursor moves there (never
+        back), and the changes it refused for good (rows of ``ledger_outbox_refused``'s
+        columns but the ledger, upstream and time) are kept, in one transaction."""
+        now = time.time() if now is None else now
+        with self._transaction() as conn:
+            insert = NEW_REFUSED[conn.dialect.name]
+            for row in refused:
+                conn.execute(insert, {**row, "ledger": self.name, "upstream": upstream, "at": now})
+            conn.execute(MOVE_OUTBOX, {"k_ledger": self.name, "k_upstream": upstream, "to": to, "now": now})
+
+    def outboxes(self) -> list:
+        """This ledger's outboxes: ``upstream``, ``sent_to``, ``updated_at`` and ``waiting`` (the
+        changes after the cursor for that hub: an outbox named by a hub's instance sends its
+        findings only, one named by a URL every hub's)."""
+        result = []
+        with _Reachable(), self.engine.connect() as conn:
+            for row in conn.execute(OUTBOXES, {"k_ledger": self.name}).mappings():
+                hub = None if "://" in row["upstream"] else row["upstream"]
+                params = {"k_ledger": self.name, "after": row["sent_to"], "instance": hub}
+                waiting = conn.execute(WAITING if hub is None else WAITING_FOR, params).scalar_one()
+                result.append({k: row[k] for k in ("upstream", "sent_to", "updated_at")} | {"waiting": waiting})
+        return result
+
+    def refused_outgoing(self, every_ledger: bool = False) -> list:
+        """The changes an upstream refused for good, oldest first (with ``every_ledger``: of
+        every ledger this database holds)."""
+        return self._read(REFUSED_EVERY_LEDGER if every_ledger else REFUSED)
+
+    # -- a hub's changes from its CERTs --------------------------------------------------
+
+    def apply_reported(self, source: str, instance: str, changes, now: Optional[float] = None) -> list:
+        """Apply what the CERT ``source`` (``cert:<key>``, also the org id of the hub's
+        records of the findings forwarded to it) reported: :class:`.downstream.Reported`
+        changes, in one transaction. Per change ``applied``, ``duplicate`` (its change id
+        was applied before) or ``not_forwarded`` (the hub has no record of that finding
+        forwarded to that CERT: nothing changes)."""
+        if not source.startswith(CERT_SOURCE):
+            raise ValueError(f"A CERT's changes have the source {CERT_SOURCE}<key>, not {source!r}.")
+        now = time.time() if now is None else now
+        results = []
+        with self._steps() as steps:
+            received, put = NEW_RECEIVED[steps.dialect], PUT_DOWNSTREAM[steps.dialect]
+            for change in changes:
+                key = self._bind(change.finding_id, source)
+                record = steps.record(key)
+                if record is None:
+                    results.append("not_forwarded")
+                    continue
+                row = {"ledger": self.name, "source": source, "change_id": change.change_id, "applied_at": now}
+                if steps.first(received, {**row, "finding_id": change.finding_id, "state": change.state}) is None:
+                    results.append("duplicate")
+                    continue
+                step = on_record(record, change, source, instance)
+                if step.values:
+                    steps.update(step.values, key)
+                steps.change(self._change(change.finding_id, source, step.change, change.at, source, change.change_id))
+                before = steps.first(READ_DOWNSTREAM, {**key, "downstream_id": change.downstream_id})
+                state = downstream_state(before[0] if before else None, change, source)
+                org = {"ledger": self.name, "finding_id": change.finding_id, "org_id": source}
+                org.update(downstream_id=change.downstream_id, name=change.name, state=state, at=change.at)
+                steps.run(put, {**org, "instance": instance})
+                results.append("applied")
+        return results
+
+    def case_downstream(self, case_id: str, every_ledger: bool = False) -> list:
+        """What CERTs reported per organisation of theirs for the case's findings forwarded to
+        them: ``(ledger, finding_id, org_id, downstream_id, name, state, at, instance)`` dicts."""
+        query = CASE_DOWNSTREAM_EVERY_LEDGER if every_ledger else CASE_DOWNSTREAM
+        return self._read(query, case_id=case_id)
+
+    def received(self) -> list:
+        """Per CERT (``source``): how many changes were applied from it, the last one when."""
+        with _Reachable(), self.engine.connect() as conn:
+            rows = conn.execute(RECEIVED_PER_SOURCE, {"k_ledger": self.name})
+            return [{"source": r[0], "changes": r[1], "last_at": r[2]} for r in sorted(rows)]
+
     # -- reading -------------------------------------------------------------------------
 
     def _read(self, statement, **params) -> list:
@@ -667,7 +942,7 @@ class Ledger:
         return self._read(query)
 
     def last_change_to(self, finding_id: str, org_id: str, state: str) -> Optional[dict]:
-        """The last change of a record to ``state``: its ``note`` and ``at``; None if none."""
+        """The last change of a record to ``state``: its ``note``, ``at`` and ``source``; None if none."""
         rows = self._read(LAST_CHANGE_TO, **self._bind(finding_id, org_id), state=state)
         return rows[0] if rows else None
 

@@ -17,9 +17,10 @@ from intelmq_nsm import event_contract as contract
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.constituency import RegistryError, load_registry
+from intelmq_nsm.constituency.claims import MAX_SIZE, claims_policy, source_problems, stale
 from intelmq_nsm.constituency.index import OWNERS
 from intelmq_nsm.constituency.paths import database_paths
-from intelmq_nsm.constituency.update import UpdateError, signature, update_registry
+from intelmq_nsm.constituency.update import UpdateError, signature, update_claims, update_registry
 
 #: The entry point IntelMQ knows this bot by (runtime.yaml's ``module``).
 MODULE = "intelmq.bots.experts.nsm.constituency"
@@ -38,12 +39,20 @@ class NSMConstituencyExpertBot(ExpertBot):
     fallback_path: Optional[str] = "_default"  # for constituencies without a path; null dumps them
     reload_check_interval: int = 5  # seconds between checks of the files' mtimes; 0 turns it off
     database_url: Optional[str] = None  # where --update-database downloads the registry from
+    #: A hub's: the CERTs whose claims it routes by, constituency key → URL of its claims
+    #: (or {url, builtin_municipalities}); --update-database keeps them in the database directory.
+    claims: Optional[dict] = None
+    claims_max_size: int = MAX_SIZE  # bytes; a larger claims file is refused
     autoupdate_cached_database: bool = True
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
         if self.owners not in OWNERS:
             raise InvalidArgument("owners", got=self.owners, expected=list(OWNERS))
+        try:
+            self._claims = claims_policy(self.claims, self.database, self.claims_max_size)
+        except ValueError as exc:
+            raise InvalidArgument("claims", got=self.claims, expected=str(exc)) from None
         registry = getattr(self, "_registry", None)
         try:
             self._load()
@@ -61,7 +70,7 @@ class NSMConstituencyExpertBot(ExpertBot):
         # cycles among them are freed once it is replaced.
         gc.unfreeze()
         try:
-            registry = load_registry(self.database, include_builtin=self.builtin_municipalities)
+            registry = load_registry(self.database, include_builtin=self.builtin_municipalities, claims=self._claims)
         except RegistryError:
             gc.freeze()  # the last good registry stays, and stays out of the collector's way
             raise
@@ -75,6 +84,9 @@ class NSMConstituencyExpertBot(ExpertBot):
         gc.freeze()
         self._next_check = time.monotonic() + self.reload_check_interval
         self.logger.info("Loaded constituency registry %s: %s.", registry.version, _describe(registry.stats()))
+        # Loudly, at every load: a CERT whose claims could not be refreshed is routed by old ones.
+        for level, message in source_problems(self._claims):
+            (self.logger.error if level == "error" else self.logger.warning)(message)
 
     def _reload_if_changed(self) -> None:
         self._next_check = time.monotonic() + self.reload_check_interval
@@ -153,10 +165,17 @@ class NSMConstituencyExpertBot(ExpertBot):
             return [["error", f"The constituency registry {', '.join(missing)} does not exist."]]
         builtin = parameters.get("builtin_municipalities", defaults.builtin_municipalities)
         try:
-            registry = load_registry(paths, include_builtin=builtin)
+            claims = claims_policy(
+                parameters.get("claims"), paths, parameters.get("claims_max_size", defaults.claims_max_size)
+            )
+        except ValueError as exc:
+            return [["error", f"The parameter {exc}."]]
+        try:
+            registry = load_registry(paths, include_builtin=builtin, claims=claims)
         except RegistryError as exc:
             return [["error", str(exc)]]
         result = [["warning", f"Constituency registry: {issue}."] for issue in registry.issues]
+        result += [[level, message] for level, message in source_problems(claims)]
         if not registry.asset_count:
             result.append(["error", f"The constituency registry in {', '.join(map(str, paths))} holds no assets."])
         queues = parameters.get("destination_queues")
@@ -189,8 +208,10 @@ class NSMConstituencyExpertBot(ExpertBot):
 
     @classmethod
     def update_database(cls, verbose: bool = False):
-        """Download each configured bot's registry, validate it with the bot's other files,
-        swap it in atomically and reload the bots that use it."""
+        """Download each configured bot's registry (``database_url``) and its CERTs' claims
+        (``claims``), validate each with the bot's other files, swap it in atomically and
+        reload the bots that use it. A CERT's claims that are not taken are reported here
+        and, after the reload, in the bot's log; the other CERTs' claims are still taken."""
         from intelmq.bin.intelmqctl import IntelMQController
         from intelmq.lib.utils import create_request_session, get_bots_settings
 
@@ -199,41 +220,67 @@ class NSMConstituencyExpertBot(ExpertBot):
             parameters = settings.get("parameters", {})
             if settings.get("module") != MODULE:
                 continue
-            if parameters.get("database_url") and parameters.get(
+            if (parameters.get("database_url") or parameters.get("claims")) and parameters.get(
                 "autoupdate_cached_database", cls.autoupdate_cached_database
             ):
                 bots[bot_id] = parameters
         if not bots:
             if verbose:
-                print("Database update skipped: no constituency expert has a database_url.")
+                print("Database update skipped: no constituency expert has a database_url or claims.")
             sys.exit(0)
         session = create_request_session()
         failed = False
         for bot_id, parameters in bots.items():
-            try:
-                target = update_registry(
-                    session,
-                    parameters["database_url"],
-                    parameters.get("database", cls.database),
-                    include_builtin=parameters.get("builtin_municipalities", cls.builtin_municipalities),
-                )
-            except (OSError, UpdateError) as exc:
-                print(f"Database update for {bot_id} failed: {exc}", file=sys.stderr)
-                failed = True
+            database = parameters.get("database", cls.database)
+            builtin = parameters.get("builtin_municipalities", cls.builtin_municipalities)
+            reload = False
+            if parameters.get("database_url"):
+                try:
+                    target = update_registry(session, parameters["database_url"], database, include_builtin=builtin)
+                except (OSError, UpdateError) as exc:
+                    print(f"Database update for {bot_id} failed: {exc}", file=sys.stderr)
+                    failed = True
+                else:
+                    reload = True
+                    if verbose:
+                        print(f"{bot_id}: registry written to {target}; reloading the bot.")
+            if parameters.get("claims"):
+                failed |= cls._update_claims(bot_id, parameters, session, database, builtin, verbose)
+                reload = True  # taken or not: the bot logs what it routes by now
+            if not reload:
                 continue
-            if verbose:
-                print(f"{bot_id}: registry written to {target}; reloading the bot.")
             code, status = IntelMQController().bot_reload(bot_id)
             if verbose or code:
                 print(f"{bot_id}: reload {'done' if code == 0 else 'failed'}, the bot is {status}.")
         if failed:
             sys.exit(1)
 
+    @classmethod
+    def _update_claims(cls, bot_id, parameters, session, database, builtin: bool, verbose: bool) -> bool:
+        """Take each CERT's claims that can be taken; True if any could not."""
+        try:
+            max_size = parameters.get("claims_max_size", cls.claims_max_size)
+            policy = claims_policy(parameters["claims"], database, max_size)
+        except ValueError as exc:
+            print(f"Database update for {bot_id} failed: the parameter {exc}.", file=sys.stderr)
+            return True
+        failed = False
+        for source, status in update_claims(session, policy.sources, database, include_builtin=builtin):
+            message = stale(status)
+            if message:
+                print(f"{bot_id}: ERROR: {message}", file=sys.stderr)
+                failed = True
+            elif verbose:
+                exported = status["in_use"]["exported_at"]
+                print(f"{bot_id}: the claims of {source.key} exported at {exported} were taken from {source.url}.")
+        return failed
+
 
 def _describe(stats: dict) -> str:
+    claims = f"; claims of {', '.join(stats['claims'])}" if stats["claims"] else ""
     return (
         f"{stats['organisations']} organisations, {stats['networks']} networks, {stats['domains']} domains, "
-        f"{stats['asns']} ASNs, {stats['exclusions']} exclusions"
+        f"{stats['asns']} ASNs, {stats['exclusions']} exclusions{claims}"
     )
 
 

@@ -73,6 +73,15 @@ class NSMDigestOutputBot(OutputBot):
     openpgp_encrypt: bool = True
     openpgp_allow_unsigned: bool = False
     bounce_maildir: Optional[str] = None
+    instance_name: Optional[str] = None
+    upstream_url: Optional[str] = None
+    upstream_token_file: Optional[str] = None
+    upstream_instance: Optional[str] = None
+    upstream_batch: int = 500
+    upstream_interval: float = 5.0
+    upstream_share_names: bool = False
+    upstream_timeout: float = 30.0
+    upstream_verify_tls: bool = True
 
     _spool = None
     _thread = None
@@ -119,6 +128,7 @@ class NSMDigestOutputBot(OutputBot):
             clock=self.now,
             tlp=self.tlp,
             bounce_maildir=self.bounce_maildir,
+            pusher=self.outbox_pusher(),
         )
         self._thread.start()
         where = "the spool's file" if not self.ledger_url else self._ledger.engine.url.render_as_string()
@@ -132,6 +142,37 @@ class NSMDigestOutputBot(OutputBot):
 
         signer = LinkSigner.from_file(self.feedback_secret_file, lifetime=self.feedback_link_lifetime)
         return DigestLinks(self.feedback_base_url, signer)
+
+    def outbox_pusher(self):
+        """At a CERT with a hub: what sends the ledger's changes of the hub's findings back to
+        it (None without ``upstream_url``)."""
+        if not self.upstream_url:
+            return None
+        from intelmq_nsm.digest.outbox import OutboxPusher
+
+        for needed in ("instance_name", "upstream_token_file"):
+            if not getattr(self, needed):
+                # Changes sent without this CERT's name would carry ids no later batch matches.
+                raise ValueError(f"Parameter upstream_url needs {needed}, which is not set.")
+        if not instance_name_ok(self.instance_name):
+            # The hub would refuse every batch whole (and each change, one by one, with it).
+            raise ValueError("Parameter instance_name must be 1 to 100 characters without control characters.")
+
+        self.logger.info("Changes of the findings a hub forwarded go back to %s.", self.upstream_url)
+        return OutboxPusher(
+            self._ledger,
+            self.upstream_url,
+            self.upstream_token_file,
+            self.instance_name,
+            self.logger,
+            batch=self.upstream_batch,
+            interval=self.upstream_interval,
+            hub=self.upstream_instance,
+            share_names=self.upstream_share_names,
+            timeout=self.upstream_timeout,
+            verify_tls=self.upstream_verify_tls,
+            retry_max=self.retry_max,
+        )
 
     def now(self) -> float:
         """The output's clock: the system's, moved by ``clock_offset`` seconds (rehearsals)."""
@@ -276,6 +317,7 @@ class NSMDigestOutputBot(OutputBot):
         except ValueError as exc:
             results.append(["error", f"Parameter tlp: {exc}."])
         results += check_openpgp(parameters)
+        results += check_upstream(parameters)
         if parameters.get("spool_file"):
             results += check_spool(parameters["spool_file"])
         if not parameters.get("constituency"):
@@ -324,6 +366,42 @@ def check_openpgp(parameters: dict) -> list:
     if expires is not None and expires - time.time() < KEY_EXPIRY_WARNING_DAYS * 86400:
         day = time.strftime("%Y-%m-%d", time.gmtime(expires))
         results.append(["warning", f"The signing key {fingerprint} expires on {day}; extend it before then."])
+    return results
+
+
+def instance_name_ok(name) -> bool:
+    """An instance name the hub takes (``nsm-outcomes/1``: no control characters), short enough
+    that its change ids stay within the hub's limit."""
+    return isinstance(name, str) and 0 < len(name) <= 100 and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
+def check_upstream(parameters: dict) -> list:
+    """What check() says of the way back to a hub: what it needs, the token file's mode."""
+    url = parameters.get("upstream_url")
+    if not url:
+        return []
+    results = []
+    if not str(url).startswith(("https://", "http://")):
+        results.append(["error", "Parameter upstream_url must be the hub's https:// URL of /v1/outcomes."])
+    elif str(url).startswith("http://") and not str(url).startswith(
+        ("http://127.", "http://[::1]", "http://localhost")
+    ):
+        results.append(["warning", "Parameter upstream_url is http://: the CERT's token goes unencrypted; use https."])
+    name = parameters.get("instance_name")
+    if not name:
+        results.append(["error", "Parameter upstream_url needs instance_name (this CERT's name at the hub), not set."])
+    elif not instance_name_ok(name):
+        results.append(["error", "Parameter instance_name must be 1 to 100 characters without control characters."])
+    if not parameters.get("upstream_token_file"):
+        results.append(["error", "Parameter upstream_url needs upstream_token_file, which is not set."])
+    else:
+        from intelmq_nsm.auth.client import token_problem
+
+        problem = token_problem(parameters["upstream_token_file"])
+        if problem:
+            results.append(["error", f"{problem} No change goes back to the hub until it can be used."])
+    if int(parameters.get("upstream_batch", NSMDigestOutputBot.upstream_batch) or 0) < 1:
+        results.append(["error", "Parameter upstream_batch must be 1 or more."])
     return results
 
 
