@@ -18,6 +18,10 @@ CONTENT_TYPE = "extra.nsm.content_type"
 CASE = "extra.nsm.case"
 #: int: the first record of this report within its submission (a split submission), 1-based.
 FIRST_RECORD = "extra.nsm.first_record"
+#: str: the researcher who owns the report's case, as the intake that accepted it knows
+#: it (the submitter is the owner or one the case is shared with); copied onto every event
+#: of the report. A finding is spoken for by its reporter: this, else ``feed.provider``.
+CASE_OWNER = "extra.nsm.case_owner"
 
 # -- Event, written by the report parser ------------------------------------------------
 #: str: the case id, e.g. ``DIVD-2024-00012``; groups findings of one investigation.

@@ -447,10 +447,22 @@ def test_only_the_test_bed_makes_signing_keys(name):
     assert "new_signing_key" not in names, f"{name} makes a signing key; the test bed's signing module does."
 
 
-@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
+@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences", f"{PACKAGE}.controls"])
 def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
     # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
     assert not any(target.startswith(f"{PACKAGE}.") or target == PACKAGE for target in GRAPH[name]), GRAPH[name]
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{PACKAGE}.controls"])
+def test_the_characters_that_act_are_listed_in_one_module(name):
+    # The commands and the service's pages show the same characters as escapes: from
+    # controls.py, the one list (a bidi override spelled as a number elsewhere is a copy).
+    spelled = [
+        node.value
+        for node in ast.walk(tree_of(name))
+        if isinstance(node, ast.Constant) and type(node.value) is int and node.value in (0x202A, 0x202E, 0x2066)
+    ]
+    assert spelled == [], f"{name} spells bidi controls itself: use intelmq_nsm.controls."
 
 
 def test_tlp_labels_are_spelled_in_one_module():
@@ -546,6 +558,8 @@ LEDGER_MODULE = f"{PACKAGE}.digest.ledger.store"
 LEDGER_SCHEMA = f"{PACKAGE}.digest.ledger.schema"
 #: The unreachable contacts: one table in the spool's file with a module of its own.
 CONTACTS_MODULE = f"{PACKAGE}.digest.contacts"
+#: The researchers' cases, their owners and shares: the CaseBook, for every intake of a host.
+CASES_MODULE = f"{PACKAGE}.intake.cases"
 #: The modules that talk to SQLite or SQLAlchemy themselves: the storage idiom (WAL,
 #: transactions, savepoints) and the modules of the tables above. (The intake's
 #: submission spool reaches SQLite through storage.)
@@ -620,6 +634,7 @@ def test_the_sql_reader_sees_the_tables_and_the_statements_it_must_judge():
     assert {TABLE_HOMES[t] for t in ledger} == {LEDGER_MODULE}
     assert TABLE_HOMES["unreachable_contacts"] == CONTACTS_MODULE
     assert TABLE_HOMES["submissions"] == f"{PACKAGE}.intake.spool"
+    assert {TABLE_HOMES[t] for t in ("cases", "case_shares")} == {CASES_MODULE}
     assert len(LEDGER_OBJECTS) == 9  # eight tables and their MetaData
     for statement in (
         "SELECT row FROM events WHERE digest_id = ?",
@@ -647,7 +662,7 @@ def test_sql_on_a_table_stands_only_in_the_module_that_makes_it(name):
     assert elsewhere == [], f"{name} holds SQL on another module's tables: ask that module's class."
 
 
-@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE])
+@pytest.mark.parametrize("name", [SPOOL_MODULE, LEDGER_MODULE, CONTACTS_MODULE, CASES_MODULE])
 def test_the_spool_and_the_ledger_name_each_statement_once_at_the_top_of_their_module(name):
     inline = []
     for node in ast.walk(tree_of(name)):

@@ -322,6 +322,24 @@ class TokenVerifier:
         match = TOKEN_PATTERN.match(token or "")
         return match.group(1) if match else None
 
+    def standing(self, token_id: str) -> tuple:
+        """``(entry, None)`` while the token ``token_id`` is valid, by the file as it is now
+        (re-read if it changed); else ``(None, reason)``. For what outlives one request (an
+        operator's session): the secret was checked when it began, its standing is checked
+        on every request. Raises TokenFileError while the file cannot be used."""
+        problem = self.check_file()
+        if problem:
+            raise TokenFileError(problem)
+        with self._lock:
+            entry = self._entries.get(token_id)
+        if entry is None:
+            return None, "The token is no longer in the token file."
+        if entry.revoked is not None:
+            return None, "The token was revoked."
+        if entry.expired():
+            return None, "The token has expired."
+        return entry, None
+
     def verify(self, token: Optional[str], admit=None) -> tuple:
         """``(entry, None)`` for a valid token, else ``(None, reason)`` with a sentence for the
         client. ``admit(token_id)`` is called before a hash is computed and may refuse."""

@@ -64,6 +64,10 @@ def run(args) -> int:
             )
         say()
         say(f"Everything the demo wrote is in {workdir}.")
+        if demo.feedback.config_file is not None:
+            folder = demo.feedback.config_file.parent
+            say(f"Serve its feedback service again: intelmq-nsm serve --config {demo.feedback.config_file}")
+            say(f"(the overview at /operators/login takes the token in {folder / 'operator-token.txt'}).")
     else:
         import shutil
 

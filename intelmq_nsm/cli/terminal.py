@@ -19,22 +19,14 @@ import io
 import json
 import sys
 
+from intelmq_nsm.controls import ACTING, C0, escape_of
 from intelmq_nsm.digest.render import neutralise
 
-_C0 = range(0x20)
-_C1 = range(0x80, 0xA0)
-_DEL = 0x7F
-#: Bidi marks, embeddings, overrides and isolates; line and paragraph separators.
-_INVISIBLE = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-#: ``str.translate`` tables: for text, every character above; for JSON text (whose C0
-#: characters outside strings are its own layout), all but C0.
-_TEXT = {
-    **{code: _NAMED.get(chr(code), f"\\x{code:02x}") for code in (*_C0, _DEL, *_C1)},
-    **{code: f"\\u{code:04x}" for code in _INVISIBLE},
-}
-_JSON = {code: f"\\u{code:04x}" for code in (_DEL, *_C1, *_INVISIBLE)}
+#: ``str.translate`` tables: for text, every character that acts (:mod:`intelmq_nsm.controls`);
+#: for JSON text (whose C0 characters outside strings are its own layout), all but C0, as
+#: JSON's own ``\\uXXXX`` escapes.
+_TEXT = {code: escape_of(code) for code in ACTING}
+_JSON = {code: f"\\u{code:04x}" for code in ACTING if code not in C0}
 
 
 def inert(value) -> str:

@@ -3,13 +3,19 @@ looks at what became of each case through the intake's API.
 
 The feedback service (``intelmq-nsm serve``'s server, here in the demo's process) listens
 on loopback and serves the mail digest output's ledger; that output puts links to it into
-its digests. One owner answer of each kind is made as a browser would: the link taken
+its digests. It runs on the files an operator's would: its configuration
+(``etc/nsm/feedback.yaml`` in the demo's folder, paths relative to it), secret, the ticket
+system's and the operators' token files, and for the demo the two tokens in clear
+(``feedback-token.txt``, ``operator-token.txt``). ``--workdir`` keeps them with the ledger,
+so that ``intelmq-nsm serve --config <workdir>/etc/nsm/feedback.yaml`` serves the kept
+state again. One owner answer of each kind is made as a browser would: the link taken
 from a mail the SMTP sink received, the page fetched for its form token, the form posted.
 Then ``GET /v1/cases/<id>`` and its chart with the researcher's own token; each chart is
 kept in the charts folder the demo was given.
 """
 
 import logging
+import os
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -30,6 +36,9 @@ ANSWERS = (
 #: States a finding may be answered from in the demo (not answered before).
 ANSWERABLE = ("notified", "reopened")
 LINK = re.compile(r"http://[0-9.:\[\]]+/feedback\?link=[A-Za-z0-9_.%-]+")
+#: The service's files in the demo's folder, as an operator keeps them under /opt/intelmq/etc/nsm/.
+SERVICE_FOLDER = Path("etc") / "nsm"
+CONFIG_FILE = "feedback.yaml"
 
 
 class FeedbackRound:
@@ -40,6 +49,7 @@ class FeedbackRound:
         self.progress = progress
         self.server = None  # the feedback service, serving the mail output's ledger
         self.output = None  # that output's bot id
+        self.config_file = None  # its configuration, kept with --workdir
 
     def start(self, runtime: dict) -> None:
         """The feedback service for the first mail digest output of the (localised)
@@ -52,12 +62,15 @@ class FeedbackRound:
         self.output = mail[0]
         parameters = runtime[self.output]["parameters"]
         port = free_port()
-        secret = self.workdir / "etc" / "nsm" / "feedback-secret"
-        secret.parent.mkdir(parents=True, exist_ok=True)
-        self.server = start_service(Path(parameters["spool_file"]), self.output, secret, port)
+        folder = self.workdir / SERVICE_FOLDER
+        config_file = self.config_file = write_service_files(folder, Path(parameters["spool_file"]), self.output, port)
+        self.server = start_service(config_file)
         parameters["feedback_base_url"] = f"http://{LOOPBACK}:{port}"
-        parameters["feedback_secret_file"] = str(secret)
-        self.progress(f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.output}.")
+        parameters["feedback_secret_file"] = str(self.server.context.config.secret_file)
+        self.progress(
+            f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.output} "
+            f"(intelmq-nsm serve --config {config_file})."
+        )
 
     def run(self, chain, charts: Path) -> dict:
         """One owner answer per kind through the feedback service; the researcher's view of each case."""
@@ -84,21 +97,50 @@ class FeedbackRound:
             self.server.context.store.close()
 
 
-def start_service(spool_file: Path, ledger_name: str, secret_file: Path, port: int):
-    """The feedback service on ``port`` for the ledger in ``spool_file`` (started)."""
-    from intelmq_nsm.feedback.config import ServiceConfig
+def write_service_files(folder: Path, spool_file: Path, ledger_name: str, port: int) -> Path:
+    """The feedback service's configuration in ``folder`` for the ledger in ``spool_file``,
+    with its secret, a token file for the ticket system and one for the operators (each
+    token in clear beside it: this is a demo); returns the configuration file."""
+    from intelmq_nsm.auth.tokens import add_token
     from intelmq_nsm.feedback.links import create_secret
+
+    folder.mkdir(parents=True, exist_ok=True)
+    create_secret(folder / "feedback-secret")
+    for name, who, code in (("feedback", "IBD-tickets", "feedback"), ("operator", "IBD operator", "operators")):
+        tokens = folder / f"{name}-tokens.json"
+        if not tokens.exists():
+            _, token = add_token(tokens, who, [code], comment="made by intelmq-nsm demo")
+            clear = folder / f"{name}-token.txt"
+            clear.write_text(token + "\n", encoding="utf-8")
+            clear.chmod(0o600)
+    # Relative to the configuration's folder: the demo's folder may be moved and served again.
+    ledger = Path(os.path.relpath(spool_file.resolve(), folder.resolve()))
+    config_file = folder / CONFIG_FILE
+    config_file.write_text(
+        "# The feedback service as intelmq-nsm demo ran it; serve the kept state again with\n"
+        f"#   intelmq-nsm serve --config {config_file}\n"
+        "# (--port to choose another port). Paths are relative to this file's folder.\n"
+        f"ledger_url: sqlite:///{ledger.as_posix()}\n"
+        f"ledger_name: {ledger_name}\n"
+        "secret_file: feedback-secret\n"
+        "tokens_file: feedback-tokens.json\n"
+        "operator_tokens_file: operator-tokens.json\n"
+        f"host: {LOOPBACK}\n"
+        f"port: {port}\n"
+        f"base_url: http://{LOOPBACK}:{port}\n",
+        encoding="utf-8",
+    )
+    return config_file
+
+
+def start_service(config_file: Path):
+    """The feedback service of the configuration ``config_file`` (started), as
+    ``intelmq-nsm serve --config`` starts it."""
+    from intelmq_nsm.feedback import config as config_mod
     from intelmq_nsm.feedback.service import build
 
-    create_secret(secret_file)
-    spool_file.parent.mkdir(parents=True, exist_ok=True)
-    config = ServiceConfig(
-        ledger_url=sqlite_url(spool_file),
-        ledger_name=ledger_name,
-        secret_file=str(secret_file),
-        host=LOOPBACK,
-        port=port,
-    )
+    config = config_mod.load(config_file)
+    Path(config.ledger_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return build(config, logging.getLogger("intelmq-nsm.demo.feedback")).start()
 
 

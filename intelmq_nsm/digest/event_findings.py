@@ -68,6 +68,8 @@ class Finding:
     target: str = ""
     #: The registry matches that routed the event to this organisation (``extra.nsm.matches``).
     matches: tuple = ()
+    #: Who speaks for the finding (:func:`reporter_of`).
+    reporter: str = ""
     #: A finding a hub forwarded: ``(the hub's finding id, the hub's instance)``; () if not.
     upstream: tuple = ()
 
@@ -158,6 +160,16 @@ def identify(event: dict) -> str:
         raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
 
 
+def reporter_of(event: dict) -> str:
+    """Who speaks for the event's findings: the owner of its case as the intake knew it
+    (``extra.nsm.case_owner``), else the feed's provider, else its name ("" for none)."""
+    for key in (ec.CASE_OWNER, "feed.provider", "feed.name"):
+        value = _get(event, key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
 def vulnerable(event: dict) -> bool:
     """False when the scan said the system is not (any more) vulnerable."""
     value = _get(event, ec.RESULT)
@@ -216,6 +228,7 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
         where = ""  # an event that brought its own finding id
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
+    reporter = reporter_of(event)
     came_from = upstream(event)
     seen = set()
     result = []
@@ -243,6 +256,7 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
                 is_vulnerable,
                 where,
                 mine,
+                reporter,
                 came_from,
             )
         )

@@ -46,6 +46,7 @@ def observations(found) -> list:
             case_id=f.case_id,
             target=f.target,
             matches=json.dumps(list(f.matches), sort_keys=True) if f.matches else "",
+            reporter=f.reporter,
             upstream_finding_id=f.upstream[0] if f.upstream else "",
             upstream_instance=f.upstream[1] if f.upstream else "",
         )

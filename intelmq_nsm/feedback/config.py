@@ -14,8 +14,8 @@ import yaml
 from intelmq_nsm.web.limits import FORMER_NAMES, PARAMETERS, Limits
 
 #: The service's limits where they differ from the web stack's: its bodies are small (a
-#: batch of a CERT's changes at most 1 MiB, a feedback 64 KiB, a form 16 KiB) and its work
-#: is light.
+#: batch of a CERT's changes at most 1 MiB, a feedback 64 KiB, an owner's form about 26 KB)
+#: and its work is light.
 LIMITS = Limits(
     body_timeout=15,
     max_body_size=1024 * 1024,

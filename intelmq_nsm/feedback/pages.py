@@ -8,9 +8,16 @@ query parameter (the web stack logs parameters by name only, so it stays out of 
 HTML from autoescaped jinja2 templates (package data), Dutch by default, English with
 ``?lang=en`` or an ``Accept-Language`` that prefers it. No JavaScript; the Content
 Security Policy allows the stylesheet of this service and nothing else, and forms post
-only here. The page's refusals (a bad link, a bad form, the rate limit) are HTML pages with
-a 4xx status that say what is wrong; a form of another media type or over 16 KiB is
-refused by the web stack before the page runs, as its endpoint renders refusals (JSON).
+only here. Every refusal is an HTML page with a 4xx status that says what is wrong, in the
+page's language: the page's own (a bad link, a bad form, the rate limit) and the web
+stack's, which refuses a form of another media type, without a length or over its cap
+before the page runs and renders the refusal with the endpoint's renderer
+(:meth:`OwnersPage.refused`).
+
+Limits are in characters where people count characters: a comment may hold
+:data:`~intelmq_nsm.feedback.answers.MAX_COMMENT_CHARS` characters (the form's
+``maxlength``, a line break counting one as the browser counts it), and the form's cap in
+bytes follows from that in UTF-8's worst case, percent-encoded (:data:`MAX_FORM_BYTES`).
 """
 
 import datetime
@@ -22,6 +29,7 @@ import jinja2
 from intelmq_nsm.feedback import answers
 from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import PAGE_PATH, LinkError
+from intelmq_nsm.feedback.shown import shown, shown_text
 from intelmq_nsm.web import ratelimit
 from intelmq_nsm.web.app import Endpoint, Request, Response, Routes
 from intelmq_nsm.web.ratelimit import retry_after
@@ -29,7 +37,12 @@ from intelmq_nsm.web.refusal import Refusal
 
 LANGUAGES = ("nl", "en")
 FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_FORM_BYTES = 16 * 1024
+#: What one character of a form field costs at most on the wire: four bytes of UTF-8,
+#: each percent-encoded as three (``%E2%82%AC`` for "€" is nine).
+WORST_FORM_BYTES_PER_CHAR = 4 * 3
+#: The answer form's cap: a comment of the most characters allowed, each at its worst, and
+#: the rest of the form (form token, finding id, choice, field names) with room to spare.
+MAX_FORM_BYTES = answers.MAX_COMMENT_CHARS * WORST_FORM_BYTES_PER_CHAR + 2048
 STYLESHEET = "/static/feedback.css"
 #: What an HTML page needs beyond the web server's SECURITY_HEADERS (nosniff, no-store,
 #: no-referrer, which every response carries): its own stylesheet, images and forms.
@@ -113,6 +126,7 @@ TEXT = {
             "rate": "Te veel verzoeken. Probeer het over een minuut opnieuw.",
             "unavailable": "De dienst is tijdelijk niet beschikbaar. Probeer het later opnieuw.",
             "form": "Dit formulier kan niet worden verwerkt.",
+            "too_large": "Dit formulier is te groot om te verwerken.",
         },
     },
     "en": {
@@ -179,6 +193,7 @@ TEXT = {
             "rate": "Too many requests. Try again in a minute.",
             "unavailable": "The service is unavailable for a moment. Try again later.",
             "form": "This form cannot be processed.",
+            "too_large": "This form is too large to be processed.",
         },
     },
 }
@@ -193,7 +208,10 @@ STATUS = {
     "rate": 429,
     "unavailable": 503,
     "form": 400,
+    "too_large": 413,
 }
+#: The page's reason for a refusal of the web stack (by its code); any other: ``form``.
+STACK_REASONS = {"too_large": "too_large", "rate_limited": "rate", "too_many_failures": "rate", "busy": "unavailable"}
 
 
 def language(request: Request) -> str:
@@ -223,6 +241,8 @@ def _time(value: Optional[float]) -> str:
 
 
 _env.filters["time"] = _time
+_env.filters["shown"] = shown
+_env.filters["shown_text"] = shown_text
 
 
 def page_url(token: str, lang: str, **extra) -> str:
@@ -234,10 +254,11 @@ def html(status: int, template: str, headers=None, **values) -> Response:
     return Response(status, body, "text/html; charset=utf-8", {**HTML_HEADERS, **(headers or {})})
 
 
-def refusal_page(reason: str, lang: str, headers=None) -> Response:
+def refusal_page(reason: str, lang: str, headers=None, status: Optional[int] = None) -> Response:
     text = TEXT[lang]
     message = text["reasons"][reason].format(max=answers.MAX_COMMENT_CHARS)
-    return html(STATUS[reason], "refusal.html.j2", headers, t=text, lang=lang, reason=reason, message=message)
+    status = STATUS[reason] if status is None else status
+    return html(status, "refusal.html.j2", headers, t=text, lang=lang, reason=reason, message=message)
 
 
 class _Refused(Exception):
@@ -323,6 +344,7 @@ class OwnersPage:
             choices=list(answers.CHOICES),
             choice_of=choice_of,
             confirmed_label=confirmed_label,
+            max_comment=answers.MAX_COMMENT_CHARS,
         )
 
     def post(self, request: Request, lang: str) -> Response:
@@ -336,7 +358,8 @@ class OwnersPage:
             self.logger.info("A feedback form from %s came without a valid form token.", request.remote)
             raise _Refused("csrf")
         finding_id, choice = field.get("finding_id", ""), field.get("choice", "")
-        comment = field.get("comment", "").strip()
+        # A browser sends a line break as CRLF, but counts it as one character (maxlength).
+        comment = field.get("comment", "").replace("\r\n", "\n").strip()
         if choice not in answers.CHOICES or len(comment) > answers.MAX_COMMENT_CHARS:
             raise _Refused("invalid")
         record = self.store.answer(link, finding_id, choice, comment)
@@ -350,11 +373,20 @@ class OwnersPage:
         location = page_url(token, lang, answered=finding_id) + f"#finding-{finding_id}"
         return Response(303, b"", "text/plain; charset=utf-8", {**HTML_HEADERS, "Location": location})
 
+    def refused(self, refusal: Refusal, request: Optional[Request]) -> Response:
+        """A refusal of the web stack (media type, length, size, deadline, rate) as the page
+        that says it, with the refusal's status and headers."""
+        lang = language(request) if request is not None else LANGUAGES[0]
+        reason = STACK_REASONS.get(refusal.code, "unavailable" if refusal.status >= 500 else "form")
+        return refusal_page(reason, lang, refusal.headers, refusal.status)
+
     def stylesheet(self, request: Request) -> Response:
         body = _env.loader.get_source(_env, "feedback.css")[0].encode("utf-8")
         return Response(200, body, "text/css; charset=utf-8", {"Cache-Control": "public, max-age=3600"})
 
     def add_to(self, routes: Routes) -> None:
-        form = Endpoint(self.guarded(self.post), media_types=(FORM_TYPE,), max_body=MAX_FORM_BYTES)
-        routes.add(PAGE_PATH, get=Endpoint(self.guarded(self.get)), post=form)
+        form = Endpoint(
+            self.guarded(self.post), media_types=(FORM_TYPE,), max_body=MAX_FORM_BYTES, refusal=self.refused
+        )
+        routes.add(PAGE_PATH, get=Endpoint(self.guarded(self.get), refusal=self.refused), post=form)
         routes.add(STYLESHEET, get=Endpoint(self.stylesheet, light=True))

@@ -16,6 +16,7 @@ from intelmq_nsm.auth.tokens import TokenEntry, TokenVerifier
 from intelmq_nsm.formats.case import case_problems
 from intelmq_nsm.intake import edge
 from intelmq_nsm.intake import spool as spool_mod
+from intelmq_nsm.intake.cases import CaseBook, CaseTaken
 from intelmq_nsm.intake.pump import PipelineState
 from intelmq_nsm.intake.split import CSV, JSON, SubmissionError, split_submission
 from intelmq_nsm.web import ratelimit
@@ -57,8 +58,15 @@ class IntakeService:
         state: Optional[PipelineState] = None,
         outcomes=None,
         limits: Optional[Limits] = None,
+        cases: Optional[CaseBook] = None,
     ):
         self.spool, self.config, self.logger = spool, config, logger
+        #: Who owns which case and with whom it is shared; without a file, kept in memory.
+        self.cases = cases if cases is not None else CaseBook(":memory:")
+        # Cases submitted before cases had owners: each belongs to its first submitter.
+        adopted = self.cases.adopt(spool.case_submitters())
+        if adopted:
+            logger.info("%d cases submitted before got their first submitter as owner.", adopted)
         #: The one object of the intake's web limits: its server and its rate limits.
         self.limits = limits or Limits()
         #: What became of the cases' findings (:class:`~intelmq_nsm.intake.outcomes.CaseOutcomes`); None: off.
@@ -90,6 +98,12 @@ class IntakeService:
             problems = case_problems(case or {}, require=media == CSV and self.config.require_csv_case)
             if problems:
                 raise Refusal(400, "invalid_case", "The case metadata is not valid.", problems)
+        if case and case.get("id"):
+            # Before the body is read; an NSM report names its case in the body (see submit).
+            try:
+                self.cases.check(str(case["id"]), entry.researcher)
+            except CaseTaken as exc:
+                raise self._not_yours(exc, entry) from None
         return SubmissionHead(entry, media, code, case)
 
     def submit(self, head: SubmissionHead, text: str, body: bytes) -> tuple:
@@ -99,6 +113,14 @@ class IntakeService:
             parts = split_submission(head.content_type, text, self.config.max_report_bytes)
         except SubmissionError as exc:
             raise Refusal(400, "invalid_report", str(exc), exc.problems) from None
+        given = str((head.case or {}).get("id") or "")  # a CSV's or NDJSON's case metadata
+        cases = sorted({part.case_id or given for part in parts} - {""})
+        try:
+            # The case is the first submitter's from now on; a case another researcher owns
+            # and has not shared with this one is refused, and nothing is stored.
+            owners = {case_id: self.cases.claim(case_id, entry.researcher) for case_id in cases}
+        except CaseTaken as exc:
+            raise self._not_yours(exc, entry) from None
         sid = edge.submission_id(entry.researcher, head.feed_code, head.content_type, head.case, body)
         now = time.time()
         observed = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat()
@@ -114,6 +136,9 @@ class IntakeService:
             }
             if head.case:
                 meta["case"] = head.case
+            owner = owners.get(part.case_id or given)
+            if owner:
+                meta["case_owner"] = owner
             if len(parts) > 1:
                 meta["first_record"] = part.first_record
             reports.append((meta, part.text.encode("utf-8")))
@@ -121,8 +146,7 @@ class IntakeService:
         record = spool_mod.Submission(
             sid, entry.researcher, entry.id, head.content_type, spool_mod.ACCEPTED, records, len(parts), now, now
         )
-        cases = {part.case_id for part in parts} | {(head.case or {}).get("id") or ""}
-        stored, created = self.spool.accept(record, reports, sorted(c for c in cases if c))
+        stored, created = self.spool.accept(record, reports, cases)
         if created:
             self.logger.info(
                 "Accepted submission %s from %s (token %s): %d records in %d reports.",
@@ -143,6 +167,16 @@ class IntakeService:
         body["duplicate"] = not created
         return 202, body
 
+    def _not_yours(self, exc: CaseTaken, entry: TokenEntry) -> Refusal:
+        # Logged for the operators: a second team that should have been given the case, or worse.
+        self.logger.info(
+            "A submission of %s (token %s) on case %s was refused: the case is another researcher's.",
+            entry.researcher,
+            entry.id,
+            exc.case_id,
+        )
+        return Refusal(403, "case_not_yours", str(exc))
+
     def status(self, entry, sid: str) -> tuple:
         if not edge.SUBMISSION_ID.match(sid):
             raise Refusal(400, "bad_submission_id", "A submission id is 64 lower-case hex digits.")
@@ -153,12 +187,12 @@ class IntakeService:
         return 200, stored.public()
 
     def case(self, entry, case_id: str, chart: bool = False) -> tuple:
-        """What became of the findings of a case the token's researcher reported on:
+        """What became of the findings of a case the token's researcher owns or shares:
         ``(status, JSON document)``, or ``(status, SVG text)`` with ``chart``."""
         if not edge.CASE_ID.fullmatch(case_id):
             raise Refusal(404, "not_found", "There is no case with this id for this token.")
         # Another researcher's case and an unknown one get the same answer: ids tell nothing.
-        if not self.spool.submitted_case(entry.researcher, case_id):
+        if not self.cases.may_speak(case_id, entry.researcher):
             raise Refusal(404, "not_found", "There is no case with this id for this token.")
         if self.outcomes is None:
             raise Refusal(503, "not_configured", "This intake is not connected to the finding ledger (ledgers).")

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS submission_cases (
 );
 CREATE INDEX IF NOT EXISTS submission_cases_case ON submission_cases (case_id);
 """
+CASE_SUBMITTERS = (
+    "SELECT submission_cases.case_id, submissions.researcher FROM submission_cases "
+    "JOIN submissions ON submissions.id = submission_cases.submission_id "
+    "ORDER BY submissions.created, submissions.rowid"
+)
 
 
 @dataclass
@@ -103,8 +108,7 @@ class SubmissionSpool:
     def accept(self, submission: Submission, reports: list, cases=()) -> tuple:
         """Store a submission with its reports ``[(meta, raw_bytes), ...]`` and the case ids
         it reported on unless its id is known. Returns ``(stored submission, created)``;
-        ``created`` is False for a repeat. The case ids stay with the submission's row:
-        they say whose cases a researcher may look at."""
+        ``created`` is False for a repeat. The case ids stay with the submission's row."""
         with self._lock, storage.transaction(self._db) as db:
             known = self._get(submission.id)
             if known is not None:
@@ -119,15 +123,11 @@ class SubmissionSpool:
             )
         return submission, True
 
-    def submitted_case(self, researcher: str, case_id: str) -> bool:
-        """Whether ``researcher`` submitted a report on the case ``case_id``."""
+    def case_submitters(self) -> list:
+        """``(case id, researcher)`` of every case a submission named, oldest submission
+        first: who submitted each case before cases had owners (:mod:`.cases`)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM submission_cases JOIN submissions ON submissions.id = submission_cases.submission_id "
-                "WHERE submission_cases.case_id = ? AND submissions.researcher = ? LIMIT 1",
-                (case_id, researcher),
-            ).fetchone()
-        return row is not None
+            return [tuple(row) for row in self._db.execute(CASE_SUBMITTERS)]
 
     def _get(self, submission_id: str):
         row = self._db.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()

@@ -10,6 +10,8 @@ a token file (:mod:`intelmq_nsm.auth.tokens`); a request carries its token in th
   on the event loop without a hash, so that a flood never queues for the workers);
 - no, a malformed, an unknown, a revoked or an expired token: ``401`` with
   ``WWW-Authenticate: Bearer``, and one failure counted for the address and the token id;
+  a token checked before (an operator's session) is checked again on every request
+  (:meth:`TokenCheck.recheck`): revoked or expired, ``401`` at once;
 - a token file that cannot be used refuses every token (``503 server_misconfigured``),
   logged at ERROR once per problem; too many hashes at once: ``503 busy``.
 """
@@ -68,6 +70,17 @@ class TokenCheck:
             ) from None
         if entry is None:
             self.throttle.failed(*keys)
+            raise Refusal(401, "unauthorized", reason, headers={"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
+        return entry
+
+    def recheck(self, token_id: str) -> TokenEntry:
+        """The entry of the token ``token_id`` checked before (at a login), if it is still
+        valid now; a revoked, expired or removed token is a 401 Refusal at once."""
+        try:
+            entry, reason = self.verifier.standing(token_id)
+        except TokenFileError as exc:
+            raise self._misconfigured(str(exc)) from None
+        if entry is None:
             raise Refusal(401, "unauthorized", reason, headers={"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
         return entry
 

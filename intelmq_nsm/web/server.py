@@ -145,12 +145,13 @@ class _Exchange(httputil.HTTPMessageDelegate):
                     "token_in_query",
                     "Tokens are not accepted in the query string; send them in the Authorization header.",
                 )
-            length = framing.body_length(headers)
             endpoint, args = self.server.routes.resolve(self.method, parts.path)
             if limits.trust_forwarded_for and headers.get("X-Forwarded-For"):
                 self.remote = headers.get_list("X-Forwarded-For")[-1].split(",")[-1].strip() or self.remote
+            # The endpoint first: it renders every refusal from here on, bad framing's too.
             self.endpoint = endpoint
-            self.request = Request(self.method, parts.path, query, headers, self.remote, args, length)
+            self.request = Request(self.method, parts.path, query, headers, self.remote, args)
+            length = self.request.length = framing.body_length(headers)
             if length and not endpoint.takes_body:
                 raise Refusal(400, "unexpected_body", "This endpoint takes no request body.")
             if endpoint.screen is not None:

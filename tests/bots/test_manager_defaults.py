@@ -91,6 +91,7 @@ class TestIntakeCollectorFromTheManager(ManagerDefaults, BotTestCase, unittest.T
             self.run_bot()
         self.bot.shutdown()
         assert list(Path(self.directory.name).glob("*-spool.sqlite"))
+        assert (Path(self.directory.name) / "nsm-cases.sqlite").exists()  # the case file every intake shares
         self.assert_empty_means_unset()
 
 

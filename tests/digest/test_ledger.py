@@ -211,6 +211,54 @@ def test_a_repeated_message_counts_once_and_is_sent_once(output):
     assert output.round([dict(message)], T0 + 3) == []
 
 
+def test_only_the_reporter_that_opened_a_finding_closes_it(output):
+    """The finding id names the vulnerable thing whoever reports it; who may say it is fixed
+    is the ledger's check: the case's owner (as the intake stamped it), else the feed's
+    provider, that first saw it vulnerable."""
+    divd = {"feed.provider": "DIVD"}
+    output.round([scan(1, T0, **divd), scan(2, T0, **divd)], T0)
+    stranger = {"feed.provider": "Example Research", "feed.name": "Example"}
+    # Another researcher's rescan says both are fixed: nothing changes, nothing is sent.
+    assert output.round([scan(1, T0 + DAY, vulnerable=False, **stranger)], T0 + DAY) == []
+    assert (
+        output.round([scan(2, T0 + DAY, vulnerable=False, **stranger, **{"extra.nsm.case_owner": "X"})], T0 + DAY) == []
+    )
+    records = {r["target"]: r for r in output.ledger.records()}
+    assert {t: (r["state"], r["times_seen"], r["reporter"]) for t, r in records.items()} == {
+        "198.51.100.2:443": ("notified", 1, "DIVD"),
+        "203.0.113.3:443": ("notified", 1, "DIVD"),
+    }
+    [shown] = output.ledger.history_of(records["198.51.100.2:443"]["finding_id"])
+    assert [h["state"] for h in shown["history"]] == ["open", "notified"]
+    # Its vulnerable sighting still counts; a second team the case is shared with speaks for its owner.
+    assert output.round([scan(1, T0 + 2 * DAY, **stranger)], T0 + 2 * DAY) == []
+    team = {"feed.provider": "Second Team", "extra.nsm.case_owner": "DIVD"}
+    [fixed] = output.round([scan(1, T0 + 3 * DAY, vulnerable=False, **team)], T0 + 3 * DAY)
+    assert kinds([fixed]) == [("fixed", "198.51.100.2", 443)]
+    [fixed] = output.round([scan(2, T0 + 3 * DAY, vulnerable=False, **divd)], T0 + 3 * DAY)
+    assert kinds([fixed]) == [("fixed", "203.0.113.3", 443)]
+
+
+def test_a_record_without_a_reporter_may_be_closed_by_any():
+    from intelmq_nsm.digest.ledger.policy import may_close
+
+    rescan = Observation("nf1-x", "GM0363", "e1", vulnerable=False, reporter="Example Research")
+    assert may_close({"reporter": ""}, rescan)  # from before reporters were kept, or never seen vulnerable
+    assert may_close({"reporter": "Example Research"}, rescan)
+    assert not may_close({"reporter": "DIVD"}, rescan)
+    assert not may_close({"reporter": "DIVD"}, Observation("nf1-x", "GM0363", "e2", vulnerable=False))
+
+
+def test_a_finding_first_seen_not_vulnerable_belongs_to_who_then_sees_it_vulnerable(output):
+    stranger = {"feed.provider": "Example Research"}
+    assert output.round([scan(1, T0, vulnerable=False, **stranger)], T0) == []
+    [new] = output.round([scan(1, T0 + DAY, **{"feed.provider": "DIVD"})], T0 + DAY)
+    assert kinds([new]) == [("new", "198.51.100.2", 443)]
+    assert output.round([scan(1, T0 + 2 * DAY, vulnerable=False, **stranger)], T0 + 2 * DAY) == []
+    [record] = output.ledger.records()
+    assert (record["state"], record["reporter"]) == ("notified", "DIVD")
+
+
 def test_reminder_after_zero_never_reminds(tmp_path, ledger_url):
     out = Output(tmp_path, ledger_url, reminder_after=0)
     try:
@@ -423,7 +471,7 @@ def test_a_stopped_postgresql_makes_the_ledger_unavailable_and_it_recovers(tmp_p
 
 
 def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(tmp_path):
-    """A spool file whose ledger lacks the ``matches`` column and still has the earlier
+    """A spool file whose ledger lacks the ``matches`` and ``reporter`` columns and still has the earlier
     indexes, and which has no arrivals table: opened, it gets them, keeps its records and
     takes events as before."""
     path = tmp_path / "spool.sqlite"
@@ -434,6 +482,7 @@ def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(
     db.execute("DROP INDEX ledger_findings_counts")
     db.execute("DROP INDEX ledger_findings_fixed_days")
     db.execute("ALTER TABLE ledger_findings DROP COLUMN matches")
+    db.execute("ALTER TABLE ledger_findings DROP COLUMN reporter")
     db.execute("CREATE INDEX ledger_findings_case ON ledger_findings (ledger, case_id)")
     db.execute("DROP TABLE arrivals")
     db.commit()
@@ -449,9 +498,12 @@ def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(
         db.close()
         assert {"ledger_findings_counts", "ledger_findings_fixed_days"} <= indexes
         assert "ledger_findings_case" not in indexes
-        assert "matches" in columns and "arrivals" in tables
+        assert {"matches", "reporter"} <= columns and "arrivals" in tables
         [record] = out.ledger.records()
-        assert (record["state"], record["matches"]) == ("notified", "")
+        assert (record["state"], record["matches"], record["reporter"]) == ("notified", "", "")
         assert kinds(out.round([scan(1, T0 + 8 * DAY)], T0 + 8 * DAY)) == [("reminder", "198.51.100.2", 443)]
+        # A record from before reporters were kept belongs to the next to see it vulnerable.
+        [record] = out.ledger.records()
+        assert record["reporter"] == "DIVD"
     finally:
         out.close()

@@ -253,6 +253,12 @@ def test_the_demo_ends_with_one_answer_per_kind_on_the_owners_page_and_the_resea
     assert "The researcher's view of DIVD-2024-00012 (GET /v1/cases/DIVD-2024-00012):" in text
     assert f"Chart: {feedback['charts']['DIVD-2024-00012']}" in text
     assert summary.as_json()["feedback"]["cases"]["DIVD-2024-00012"] == view
+    # What the feedback service ran with stays in the demo's folder, to serve it again.
+    from intelmq_nsm.feedback import config as config_mod
+
+    kept = config_mod.load(demo.feedback.config_file)
+    assert kept.ledger_url == sqlite_url(Path(spool).resolve()) and kept.ledger_name == "ibd-digest-mail"
+    assert all(Path(p).exists() for p in (kept.secret_file, kept.tokens_file, kept.operator_tokens_file))
 
 
 # -- the mails: signed, labelled, kept, one organisation in English -------------------------

@@ -96,11 +96,14 @@ def standard_events() -> list:
 
 class Service:
     """The feedback service listening on 127.0.0.1, with a token for the ticket system
-    (``tickets=False``: without one); ``overrides`` are configuration keys."""
+    (``tickets=False``: without one) and one for an operator (the overview);
+    ``overrides`` are configuration keys."""
 
     def __init__(self, tmp_path, delivered: Delivered, tickets: bool = True, **overrides):
         tokens = tmp_path / "feedback-tokens.json"
         _, self.api_token = add_token(tokens, "IBD-tickets", ["feedback"])
+        operators = tmp_path / "operator-tokens.json"
+        _, self.operator_token = add_token(operators, "IBD operator", ["operators"])
         self.config = config_mod.from_mapping(
             {
                 "ledger_url": sqlite_url(delivered.spool_file),
@@ -118,6 +121,7 @@ class Service:
             LinkSigner.from_file(delivered.secret_file),
             logging.getLogger("test-feedback-service"),
             tickets=TokenVerifier(tokens) if tickets else None,
+            operators=TokenVerifier(operators),
         )
         self.server = FeedbackServer(context).start()
         self.url = f"http://127.0.0.1:{self.server.port}"

@@ -2,7 +2,9 @@
 
 A digest goes out by mail to a real SMTP server (aiosmtpd); the link is taken from the
 mail's text, opened in chromium, *opgelost* chosen and sent; the confirmation shows, and
-the ledger holds the answer. A tampered and an expired link show a refusal page.
+the ledger holds the answer. A tampered and an expired link show a refusal page. A comment
+of 2,000 characters without a space and with a right-to-left override keeps the owners' page
+and the operators' overview within the viewport, the override shown as its escape.
 Screenshots of each step are kept under the test's tmp path (their paths are printed).
 """
 
@@ -143,3 +145,58 @@ def test_an_expired_link_shows_a_refusal_page_in_a_browser(tmp_path, service_fac
     assert response.status == 410
     assert "verlopen" in page.locator(".reason").inner_text()
     shots.take(page, "expired")
+
+
+#: 2,000 characters without a space (the comment's limit), a right-to-left override in them.
+UNBROKEN = "Bijgewerkt" + "A" * 1981 + "\u202efdp.exe\u202c"
+
+
+def fits(page) -> dict:
+    """The page's width as the browser laid it out, and the viewport's."""
+    return page.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, body: document.body.scrollWidth,"
+        " viewport: window.innerWidth})"
+    )
+
+
+def test_an_unbroken_comment_with_a_bidi_override_stays_within_the_viewport_and_inert(
+    tmp_path, service_factory, browser
+):
+    assert len(UNBROKEN) == 2000
+    shots = Shots(tmp_path / "screenshots")
+    delivered = deliver(tmp_path, "https://feedback.ibd.example", standard_events())
+    service = service_factory(delivered)
+    link = service.local(delivered.documents()["GM0363"]["feedback_url"])
+    page = browser.new_page(locale="nl-NL", viewport={"width": 1280, "height": 800})
+    page.goto(link)
+    first = page.locator("section.finding").nth(0)
+    first.get_by_role("radio", name="Vals positief").check()
+    first.get_by_label("Toelichting (optioneel)").fill(UNBROKEN)
+    first.get_by_role("button", name="Antwoord versturen").click()
+    page.wait_for_load_state()
+    assert "is vastgelegd" in page.locator("#confirmation").inner_text()
+    answered = page.locator("section.finding").nth(0)
+    answered.locator("details.history summary").click()
+    note = answered.locator("q.note").last
+    assert note.is_visible()
+    width = fits(page)
+    shots.take(page, "owners-page-unbroken-rtl")
+    assert width["scroll"] <= width["viewport"] and width["body"] <= width["viewport"], width
+    # Shown, not acted on: the override as its escape, the comment isolated.
+    assert note.locator("bdi .control").first.inner_text() == "\\u202e"
+    assert "\u202e" not in page.content()
+
+    overview = browser.new_page(viewport={"width": 1280, "height": 800})
+    overview.goto(service.url + "/operators/login")
+    overview.get_by_label("Operator token").fill(service.operator_token)
+    overview.get_by_role("button", name="Log in").click()
+    overview.wait_for_load_state()
+    assert overview.locator("h1").inner_text() == "What became of the findings"
+    width = fits(overview)
+    shots.take(overview, "overview-unbroken-rtl")
+    assert width["scroll"] <= width["viewport"] and width["body"] <= width["viewport"], width
+    cell = overview.locator("td.note").first
+    assert "Bijgewerkt" in cell.inner_text() and cell.locator(".control").first.inner_text() == "\\u202e"
+    assert "\u202e" not in overview.content()
+    # The cell keeps the whole comment: wrapped, not cut.
+    assert len(cell.inner_text().replace("\n", "")) >= 2000

@@ -208,7 +208,7 @@ def test_bad_choices_comments_and_media_types_are_refused(delivered, service):
     assert as_json.status_code == 415
     big = requests.post(
         service.local(link),
-        data="comment=" + "x" * 20000,
+        data="comment=" + "x" * 30000,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         timeout=10,
     )
@@ -216,16 +216,68 @@ def test_bad_choices_comments_and_media_types_are_refused(delivered, service):
     assert states(delivered) == before
 
 
-def test_html_in_a_comment_is_inert_on_the_page(delivered, service):
+def test_a_comment_at_the_limit_in_any_script_is_taken_and_kept_whole(delivered, service):
+    amsterdam = delivered.documents()["GM0363"]
+    link = amsterdam["feedback_url"]
+    first, second = (f["finding_id"] for f in amsterdam["findings"])
+    csrf = csrf_of(requests.get(service.local(link), timeout=10).text)
+    # 2,000 characters as the form's maxlength counts them: 18 KB of a form in "€" (3 bytes,
+    # 9 percent-encoded), and line breaks that a browser sends as CRLF but counts as one.
+    euros = "€" * 2000
+    answered = post(service, link, csrf=csrf, finding_id=first, choice="fixed", comment=euros)
+    assert answered.status_code == 303, answered.text[:300]
+    counted = "regel\n" * 333 + "ok"
+    lines = counted.replace("\n", "\r\n")  # as the browser sends it
+    assert len(counted) == 2000 < len(lines)
+    assert post(service, link, csrf=csrf, finding_id=second, choice="fixed", comment=lines).status_code == 303
+    assert history(delivered, first, "GM0363")[-1]["note"] == euros
+    assert history(delivered, second, "GM0363")[-1]["note"] == counted
+
+
+def test_the_web_stacks_refusals_of_the_page_are_pages_in_its_language(delivered, service):
+    link = service.local(delivered.documents()["GM0363"]["feedback_url"])
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    too_large = requests.post(link, data="comment=" + "x" * 30000, headers=form, timeout=10)
+    not_a_form = requests.post(link + "&lang=en", json={"comment": "x"}, timeout=10)
+    for response, status, words in (
+        (too_large, 413, "Dit formulier is te groot om te verwerken."),
+        (not_a_form, 415, "This form cannot be processed."),
+    ):
+        assert response.status_code == status
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert 'class="refusal"' in response.text and words in response.text
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    # Without a Content-Length (chunked): 411, a page too.
+    chunked = requests.post(link, data=iter([b"comment=x"]), headers=form, timeout=10)
+    assert chunked.status_code == 411 and 'data-reason="form"' in chunked.text
+
+
+def answered(delivered, service, choice: str, comment: str) -> tuple:
+    """Amsterdam's first finding answered with ``comment``: ``(the page after, its finding id)``."""
     amsterdam = delivered.documents()["GM0363"]
     link = amsterdam["feedback_url"]
     csrf = csrf_of(requests.get(service.local(link), timeout=10).text)
     finding_id = amsterdam["findings"][0]["finding_id"]
+    post(service, link, csrf=csrf, finding_id=finding_id, choice=choice, comment=comment)
+    return requests.get(service.local(link), timeout=10).text, finding_id
+
+
+def test_html_in_a_comment_is_inert_on_the_page(delivered, service):
     comment = '<script>alert("x")</script><img src=x onerror=alert(1)> =HYPERLINK("http://evil.example")'
-    post(service, link, csrf=csrf, finding_id=finding_id, choice="not-ours", comment=comment)
-    page = requests.get(service.local(link), timeout=10).text
+    page, _ = answered(delivered, service, "not-ours", comment)
     assert "<script>alert" not in page and "<img src=x" not in page
     assert str(markupsafe.escape(comment)) in page
+
+
+def test_control_and_bidi_characters_in_a_comment_are_shown_as_escapes_in_isolation(delivered, service):
+    comment = "Bijgewerkt \u202efdp.exe\x1b[2J en \u2067klaar"
+    page, finding_id = answered(delivered, service, "fixed", comment)
+    assert not set("\u202e\u2067\x1b") & set(page)
+    assert (
+        '<q class="note"><bdi>Bijgewerkt <span class="control">\\u202e</span>fdp.exe'
+        '<span class="control">\\x1b</span>[2J en <span class="control">\\u2067</span>klaar</bdi></q>'
+    ) in page
+    assert history(delivered, finding_id, "GM0363")[-1]["note"] == comment  # kept as it was written
 
 
 def test_requests_over_the_rate_limit_get_429(delivered, service_factory):

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from intelmq_nsm.auth.tokens import TokenVerifier, add_token, revoke_token
+from intelmq_nsm.intake.cases import CaseBook
 from intelmq_nsm.intake.http import IntakeServer
 from intelmq_nsm.intake.pump import Pump
 from intelmq_nsm.intake.service import IntakeConfig, IntakeService
@@ -30,12 +31,20 @@ class Intake:
         revoke_token(self.token_file, revoked.id)
         self.logger = logging.getLogger("tests.intake")
         self.spool = SubmissionSpool(tmp_path / "spool.sqlite")
+        self.cases = CaseBook(tmp_path / "cases.sqlite")
         config.setdefault("send_wait", 2)
         # The web limits (by their parameter names) make one object; the rest is the service's.
         limits = Limits.from_parameters({name: config.pop(name) for name in PARAMETERS if name in config})
         outcomes = config.pop("outcomes", None)
         self.service = IntakeService(
-            TokenVerifier(self.token_file), self.spool, IntakeConfig(**config), self.logger, None, outcomes, limits
+            TokenVerifier(self.token_file),
+            self.spool,
+            IntakeConfig(**config),
+            self.logger,
+            None,
+            outcomes,
+            limits,
+            cases=self.cases,
         )
         self.pump = Pump(self.spool, self._send, self.service.state, self.logger, refused=(PipelineDown,))
         self.server = IntakeServer(self.service, "127.0.0.1", 0).start()
@@ -56,6 +65,7 @@ class Intake:
         self._sender.join(timeout=5)
         self.server.stop()
         self.spool.close()
+        self.cases.close()
 
     def request(self, method, path, body=None, token=None, content_type=None, headers=None):
         """One request on a fresh connection: ``(status, JSON body, response headers)``."""

@@ -2,6 +2,7 @@
 their own submissions named, and nothing of another researcher's."""
 
 import http.client
+import logging
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -88,3 +89,77 @@ def test_without_ledgers_the_case_endpoint_says_so(intake):
     intake.post(REPORT)
     status, body, _ = intake.request("GET", f"/v1/cases/{CASE}", token=intake.token)
     assert status == 503 and body["error"] == "not_configured"
+
+
+# -- cases belong to who opened them ---------------------------------------------------------
+
+
+def csv_on(case_id: str) -> str:
+    return f"?case_id={case_id}&case_title=Rescan"
+
+
+def test_another_researcher_naming_a_case_is_refused_403_naming_it_and_nothing_is_stored(served, caplog):
+    caplog.set_level(logging.INFO, logger="tests.intake")
+    assert served.post(REPORT)[0] == 202
+    sent = len(served.sent)
+    # Before the body (CSV: the case comes with the head) and after it (an NSM report's own case block).
+    for body, content_type, query in (
+        (CSV, "text/csv", csv_on(CASE)),
+        ({**REPORT, "findings": [{"ip": "192.0.2.10", "port": 443, "result": "not-vulnerable"}]}, None, ""),
+    ):
+        status, answer, _ = served.post(body, content_type or "application/json", served.other_token, query)
+        assert (status, answer.get("error")) == (403, "case_not_yours"), answer
+        assert CASE in answer["message"] and "share" in answer["message"]
+    assert len(served.sent) == sent and served.spool.pending_count() == 0
+    assert served.spool.case_submitters() == [(CASE, "DIVD")]  # the refused named no case
+    assert served.request("GET", f"/v1/cases/{CASE}", token=served.other_token)[0] == 404
+    assert served.cases.owner(CASE) == "DIVD"
+    refused = [r.getMessage() for r in caplog.records if "was refused" in r.getMessage()]
+    assert len(refused) == 2 and all("Example Research (token " in m and CASE in m for m in refused)
+
+
+def test_a_case_shared_with_a_second_team_takes_its_reports_stamped_with_the_owner_and_shows_its_figures(served):
+    assert served.post(REPORT)[0] == 202
+    served.cases.share(CASE, "Example Research")
+    status, answer, _ = served.post(CSV, "text/csv", served.other_token, csv_on(CASE))
+    assert status == 202, answer
+    assert served.sent[-1].meta["case_owner"] == "DIVD"  # the owner speaks for the second team's findings
+    assert served.sent[-1].meta["researcher"] == "Example Research"
+    status, body, _ = served.request("GET", f"/v1/cases/{CASE}", token=served.other_token)
+    assert status == 200 and body["findings"] == 4
+    # Taken back: refused again, the figures too.
+    served.cases.unshare(CASE, "Example Research")
+    assert served.post(CSV + "\n", "text/csv", served.other_token, csv_on(CASE))[0] == 403
+    assert served.request("GET", f"/v1/cases/{CASE}", token=served.other_token)[0] == 404
+
+
+def test_the_first_submitter_owns_a_case_an_operator_may_assign_it_before(served):
+    served.cases.assign("DIVD-2024-00099", "DIVD")
+    status, answer, _ = served.post(CSV, "text/csv", served.other_token, csv_on("DIVD-2024-00099"))
+    assert (status, answer["error"]) == (403, "case_not_yours")
+    assert served.post(CSV, "text/csv", served.other_token, csv_on(OTHER_CASE))[0] == 202
+    assert served.cases.owner(OTHER_CASE) == "Example Research"
+    assert served.sent[-1].meta["case_owner"] == "Example Research"
+    assert served.post(REPORT)[0] == 202  # DIVD's first report on its case
+    assert served.sent[-1].meta["case_owner"] == "DIVD"
+
+
+def test_cases_submitted_before_they_had_owners_belong_to_their_first_submitter(tmp_path):
+    from intelmq_nsm.auth.tokens import TokenVerifier
+    from intelmq_nsm.intake.cases import CaseBook
+    from intelmq_nsm.intake.service import IntakeConfig, IntakeService
+    from intelmq_nsm.intake.spool import Submission, SubmissionSpool
+
+    spool = SubmissionSpool(tmp_path / "spool.sqlite")
+    # The issue's case: a second researcher named DIVD's case after DIVD, before cases had owners.
+    for number, (researcher, case_id) in enumerate((("DIVD", CASE), ("Example Research", CASE), ("DIVD", "X-1"))):
+        record = Submission(f"{number:064x}", researcher, "t", "text/csv", "queued", 1, 1, 1000.0 + number, 1000.0)
+        spool.accept(record, [], [case_id])
+    cases = CaseBook(tmp_path / "cases.sqlite")
+    try:
+        IntakeService(TokenVerifier(tmp_path / "t.json"), spool, IntakeConfig(), logging.getLogger("t"), cases=cases)
+        assert cases.owner(CASE) == "DIVD" and cases.owner("X-1") == "DIVD"
+        assert not cases.may_speak(CASE, "Example Research")
+    finally:
+        cases.close()
+        spool.close()

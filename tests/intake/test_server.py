@@ -281,7 +281,8 @@ def test_the_same_content_again_returns_the_same_id_and_creates_no_second_report
     second = intake.post(REPORT)[1]
     assert first["submission_id"] == second["submission_id"] and second["duplicate"] is True
     assert len(intake.sent) == 1
-    # Another researcher sending the same content makes a submission of its own.
+    # Another researcher sending the same content (the case shared with them) makes a submission of its own.
+    intake.cases.share(REPORT["case"]["id"], "Example Research")
     third = intake.post(REPORT, token=intake.other_token, query="")[1]
     assert third["submission_id"] != first["submission_id"]
 

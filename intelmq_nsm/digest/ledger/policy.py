@@ -14,6 +14,9 @@ finding never seen): no database here, so the rules can be read and tested on th
 - Seen not vulnerable: ``fixed-verified``; when it had been notified and ``report_fixed``
   is on, it goes into the next digest's section of verified fixes (kind ``fixed``). A
   finding never seen vulnerable is recorded and sends nothing.
+- Only the reporter that first saw a finding vulnerable (the case's owner, else the feed's
+  provider) closes it: another reporter's not-vulnerable result changes nothing (see
+  ``harmonization/finding-id.md``, "Who may close a finding").
 - The same event again (IntelMQ hands a message over once more after a crash): the same
   answer as the first time, while that is still waiting for its digest; counted once.
 - A delivered reminder changes no state, but is written to the history all the same (the
@@ -41,6 +44,8 @@ class Observation:
     target: str = ""
     #: The registry matches that routed it to this organisation, as JSON ("" if unknown).
     matches: str = ""
+    #: Who speaks for it: the case's owner (``extra.nsm.case_owner``), else the feed's provider.
+    reporter: str = ""
     #: A finding a hub forwarded: the hub's finding id and instance (``extra.nsm.upstream``).
     upstream_finding_id: str = ""
     upstream_instance: str = ""
@@ -68,6 +73,8 @@ def first(observation: Observation, now: float) -> Step:
         "case_id": observation.case_id,
         "target": observation.target,
         "matches": observation.matches,
+        # Not vulnerable first: nobody has spoken for it yet.
+        "reporter": observation.reporter if observation.vulnerable else "",
         "upstream_finding_id": observation.upstream_finding_id,
         "upstream_instance": observation.upstream_instance,
         "state": state,
@@ -89,6 +96,8 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
     if record["last_event"] == observation.event_hash:
         repeat = record["last_kind"] if record["last_kind"] and record["pending"] == record["last_kind"] else None
         return Step(repeat)
+    if not observation.vulnerable and not may_close(record, observation):
+        return Step(None)  # another reporter's rescan cannot speak for this finding
     values = {
         "last_seen": max(now, record["last_seen"]),
         "times_seen": record["times_seen"] + 1,
@@ -96,6 +105,8 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
     }
     if observation.matches and observation.matches != record.get("matches"):
         values["matches"] = observation.matches
+    if observation.vulnerable and observation.reporter and not record.get("reporter"):
+        values["reporter"] = observation.reporter
     if observation.upstream_finding_id and not record.get("upstream_finding_id"):
         # Seen first from the CERT's own sources, then forwarded by a hub: its changes from
         # now on go back to the hub too.
@@ -124,6 +135,13 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
                 values["pending"] = kind
     values["last_kind"] = kind
     return Step(kind, values, change)
+
+
+def may_close(record, observation: Observation) -> bool:
+    """Whether a not-vulnerable ``observation`` may close the finding of ``record``: its
+    reporter is the one that saw it vulnerable first, or the record has none (a ledger of
+    an earlier version, or a finding never seen vulnerable)."""
+    return not record.get("reporter") or record["reporter"] == observation.reporter
 
 
 def due_for_reminder(record, now: float, reminder_after: float) -> bool:

@@ -87,6 +87,10 @@ ledger_findings = Table(
     #: The registry's matches that routed the finding to this organisation (JSON list of
     #: ``extra.nsm.matches`` entries), as last seen: what a dispute of it is about.
     Column("matches", Text, nullable=False, default=""),
+    #: Who reported the finding vulnerable first (the case's owner, else the feed's
+    #: provider): only a not-vulnerable result of the same reporter closes it; "" (a
+    #: ledger of an earlier version, or a finding never seen vulnerable): any may.
+    Column("reporter", Text, nullable=False, default=""),
     #: At a CERT, a finding a hub forwarded (``extra.nsm.upstream``): the hub's finding id
     #: and instance name, "" for the CERT's own findings. Its changes go back to that hub
     #: (the outbox, :mod:`intelmq_nsm.digest.outbox`) under the hub's id.

@@ -298,6 +298,7 @@ ADDED_COLUMNS = {
         "ALTER TABLE ledger_findings ADD COLUMN upstream_finding_id VARCHAR(200) NOT NULL DEFAULT ''"
     ),
     "upstream_instance": "ALTER TABLE ledger_findings ADD COLUMN upstream_instance VARCHAR(200) NOT NULL DEFAULT ''",
+    "reporter": "ALTER TABLE ledger_findings ADD COLUMN reporter TEXT NOT NULL DEFAULT ''",
 }
 #: The history's sources, since a hub's changes from CERTs (``cert:<key>``) came: a ledger
 #: made before takes them after these steps. SQLite cannot change a table's CHECK, so the

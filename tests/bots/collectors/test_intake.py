@@ -24,6 +24,7 @@ META = {
     "submission_id": "c" * 64,
     "content_type": "text/csv",
     "case": CASE,
+    "case_owner": "DIVD",
 }
 OUTPUT = {
     "__type": "Report",
@@ -34,6 +35,7 @@ OUTPUT = {
     ec.SUBMISSION_ID: "c" * 64,
     ec.CONTENT_TYPE: "text/csv",
     ec.CASE: CASE,
+    ec.CASE_OWNER: "DIVD",
     "feed.accuracy": 100.0,
     "raw": base64.b64encode(CSV).decode(),
 }
@@ -50,6 +52,7 @@ class TestIntakeCollectorBot(BotTestCase, unittest.TestCase):
         cls.sysconfig = {
             "token_file": str(cls.token_file),
             "spool_file": str(cls.spool_file),
+            "case_file": str(Path(cls.directory.name) / "cases.sqlite"),
             "http_port": 0,
             "name": "Intake",
         }

@@ -109,6 +109,14 @@ class TestFindingIdsAndResults(BotTestCase, unittest.TestCase):
         self.assertEqual(first[ec.FINDING_ID], again[ec.FINDING_ID])
         self.assertEqual((first[ec.RESULT], again[ec.RESULT]), ("vulnerable", "vulnerable"))
 
+    def test_the_case_owner_the_intake_stamped_on_a_report_is_on_every_event_of_it(self):
+        # A second team the case is shared with: its findings speak for the case's owner.
+        shared = report_message(nsm([FINDING, {**FINDING, "port": 8443}]), **{ec.CASE_OWNER: "DIVD"})
+        events, _ = self.parse(shared)
+        self.assertEqual([e[ec.CASE_OWNER] for e in events], ["DIVD", "DIVD"])
+        [plain], _ = self.parse(FIRST_SCAN)
+        self.assertNotIn(ec.CASE_OWNER, plain)  # from another collector: the feed's provider speaks
+
     def test_another_port_host_or_case_gets_another_finding_id(self):
         [first], _ = self.parse(FIRST_SCAN)
         events, errors = self.parse(NEIGHBOURS)

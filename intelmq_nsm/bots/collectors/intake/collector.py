@@ -13,6 +13,7 @@ from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.auth.tokens import TokenFileError, TokenVerifier, read_entries
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
+from intelmq_nsm.intake.cases import CASE_FILE_NAME, CaseBook
 from intelmq_nsm.intake.http import IntakeServer
 from intelmq_nsm.intake.outcomes import CaseOutcomes
 from intelmq_nsm.intake.pump import PipelineState, Pump
@@ -29,6 +30,7 @@ FIELDS = {
     "submission_id": ec.SUBMISSION_ID,
     "content_type": ec.CONTENT_TYPE,
     "case": ec.CASE,
+    "case_owner": ec.CASE_OWNER,
     "first_record": ec.FIRST_RECORD,
 }
 
@@ -40,6 +42,9 @@ class NSMIntakeCollectorBot(CollectorBot):
     http_port: int = 8730
     token_file: Optional[str] = None
     spool_file: Optional[str] = None
+    #: Who owns which case and with whom it is shared (``intelmq-nsm cases``): one file for
+    #: every intake of the host; default nsm-cases.sqlite in IntelMQ's state folder.
+    case_file: Optional[str] = None
     # The web limits' defaults are the web stack's (Limits), the submission's the service's.
     max_body_size: int = Limits.max_body_size
     max_report_size: int = IntakeConfig.max_report_bytes
@@ -67,6 +72,7 @@ class NSMIntakeCollectorBot(CollectorBot):
 
     _server: Optional[IntakeServer] = None
     _spool: Optional[SubmissionSpool] = None
+    _cases: Optional[CaseBook] = None
     _pump: Optional[Pump] = None
     _outcomes: Optional[CaseOutcomes] = None
 
@@ -80,10 +86,13 @@ class NSMIntakeCollectorBot(CollectorBot):
             max_report_bytes=self.max_report_size, send_wait=self.send_wait, require_csv_case=self.require_csv_case
         )
         self._spool = SubmissionSpool(spool_file)
+        self._cases = CaseBook(self.case_file or os.path.join(VAR_STATE_PATH, CASE_FILE_NAME))
         state = PipelineState()
         verifier = TokenVerifier(self.token_file, max_hashing=self.max_concurrent_hashes)
         self._outcomes = CaseOutcomes(self.ledgers, self.constituency_registry) if self.ledgers else None
-        service = IntakeService(verifier, self._spool, config, self.logger, state, self._outcomes, limits)
+        service = IntakeService(
+            verifier, self._spool, config, self.logger, state, self._outcomes, limits, cases=self._cases
+        )
         service.tokens.file_problem()  # logged now, not at the first submission
         # The HTTP threads only store submissions; this bot's main loop alone sends
         # (IntelMQ's pipeline is not thread-safe).
@@ -130,6 +139,9 @@ class NSMIntakeCollectorBot(CollectorBot):
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+        if self._cases is not None:
+            self._cases.close()
+            self._cases = None
         if self._outcomes is not None:
             self._outcomes.close()
             self._outcomes = None

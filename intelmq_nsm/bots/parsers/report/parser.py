@@ -50,10 +50,13 @@ class NSMReportParserBot(ParserBot):
             text = decode_report(base64.b64decode(report["raw"]))
             fmt = detect_format(text) if self.format == "auto" else self.format
             opened = open_report(fmt, text, report.get(ec.CASE), self.case, self.evidence_max_length)
+            base = self.new_event(report)
+            # Who speaks for the findings: the case's owner, as the intake knew it.
+            owner = report.get(ec.CASE_OWNER)
+            if owner:
+                base.add(ec.CASE_OWNER, owner, overwrite=True)
             # The shared fields are checked here, before any event is sent.
-            events = ReportEvents(
-                opened, self.new_event(report), self.duplicate_memory, first_record - 1, self.default_fields
-            )
+            events = ReportEvents(opened, base, self.duplicate_memory, first_record - 1, self.default_fields)
         except (ValueError, binascii.Error, IntelMQException) as exc:
             self.logger.warning("Report dumped: %s", str(exc).rstrip(".") + ".")
             self._dump_failure(report, None, f"{type(exc).__name__}: {exc}")
