@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+from intelmq_nsm import abuse_kinds
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import finding_id as fid
 from intelmq_nsm import tlp as traffic_light
@@ -20,12 +21,19 @@ class FindingError(ValueError):
 
 
 #: The columns of one finding in a digest, in the order CSV and text show them. ``kind``
-#: (new, reminder, reopened, fixed), ``first_seen``, ``last_seen`` and ``times_seen`` come
-#: from the finding ledger when the output spools the finding; ``tlp`` is the finding's
-#: TLP 2.0 label (its case's, else the output's default).
+#: (new, reminder, reopened, fixed, not-seen), ``first_seen``, ``last_seen`` and
+#: ``times_seen`` come from the finding ledger when the output spools the finding; ``tlp``
+#: is the finding's TLP 2.0 label (its case's, else the output's default).
+#: ``kind_of_abuse``: vulnerable, compromised, misbehaving or exposed
+#: (:mod:`intelmq_nsm.abuse_kinds`); ``port`` is a service port of the host, ``client_port``
+#: the port a compromised or misbehaving host connected from (a sinkhole's, a honeypot's
+#: view: ephemeral, but with the time it tells a NAT's operator who it was);
+#: ``destination`` what it connected to; ``feed`` who saw it (``feed.provider``,
+#: ``feed.name``); ``case_url`` is the finding's own ``event_description.url``.
 COLUMNS = (
     "kind",
     "finding_id",
+    "kind_of_abuse",
     "time",
     "ip",
     "port",
@@ -34,12 +42,16 @@ COLUMNS = (
     "cves",
     "severity",
     "product",
+    "malware",
+    "client_port",
+    "destination",
     "case_id",
     "case_title",
     "case_url",
     "recommendation",
     "classification",
     "description",
+    "feed",
     "first_seen",
     "last_seen",
     "times_seen",
@@ -68,6 +80,10 @@ class Finding:
     target: str = ""
     #: The registry matches that routed the event to this organisation (``extra.nsm.matches``).
     matches: tuple = ()
+    #: vulnerable, compromised, misbehaving or exposed (:mod:`intelmq_nsm.abuse_kinds`).
+    kind_of_abuse: str = abuse_kinds.DEFAULT
+    #: The report the event came from (:func:`report_of`): one observation per report.
+    report: str = ""
 
 
 def _get(event: dict, key: str):
@@ -103,28 +119,52 @@ def tlp_of(event: dict, default: str = traffic_light.DEFAULT) -> str:
     return traffic_light.normalise(default)
 
 
-def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT) -> dict:
-    """The columns of :data:`COLUMNS` for one event; absent values are empty strings."""
+def _feed(event: dict) -> str:
+    """Who saw it: ``feed.provider``, ``feed.name`` (one when they are the same)."""
+    parts = [str(p) for p in (_get(event, "feed.provider"), _get(event, "feed.name")) if p]
+    return " / ".join(dict.fromkeys(parts))
+
+
+def _destination(event: dict) -> str:
+    """What the host connected to: address (else host name), and port."""
+    host = _get(event, "destination.ip") or _get(event, "destination.fqdn") or ""
+    port = _get(event, "destination.port")
+    if host and port not in (None, ""):
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(host or (f"port {port}" if port not in (None, "") else ""))
+
+
+def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT, kind: Optional[str] = None) -> dict:
+    """The columns of :data:`COLUMNS` for one event; absent values are empty strings.
+    ``kind``: its kind of abuse, if known (else from its classification)."""
     cves = _get(event, "product.vulnerabilities") or ""
     classification = "/".join(
         str(v) for v in (_get(event, "classification.type"), _get(event, "classification.identifier")) if v
     )
+    kind = kind or kind_of_abuse(event)
+    port = _get(event, "source.port")
+    service = fid.service_port(_fields(event, SERVICE_FIELDS), kind, port)
     row = {
+        "kind_of_abuse": kind,
         "finding_id": _get(event, ec.FINDING_ID),
         "time": _get(event, "time.source") or _get(event, "time.observation"),
         "ip": _get(event, "source.ip"),
-        "port": _get(event, "source.port"),
+        "port": service,
         "fqdn": _get(event, "source.fqdn"),
         "url": _get(event, "source.url"),
         "cves": ";".join(c.strip().upper() for c in str(cves).split(";") if c.strip()),
         "severity": _get(event, "severity"),
         "product": _product(event),
+        "malware": _get(event, "malware.name"),
+        "client_port": port if service is None else None,
+        "destination": _destination(event),
         "case_id": _get(event, ec.CASE_ID),
         "case_title": _get(event, ec.CASE_TITLE),
         "case_url": _get(event, "event_description.url"),
         "recommendation": _get(event, ec.RECOMMENDATION),
         "classification": classification,
         "description": _get(event, "event_description.text"),
+        "feed": _feed(event),
         "role": None,  # per organisation: see findings_of()
         "tlp": tlp_of(event, default_tlp),
     }
@@ -132,28 +172,80 @@ def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT) -> dict:
     return {k: "" if v is None else v for k, v in row.items()}
 
 
+#: The fields that decide whether a port is a service port (see intelmq_nsm.finding_id).
+SERVICE_FIELDS = ("classification.type", "destination.ip", "destination.fqdn", "destination.port", "destination.url")
 #: The fields a finding id is computed from (see intelmq_nsm.finding_id).
 ID_FIELDS = (
     ec.FINDING_ID,
     ec.CASE_ID,
     "product.vulnerabilities",
     "classification.identifier",
+    "classification.type",
+    "malware.name",
     "source.ip",
     "source.fqdn",
     "source.url",
     "source.port",
     "protocol.transport",
+    *SERVICE_FIELDS[1:],
 )
+#: The fields a kind of abuse is decided from (see intelmq_nsm.abuse_kinds).
+KIND_FIELDS = tuple(dict.fromkeys((*abuse_kinds.FIELDS, *abuse_kinds.IMPLANT_FIELDS, *abuse_kinds.RULE_FIELDS)))
+#: The fields that name the report an event came from (see report_of).
+REPORT_FIELDS = (ec.SUBMISSION_ID, "feed.provider", "feed.name", "feed.url", "time.observation")
 
 
-def identify(event: dict) -> str:
-    """The event's finding id: its own ``extra.nsm.finding_id``, else computed from the same
-    fields by the same rule as the parser's; raises FindingError naming what is missing."""
-    fields = {k: v for k in ID_FIELDS if (v := _get(event, k)) not in (None, "")}
+def _fields(event: dict, keys) -> dict:
+    return {k: v for k in keys if (v := _get(event, k)) not in (None, "")}
+
+
+def kind_of_abuse(event: dict, rules=None) -> str:
+    """The event's kind of abuse (see intelmq_nsm.abuse_kinds); raises FindingError for an
+    ``extra.nsm.kind`` that names none. ``rules``: the output's ``kinds_of_abuse``, checked."""
     try:
-        return fid.existing_or_computed(fields)[0]
+        return abuse_kinds.kind_of(_fields(event, KIND_FIELDS), rules)
+    except abuse_kinds.UnknownKind as exc:
+        raise FindingError(exc.field, exc.value, str(exc)) from None
+
+
+def identify(event: dict, kind: Optional[str] = None) -> str:
+    """The event's finding id: its own ``extra.nsm.finding_id``, else computed by the rule
+    of its kind of abuse (see intelmq_nsm.finding_id); raises FindingError naming what is
+    missing and which fields could say it."""
+    return _identity(event, kind or kind_of_abuse(event))[0]
+
+
+def _identity(event: dict, kind: str) -> tuple:
+    """``(finding id, where)``: the id (the event's own, else computed) and the host (with
+    its service port) the finding is about, as the ledger keeps it."""
+    fields = _fields(event, ID_FIELDS)
+    given = fields.get(ec.FINDING_ID)
+    try:
+        if given:
+            try:
+                host, port = fid.target_of(fields)
+            except fid.MissingField:
+                return given, ""  # an event that brought its own finding id
+            port = fid.service_port(fields, kind, port)
+            return given, host if port is None else f"{host}:{port}"
+        finding, host, port = fid.identity(fields, kind)
     except fid.MissingField as exc:
         raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
+    return finding, host if port is None else f"{host}:{port}"
+
+
+def report_of(event: dict) -> str:
+    """The report an event came from: the intake's submission, else the feed and the time
+    its collector made the report (IntelMQ copies ``time.observation`` from the report to
+    each of its events). Events of one report are one observation of a finding; "" when
+    nothing names the report (each event is then an observation of its own)."""
+    fields = _fields(event, REPORT_FIELDS)
+    if ec.SUBMISSION_ID in fields:
+        return f"submission:{fields[ec.SUBMISSION_ID]}"
+    if "time.observation" not in fields:
+        return ""
+    canonical = json.dumps([fields.get(k) for k in REPORT_FIELDS[1:]], default=str)
+    return "report:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
 def vulnerable(event: dict) -> bool:
@@ -185,9 +277,10 @@ def _organisations(event: dict) -> list:
     return organisations
 
 
-def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT) -> list:
+def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT, kinds=None) -> list:
     """The findings of one event: one per organisation it names; ``tlp`` is the label of
-    a finding whose event carries none (the output's ``tlp`` parameter).
+    a finding whose event carries none (the output's ``tlp`` parameter); ``kinds`` the
+    output's ``kinds_of_abuse`` rules (checked by :func:`intelmq_nsm.abuse_kinds.check_rules`).
 
     Raises :class:`FindingError` when the event has no constituency, a constituency other
     than ``constituency`` (if given: a digest bot serves one constituency, so anything else
@@ -200,18 +293,13 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
     if constituency and value != constituency:
         raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
     organisations = _organisations(event)
-    finding = identify(event)
+    kind = kind_of_abuse(event, kinds)
+    finding, where = _identity(event, kind)
     is_vulnerable = vulnerable(event)
     digest = event_hash(event)
-    row = finding_row(event, tlp)
+    row = finding_row(event, tlp, kind)
     row["finding_id"] = finding
-    try:
-        host, port = fid.target_of(
-            {k: _get(event, k) for k in ("source.ip", "source.fqdn", "source.url", "source.port")}
-        )
-        where = host if port is None else f"{host}:{port}"
-    except fid.MissingField:
-        where = ""  # an event that brought its own finding id
+    report = report_of(event)
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
     seen = set()
@@ -230,7 +318,19 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
         mine = tuple(m for m in matches if m.get("organisation") == org["id"])
         role = org.get("role") if org.get("role") in ROLES else ""
         result.append(
-            Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where, mine)
+            Finding(
+                digest,
+                organisation,
+                value,
+                case_id,
+                dict(row, role=role),
+                finding,
+                is_vulnerable,
+                where,
+                mine,
+                kind,
+                report,
+            )
         )
     return result
 

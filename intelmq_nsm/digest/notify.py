@@ -46,6 +46,8 @@ def observations(found) -> list:
             case_id=f.case_id,
             target=f.target,
             matches=json.dumps(list(f.matches), sort_keys=True) if f.matches else "",
+            abuse=f.kind_of_abuse,
+            report=f.report,
         )
         for f in found
     ]
