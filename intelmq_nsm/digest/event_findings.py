@@ -33,7 +33,6 @@ class FindingError(ValueError):
 COLUMNS = (
     "kind",
     "finding_id",
-    "kind_of_abuse",
     "time",
     "ip",
     "port",
@@ -50,6 +49,7 @@ COLUMNS = (
     "case_url",
     "recommendation",
     "classification",
+    "kind_of_abuse",
     "description",
     "feed",
     "first_seen",
