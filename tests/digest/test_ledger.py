@@ -97,7 +97,7 @@ def output(request, tmp_path, ledger_url):
 
 def test_a_finding_seen_in_three_rescans_is_notified_once_and_reminded_once(output):
     [first] = output.round([scan(1, T0)], T0)
-    assert first["format"] == "nsm-digest/3"
+    assert first["format"] == "nsm-digest/4"
     [finding] = first["findings"]
     assert finding["kind"] == "new" and finding["times_seen"] == 1 and finding["finding_id"].startswith("nf1-")
     assert output.round([scan(1, T0 + 2 * DAY)], T0 + 2 * DAY) == []
