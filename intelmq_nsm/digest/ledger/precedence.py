@@ -161,7 +161,8 @@ def decide(old_state: Optional[str], new_state: str, source: str) -> Decision:
         raise ValueError(f"new_state must be one of {', '.join((*STATES, *REPORTED_ONLY))}, not {new_state!r}.")
     role, _, origin = parse_source(source)
     if role == CERT:
-        as_role = origin if origin is not None else CERT_ORIGIN[new_state]
+        # Its own notices are the CERT's news whoever it says sent them (None: history only).
+        as_role = None if CERT_ORIGIN[new_state] is None else origin or CERT_ORIGIN[new_state]
         if as_role == "operator":
             as_role = "ticket"
         outcome = IGNORE if as_role is None else TABLE[as_role].get(new_state, {}).get(old_state, IGNORE)

@@ -124,7 +124,11 @@ RECORDS_ORDER = (F.c.first_seen, F.c.finding_id, F.c.org_id)
 #: Every organisation's record of one finding.
 FINDING_RECORDS = select(F).where(_mine(F), F.c.finding_id == bindparam("finding_id")).order_by(F.c.org_id)
 #: One record's changes of state, oldest first, and the digests it was in.
-HISTORY = select(H.c.at, H.c.old_state, H.c.state, H.c.source, H.c.note, H.c.reference).where(_key(H)).order_by(H.c.id)
+HISTORY = (
+    select(H.c.at, H.c.old_state, H.c.state, H.c.source, H.c.note, H.c.reference, H.c.requested)
+    .where(_key(H))
+    .order_by(H.c.id)
+)
 DIGESTS = select(N.c.digest_id, N.c.kind, N.c.delivered_at).where(_key(N)).order_by(N.c.delivered_at)
 NAMES = select(F.c.ledger).distinct().order_by(F.c.ledger)
 COUNT = select(func.count()).select_from(F).where(_mine(F))
