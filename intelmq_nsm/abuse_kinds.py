@@ -153,7 +153,10 @@ def check_rules(rules) -> dict:
             raise ValueError(f"kinds_of_abuse names {field!r}; it may name {', '.join(RULE_FIELDS)}")
         if not isinstance(values, Mapping):
             raise ValueError(f"kinds_of_abuse[{field!r}] must map a value to a kind")
-        checked[field] = {str(v).lower(): check(k, f"kinds_of_abuse[{field!r}][{v!r}]") for v, k in values.items()}
+        try:
+            checked[field] = {str(v).lower(): check(k) for v, k in values.items()}
+        except UnknownKind as exc:
+            raise ValueError(f"kinds_of_abuse[{field!r}]: {exc}") from None
     return checked
 
 
