@@ -8,8 +8,6 @@ elsewhere after ``ledger_url`` changed). What a round delivered is read back fro
 digests it wrote.
 """
 
-import json
-import logging
 import re
 import sqlite3
 import threading
@@ -17,13 +15,11 @@ import threading
 import pytest
 
 from intelmq_nsm.digest import notify
-from intelmq_nsm.digest.channels import FileChannel
-from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.event_findings import FindingError
 from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
 from intelmq_nsm.digest.ledger.stats import case_counts, stats
-from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event, organisation
+from tests.digest.mechanism import Output
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -40,45 +36,6 @@ def scan(n: int, when: float, orgs=(AMSTERDAM,), vulnerable: bool = True, **extr
     if not vulnerable:
         extra["extra.nsm.result"] = "not-vulnerable"
     return event(n, list(orgs), **{"time.source": stamp, "time.observation": report, **extra})
-
-
-class Output:
-    """The digest output's mechanism without IntelMQ, delivering into JSON files."""
-
-    def __init__(self, tmp_path, url, name="ibd-mail", spool_file=None, intake="accept", **policy):
-        self.directory = tmp_path / f"out-{name}"
-        self.intake = intake
-        self.spool = DigestSpool(spool_file or tmp_path / f"{name}.spool.sqlite")
-        self.ledger = Ledger(url, name=name, **policy)
-        self.deliverer = Deliverer(
-            self.spool,
-            FileChannel(str(self.directory), formats=["json"]),
-            logging.getLogger("test-ledger"),
-            max_events=1000,
-            max_age=0,
-            ledger=self.ledger,
-        )
-        self.seen = set()
-
-    def round(self, events, now: float) -> list:
-        """Take the events, deliver what is due; return the digests this round delivered."""
-        for e in events:
-            self.take(e, now)
-        self.deliverer.run_once(now=now, flush=True)
-        new = sorted(set(self.directory.glob("*.json")) - self.seen)
-        self.seen.update(new)
-        return [json.loads(p.read_text()) for p in new]
-
-    def take(self, event: dict, now: float) -> None:
-        """One event into the output, the way its intake goes."""
-        if self.intake == "arrive":
-            notify.arrive(event, self.spool, now)
-        else:
-            notify.accept(event, self.spool, self.ledger, now)
-
-    def close(self):
-        self.spool.close()
-        self.ledger.close()
 
 
 def kinds(digests) -> list:
