@@ -29,7 +29,8 @@ class FindingError(ValueError):
 #: the port a compromised or misbehaving host connected from (a sinkhole's, a honeypot's
 #: view: ephemeral, but with the time it tells a NAT's operator who it was);
 #: ``destination`` what it connected to; ``feed`` who saw it (``feed.provider``,
-#: ``feed.name``); ``case_url`` is the finding's own ``event_description.url``.
+#: ``feed.name``); ``case_url`` is the finding's own ``event_description.url`` (else its
+#: feed's ``feed.documentation``).
 COLUMNS = (
     "kind",
     "finding_id",
@@ -160,7 +161,9 @@ def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT, kind: Opt
         "destination": _destination(event),
         "case_id": _get(event, ec.CASE_ID),
         "case_title": _get(event, ec.CASE_TITLE),
-        "case_url": _get(event, "event_description.url"),
+        # Its own information link: the event's, else its feed's documentation (what the
+        # report it came from is about).
+        "case_url": _get(event, "event_description.url") or _get(event, "feed.documentation"),
         "recommendation": _get(event, ec.RECOMMENDATION),
         "classification": classification,
         "description": _get(event, "event_description.text"),
