@@ -84,7 +84,7 @@ class Summary:
                     if kind != "vulnerable" and r["abuse"].get(kind):
                         lines.append(f"  {r['organisation']} {r['name']}, {kind}: {', '.join(r['abuse'][kind])}")
         else:
-            header = ("Organisation", "Constituency", "New", "Reminders", "Reopened", "Fixed", "Digests")
+            header = ("Organisation", "Constituency", "New", "Reminders", "Reopened", "Fixed", "Not seen", "Digests")
             body = [
                 (
                     f"{r['organisation']} {r['name']}",
