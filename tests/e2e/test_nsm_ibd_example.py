@@ -151,9 +151,10 @@ def test_the_second_source_s_findings_are_shown_by_kind_in_the_summary_and_its_j
     document = summary.as_json()
     almere = document["rounds"][0]["organisations"]["GM0034"]
     assert almere["kinds_of_abuse"] == {
+        "compromised": ["192.0.2.41"],
+        "misbehaving": ["192.0.2.42"],
         "vulnerable": [],
-        **{k: [] for k in ("misbehaving", "exposed")},
-        **by_kind_of("GM0034"),
+        "exposed": ["192.0.2.43:3389"],
     }
     assert almere["sources"] == {"Shadowserver": EXPECTED_FEEDS_BY_KIND["GM0034"]}
     assert document["rounds"][0]["feeds"] == summary.feeds
