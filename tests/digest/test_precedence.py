@@ -115,3 +115,32 @@ def test_an_unknown_state_or_source_is_an_error_naming_it(old, new, source):
     with pytest.raises(ValueError) as raised:
         decide(old, new, source)
     assert any(str(value) in str(raised.value) for value in (old, new, source))
+
+
+def test_a_cert_speaks_only_of_findings_the_hub_knows():
+    for new in (*STATES, *precedence.REPORTED_ONLY):
+        assert outcome(None, new, "cert:ibd") == "ignore"
+        assert outcome(None, new, "cert:ibd/scan") == "ignore"
+
+
+def test_the_documented_table_is_the_one_the_code_applies():
+    """harmonization/finding-states.md shows, per source, what each request does from each state."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "harmonization" / "finding-states.md").read_text(encoding="utf-8")
+    olds = (None, *STATES)
+    tables = doc.split("## The table", 1)[1].split("**")[1:]
+    documented = {}
+    for source, body in zip(tables[::2], tables[1::2]):
+        for line in body.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == len(olds) + 1 and cells[0].startswith("`"):
+                for old, cell in zip(olds, cells[1:]):
+                    documented[(source, cells[0].strip("`"), old)] = cell
+    assert {source for source, _, _ in documented} == {"scan", "owner", "ticket", "operator", "cert:ibd"}
+    symbols = {"apply": "→", "history": "H", "ignore": "·"}
+    for source in ("scan", "owner", "ticket", "operator", "cert:ibd"):
+        for new in (*STATES, *precedence.REPORTED_ONLY):
+            for old in olds:
+                expected = symbols[outcome(old, new, source)]
+                assert documented.get((source, new, old), "·") == expected, (source, new, old)

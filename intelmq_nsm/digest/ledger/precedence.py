@@ -165,8 +165,11 @@ def decide(old_state: Optional[str], new_state: str, source: str) -> Decision:
         as_role = None if CERT_ORIGIN[new_state] is None else origin or CERT_ORIGIN[new_state]
         if as_role == "operator":
             as_role = "ticket"
+        if old_state is None:
+            # A CERT speaks only of findings the hub forwarded to it: of nothing else.
+            return _decision(IGNORE, old_state, new_state, source, "")
         outcome = IGNORE if as_role is None else TABLE[as_role].get(new_state, {}).get(old_state, IGNORE)
-        if outcome == IGNORE and old_state is not None:
+        if outcome == IGNORE:
             # The hub keeps what every CERT said about a finding it forwarded.
             why = _WHY_HISTORY.get(old_state, "") if as_role else _WHY_HISTORY["reported"]
             return _decision(HISTORY, old_state, new_state, source, why or "the hub's table does not apply it.")
