@@ -87,6 +87,20 @@ BY_TYPE = {
     "blacklist": MISBEHAVING,
     "dga-domain": MISBEHAVING,
 }
+#: Types whose source is a server that was found serving (a scanner or a crawler saw it):
+#: its port is a service port. For every other compromised or misbehaving event the source
+#: made the connection (to a sinkhole, a honeypot, a spam trap) and its port is the
+#: client's, ephemeral, shown as such and never part of the finding (``finding_id``).
+SERVING_TYPES = frozenset({
+    "c2-server",
+    "malware-distribution",
+    "malware-configuration",
+    "phishing",
+    "system-compromise",
+    "application-compromise",
+    "unauthorised-information-modification",
+    "proxy",
+})  # fmt: skip
 #: ``classification.taxonomy`` → kind, for an event that names no (known) type.
 BY_TAXONOMY = {
     "vulnerable": VULNERABLE,

@@ -46,20 +46,6 @@ VERSION_TAG = b"nsm-finding/1"
 #: The second rule: a finding named by its kind of abuse (see :func:`identity`).
 KIND_PREFIX = "nf2-"
 KIND_VERSION_TAG = b"nsm-finding/2"
-#: Types whose source is a server that was found serving (a scanner or a crawler saw it):
-#: its port is a service port. For every other compromised or misbehaving event the source
-#: made the connection (to a sinkhole, a honeypot, a spam trap) and its port is the
-#: client's, ephemeral, shown as such and never part of the finding.
-SERVING_TYPES = frozenset({
-    "c2-server",
-    "malware-distribution",
-    "malware-configuration",
-    "phishing",
-    "system-compromise",
-    "application-compromise",
-    "unauthorised-information-modification",
-    "proxy",
-})  # fmt: skip
 #: The fields an operator can set (a parser's mapping, IntelMQ's modify expert) that say
 #: *what* a finding is, and *where*.
 WHAT_FIELDS = (
@@ -179,11 +165,11 @@ def what_of(event: Mapping, kind: str) -> str:
 def service_port(event: Mapping, kind: str, port) -> Optional[int]:
     """``port`` (the event's, see :func:`target_of`) when it is a service port of the host:
     always for vulnerable and exposed systems; for compromised and misbehaving ones only
-    when the host was found serving on it (:data:`SERVING_TYPES`, and no destination: an
+    when the host was found serving on it (``abuse_kinds.SERVING_TYPES``, and no destination: an
     event with a destination is a connection the host made)."""
     if port is None or kind not in abuse_kinds.SEEN_BY_FEEDS:
         return port
-    if event.get("classification.type") in SERVING_TYPES and not any(
+    if event.get("classification.type") in abuse_kinds.SERVING_TYPES and not any(
         event.get(k) for k in ("destination.ip", "destination.fqdn", "destination.port", "destination.url")
     ):
         return port

@@ -23,18 +23,20 @@ from sqlalchemy import (
 )
 
 from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
-from intelmq_nsm.digest.ledger import precedence
+from intelmq_nsm.digest.ledger.precedence import ANSWERS as OWNERS_ANSWERS
+from intelmq_nsm.digest.ledger.precedence import SOURCES as NOT_CERTS
+from intelmq_nsm.digest.ledger.precedence import STATES as ALL_STATES
 
 #: Every state a finding can be in (see :mod:`.precedence`, where who may move it is decided).
-STATES = precedence.STATES
+STATES = ALL_STATES
 #: Who changed a state: the output on a scan's result, the owner, the ticket system, an
 #: operator; a downstream CERT's change is stored as ``cert:<key>`` or ``cert:<key>/<origin>``.
-SOURCES = precedence.SOURCES
+SOURCES = NOT_CERTS
 #: What a finding is in a digest; ``not-seen``: a compromised or misbehaving system that a
 #: rescan no longer found (never a verified fix).
 KINDS = ("new", "reminder", "reopened", "fixed", "not-seen")
 #: States an owner's (or operator's) answer may set.
-ANSWERS = (*precedence.ANSWERS, "open")
+ANSWERS = (*OWNERS_ANSWERS, "open")
 
 
 def _one_of(column: str, values, *more: str) -> CheckConstraint:
