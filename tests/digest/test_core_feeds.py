@@ -11,6 +11,7 @@ from intelmq_nsm import abuse_kinds
 from intelmq_nsm.digest import render
 from intelmq_nsm.digest.event_findings import FindingError, findings_of, identify, kind_of_abuse
 from intelmq_nsm.digest.ledger import sqlite_url
+from intelmq_nsm.digest.ledger.stats import stats
 from intelmq_nsm.digest.spool import Digest
 from intelmq_nsm.testbed.sample_events import organisation
 from tests.core_feeds import in_documentation_space, names_a_host, parsed, reencoded, route, run_parser
@@ -70,6 +71,10 @@ def test_every_sample_event_that_names_a_host_is_routed_and_delivered(samples, r
     assert {r["abuse"] for r in records} == set(abuse_kinds.KINDS)
     # The events of one report about one finding are one finding, one observation.
     assert len(records) < len(routed["ibd"]) and {r["times_seen"] for r in records} == {1}
+    # The operators' and researchers' figures per kind of abuse.
+    [ibd] = stats(output.ledger)["constituencies"]
+    assert set(ibd["by_kind"]) == set(abuse_kinds.KINDS)
+    assert sum(kind["findings"] for kind in ibd["by_kind"].values()) == ibd["findings"] == len(records)
 
 
 def test_an_event_that_says_neither_where_nor_what_is_refused_naming_what_can_be_set(samples):
@@ -248,6 +253,9 @@ def test_a_compromised_finding_no_longer_seen_is_not_called_fixed_and_comes_back
     assert output.round([], T0 + 15 * DAY) == []
     history = output.ledger.history_of(record["finding_id"])[0]["history"]
     assert history[-1]["state"] == "no-longer-seen" and "No longer seen for 14 days" in history[-1]["note"]
+    [ibd] = stats(output.ledger)["constituencies"]
+    assert (ibd["fixed_verified"], ibd["no_longer_seen"], ibd["open"]) == (0, 1, 0)
+    assert ibd["by_kind"]["compromised"]["no_longer_seen"] == 1
     # Seen again: reopened, in words for what is seen rather than scanned.
     later = in_documentation_space([("n6", e) for e in n6_sinkhole(40100, "2026-06-20T06:00:00+00:00")])
     [again] = output.round(route([later[0][1]])["ibd"], T0 + 20 * DAY)
