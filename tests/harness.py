@@ -116,12 +116,18 @@ def archived(directory: Path, key=by_ip_and_owner) -> dict:
     return seen
 
 
+def csv_attachment(message) -> str:
+    """The text of a digest mail's CSV attachment, signed (PGP/MIME: inside the signed part)
+    or not."""
+    [attachment] = [part for part in message.walk() if part.get_content_type() == "text/csv"]
+    return attachment.get_content()
+
+
 def mailed(messages, key=lambda row: row["ip"]) -> dict:
     """What the digest mails an SMTP sink received hold: ``key(row)`` of each row of a
     mail's CSV attachment → the set of digest ids (``X-NSM-Digest-Id``) that carried it."""
     seen = defaultdict(set)
     for _, _, message in messages:
-        [attachment] = list(message.iter_attachments())
-        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+        for row in csv.DictReader(io.StringIO(csv_attachment(message))):
             seen[key(row)].add(message["X-NSM-Digest-Id"])
     return seen

@@ -372,6 +372,51 @@ def test_only_the_openpgp_module_drives_gnupg(name):
     assert name == f"{PACKAGE}.digest.openpgp" or "gnupg" not in GRAPH[name], sorted(GRAPH[name])
 
 
+#: The programs of Debian's gnupg package the product runs (through python-gnupg or itself).
+GPG_PROGRAMS = {"gpg", "gpg2", "gpgconf", "gpg-agent", "gpgv"}
+
+
+def runs_a_gpg_program(node: ast.AST) -> bool:
+    """A call given a gpg program's name, alone (``shutil.which("gpg")``) or first in a
+    command line (``subprocess.run(["gpgconf", ...])``)."""
+    if not isinstance(node, ast.Call):
+        return False
+    for arg in node.args:
+        first = arg.elts[0] if isinstance(arg, (ast.List, ast.Tuple)) and arg.elts else arg
+        if isinstance(first, ast.Constant) and first.value in GPG_PROGRAMS:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{PACKAGE}.digest.openpgp"])
+def test_only_the_openpgp_module_runs_the_gpg_programs(name):
+    # The demo's check of a signed mail and the test bed's keys call openpgp's functions:
+    # one module knows the programs, their options and their limits.
+    calls = [ast.unparse(node) for node in ast.walk(tree_of(name)) if runs_a_gpg_program(node)]
+    assert calls == [], f"{name} runs gpg itself: {calls}"
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE) if n != f"{PACKAGE}.digest.pgp_mime"])
+def test_pgp_mime_s_layout_is_written_and_read_in_one_module(name):
+    # Signed or not is asked of pgp_mime's names; its bytes are split by pgp_mime only.
+    text = MODULES[name].read_text(encoding="utf-8")
+    assert "multipart/signed" not in text and "application/pgp-signature" not in text, name
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_only_the_test_bed_makes_signing_keys(name):
+    # The product signs with the key an operator made; the test bed makes keys for the
+    # examples it lays out (the demo's among them).
+    allowed = {f"{PACKAGE}.digest.openpgp", f"{PACKAGE}.testbed.signing"}
+    if name in allowed:
+        return
+    names = {getattr(node, "attr", getattr(node, "id", None)) for node in ast.walk(tree_of(name))}
+    names |= {
+        alias.name for node in ast.walk(tree_of(name)) if isinstance(node, ast.ImportFrom) for alias in node.names
+    }
+    assert "new_signing_key" not in names, f"{name} makes a signing key; the test bed's signing module does."
+
+
 @pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences"])
 def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
     # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.

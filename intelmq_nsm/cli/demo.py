@@ -24,7 +24,8 @@ def run(args) -> int:
         warn(f"intelmq-nsm demo: {exc}")
         return 1
     keep = args.workdir is not None
-    workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
+    # Absolute: the bots' paths in the runtime it lays out must not depend on their working directory.
+    workdir = Path(args.workdir).resolve() if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
     demo = Demo(
         example,
         workdir,
@@ -52,6 +53,15 @@ def run(args) -> int:
         say()
         say(f"The cases' charts are kept in {Path(args.charts).resolve()}.")
     if keep:
+        mails = summary.mail_report
+        if mails.get("mails"):
+            kept = Path(mails["folder"]).resolve()
+            key = mails["public_key"]
+            say()
+            say(
+                f"Every mail the SMTP sink received is kept in {kept}/ as an .eml file"
+                + (f", the signing key's public half as {Path(key).resolve()}." if key else ".")
+            )
         say()
         say(f"Everything the demo wrote is in {workdir}.")
     else:
@@ -70,7 +80,11 @@ def register(subparsers) -> None:
         "--example",
         help="the example folder (default: runtime-examples/nsm-ibd of a source checkout, else the installed copy)",
     )
-    parser.add_argument("--workdir", help="keep everything in this folder (default: a temporary one, removed)")
+    parser.add_argument(
+        "--workdir",
+        help="keep everything in this folder, every mail as DIR/mails/*.eml with the signing key's public half "
+        "(default: a temporary folder, removed)",
+    )
     parser.add_argument(
         "--charts",
         default="charts",

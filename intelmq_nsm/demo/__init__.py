@@ -3,7 +3,8 @@
 ``example``: which example runs and what it must hold; ``rounds``: round one (the sample
 reports) and round two (the researchers' rescan a week later); ``feedback_round``: the
 owners' answers through the feedback service and the researcher's view of each case;
-``summary``: who got what; ``run``: the demo itself. It runs on the test bed
+``summary``: who got what; ``mails``: the mails kept as ``.eml`` with the signing key's
+public half, their labels and languages, one checked with gpg; ``run``: the demo itself. It runs on the test bed
 (``intelmq_nsm.testbed``), which never imports it; nothing in the bots or the mechanism
 imports this package.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.testbed.chain import TOKEN_FILE, example_reports
+from intelmq_nsm.testbed.chain import DIGEST_MODULE, TOKEN_FILE, example_reports
 from intelmq_nsm.testbed.pipeline import VENV_BIN, HarnessError, redis_server_binary
 from intelmq_nsm.testbed.rabbitmq import rabbitmq_available
 
@@ -53,6 +53,23 @@ def preflight(example: Path, redis_url: Optional[str] = None, broker: str = "red
         raise DemoError(
             "--broker amqp needs Debian's rabbitmq-server (/usr/lib/rabbitmq/bin) installed "
             "(scripts/main as root installs it)."
+        )
+
+
+def preflight_signing(runtime: dict) -> None:
+    """A digest output of the example signs: gpg must be there to make its key and sign."""
+    from intelmq_nsm.digest.openpgp import missing_programs
+
+    signing = [
+        bot_id
+        for bot_id, bot in runtime.items()
+        if bot_id != "global" and bot.get("module") == DIGEST_MODULE and bot["parameters"].get("openpgp_fingerprint")
+    ]
+    missing = missing_programs() if signing else []
+    if missing:
+        raise DemoError(
+            f"{', '.join(signing)} of the example signs its digests, but {' and '.join(missing)} "
+            "is not installed: install Debian's gnupg (scripts/main as root does)."
         )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from intelmq_nsm.abuse_kinds import KINDS as KINDS_OF_ABUSE
+from intelmq_nsm.demo.mails import render as render_mails
 from intelmq_nsm.digest.event_findings import NOT_VULNERABLE
 from intelmq_nsm.event_contract import RESULT
 from intelmq_nsm.testbed.chain import DIGEST_MODULE, FILE_OUTPUT_MODULE
@@ -56,6 +57,9 @@ class Summary:
     #: The last step: the owners' answers made on the feedback service's page, and per case
     #: the researcher's view (GET /v1/cases/<id>) and the path of its saved chart.
     feedback: dict = field(default_factory=dict)
+    #: The mails the SMTP sink received: signed with which key, their TLP labels and
+    #: languages, where they are kept, one checked with gpg (demo.mails.mail_report).
+    mail_report: dict = field(default_factory=dict)
 
     def _sorted_rows(self) -> list:
         return sorted(self.rows, key=lambda r: (r["constituency"], r["organisation"]))
@@ -149,6 +153,8 @@ class Summary:
                 lines += ["", f"The researcher's view of {case_id} (GET /v1/cases/{case_id}):"]
                 lines += json.dumps(view, indent=2, ensure_ascii=False).splitlines()
                 lines.append(f"Chart: {self.feedback['charts'][case_id]}")
+        if self.mail_report:
+            lines += ["", "", *render_mails(self.mail_report)]
         return "\n".join(lines)
 
     def _by_source(self) -> list:
@@ -192,6 +198,8 @@ class Summary:
         result = {"rounds": rounds, "cases": cases, "dumped": (self.round_two or self).dumped}
         if self.feedback:
             result["feedback"] = self.feedback
+        if self.mail_report:
+            result["mail"] = self.mail_report
         return result
 
 

@@ -9,9 +9,17 @@ A :class:`Signer` holds one key (by fingerprint) in one GnuPG home; its passphra
 is read from a file (never a parameter, never the command line). :meth:`Signer.problems`
 says, in words an operator acts on, why the key cannot sign: not there, no secret half,
 expired, revoked, no signing capability, a wrong passphrase.
+
+Beside it, what the operator does once with gpg and a receiver does with every mail, for
+the demo and its test bed: :func:`new_signing_key` (``gpg --quick-generate-key`` without a
+prompt), :func:`stop_agent`, and :func:`receiver_check` (``gpg --verify`` in a home of the
+receiver's that holds only the public half).
 """
 
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +30,8 @@ MICALG = {"2": "pgp-sha1", "8": "pgp-sha256", "9": "pgp-sha384", "10": "pgp-sha5
 DIGEST_ALGO = "SHA256"
 #: Seconds after which gpg is asked again whether an organisation's key can encrypt.
 RECHECK_SECONDS = 3600
+#: The programs of Debian's gnupg package that signing needs (gpg starts gpg-agent).
+PROGRAMS = ("gpg", "gpg-agent")
 
 
 class OpenPGPError(Exception):
@@ -186,3 +196,72 @@ class Signer:
 def _last_line(text: Optional[str]) -> str:
     lines = [line for line in (text or "").splitlines() if line.strip() and not line.startswith("[GNUPG:]")]
     return lines[-1].strip() if lines else ""
+
+
+# -- what the operator does once, and what a receiver does -------------------------------
+
+
+def missing_programs() -> list:
+    """The gpg programs that are not on PATH (install Debian's ``gnupg``)."""
+    return [program for program in PROGRAMS if shutil.which(program) is None]
+
+
+def new_signing_key(
+    home: str, name: str, email: str, passphrase: Optional[str] = None, expire: str = "1y", comment: str = ""
+) -> str:
+    """A new ed25519 signing key in the GnuPG home ``home`` (made if missing, mode 0700),
+    protected by ``passphrase`` if given; its fingerprint. What an operator does once with
+    ``gpg --quick-generate-key`` (runtime-examples/nsm-ibd/README.md), without a prompt."""
+    import gnupg
+
+    Path(home).mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    gpg = gnupg.GPG(gnupghome=str(home))
+    options = {"name_real": name, "name_email": email, "expire_date": expire}
+    if comment:
+        options["name_comment"] = comment
+    if passphrase:
+        options["passphrase"] = passphrase
+    else:
+        options["no_protection"] = True
+    result = gpg.gen_key(gpg.gen_key_input(key_type="EDDSA", key_curve="ed25519", key_usage="sign", **options))
+    if not result.fingerprint:
+        raise OpenPGPError(f"gpg could not make a key in {home}: {_last_line(result.stderr) or result.status}.")
+    return _normal(result.fingerprint)
+
+
+def stop_agent(home: str) -> None:
+    """Stop the gpg-agent that gpg started for ``home`` (it outlives the gpg that started it)."""
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False, timeout=30
+    )
+
+
+def receiver_check(key_file: str, signature: bytes, signed: bytes) -> tuple:
+    """``gpg --verify`` of a detached signature as a receiver runs it: the sender's public
+    key (``key_file``) imported into a fresh home of the receiver's, the signature and the
+    signed bytes in files. ``(good, [(command, what gpg wrote), ...])``: good when gpg
+    verified the signature (exit 0); the commands as a receiver types them in their own
+    keyring, the throwaway home's own lines (keybox created, ...) left out."""
+    # A short path: gpg-agent's socket lives in the home (106 characters at most).
+    home = tempfile.mkdtemp(prefix="gv", dir="/tmp")
+    try:
+        folder = Path(home) / "mail"
+        folder.mkdir()
+        (folder / "signature.asc").write_bytes(signature)
+        (folder / "signed-part").write_bytes(signed)
+        steps = [["--import", str(Path(key_file).resolve())], ["--verify", "signature.asc", "signed-part"]]
+        transcript, good = [], True
+        for step in steps:
+            run = subprocess.run(
+                ["gpg", "--homedir", home, "--batch", "--no-tty", *step],
+                capture_output=True, check=False, timeout=60, cwd=folder,
+            )  # fmt: skip
+            said = [line for line in run.stderr.decode("utf-8", "replace").splitlines() if home not in line]
+            shown = [Path(arg).name if arg.startswith("/") else arg for arg in step]
+            transcript.append(("gpg " + " ".join(shown), "\n".join(said)))
+            good = good and run.returncode == 0
+        return good, transcript
+    finally:
+        stop_agent(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,6 +1,7 @@
 """An example chain running: an example configuration (runtime.yaml, registry, token file,
 sample reports) on a private Redis (or RabbitMQ) and IntelMQ root, with an SMTP sink for its
-mail outputs, fed over HTTP and waited for until nothing waits anywhere.
+mail outputs and a fresh signing key for its outputs that sign, fed over HTTP and waited for
+until nothing waits anywhere.
 
 The demo runs ``runtime-examples/nsm-ibd`` on it; the end-to-end tests and
 ``benchmarks/chain.py`` run that example (or a synthetic one shaped like it) with their
@@ -24,6 +25,7 @@ from intelmq_nsm.testbed.layout import (
 )
 from intelmq_nsm.testbed.pipeline import LOOPBACK, ExternalRedis, Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, RabbitMQServer
+from intelmq_nsm.testbed.signing import make_signing_keys
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from intelmq_nsm.testbed.spools import spool_digests
 
@@ -120,6 +122,7 @@ class ExampleChain:
         self.pipeline = None
         self.intake = None  # the IntakeClient of the researcher, once started
         self.feed_folders = []  # where the file collectors look for a feed's reports, once started
+        self.signing_keys = []  # the fresh keys of the outputs that sign (SigningKey)
         self._own_rabbitmq = False
 
     # -- the example -------------------------------------------------------------------
@@ -165,6 +168,12 @@ class ExampleChain:
         runtime = localise_runtime(runtime, self.workdir, overrides)
         install_example_files(self.example, self.workdir)
         self.feed_folders = feed_folders(runtime)
+        self.signing_keys = make_signing_keys(runtime, self.workdir)
+        for key in self.signing_keys:
+            self.progress(
+                f"Made a fresh signing key {key.fingerprint} in {key.home} for {', '.join(key.bot_ids)}"
+                + (f" (its passphrase in {key.passphrase_file})." if key.passphrase_file else ".")
+            )
         if before is not None:
             before(runtime)
         self.pipeline = self.pipeline_class(
@@ -267,6 +276,8 @@ class ExampleChain:
             self.progress("Stopping the bots.")
             with contextlib.suppress(Exception):
                 self.pipeline.close()
+        for key in self.signing_keys:
+            key.close()
         if self.sink:
             self.sink.stop()
         if self.redis:

@@ -6,10 +6,13 @@ import email
 import email.policy
 import json
 import logging
+import os
+import shutil
+import tempfile
 
 import pytest
 
-from intelmq_nsm.digest import channels, openpgp
+from intelmq_nsm.digest import channels, openpgp, pgp_mime
 from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.event_findings import findings_of
 from intelmq_nsm.testbed.http_receiver import Receiver
@@ -199,3 +202,64 @@ def test_rest_and_file_channels_carry_a_detached_signature_of_the_json(spool, ce
     channels.FileChannel(tmp_path / "out", formats=["json"], signer=signer).send(digest)
     written = (tmp_path / "out" / f"{digest.id}.json").read_bytes()
     assert receiver.verify(written, (tmp_path / "out" / f"{digest.id}.json.asc").read_bytes()).returncode == 0
+
+
+# -- the receiver's side, and what an operator does once ------------------------------------
+
+
+def test_the_receiver_s_split_of_a_signed_mail_is_what_gpg_verifies(spool, cert, tmp_path):
+    home, fingerprint, receiver = cert
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    spool.add(findings_of(event(2, [UTRECHT])), now=0)
+    with SmtpSink() as sink:
+        assert deliver(spool, smtp(sink, openpgp.Signer(str(home.path), fingerprint)))["delivered"] == 2
+        [raw, _] = sink.raw
+    # The product's split of the mail as received equals the tests' own, byte for byte.
+    assert pgp_mime.signed_and_signature(raw) == signed_and_signature(_entity(raw))
+    signed, signature = pgp_mime.signed_and_signature(raw)
+    assert receiver.verify(signed, signature).returncode == 0
+    key_file = tmp_path / "signing-key.asc"
+    key_file.write_bytes(home.export(fingerprint))
+    good, transcript = openpgp.receiver_check(str(key_file), signature, signed)
+    assert good, transcript
+    assert [command for command, _ in transcript] == [
+        "gpg --import signing-key.asc",
+        "gpg --verify signature.asc signed-part",
+    ]
+    assert "Good signature from" in transcript[1][1] and "/tmp/gv" not in "".join(o for _, o in transcript)
+    # One changed byte of the signed part: gpg says so, and the check is not good.
+    changed = signed.replace(b"Content-Type: text/csv", b"Content-Type: text/CSV")
+    assert changed != signed
+    good, transcript = openpgp.receiver_check(str(key_file), signature, changed)
+    assert not good and "BAD signature" in transcript[1][1]
+
+
+def test_an_unsigned_mail_is_named_as_such_by_the_receiver_s_split(spool):
+    spool.add(findings_of(event(1, [AMSTERDAM])), now=0)
+    with SmtpSink() as sink:
+        deliver(spool, smtp(sink))
+        [raw] = sink.raw
+    with pytest.raises(pgp_mime.NotSigned, match="not multipart/signed"):
+        pgp_mime.signed_and_signature(raw)
+
+
+def test_a_new_signing_key_with_a_passphrase_signs_from_its_file(tmp_path, cert):
+    _, _, receiver = cert
+    home = tempfile.mkdtemp(prefix="g", dir="/tmp")
+    try:
+        fingerprint = openpgp.new_signing_key(
+            home, "IBD meldingen", "meldingen@ibd.example", passphrase="correct horse", comment="test"
+        )
+        assert os.stat(home).st_mode & 0o777 == 0o700
+        (tmp_path / "pass").write_text("correct horse\n")
+        signer = openpgp.Signer(home, fingerprint, str(tmp_path / "pass"))
+        assert signer.problems() == []
+        [uid] = signer.key()["uids"]
+        assert uid == "IBD meldingen (test) <meldingen@ibd.example>"
+        assert "S" in signer.key()["cap"] and signer.expires() is not None
+        receiver.import_key(signer.public_key().encode())
+        signature, _ = signer.sign(b"data\r\n")
+        assert receiver.verify(b"data\r\n", signature.encode()).returncode == 0
+    finally:
+        openpgp.stop_agent(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -17,7 +17,7 @@ from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_fre
 from intelmq_nsm.testbed.spools import spool_digests
 from tests.e2e.test_nsm_ibd_example import CONTACTS, EXPECTED_DEFAULT
 from tests.e2e.test_nsm_ibd_example import EXPECTED_DEMO as EXPECTED
-from tests.harness import HarnessPipeline
+from tests.harness import HarnessPipeline, csv_attachment
 
 # Run after the parallel part of the test command, in one process (see scripts/test).
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
@@ -82,8 +82,7 @@ def test_named_paths_with_two_queues_reach_both_outputs_on_amqp(amqp_demo):
         organisation = digest.organisation["id"]
         if organisation in CONTACTS:
             assert recipients == [CONTACTS[organisation]]
-        [attachment] = list(message.iter_attachments())
-        rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+        rows = list(csv.DictReader(io.StringIO(csv_attachment(message))))
         assert {finding_address(row) for row in rows} == EXPECTED[(organisation, "ibd")]
 
 

@@ -1,7 +1,7 @@
 """``intelmq-nsm demo`` as a newcomer runs it after a plain ``pip install`` of the wheel (not
 an editable install, no checkout in reach): the packaged example plays round one, the
 rescan of round two with the owners' answers, and the feedback round, and the charts it
-names are there after it exits."""
+names are there after it exits, and with ``--workdir`` every mail, signed, as an .eml file."""
 
 import importlib.metadata
 import json
@@ -67,7 +67,7 @@ def test_the_demo_from_an_installed_wheel_plays_both_rounds_and_the_owners_answe
 
     result = subprocess.run(
         [str(venv / "bin" / "intelmq-nsm"), "demo", "--redis-url", f"redis://127.0.0.1:{redis_server.port}",
-         "--json", "summary.json", "--timeout", "120"],
+         "--json", "summary.json", "--timeout", "120", "--workdir", "work"],
         cwd=here, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -94,3 +94,13 @@ def test_the_demo_from_an_installed_wheel_plays_both_rounds_and_the_owners_answe
     for path in printed:
         assert Path(path).parent == here / "charts"
         assert Path(path).read_text(encoding="utf-8").startswith("<svg")
+    # Every mail signed with the key the demo made, kept with its public half in work/mails/,
+    # and the closing note shows one checked by gpg.
+    mails = summary["mail"]
+    kept = sorted((here / "work" / "mails").glob("*.eml"))
+    assert kept and [m["file"] for m in mails["mails"]] == [str(p) for p in kept]
+    assert mails["signed"] == len(kept) and mails["checked"]["good"]
+    assert (here / "work" / "mails" / "signing-key.asc").read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK")
+    assert f"Every mail the SMTP sink received is kept in {here / 'work' / 'mails'}/ as an .eml file" in result.stdout
+    assert "$ gpg --verify signature.asc signed-part" in result.stdout and "gpg: Good signature from" in result.stdout
+    assert mails["languages"]["en"] == ["SSC-DRECHTSTEDEN"]

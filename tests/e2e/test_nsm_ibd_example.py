@@ -12,14 +12,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from intelmq_nsm import tlp
 from intelmq_nsm.demo import Demo, Summary, finding_address
 from intelmq_nsm.testbed.layout import install_example_files, localise_runtime
 from intelmq_nsm.testbed.pipeline import Pipeline
+from intelmq_nsm.testbed.signing import make_signing_keys
 from intelmq_nsm.testbed.spools import spool_digests
+from tests.digest.gpg import Home, signed_and_signature
+from tests.harness import csv_attachment
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "runtime-examples" / "nsm-ibd"
+#: The example's stand-in for the CERT's key: an operator puts theirs there, the demo a fresh one.
+EXAMPLE_FINGERPRINT = "0" * 40
 
 #: Who owns what in runtime-examples/nsm-ibd/registry/registry.yaml, worked out by hand
 #: from the registry and the three sample reports.
@@ -103,14 +109,42 @@ CONTACTS = {
 def test_example_runtime_passes_intelmqctl_check_without_errors_or_warnings(tmp_path, redis_server):
     runtime = yaml.safe_load((EXAMPLE / "runtime.yaml").read_text(encoding="utf-8"))
     install_example_files(EXAMPLE, tmp_path)
-    pipeline = Pipeline(tmp_path / "intelmq", redis_server, localise_runtime(runtime, tmp_path, {})).setup()
-    result = pipeline.ctl("check")
-    lines = (result.stdout + result.stderr).splitlines()
-    assert result.returncode == 0, lines
-    assert [line for line in lines if "error" in line.lower() or "warning" in line.lower()] == []
-    check = pipeline.check()
-    assert check["status"] == "success"
-    assert check["lines"] and {level for level, _ in check["lines"]} == {"info"}
+    runtime = localise_runtime(runtime, tmp_path, {})
+    keys = make_signing_keys(runtime, tmp_path)  # the mail output signs: a key in its home, as the demo makes
+    try:
+        pipeline = Pipeline(tmp_path / "intelmq", redis_server, runtime).setup()
+        result = pipeline.ctl("check")
+        lines = (result.stdout + result.stderr).splitlines()
+        assert result.returncode == 0, lines
+        assert [line for line in lines if "error" in line.lower() or "warning" in line.lower()] == []
+        check = pipeline.check()
+        assert check["status"] == "success"
+        assert check["lines"] and {level for level, _ in check["lines"]} == {"info"}
+    finally:
+        for key in keys:
+            key.close()
+
+
+def test_the_example_signs_its_mail_with_a_key_an_operator_must_make(tmp_path, redis_server):
+    """As written, the example names a key no home holds: intelmqctl check says so, as an
+    error, and nothing would be sent unsigned; the key is never part of the example."""
+    runtime = yaml.safe_load((EXAMPLE / "runtime.yaml").read_text(encoding="utf-8"))
+    parameters = runtime["ibd-digest-mail"]["parameters"]
+    assert parameters["openpgp_fingerprint"] == EXAMPLE_FINGERPRINT
+    assert set(parameters) >= {"openpgp_home", "openpgp_passphrase_file"}
+    assert not parameters.get("openpgp_allow_unsigned")
+    assert not any(path.suffix in (".gpg", ".kbx", ".key") for path in EXAMPLE.rglob("*"))
+    assert "PRIVATE KEY" not in "".join(p.read_text(errors="replace") for p in EXAMPLE.rglob("*") if p.is_file())
+    install_example_files(EXAMPLE, tmp_path)
+    runtime = localise_runtime(runtime, tmp_path, {})
+    Path(runtime["ibd-digest-mail"]["parameters"]["openpgp_home"]).mkdir(parents=True, mode=0o700)
+    pipeline = Pipeline(tmp_path / "intelmq", redis_server, runtime).setup()
+    errors = [message for level, message in pipeline.check()["lines"] if level == "error"]
+    assert any(
+        f"The signing key {parameters['openpgp_fingerprint']} is not in the GnuPG home" in message
+        and "no digest is sent until it can" in message
+        for message in errors
+    ), errors
 
 
 @pytest.fixture(scope="module")
@@ -211,9 +245,8 @@ def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run
         organisation = digest.organisation["id"]
         if organisation in CONTACTS:
             assert recipients == [CONTACTS[organisation]]
-        [attachment] = list(message.iter_attachments())
         by_kind = {}
-        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+        for row in csv.DictReader(io.StringIO(csv_attachment(message))):
             by_kind.setdefault(row["kind"], set()).add(finding_address(row))
         if digest.id in first_round:
             assert by_kind == {"new": EXPECTED_DEMO[(organisation, "ibd")]}
@@ -299,3 +332,105 @@ def test_the_demo_ends_with_one_answer_per_kind_on_the_owners_page_and_the_resea
     assert "The researcher's view of DIVD-2024-00012 (GET /v1/cases/DIVD-2024-00012):" in text
     assert f"Chart: {feedback['charts']['DIVD-2024-00012']}" in text
     assert summary.as_json()["feedback"]["cases"]["DIVD-2024-00012"] == view
+
+
+# -- the mails: signed, labelled, kept, one organisation in English -------------------------
+
+#: The organisation of the example registry that reads its digests in English.
+ENGLISH = "SSC-DRECHTSTEDEN"
+
+
+@pytest.fixture(scope="module")
+def receiver(demo_run):
+    """A receiver's GnuPG home that knows only the public half the demo kept."""
+    demo, _ = demo_run
+    with Home() as home:
+        home.import_key((demo.workdir / "mails" / "signing-key.asc").read_bytes())
+        yield home
+
+
+def test_every_mail_is_pgp_mime_signed_and_gpg_verifies_it_with_the_kept_public_key(demo_run, receiver):
+    demo, summary = demo_run
+    [key] = demo.chain.signing_keys
+    report = summary.mail_report
+    assert report["keys"] == [{"outputs": ["ibd-digest-mail"], "fingerprint": key.fingerprint}]
+    # A fresh key, made in the output's GnuPG home inside the working folder, its passphrase
+    # in a file only its owner reads.
+    assert key.home == demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "gnupg"
+    assert key.passphrase_file.stat().st_mode & 0o777 == 0o600
+    assert key.fingerprint != EXAMPLE_FINGERPRINT
+    raws = demo.chain.sink.raw
+    assert len(raws) == summary.mails + summary.round_two.mails and report["signed"] == len(raws)
+    for raw in raws:
+        signed, signature = signed_and_signature(raw[raw.index(b"Content-Type: multipart/signed") :])
+        result = receiver.verify(signed, signature)
+        assert result.returncode == 0, result.stderr.decode()
+        assert b"Good signature" in result.stderr and key.fingerprint.encode() in result.stderr
+        # The text and the CSV are what is signed.
+        assert b"Content-Type: multipart/mixed" in signed and b"text/csv" in signed
+
+
+def test_every_mail_is_kept_as_received_with_the_public_half_of_the_key_beside_them(demo_run):
+    demo, summary = demo_run
+    folder = demo.workdir / "mails"
+    kept = sorted(folder.glob("*.eml"))
+    assert [path.read_bytes() for path in kept] == demo.chain.sink.raw
+    assert [Path(m["file"]) for m in summary.mail_report["mails"]] == kept
+    for path, (_, recipients, _) in zip(kept, demo.chain.sink.messages):
+        assert path.name.endswith(f"-{recipients[0]}.eml")
+    public = (folder / "signing-key.asc").read_text(encoding="ascii")
+    assert public.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----") and "PRIVATE" not in public
+    assert set(p.name for p in folder.iterdir()) == {*(p.name for p in kept), "signing-key.asc"}
+
+
+def test_every_mail_carries_its_tlp_label_in_the_subject_the_first_line_and_the_header(demo_run):
+    demo, summary = demo_run
+    for _, _, message in demo.chain.sink.messages:
+        label = message["X-NSM-TLP"]
+        assert label == "AMBER"  # the sample cases' label, or the output's default
+        assert message["Subject"].startswith(f"[TLP:{label}] ")
+        first_line = message.get_body(("plain",)).get_content().splitlines()[0]
+        assert first_line.startswith(f"TLP:{label} ")
+        assert {row["tlp"] for row in csv.DictReader(io.StringIO(csv_attachment(message)))} == {label}
+    assert summary.mail_report["tlp"] == {"AMBER": len(demo.chain.sink.messages)}
+
+
+def test_the_organisation_that_asks_for_english_gets_its_digests_in_english_the_others_in_dutch(demo_run):
+    demo, summary = demo_run
+    english, dutch = [], []
+    for _, recipients, message in demo.chain.sink.messages:
+        text = message.get_body(("plain",)).get_content()
+        (english if recipients == [CONTACTS[ENGLISH]] else dutch).append((message["Subject"], text))
+    assert len(english) == 2  # round one's findings and round two's reminders
+    for subject, text in english:
+        assert "vulnerable system" in subject and "(digest " in subject
+        assert text.splitlines()[0] == "TLP:AMBER " + tlp.sentence("AMBER", "en")
+        assert "Recipients may share" in text and "kwetsba" not in text.lower()
+    assert dutch
+    for subject, text in dutch:
+        assert "(overzicht " in subject
+        assert text.splitlines()[0] == "TLP:AMBER " + tlp.sentence("AMBER", "nl")
+    assert summary.mail_report["languages"]["en"] == [ENGLISH]
+    assert ENGLISH not in summary.mail_report["languages"]["nl"]
+
+
+def test_the_summary_names_the_key_the_labels_and_shows_one_mail_checked_by_gpg(demo_run):
+    demo, summary = demo_run
+    [key] = demo.chain.signing_keys
+    report = summary.mail_report
+    checked = report["checked"]
+    assert checked["good"] and Path(checked["file"]).parent == demo.workdir / "mails"
+    assert any(line.startswith("Content-Type: multipart/signed;") for line in checked["headers"])
+    assert any(line.startswith("Subject: [TLP:AMBER] ") for line in checked["headers"])
+    [imported, verified] = checked["gpg"]
+    assert imported["command"] == "gpg --import signing-key.asc"
+    assert verified["command"] == "gpg --verify signature.asc signed-part"
+    assert any(line.startswith("gpg: Good signature from ") for line in verified["output"])
+    text = summary.render()
+    count = len(demo.chain.sink.raw)
+    assert f"{count} of them PGP/MIME-signed with {key.fingerprint} (ibd-digest-mail)" in text
+    assert f"TLP labels: TLP:AMBER {count}." in text
+    assert f"In English: 2 mails to {ENGLISH}." in text
+    assert "$ gpg --verify signature.asc signed-part" in text and "gpg: Good signature from" in text
+    assert "THE SIGNATURE DID NOT VERIFY" not in text
+    assert summary.as_json()["mail"] == report

@@ -13,6 +13,7 @@ from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, PACE, TOKEN_
 from intelmq_nsm.testbed.client import IntakeClient
 from intelmq_nsm.testbed.layout import install_example_files, install_feed_files, localise_runtime
 from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
+from intelmq_nsm.testbed.signing import make_signing_keys
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
 from intelmq_nsm.testbed.spools import spool_digests
 from tests.e2e.test_nsm_ibd_example import EXPECTED, EXPECTED_DEFAULT
@@ -38,6 +39,8 @@ class Host:
             if ledger_url and bot.get("module") == DIGEST_MODULE:
                 bot["parameters"]["ledger_url"] = ledger_url
         install_example_files(EXAMPLE, workdir)
+        # The routing host's mail output signs: a fresh key in its GnuPG home, as the demo makes.
+        self.signing_keys = make_signing_keys(self.runtime, workdir)
         self.redis = RedisServer(workdir / "redis").start()
         self.pipeline = HarnessPipeline(workdir / "intelmq", self.redis, self.runtime, broker=broker).setup()
         install_feed_files(EXAMPLE, self.runtime, self.pipeline.root)
@@ -52,6 +55,8 @@ class Host:
     def close(self):
         self.pipeline.close()
         self.redis.stop()
+        for key in self.signing_keys:
+            key.close()
 
 
 def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_broker, postgres_server):
