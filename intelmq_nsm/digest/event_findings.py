@@ -59,8 +59,6 @@ COLUMNS = (
     "role",
     "tlp",
 )
-#: The ledger's columns, empty until the output fills them.
-LEDGER_COLUMNS = ("kind", "first_seen", "last_seen", "times_seen")
 NOT_VULNERABLE = "not-vulnerable"
 #: What an organisation owns of a finding (``role`` in ``extra.nsm.organisations``).
 ROLES = ("service", "network", "asn")
@@ -102,11 +100,6 @@ def event_hash(event: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _product(event: dict) -> str:
-    parts = [_get(event, f"product.{k}") for k in ("vendor", "name", "version")]
-    return " ".join(str(p) for p in parts if p) or (_get(event, "product.full_name") or "")
-
-
 def tlp_of(event: dict, default: str = traffic_light.DEFAULT) -> str:
     """The event's TLP 2.0 label: ``extra.nsm.tlp``, else IntelMQ's ``tlp`` (1.0), else
     ``default``; raises FindingError naming a field that holds no TLP label."""
@@ -120,93 +113,128 @@ def tlp_of(event: dict, default: str = traffic_light.DEFAULT) -> str:
     return traffic_light.normalise(default)
 
 
-def _feed(event: dict) -> str:
+def _feed(fields: dict) -> str:
     """Who saw it: ``feed.provider``, ``feed.name`` (one when they are the same)."""
-    parts = [str(p) for p in (_get(event, "feed.provider"), _get(event, "feed.name")) if p]
-    return " / ".join(dict.fromkeys(parts))
+    provider, name = fields.get("feed.provider"), fields.get("feed.name")
+    if provider and name and provider != name:
+        return f"{provider} / {name}"
+    return str(provider or name or "")
 
 
-def _destination(event: dict) -> str:
+def _destination(fields: dict) -> str:
     """What the host connected to: address (else host name), and port."""
-    host = _get(event, "destination.ip") or _get(event, "destination.fqdn") or ""
-    port = _get(event, "destination.port")
-    if host and port not in (None, ""):
+    host = fields.get("destination.ip") or fields.get("destination.fqdn") or ""
+    port = fields.get("destination.port")
+    if host and port is not None:
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(host or (f"port {port}" if port not in (None, "") else ""))
+    return str(host or (f"port {port}" if port is not None else ""))
 
 
-def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT, kind: Optional[str] = None) -> dict:
-    """The columns of :data:`COLUMNS` for one event; absent values are empty strings.
-    ``kind``: its kind of abuse, if known (else from its classification)."""
-    cves = _get(event, "product.vulnerabilities") or ""
-    classification = "/".join(
-        str(v) for v in (_get(event, "classification.type"), _get(event, "classification.identifier")) if v
-    )
-    kind = kind or kind_of_abuse(event)
-    port = _get(event, "source.port")
-    service = fid.service_port(_fields(event, SERVICE_FIELDS), kind, port)
-    row = {
-        "kind_of_abuse": kind,
-        "finding_id": _get(event, ec.FINDING_ID),
-        "time": _get(event, "time.source") or _get(event, "time.observation"),
-        "ip": _get(event, "source.ip"),
-        "port": service,
-        "fqdn": _get(event, "source.fqdn"),
-        "url": _get(event, "source.url"),
-        "cves": ";".join(c.strip().upper() for c in str(cves).split(";") if c.strip()),
-        "severity": _get(event, "severity"),
-        "product": _product(event),
-        "malware": _get(event, "malware.name"),
-        "client_port": port if service is None else None,
-        "destination": _destination(event),
-        "case_id": _get(event, ec.CASE_ID),
-        "case_title": _get(event, ec.CASE_TITLE),
-        # Its own information link: the event's, else its feed's documentation (what the
-        # report it came from is about).
-        "case_url": _get(event, "event_description.url") or _get(event, "feed.documentation"),
-        "recommendation": _get(event, ec.RECOMMENDATION),
-        "classification": classification,
-        "description": _get(event, "event_description.text"),
-        "feed": _feed(event),
-        "role": None,  # per organisation: see findings_of()
-        "tlp": tlp_of(event, default_tlp),
-    }
-    row.update(dict.fromkeys(LEDGER_COLUMNS))
-    return {k: "" if v is None else v for k, v in row.items()}
-
-
-#: The fields that decide whether a port is a service port (see intelmq_nsm.finding_id).
-SERVICE_FIELDS = ("classification.type", "destination.ip", "destination.fqdn", "destination.port", "destination.url")
-#: The fields a finding id is computed from (see intelmq_nsm.finding_id).
-ID_FIELDS = (
+#: The fields of an event the digest output reads (one pass over the event: see _fields).
+ROW_FIELDS = (
     ec.FINDING_ID,
-    ec.CASE_ID,
-    "product.vulnerabilities",
-    "classification.identifier",
-    "classification.type",
-    "malware.name",
+    "time.source",
+    "time.observation",
     "source.ip",
+    "source.port",
     "source.fqdn",
     "source.url",
-    "source.port",
+    "product.vulnerabilities",
+    "product.vendor",
+    "product.name",
+    "product.version",
+    "product.full_name",
+    "severity",
+    "malware.name",
+    "destination.ip",
+    "destination.fqdn",
+    "destination.port",
+    "destination.url",
+    ec.CASE_ID,
+    ec.CASE_TITLE,
+    "event_description.url",
+    "event_description.text",
+    "feed.documentation",
+    ec.RECOMMENDATION,
+    "classification.taxonomy",
+    "classification.type",
+    "classification.identifier",
+    "feed.provider",
+    "feed.name",
+    "feed.code",
+    "feed.url",
     "protocol.transport",
-    *SERVICE_FIELDS[1:],
+    ec.SUBMISSION_ID,
+    ec.KIND,
+    *abuse_kinds.IMPLANT_FIELDS,
 )
-#: The fields a kind of abuse is decided from (see intelmq_nsm.abuse_kinds).
-KIND_FIELDS = tuple(dict.fromkeys((*abuse_kinds.FIELDS, *abuse_kinds.IMPLANT_FIELDS, *abuse_kinds.RULE_FIELDS)))
+
+
+def _fields(event: dict, keys=ROW_FIELDS) -> dict:
+    """The event's non-empty values of ``keys``, flat (a flat-but-nested event's ``extra``
+    read too)."""
+    if isinstance(event.get("extra"), dict):
+        return {k: v for k in keys if (v := _get(event, k)) not in (None, "")}
+    get = event.get
+    return {k: v for k in keys if (v := get(k)) is not None and v != ""}
+
+
+def finding_row(
+    event: dict, default_tlp: str = traffic_light.DEFAULT, kind: Optional[str] = None, fields=None, service=...
+) -> dict:
+    """The columns of :data:`COLUMNS` for one event; absent values are empty strings.
+    ``kind``: its kind of abuse, if known (else from its classification); ``fields`` and
+    ``service`` (its service port): what :func:`findings_of` read of it already."""
+    fields = _fields(event) if fields is None else fields
+    kind = kind or abuse_kinds.kind_of(fields)
+    port = fields.get("source.port")
+    if service is ...:
+        service = fid.service_port(fields, kind, port)
+    cves = fields.get("product.vulnerabilities")
+    kind_type, identifier = fields.get("classification.type"), fields.get("classification.identifier")
+    product = " ".join(str(fields[k]) for k in ("product.vendor", "product.name", "product.version") if k in fields)
+    row = {
+        "kind": "",
+        "finding_id": fields.get(ec.FINDING_ID, ""),
+        "time": fields.get("time.source") or fields.get("time.observation", ""),
+        "ip": fields.get("source.ip", ""),
+        "port": "" if service is None else service,
+        "fqdn": fields.get("source.fqdn", ""),
+        "url": fields.get("source.url", ""),
+        "cves": ";".join(c.strip().upper() for c in str(cves).split(";") if c.strip()) if cves else "",
+        "severity": fields.get("severity", ""),
+        "product": product or fields.get("product.full_name", ""),
+        "malware": fields.get("malware.name", ""),
+        "client_port": "" if service is not None or port is None else port,
+        "destination": _destination(fields),
+        "case_id": fields.get(ec.CASE_ID, ""),
+        "case_title": fields.get(ec.CASE_TITLE, ""),
+        # Its own information link: the event's, else its feed's documentation (what the
+        # report it came from is about).
+        "case_url": fields.get("event_description.url") or fields.get("feed.documentation", ""),
+        "recommendation": fields.get(ec.RECOMMENDATION, ""),
+        "classification": f"{kind_type}/{identifier}" if kind_type and identifier else (kind_type or identifier or ""),
+        "kind_of_abuse": kind,
+        "description": fields.get("event_description.text", ""),
+        "feed": _feed(fields),
+        "first_seen": "",
+        "last_seen": "",
+        "times_seen": "",
+        "role": "",  # per organisation: see findings_of()
+        "tlp": tlp_of(event, default_tlp),
+    }
+    return row
+
+
 #: The fields that name the report an event came from (see report_of).
 REPORT_FIELDS = (ec.SUBMISSION_ID, "feed.provider", "feed.name", "feed.url", "time.observation")
 
 
-def _fields(event: dict, keys) -> dict:
-    return {k: v for k in keys if (v := _get(event, k)) not in (None, "")}
-
-
-def kind_of_abuse(event: dict, rules=None) -> str:
+def kind_of_abuse(event: dict, rules=None, fields=None) -> str:
     """The event's kind of abuse (see intelmq_nsm.abuse_kinds); raises FindingError for an
     ``extra.nsm.kind`` that names none. ``rules``: the output's ``kinds_of_abuse``, checked."""
     try:
-        return abuse_kinds.kind_of(_fields(event, KIND_FIELDS), rules)
+        return abuse_kinds.kind_of(_fields(event) if fields is None else fields, rules)
     except abuse_kinds.UnknownKind as exc:
         raise FindingError(exc.field, exc.value, str(exc)) from None
 
@@ -215,40 +243,39 @@ def identify(event: dict, kind: Optional[str] = None) -> str:
     """The event's finding id: its own ``extra.nsm.finding_id``, else computed by the rule
     of its kind of abuse (see intelmq_nsm.finding_id); raises FindingError naming what is
     missing and which fields could say it."""
-    return _identity(event, kind or kind_of_abuse(event))[0]
+    fields = _fields(event)
+    return _identity(fields, kind or kind_of_abuse(event, fields=fields))[0]
 
 
-def _identity(event: dict, kind: str) -> tuple:
-    """``(finding id, where)``: the id (the event's own, else computed) and the host (with
-    its service port) the finding is about, as the ledger keeps it."""
-    fields = _fields(event, ID_FIELDS)
+def _identity(fields: dict, kind: str) -> tuple:
+    """``(finding id, where, service port)``: the id (the event's own, else computed), the
+    host (with its service port) the finding is about as the ledger keeps it, and that port."""
     given = fields.get(ec.FINDING_ID)
     try:
         if given:
             try:
                 host, port = fid.target_of(fields)
             except fid.MissingField:
-                return given, ""  # an event that brought its own finding id
+                return given, "", None  # an event that brought its own finding id
             port = fid.service_port(fields, kind, port)
-            return given, host if port is None else f"{host}:{port}"
-        finding, host, port = fid.identity(fields, kind)
+        else:
+            given, host, port = fid.identity(fields, kind)
     except fid.MissingField as exc:
         raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
-    return finding, host if port is None else f"{host}:{port}"
+    return given, host if port is None else f"{host}:{port}", port
 
 
-def report_of(event: dict) -> str:
+def report_of(event: dict, fields=None) -> str:
     """The report an event came from: the intake's submission, else the feed and the time
     its collector made the report (IntelMQ copies ``time.observation`` from the report to
     each of its events). Events of one report are one observation of a finding; "" when
     nothing names the report (each event is then an observation of its own)."""
-    fields = _fields(event, REPORT_FIELDS)
+    fields = _fields(event) if fields is None else fields
     if ec.SUBMISSION_ID in fields:
         return f"submission:{fields[ec.SUBMISSION_ID]}"
     if "time.observation" not in fields:
         return ""
-    canonical = json.dumps([fields.get(k) for k in REPORT_FIELDS[1:]], default=str)
-    return "report:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+    return "report:" + "\x1f".join(str(fields.get(k, "")) for k in REPORT_FIELDS[1:])
 
 
 def vulnerable(event: dict) -> bool:
@@ -296,13 +323,14 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
     if constituency and value != constituency:
         raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
     organisations = _organisations(event)
-    kind = kind_of_abuse(event, kinds)
-    finding, where = _identity(event, kind)
+    fields = _fields(event)  # one pass over the event for what follows
+    kind = kind_of_abuse(event, kinds, fields)
+    finding, where, service = _identity(fields, kind)
     is_vulnerable = vulnerable(event)
     digest = event_hash(event)
-    row = finding_row(event, tlp, kind)
+    row = finding_row(event, tlp, kind, fields, service)
     row["finding_id"] = finding
-    report = report_of(event)
+    report = report_of(event, fields)
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
     seen = set()
