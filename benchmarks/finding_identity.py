@@ -1,5 +1,6 @@
 """What an event's findings cost the digest output: ``findings_of`` per event (kind of abuse,
-finding id, the digest's row), this tree against another (e.g. main's), in the same run.
+finding id, the digest's row), and an event's whole way into the spool and the ledger, this
+tree against another (e.g. main's), in the same run.
 
 Each measurement runs in a fresh process with the tree's ``intelmq_nsm`` first on the path;
 the trees take turns, round after round, so that the machine's other load hits both alike.
@@ -90,9 +91,17 @@ def feed_event(n: int) -> dict:
 
 
 def measure(tree: Path, events: int) -> dict:
-    """µs of CPU time per event of ``findings_of`` in ``tree`` (run in a process of its own)."""
+    """µs of CPU time per event in ``tree`` (run in a process of its own): ``findings_of``
+    alone, and the digest output's whole way of an event into its spool's file with the
+    ledger in it (``notify.arrive`` before the acknowledgement, then the delivery thread's
+    ``notify.file_arrivals``: findings, ledger, spool)."""
     sys.path.insert(0, str(tree))
+    import tempfile
+
+    from intelmq_nsm.digest import notify
     from intelmq_nsm.digest.event_findings import findings_of
+    from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+    from intelmq_nsm.digest.spool import DigestSpool
 
     result = {}
     for name, make in (("researcher", researcher_event), ("feed", feed_event)):
@@ -103,6 +112,18 @@ def measure(tree: Path, events: int) -> dict:
         for event in batch:
             findings_of(event)
         result[name] = (time.process_time() - start) / events * 1e6
+        with tempfile.TemporaryDirectory(prefix="nsm-identity-") as tmp:
+            path = Path(tmp) / "spool.sqlite"
+            spool, ledger = DigestSpool(path), Ledger(sqlite_url(path), name="bench")
+            try:
+                start = time.process_time()
+                for event in batch:
+                    notify.arrive(event, spool, 0.0)
+                notify.file_arrivals(spool, ledger)
+                result[f"{name}, into the spool"] = (time.process_time() - start) / events * 1e6
+            finally:
+                spool.close()
+                ledger.close()
     return result
 
 
@@ -119,18 +140,16 @@ def main() -> None:
     trees = {"this": HERE}
     if args.other:
         trees["other"] = Path(args.other).resolve()
-    results = {name: {"researcher": [], "feed": []} for name in trees}
+    results = {name: {} for name in trees}
     for r in range(args.rounds):
         order = list(trees.items()) if r % 2 == 0 else list(trees.items())[::-1]
         for name, tree in order:
             argv = [sys.executable, __file__, "--measure", str(tree), "--events", str(args.events)]
             out = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
             for kind, value in out.items():
-                results[name][kind].append(value)
-            print(
-                f"round {r + 1}: {name:<5} researcher {out['researcher']:6.1f} us, feed {out['feed']:6.1f} us per event"
-            )
-    for kind in ("researcher", "feed"):
+                results[name].setdefault(kind, []).append(value)
+            print(f"round {r + 1}: {name:<5} " + ", ".join(f"{k} {v:6.1f} us" for k, v in out.items()), flush=True)
+    for kind in results["this"]:
         best = {name: min(values[kind]) for name, values in results.items()}
         medians = {name: statistics.median(values[kind]) for name, values in results.items()}
         line = ", ".join(f"{name} {best[name]:.1f} us (median {medians[name]:.1f})" for name in best)

@@ -272,10 +272,13 @@ def report_of(event: dict, fields=None) -> str:
     nothing names the report (each event is then an observation of its own)."""
     fields = _fields(event) if fields is None else fields
     if ec.SUBMISSION_ID in fields:
-        return f"submission:{fields[ec.SUBMISSION_ID]}"
-    if "time.observation" not in fields:
+        key = f"submission\x1f{fields[ec.SUBMISSION_ID]}"
+    elif "time.observation" in fields:
+        key = "\x1f".join(str(fields.get(k, "")) for k in REPORT_FIELDS[1:])
+    else:
         return ""
-    return "report:" + "\x1f".join(str(fields.get(k, "")) for k in REPORT_FIELDS[1:])
+    # Short: the ledger keeps it with every finding, and only asks whether it is the same.
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def vulnerable(event: dict) -> bool:

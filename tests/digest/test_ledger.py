@@ -465,3 +465,36 @@ def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(
         assert [h["source"] for h in history[-2:]] == ["ticket", "cert:ibd/operator"]
     finally:
         out.close()
+
+
+@pytest.mark.e2e
+def test_a_postgresql_ledger_of_an_earlier_version_takes_the_new_states_sources_and_kinds(tmp_path, postgres_server):
+    """On PostgreSQL the narrower checks of an earlier version are replaced in place and the
+    history's source column widened: a CERT's source, a ticket's, no-longer-seen fit."""
+    import sqlalchemy
+
+    url = postgres_server.create_database("earlier_ledger")
+    out = Output(tmp_path, url)
+    try:
+        out.round([scan(1, T0)], T0)
+    finally:
+        out.close()
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        for table, (name, check) in EARLIER_CHECKS.items():
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({check})")
+        conn.exec_driver_sql("ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(10)")
+        conn.exec_driver_sql("ALTER TABLE ledger_findings DROP COLUMN abuse, DROP COLUMN last_report")
+        conn.exec_driver_sql("ALTER TABLE ledger_history DROP COLUMN requested")
+    engine.dispose()
+    ledger = Ledger(url, name="ibd-mail")
+    try:
+        [record] = ledger.records()
+        assert record["abuse"] == "vulnerable"
+        finding = record["finding_id"]
+        assert ledger.record_change(finding, "GM0363", "disputed", "cert:ibd/owner", "Niet van ons.")[1].changes
+        assert ledger.record_change(finding, "GM0363", "open", "ticket")[1].changes
+        history = ledger.history_of(finding)[0]["history"]
+        assert [h["source"] for h in history[-2:]] == ["cert:ibd/owner", "ticket"]
+    finally:
+        ledger.close()
