@@ -280,7 +280,8 @@ def _widen_checks(conn) -> None:
         for table, name, text in _checks():
             current = conn.exec_driver_sql(CONSTRAINT_TEXT, {"name": name, "table": table}).scalar()
             if current is not None and not _covers(current, text):
-                conn.exec_driver_sql(REPLACE_CONSTRAINT.format(table=table, name=name, text=text))
+                # psycopg reads % as a placeholder even without parameters (LIKE 'cert:%').
+                conn.exec_driver_sql(REPLACE_CONSTRAINT.format(table=table, name=name, text=text.replace("%", "%%")))
         source = next(c for c in inspect(conn).get_columns(H.name) if c["name"] == "source")
         if (getattr(source["type"], "length", None) or 64) < H.c.source.type.length:
             conn.exec_driver_sql(WIDEN_SOURCE)
