@@ -31,8 +31,20 @@ setup(
     package_data={
         "intelmq_nsm": ["data/*", "templates/*", "templates/feedback/*", "schemas/*"],
         "intelmq_nsm.constituency": ["data/*"],
-        # reports/rescan/ is round two of the demo: the rescan and the owners' answers.
-        EXAMPLE_PACKAGE: ["*.yaml", "*.json", "*.txt", "*.conf", "*.md", "registry/*", "reports/*", "reports/rescan/*"],
+        # reports/rescan/ is round two of the demo: the rescan and the owners' answers;
+        # feeds/ the second source's reports (Shadowserver's) and schema, feeds/rescan/ its round two.
+        EXAMPLE_PACKAGE: [
+            "*.yaml",
+            "*.json",
+            "*.txt",
+            "*.conf",
+            "*.md",
+            "registry/*",
+            "reports/*",
+            "reports/rescan/*",
+            "feeds/*",
+            "feeds/rescan/*",
+        ],
     },
     install_requires=[
         "intelmq>=3.5,<4",

@@ -62,6 +62,12 @@ RESULT = "extra.nsm.result"
 #: the finding's changes go back to the hub under that id (``harmonization/federation.md``).
 UPSTREAM = "extra.nsm.upstream"
 
+# -- Event, written by a feed's rules (IntelMQ's modify expert, a parser's constant field) --
+#: str: the kind of abuse, when a feed or a rule says it: ``vulnerable``, ``compromised``,
+#: ``misbehaving`` or ``exposed``; without it the digest output decides from the
+#: classification (``intelmq_nsm.abuse_kinds``, ``harmonization/kinds-of-abuse.md``).
+KIND = "extra.nsm.kind"
+
 # -- Event, written by the constituency expert ------------------------------------------
 #: list[dict]: the organisations the finding belongs to within this event's constituency,
 #: in a stable order: ``{"id": "GM0363", "name": "Amsterdam", "kind": "municipality",

@@ -465,6 +465,36 @@ def test_the_characters_that_act_are_listed_in_one_module(name):
     assert spelled == [], f"{name} spells bidi controls itself: use intelmq_nsm.controls."
 
 
+def test_the_kinds_of_abuse_and_the_precedence_of_states_are_leaves():
+    # Read by the digest output, the ledger, the feedback service and (next) the hub's
+    # return leg alike: the kinds see only the event contract, the precedence nothing.
+    assert {t for t in GRAPH[f"{PACKAGE}.abuse_kinds"] if t.startswith(PACKAGE)} <= {
+        PACKAGE,
+        f"{PACKAGE}.event_contract",
+    }
+    assert not any(t.startswith(PACKAGE) for t in GRAPH[f"{PACKAGE}.digest.ledger.precedence"])
+
+
+def test_every_change_of_a_findings_state_is_decided_by_the_precedence_table():
+    # The policy (observations, deliveries, quiet periods) and the store (answers, every
+    # other writer's record_change) ask precedence.decide; the schema takes its states there.
+    for name in ("policy", "store", "schema"):
+        assert f"{PACKAGE}.digest.ledger.precedence" in GRAPH[f"{PACKAGE}.digest.ledger.{name}"], name
+
+
+def test_intelmqs_classification_is_read_as_kinds_of_abuse_in_one_module():
+    # Which RSIT type is which kind of abuse is abuse_kinds' table; nobody keeps a second
+    # (``vulnerable-system`` is the researchers' default type of the report formats too).
+    from intelmq_nsm.abuse_kinds import BY_TYPE
+
+    spelled = [t for t in BY_TYPE if t not in ("vulnerable-system", "other", "test", "malware", "proxy", "tor")]
+    for name in under(PACKAGE):
+        if name == f"{PACKAGE}.abuse_kinds":
+            continue
+        text = MODULES[name].read_text(encoding="utf-8")
+        assert not [t for t in spelled if f'"{t}"' in text or f"'{t}'" in text], f"{name} classifies abuse itself."
+
+
 def test_tlp_labels_are_spelled_in_one_module():
     # The parser and the digest output take the names and the order from intelmq_nsm.tlp.
     for name in under(PACKAGE):

@@ -116,7 +116,8 @@ def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
         "runtime = demo.preflight()\n"
         "print(json.dumps({'module': sys.modules['intelmq_nsm.demo.run'].__file__,\n"
         "    'example': str(example), 'bots': sorted(runtime), 'reports': [p.name for p in demo.chain.reports()],\n"
-        "    'rescans': [p.name for p in rescans(example)]}))\n"
+        "    'rescans': [p.name for p in rescans(example)], 'feeds': [p.name for p in demo.chain.feeds()],\n"
+        "    'feed_rescans': [p.name for p in demo.chain.feeds('rescan')]}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     result = subprocess.run(
@@ -137,12 +138,19 @@ def test_a_wheel_ships_the_example_the_demo_runs(tmp_path):
         p.name for p in (checkout / "reports" / "rescan").iterdir() if p.suffix in (".json", ".jsonl", ".csv")
         and p.name != "answers.json"
     ) and found["rescans"]  # fmt: skip
+    # The second source: the feed's reports of both rounds and the schema they need.
+    assert found["feeds"] == sorted(p.name for p in (checkout / "feeds").glob("*.csv")) and found["feeds"]
+    assert found["feed_rescans"] == sorted(p.name for p in (checkout / "feeds" / "rescan").glob("*.csv"))
+    assert found["feed_rescans"]
     for name in (
         "tokens.json",
         "demo-token.txt",
         "registry/registry.yaml",
         "reports/divd-2024-00031.case.json",
         "reports/rescan/answers.json",
+        "feeds/shadowserver-schema.json",
+        *(f"feeds/{name}" for name in found["feeds"]),
+        *(f"feeds/rescan/{name}" for name in found["feed_rescans"]),
     ):
         assert (Path(found["example"]) / name).read_bytes() == (checkout / name).read_bytes()
 

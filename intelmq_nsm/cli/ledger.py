@@ -69,9 +69,9 @@ def cmd_list(args) -> int:
     say(f"{len(records)} findings in ledger {ledger.name!r}.")
     for r in records:
         say(
-            f"{r['finding_id']}  {r['state']:<14} {r['org_id']:<10} {r['case_id']:<18} {r['target']:<24}"
-            f" seen {r['times_seen']}x  first {_time(r['first_seen'])}  last {_time(r['last_seen'])}"
-            f"  notified {r['notifications']}x"
+            f"{r['finding_id']}  {r['state']:<14} {r['abuse']:<11} {r['org_id']:<10} {r['case_id']:<18}"
+            f" {r['target']:<24} seen {r['times_seen']}x  first {_time(r['first_seen'])}"
+            f"  last {_time(r['last_seen'])}  notified {r['notifications']}x"
         )
     return 0
 
@@ -88,7 +88,10 @@ def cmd_show(args) -> int:
         _print_json({"ledger": ledger.name, "finding_id": args.finding_id, "organisations": records})
         return 0
     for r in records:
-        say(f"{args.finding_id} for {r['org_id']} ({r['org_name']}), case {r['case_id'] or '-'}, {r['target']}")
+        say(
+            f"{args.finding_id} for {r['org_id']} ({r['org_name']}), {r['abuse']}, case {r['case_id'] or '-'},"
+            f" {r['target']}"
+        )
         say(
             f"  state {r['state']}; seen {r['times_seen']} times, first {_time(r['first_seen'])},"
             f" last {_time(r['last_seen'])}; notified {r['notifications']} times ({r['reminders']} reminders)"
@@ -96,7 +99,10 @@ def cmd_show(args) -> int:
         say("  history:")
         for h in r["history"]:
             ref = f" [{h['reference']}]" if h["reference"] else ""
-            say(f"    {_time(h['at'])}  {h['old_state'] or '-'} -> {h['state']}  ({h['source']}) {h['note']}{ref}")
+            # An answer kept in the history only: what was asked, and that the state stayed.
+            asked = f" (asked {h['requested']}, kept in the history)" if h.get("requested") else ""
+            change = f"{h['old_state'] or '-'} -> {h['state']}{asked}"
+            say(f"    {_time(h['at'])}  {change}  ({h['source']}) {h['note']}{ref}")
         say("  digests:")
         for d in r["digests"]:
             say(f"    {_time(d['delivered_at'])}  {d['kind']:<9} {d['digest_id']}")
@@ -113,14 +119,24 @@ def cmd_stats(args) -> int:
         return 0
     for level, column in (("cases", "case_id"), ("constituencies", "constituency"), ("organisations", "org_id")):
         say(f"{level.capitalize()}:")
-        say(f"  {'':<20} {'findings':>8} {'notified':>8} {'open':>6} {'fixed':>6} {'reopened':>8}  days to fix")
+        say(
+            f"  {'':<20} {'findings':>8} {'notified':>8} {'open':>6} {'fixed':>6} {'not seen':>8} {'reopened':>8}"
+            "  days to fix"
+        )
         for entry in result[level]:
             days = entry["days_to_fix"]
             fix = "-" if not days["count"] else f"median {days['median']}, p90 {days['p90']} (n={days['count']})"
             say(
                 f"  {entry[column] or '-':<20} {entry['findings']:>8} {entry['notified']:>8} {entry['open']:>6}"
-                f" {entry['fixed_verified']:>6} {entry['reopened']:>8}  {fix}"
+                f" {entry['fixed_verified']:>6} {entry['no_longer_seen']:>8} {entry['reopened']:>8}  {fix}"
             )
+            if set(entry["by_kind"]) - {"vulnerable"}:
+                kinds = ", ".join(
+                    f"{kind} {c['findings']} (open {c['open']}, fixed {c['fixed_verified']},"
+                    f" not seen {c['no_longer_seen']})"
+                    for kind, c in entry["by_kind"].items()
+                )
+                say(f"  {'':<20} by kind: {kinds}")
     return 0
 
 

@@ -1,12 +1,15 @@
 """The demo's two rounds on the running example chain.
 
-Round one: every sample report submitted over HTTP as the researcher would, then waited for
-until every finding is delivered in a digest or has left on the ``_default`` path. Round
-two is the researchers' rescan a week later (``reports/rescan/``): the digest outputs'
-clock is moved on (their ``clock_offset`` parameter), the owners' answers of
-``reports/rescan/answers.json`` are recorded in the ledgers as the feedback service will,
-the rescan reports are submitted, and the summary shows what each organisation got in
-round two (reminders, verified fixes, the reopened finding) and the cases' statistics.
+Round one: every sample report submitted over HTTP as the researcher would, and the second
+source's reports (Shadowserver's, ``feeds/``) dropped into its file collector's folder as
+the feed delivers them, then waited for until every finding is delivered in a digest or
+has left on the ``_default`` path. Round two is the rescan a week later
+(``reports/rescan/``, ``feeds/rescan/``): the digest outputs' clock is moved on (their
+``clock_offset`` parameter), the owners' answers of ``reports/rescan/answers.json`` are
+recorded in the ledgers as the feedback service will, the rescan reports are submitted and
+the feed's next reports delivered, and the summary shows what each organisation got in
+round two (reminders, verified fixes, the reopened finding, the infected host still seen)
+and the cases' statistics.
 """
 
 from intelmq_nsm.demo.example import owners_answers
@@ -14,6 +17,7 @@ from intelmq_nsm.demo.summary import Summary, Tally
 from intelmq_nsm.testbed.pipeline import HarnessError
 
 DAY = 86400
+RESCAN = "rescan"
 #: Round two plays a week and a day after round one: past the outputs' default reminder_after.
 ROUND_TWO_CLOCK = 8 * DAY
 
@@ -25,10 +29,19 @@ def submit_all(chain, reports: list, submitted: list, progress) -> None:
         progress(f"Submitted {report.name}: HTTP {status}, submission {submission}.")
 
 
+def deliver_feeds(chain, reports: list, delivered: list, progress) -> None:
+    """The feed's reports into its file collector's folder."""
+    for report in reports:
+        chain.deliver_feed(report)
+        delivered.append(report.name)
+        progress(f"Delivered {report.name} to the feed's collector.")
+
+
 def round_one(chain, tally: Tally, progress) -> Summary:
-    """Submit every sample report, wait for delivery; who got what."""
+    """Submit every sample report, deliver the feed's reports, wait for delivery; who got what."""
     summary = Summary()
     submit_all(chain, chain.reports(), summary.submitted, progress)
+    deliver_feeds(chain, chain.feeds(), summary.feeds, progress)
     progress("Waiting until every finding is delivered.")
     chain.wait_until_delivered()
     return tally.summarise(summary)
@@ -50,6 +63,7 @@ def round_two(chain, tally: Tally, rescans: list, progress) -> Summary:
             # per-finding result): said, and round two goes on with the others.
             summary.refused.append(f"{report.name}: {exc}")
             progress(f"{exc} Round two goes on without it.")
+    deliver_feeds(chain, chain.feeds(RESCAN), summary.feeds, progress)
     progress("Waiting until every finding of the rescan is delivered.")
     chain.wait_until_delivered()
     tally.summarise(summary, exclude=before)

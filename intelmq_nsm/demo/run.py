@@ -91,7 +91,7 @@ class Demo:
             tally = Tally(self.chain)
             summary = round_one(self.chain, tally, self.progress)
             rescan = rescans(self.example)
-            if rescan:
+            if rescan or self.chain.feeds("rescan"):
                 summary.round_two = round_two(self.chain, tally, rescan, self.progress)
             if self.feedback.server is not None:
                 summary.feedback = self.feedback.run(self.chain, self.charts)

@@ -1,5 +1,6 @@
-"""What the demo prints: who got which findings, and what went to the _default path; for
-round two (the rescan a week later) what each organisation got by kind, and the cases'
+"""What the demo prints: who got which findings, by kind of abuse and by source (the
+researchers' reports, the feed's), and what went to the _default path; for round two (the
+rescan a week later) what each organisation got by kind of notice, and the cases'
 statistics from the ledger. ``Tally`` reads it from a running chain after each round."""
 
 import collections
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from intelmq_nsm.abuse_kinds import KINDS as KINDS_OF_ABUSE
 from intelmq_nsm.demo.mails import render as render_mails
 from intelmq_nsm.digest.event_findings import NOT_VULNERABLE
 from intelmq_nsm.event_contract import RESULT
@@ -15,7 +17,11 @@ from intelmq_nsm.testbed.chain import DIGEST_MODULE, FILE_OUTPUT_MODULE
 from intelmq_nsm.testbed.pipeline import Pipeline
 from intelmq_nsm.testbed.spools import spool_digests
 
-KINDS = ("new", "reminder", "reopened", "fixed")
+KINDS = ("new", "reminder", "reopened", "fixed", "not-seen")
+#: Notices that end a finding's story rather than ask for action.
+ENDED = ("fixed", "not-seen")
+#: Round two's news per organisation, by kind of notice.
+ENDINGS = (("reopened", "found again"), ("fixed", "verified fixed"), ("not-seen", "no longer seen"))
 
 
 def _table(header: tuple, body: list) -> list:
@@ -31,12 +37,15 @@ class Summary:
 
     #: one dict per organisation: organisation, name, constituency, channels, findings
     #: (their addresses, verified fixes left out), kinds (addresses per kind: new,
-    #: reminder, reopened, fixed), cases, digests (ids), failed (digests not delivered)
+    #: reminder, reopened, fixed, not-seen), abuse (addresses per kind of abuse: compromised,
+    #: misbehaving, vulnerable, exposed), sources (addresses per source: the feed's provider),
+    #: cases, digests (ids), failed (digests not delivered)
     rows: list = field(default_factory=list)
     default_findings: list = field(default_factory=list)  # addresses of what went to _default
     mails: int = 0
     files: int = 0
     submitted: list = field(default_factory=list)  # (file name, HTTP status, submission id)
+    feeds: list = field(default_factory=list)  # the feed's reports delivered to its collector
     dumped: dict = field(default_factory=dict)  # bot id -> number of dumped messages
     round_no: int = 1
     #: Round two: the owners' answers recorded before the rescan, and per constituency,
@@ -58,12 +67,13 @@ class Summary:
     def render(self) -> str:
         lines = [] if self.round_no == 1 else ["Round two: the researchers' rescan a week later", ""]
         if self.round_no == 1:
-            header = ("Organisation", "Constituency", "Findings", "Cases", "Delivered by", "Digests")
+            header = ("Organisation", "Constituency", "Findings", "By kind", "Cases", "Delivered by", "Digests")
             body = [
                 (
                     f"{r['organisation']} {r['name']}",
                     r["constituency"],
                     str(len(r["findings"])),
+                    _by_kind(r),
                     ", ".join(r["cases"]) or "-",
                     "+".join(r["channels"]) or "-",
                     ", ".join(d[:12] for d in r["digests"]),
@@ -71,8 +81,14 @@ class Summary:
                 for r in self._sorted_rows()
             ]
             lines += _table(header, body)
+            lines += ["", "By source and kind of abuse:"]
+            lines += _table(("Source", *KINDS_OF_ABUSE), self._by_source())
+            for r in self._sorted_rows():
+                for kind in KINDS_OF_ABUSE:
+                    if kind != "vulnerable" and r["abuse"].get(kind):
+                        lines.append(f"  {r['organisation']} {r['name']}, {kind}: {', '.join(r['abuse'][kind])}")
         else:
-            header = ("Organisation", "Constituency", "New", "Reminders", "Reopened", "Fixed", "Digests")
+            header = ("Organisation", "Constituency", "New", "Reminders", "Reopened", "Fixed", "Not seen", "Digests")
             body = [
                 (
                     f"{r['organisation']} {r['name']}",
@@ -84,12 +100,20 @@ class Summary:
             ]
             lines += _table(header, body)
             for r in self._sorted_rows():
-                for kind, label in (("reopened", "found again"), ("fixed", "verified fixed")):
+                for kind, label in (
+                    ("reopened", "found again"),
+                    ("fixed", "verified fixed"),
+                    ("not-seen", "no longer seen"),
+                ):
                     if r["kinds"].get(kind):
                         lines.append(f"  {r['organisation']} {r['name']}, {label}: {', '.join(r['kinds'][kind])}")
+                for address in r.get("still_seen", []):
+                    lines.append(f"  {r['organisation']} {r['name']}, still seen by the feed: {address} (a reminder)")
+        by_kind = collections.Counter({k: sum(len(r["abuse"].get(k, [])) for r in self.rows) for k in KINDS_OF_ABUSE})
+        kinds = ", ".join(f"{n} {kind}" for kind, n in by_kind.items() if n) or "none"
         lines += [
             "",
-            f"{sum(len(r['findings']) for r in self.rows)} vulnerable findings and "
+            f"{sum(len(r['findings']) for r in self.rows)} findings ({kinds}) and "
             f"{sum(len(r['kinds'].get('fixed', [])) for r in self.rows)} verified fixes in "
             f"{sum(len(r['digests']) for r in self.rows)} digests to {len(self.rows)} organisations "
             f"({self.mails} mails received by the SMTP sink, {self.files} digest files written).",
@@ -133,6 +157,15 @@ class Summary:
             lines += ["", "", *render_mails(self.mail_report)]
         return "\n".join(lines)
 
+    def _by_source(self) -> list:
+        """One line per source (the feed's provider): how many findings of each kind of abuse."""
+        counts = collections.defaultdict(collections.Counter)
+        for r in self.rows:
+            for source, by_kind in r["sources"].items():
+                for kind, addresses in by_kind.items():
+                    counts[source][kind] += len(addresses)
+        return [(source, *(str(counts[source][k]) for k in KINDS_OF_ABUSE)) for source in sorted(counts)]
+
     def as_json(self) -> dict:
         """Both rounds: per organisation the findings by kind; per case the counts by state."""
         rounds = []
@@ -142,11 +175,14 @@ class Summary:
             rounds.append({
                 "round": summary.round_no,
                 "submitted": [{"report": n, "status": s, "submission": i} for n, s, i in summary.submitted],
+                "feeds": summary.feeds,
                 "organisations": {
                     r["organisation"]: {
                         "name": r["name"],
                         "constituency": r["constituency"],
                         "kinds": {kind: r["kinds"].get(kind, []) for kind in KINDS},
+                        "kinds_of_abuse": {kind: r["abuse"].get(kind, []) for kind in KINDS_OF_ABUSE},
+                        "sources": r["sources"],
                         "digests": r["digests"],
                         "channels": r["channels"],
                     }
@@ -165,6 +201,16 @@ class Summary:
         if self.mail_report:
             result["mail"] = self.mail_report
         return result
+
+
+def _by_kind(row: dict) -> str:
+    """``compromised 1, exposed 1``: an organisation's findings per kind of abuse."""
+    return ", ".join(f"{kind} {len(row['abuse'][kind])}" for kind in KINDS_OF_ABUSE if row["abuse"].get(kind)) or "-"
+
+
+def source_of(finding: dict) -> str:
+    """Who reported a finding: its feed's provider (``DIVD`` of ``DIVD / Researcher intake``)."""
+    return (finding.get("feed") or "unknown").split(" / ")[0]
 
 
 def finding_address(finding: dict) -> str:
@@ -219,6 +265,8 @@ class Tally:
                         "digests": set(),
                         "failed": [],
                         "kinds": {},
+                        "abuse": {},
+                        "sources": {},
                     },
                 )
                 if state != "delivered":
@@ -229,13 +277,27 @@ class Tally:
                 entry["findings"] |= {finding_address(f) for f in digest.findings if f.get("kind") != "fixed"}
                 for f in digest.findings:
                     entry["kinds"].setdefault(f.get("kind") or "new", set()).add(finding_address(f))
+                    if (f.get("kind") or "new") in ENDED:
+                        continue
+                    abuse = f.get("kind_of_abuse") or "vulnerable"
+                    entry["abuse"].setdefault(abuse, set()).add(finding_address(f))
+                    entry["sources"].setdefault(source_of(f), {}).setdefault(abuse, set()).add(finding_address(f))
                 entry["cases"] |= {f["case_id"] for f in digest.findings if f.get("case_id")}
                 entry["digests"].add(digest.id)
             if channel == "file" and parameters.get("file_directory"):
                 written = Path(parameters["file_directory"]).glob("*.json")
                 summary.files += len([p for p in written if p.stem not in exclude])
         for entry in per_org.values():
+            still = entry["kinds"].get("reminder", set()) & (
+                entry["abuse"].get("compromised", set()) | entry["abuse"].get("misbehaving", set())
+            )
+            entry["still_seen"] = sorted(still)
             entry["kinds"] = {kind: sorted(addresses) for kind, addresses in entry["kinds"].items()}
+            entry["abuse"] = {kind: sorted(addresses) for kind, addresses in entry["abuse"].items()}
+            entry["sources"] = {
+                source: {kind: sorted(addresses) for kind, addresses in by_kind.items()}
+                for source, by_kind in entry["sources"].items()
+            }
             summary.rows.append({key: sorted(v) if isinstance(v, set) else v for key, v in entry.items()})
         summary.mails = len(self.chain.sink.messages) - sum(self.mails_before)
         self.mails_before.append(summary.mails)

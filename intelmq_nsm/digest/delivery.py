@@ -29,6 +29,9 @@ from intelmq_nsm.digest import channels, grouping
 from intelmq_nsm.digest.contacts import ContactBook
 from intelmq_nsm.digest.spool import DigestSpool
 
+#: Seconds between two looks for compromised and misbehaving findings no longer seen.
+QUIET_CHECK = 3600.0
+
 
 class Deliverer:
     """One round of forming and delivering, on a spool connection of the calling thread."""
@@ -47,9 +50,16 @@ class Deliverer:
         links=None,
         tlp: str = traffic_light.DEFAULT,
         bounce_maildir: Optional[str] = None,
+        kinds=None,
+        quiet_check: float = QUIET_CHECK,
     ):
         self.spool, self.channel, self.logger = spool, channel, logger
         self.ledger = ledger
+        #: The output's ``kinds_of_abuse`` rules (checked), for the events it files.
+        self.kinds = kinds
+        #: Seconds between two looks for findings no longer seen (the ledger's quiet period).
+        self.quiet_check = quiet_check
+        self.last_quiet_check: Optional[float] = None
         #: The label of a finding whose event carries none (the output's ``tlp``).
         self.tlp = tlp
         #: Unreachable contacts, in the spool's file, on the spool's connection.
@@ -90,6 +100,7 @@ class Deliverer:
         self.read_bounces(now=now)
         self.count_delivered(now=now)
         self.file_arrivals()
+        self.no_longer_seen(now=now)
         formed = self.spool.form_digests(self.max_events, self.max_age, now=now, flush=flush)
         for digest_id in formed:
             self.logger.debug("Formed digest %s.", digest_id)
@@ -223,10 +234,33 @@ class Deliverer:
         if self.ledger is None:
             return 0
         try:
-            return notify.file_arrivals(self.spool, self.ledger, failed=self._unfileable, tlp=self.tlp)
+            return notify.file_arrivals(
+                self.spool, self.ledger, failed=self._unfileable, tlp=self.tlp, kinds=self.kinds
+            )
         except LedgerUnavailable as exc:
             self.logger.warning("The ledger cannot be reached; arrived events wait for the next round: %s.", exc)
             return 0
+
+    def no_longer_seen(self, now=None) -> int:
+        """Every ``quiet_check`` seconds: the compromised and misbehaving findings the feeds
+        stopped reporting for the ledger's quiet period become no longer seen
+        (:meth:`intelmq_nsm.digest.ledger.Ledger.quiet`); how many did."""
+        from intelmq_nsm.digest.ledger import LedgerUnavailable
+
+        now = time.time() if now is None else now
+        if self.ledger is None or (
+            self.last_quiet_check is not None and now - self.last_quiet_check < self.quiet_check
+        ):
+            return 0
+        try:
+            changed = self.ledger.quiet(now=now)
+        except LedgerUnavailable as exc:
+            self.logger.warning("The ledger cannot be reached; findings no longer seen wait: %s.", exc)
+            return 0
+        self.last_quiet_check = now
+        if changed:
+            self.logger.info("%d compromised or misbehaving findings are no longer seen.", len(changed))
+        return len(changed)
 
     def _unfileable(self, arrival_id: int, error: str) -> None:
         self.logger.error(

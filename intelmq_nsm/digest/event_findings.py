@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+from intelmq_nsm import abuse_kinds
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import finding_id as fid
 from intelmq_nsm import tlp as traffic_light
@@ -20,9 +21,16 @@ class FindingError(ValueError):
 
 
 #: The columns of one finding in a digest, in the order CSV and text show them. ``kind``
-#: (new, reminder, reopened, fixed), ``first_seen``, ``last_seen`` and ``times_seen`` come
-#: from the finding ledger when the output spools the finding; ``tlp`` is the finding's
-#: TLP 2.0 label (its case's, else the output's default).
+#: (new, reminder, reopened, fixed, not-seen), ``first_seen``, ``last_seen`` and
+#: ``times_seen`` come from the finding ledger when the output spools the finding; ``tlp``
+#: is the finding's TLP 2.0 label (its case's, else the output's default).
+#: ``kind_of_abuse``: vulnerable, compromised, misbehaving or exposed
+#: (:mod:`intelmq_nsm.abuse_kinds`); ``port`` is a service port of the host, ``client_port``
+#: the port a compromised or misbehaving host connected from (a sinkhole's, a honeypot's
+#: view: ephemeral, but with the time it tells a NAT's operator who it was);
+#: ``destination`` what it connected to; ``feed`` who saw it (``feed.provider``,
+#: ``feed.name``); ``case_url`` is the finding's own ``event_description.url`` (else its
+#: feed's ``feed.documentation``).
 COLUMNS = (
     "kind",
     "finding_id",
@@ -34,20 +42,23 @@ COLUMNS = (
     "cves",
     "severity",
     "product",
+    "malware",
+    "client_port",
+    "destination",
     "case_id",
     "case_title",
     "case_url",
     "recommendation",
     "classification",
+    "kind_of_abuse",
     "description",
+    "feed",
     "first_seen",
     "last_seen",
     "times_seen",
     "role",
     "tlp",
 )
-#: The ledger's columns, empty until the output fills them.
-LEDGER_COLUMNS = ("kind", "first_seen", "last_seen", "times_seen")
 NOT_VULNERABLE = "not-vulnerable"
 #: What an organisation owns of a finding (``role`` in ``extra.nsm.organisations``).
 ROLES = ("service", "network", "asn")
@@ -72,6 +83,10 @@ class Finding:
     reporter: str = ""
     #: A finding a hub forwarded: ``(the hub's finding id, the hub's instance)``; () if not.
     upstream: tuple = ()
+    #: vulnerable, compromised, misbehaving or exposed (:mod:`intelmq_nsm.abuse_kinds`).
+    kind_of_abuse: str = abuse_kinds.DEFAULT
+    #: The report the event came from (:func:`report_of`): one observation per report.
+    report: str = ""
 
 
 def _get(event: dict, key: str):
@@ -89,11 +104,6 @@ def event_hash(event: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _product(event: dict) -> str:
-    parts = [_get(event, f"product.{k}") for k in ("vendor", "name", "version")]
-    return " ".join(str(p) for p in parts if p) or (_get(event, "product.full_name") or "")
-
-
 def tlp_of(event: dict, default: str = traffic_light.DEFAULT) -> str:
     """The event's TLP 2.0 label: ``extra.nsm.tlp``, else IntelMQ's ``tlp`` (1.0), else
     ``default``; raises FindingError naming a field that holds no TLP label."""
@@ -107,57 +117,172 @@ def tlp_of(event: dict, default: str = traffic_light.DEFAULT) -> str:
     return traffic_light.normalise(default)
 
 
-def finding_row(event: dict, default_tlp: str = traffic_light.DEFAULT) -> dict:
-    """The columns of :data:`COLUMNS` for one event; absent values are empty strings."""
-    cves = _get(event, "product.vulnerabilities") or ""
-    classification = "/".join(
-        str(v) for v in (_get(event, "classification.type"), _get(event, "classification.identifier")) if v
-    )
-    row = {
-        "finding_id": _get(event, ec.FINDING_ID),
-        "time": _get(event, "time.source") or _get(event, "time.observation"),
-        "ip": _get(event, "source.ip"),
-        "port": _get(event, "source.port"),
-        "fqdn": _get(event, "source.fqdn"),
-        "url": _get(event, "source.url"),
-        "cves": ";".join(c.strip().upper() for c in str(cves).split(";") if c.strip()),
-        "severity": _get(event, "severity"),
-        "product": _product(event),
-        "case_id": _get(event, ec.CASE_ID),
-        "case_title": _get(event, ec.CASE_TITLE),
-        "case_url": _get(event, "event_description.url"),
-        "recommendation": _get(event, ec.RECOMMENDATION),
-        "classification": classification,
-        "description": _get(event, "event_description.text"),
-        "role": None,  # per organisation: see findings_of()
-        "tlp": tlp_of(event, default_tlp),
-    }
-    row.update(dict.fromkeys(LEDGER_COLUMNS))
-    return {k: "" if v is None else v for k, v in row.items()}
+def _feed(fields: dict) -> str:
+    """Who saw it: ``feed.provider``, ``feed.name`` (one when they are the same)."""
+    provider, name = fields.get("feed.provider"), fields.get("feed.name")
+    if provider and name and provider != name:
+        return f"{provider} / {name}"
+    return str(provider or name or "")
 
 
-#: The fields a finding id is computed from (see intelmq_nsm.finding_id).
-ID_FIELDS = (
+def _destination(fields: dict) -> str:
+    """What the host connected to: address (else host name), and port."""
+    host = fields.get("destination.ip") or fields.get("destination.fqdn") or ""
+    port = fields.get("destination.port")
+    if host and port is not None:
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(host or (f"port {port}" if port is not None else ""))
+
+
+#: The fields of an event the digest output reads (one pass over the event: see _fields).
+ROW_FIELDS = (
     ec.FINDING_ID,
-    ec.CASE_ID,
-    "product.vulnerabilities",
-    "classification.identifier",
+    "time.source",
+    "time.observation",
     "source.ip",
+    "source.port",
     "source.fqdn",
     "source.url",
-    "source.port",
+    "product.vulnerabilities",
+    "product.vendor",
+    "product.name",
+    "product.version",
+    "product.full_name",
+    "severity",
+    "malware.name",
+    "destination.ip",
+    "destination.fqdn",
+    "destination.port",
+    "destination.url",
+    ec.CASE_ID,
+    ec.CASE_TITLE,
+    "event_description.url",
+    "event_description.text",
+    "feed.documentation",
+    ec.RECOMMENDATION,
+    "classification.taxonomy",
+    "classification.type",
+    "classification.identifier",
+    "feed.provider",
+    "feed.name",
+    "feed.code",
+    "feed.url",
     "protocol.transport",
+    ec.SUBMISSION_ID,
+    ec.KIND,
+    *abuse_kinds.IMPLANT_FIELDS,
 )
 
 
-def identify(event: dict) -> str:
-    """The event's finding id: its own ``extra.nsm.finding_id``, else computed from the same
-    fields by the same rule as the parser's; raises FindingError naming what is missing."""
-    fields = {k: v for k in ID_FIELDS if (v := _get(event, k)) not in (None, "")}
+def _fields(event: dict, keys=ROW_FIELDS) -> dict:
+    """The event's non-empty values of ``keys``, flat (a flat-but-nested event's ``extra``
+    read too)."""
+    if isinstance(event.get("extra"), dict):
+        return {k: v for k in keys if (v := _get(event, k)) not in (None, "")}
+    get = event.get
+    return {k: v for k in keys if (v := get(k)) is not None and v != ""}
+
+
+def finding_row(
+    event: dict, default_tlp: str = traffic_light.DEFAULT, kind: Optional[str] = None, fields=None, service=...
+) -> dict:
+    """The columns of :data:`COLUMNS` for one event; absent values are empty strings.
+    ``kind``: its kind of abuse, if known (else from its classification); ``fields`` and
+    ``service`` (its service port): what :func:`findings_of` read of it already."""
+    fields = _fields(event) if fields is None else fields
+    kind = kind or abuse_kinds.kind_of(fields)
+    port = fields.get("source.port")
+    if service is ...:
+        service = fid.service_port(fields, kind, port)
+    cves = fields.get("product.vulnerabilities")
+    kind_type, identifier = fields.get("classification.type"), fields.get("classification.identifier")
+    product = " ".join(str(fields[k]) for k in ("product.vendor", "product.name", "product.version") if k in fields)
+    row = {
+        "kind": "",
+        "finding_id": fields.get(ec.FINDING_ID, ""),
+        "time": fields.get("time.source") or fields.get("time.observation", ""),
+        "ip": fields.get("source.ip", ""),
+        "port": "" if service is None else service,
+        "fqdn": fields.get("source.fqdn", ""),
+        "url": fields.get("source.url", ""),
+        "cves": ";".join(c.strip().upper() for c in str(cves).split(";") if c.strip()) if cves else "",
+        "severity": fields.get("severity", ""),
+        "product": product or fields.get("product.full_name", ""),
+        "malware": fields.get("malware.name", ""),
+        "client_port": "" if service is not None or port is None else port,
+        "destination": _destination(fields),
+        "case_id": fields.get(ec.CASE_ID, ""),
+        "case_title": fields.get(ec.CASE_TITLE, ""),
+        # Its own information link: the event's, else its feed's documentation (what the
+        # report it came from is about).
+        "case_url": fields.get("event_description.url") or fields.get("feed.documentation", ""),
+        "recommendation": fields.get(ec.RECOMMENDATION, ""),
+        "classification": f"{kind_type}/{identifier}" if kind_type and identifier else (kind_type or identifier or ""),
+        "kind_of_abuse": kind,
+        "description": fields.get("event_description.text", ""),
+        "feed": _feed(fields),
+        "first_seen": "",
+        "last_seen": "",
+        "times_seen": "",
+        "role": "",  # per organisation: see findings_of()
+        "tlp": tlp_of(event, default_tlp),
+    }
+    return row
+
+
+#: The fields that name the report an event came from (see report_of).
+REPORT_FIELDS = (ec.SUBMISSION_ID, "feed.provider", "feed.name", "feed.url", "time.observation")
+
+
+def kind_of_abuse(event: dict, rules=None, fields=None) -> str:
+    """The event's kind of abuse (see intelmq_nsm.abuse_kinds); raises FindingError for an
+    ``extra.nsm.kind`` that names none. ``rules``: the output's ``kinds_of_abuse``, checked."""
     try:
-        return fid.existing_or_computed(fields)[0]
+        return abuse_kinds.kind_of(_fields(event) if fields is None else fields, rules)
+    except abuse_kinds.UnknownKind as exc:
+        raise FindingError(exc.field, exc.value, str(exc)) from None
+
+
+def identify(event: dict, kind: Optional[str] = None) -> str:
+    """The event's finding id: its own ``extra.nsm.finding_id``, else computed by the rule
+    of its kind of abuse (see intelmq_nsm.finding_id); raises FindingError naming what is
+    missing and which fields could say it."""
+    fields = _fields(event)
+    return _identity(fields, kind or kind_of_abuse(event, fields=fields))[0]
+
+
+def _identity(fields: dict, kind: str) -> tuple:
+    """``(finding id, where, service port)``: the id (the event's own, else computed), the
+    host (with its service port) the finding is about as the ledger keeps it, and that port."""
+    given = fields.get(ec.FINDING_ID)
+    try:
+        if given:
+            try:
+                host, port = fid.target_of(fields)
+            except fid.MissingField:
+                return given, "", None  # an event that brought its own finding id
+            port = fid.service_port(fields, kind, port)
+        else:
+            given, host, port = fid.identity(fields, kind)
     except fid.MissingField as exc:
         raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
+    return given, host if port is None else f"{host}:{port}", port
+
+
+def report_of(event: dict, fields=None) -> str:
+    """The report an event came from: the intake's submission, else the feed and the time
+    its collector made the report (IntelMQ copies ``time.observation`` from the report to
+    each of its events). Events of one report are one observation of a finding; "" when
+    nothing names the report (each event is then an observation of its own)."""
+    fields = _fields(event) if fields is None else fields
+    if ec.SUBMISSION_ID in fields:
+        key = f"submission\x1f{fields[ec.SUBMISSION_ID]}"
+    elif "time.observation" in fields:
+        key = "\x1f".join(str(fields.get(k, "")) for k in REPORT_FIELDS[1:])
+    else:
+        return ""
+    # Short: the ledger keeps it with every finding, and only asks whether it is the same.
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def reporter_of(event: dict) -> str:
@@ -199,9 +324,10 @@ def _organisations(event: dict) -> list:
     return organisations
 
 
-def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT) -> list:
+def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT, kinds=None) -> list:
     """The findings of one event: one per organisation it names; ``tlp`` is the label of
-    a finding whose event carries none (the output's ``tlp`` parameter).
+    a finding whose event carries none (the output's ``tlp`` parameter); ``kinds`` the
+    output's ``kinds_of_abuse`` rules (checked by :func:`intelmq_nsm.abuse_kinds.check_rules`).
 
     Raises :class:`FindingError` when the event has no constituency, a constituency other
     than ``constituency`` (if given: a digest bot serves one constituency, so anything else
@@ -214,18 +340,14 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
     if constituency and value != constituency:
         raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
     organisations = _organisations(event)
-    finding = identify(event)
+    fields = _fields(event)  # one pass over the event for what follows
+    kind = kind_of_abuse(event, kinds, fields)
+    finding, where, service = _identity(fields, kind)
     is_vulnerable = vulnerable(event)
     digest = event_hash(event)
-    row = finding_row(event, tlp)
+    row = finding_row(event, tlp, kind, fields, service)
     row["finding_id"] = finding
-    try:
-        host, port = fid.target_of(
-            {k: _get(event, k) for k in ("source.ip", "source.fqdn", "source.url", "source.port")}
-        )
-        where = host if port is None else f"{host}:{port}"
-    except fid.MissingField:
-        where = ""  # an event that brought its own finding id
+    report = report_of(event, fields)
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
     reporter = reporter_of(event)
@@ -258,6 +380,8 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
                 mine,
                 reporter,
                 came_from,
+                kind,
+                report,
             )
         )
     return result

@@ -49,6 +49,8 @@ def observations(found) -> list:
             reporter=f.reporter,
             upstream_finding_id=f.upstream[0] if f.upstream else "",
             upstream_instance=f.upstream[1] if f.upstream else "",
+            abuse=f.kind_of_abuse,
+            report=f.report,
         )
         for f in found
     ]
@@ -74,13 +76,15 @@ def accept(
     constituency: Optional[str] = None,
     call: Callable = lambda action: action(),
     tlp: str = traffic_light.DEFAULT,
+    kinds=None,
 ) -> list:
     """Take one event (a flat dict) into the ledger and the spool; return the findings
-    spooled for digests. ``tlp``: the label of findings whose event carries none.
+    spooled for digests. ``tlp``: the label of findings whose event carries none;
+    ``kinds``: the output's ``kinds_of_abuse`` rules.
 
     Raises FindingError for an event that cannot be delivered (the bot dumps it) and, from
     ``call`` (which may retry), LedgerUnavailable."""
-    found = findings_of(event, constituency=constituency, tlp=tlp)
+    found = findings_of(event, constituency=constituency, tlp=tlp, kinds=kinds)
     wanted = observations(found)
     if ledger.shares_file(spool.path):
 
@@ -94,7 +98,12 @@ def accept(
 
 
 def arrive(
-    event: dict, spool, now: float, constituency: Optional[str] = None, tlp: str = traffic_light.DEFAULT
+    event: dict,
+    spool,
+    now: float,
+    constituency: Optional[str] = None,
+    tlp: str = traffic_light.DEFAULT,
+    kinds=None,
 ) -> None:
     """Take one event (a flat dict) into the spool's arrivals.
 
@@ -102,7 +111,7 @@ def arrive(
     findings are made here, before the acknowledgement, as :func:`accept` makes them, so
     that every event :func:`accept` would refuse is refused here too (and made again, from
     the stored event, when it is filed)."""
-    findings_of(event, constituency=constituency, tlp=tlp)
+    findings_of(event, constituency=constituency, tlp=tlp, kinds=kinds)
     spool.arrive(event, now=now)
 
 
@@ -117,6 +126,7 @@ def file_arrivals(
     batch: int = 500,
     failed: Callable = lambda arrival_id, error: None,
     tlp: str = traffic_light.DEFAULT,
+    kinds=None,
 ) -> int:
     """Observe the findings of the spool's arrivals in the ledger, each at the time it
     arrived, and spool what is due; return how many arrivals (events) were filed. Raises
@@ -138,7 +148,7 @@ def file_arrivals(
             # taken as accept() takes an event, then dropped.
             for arrival_id, at, event in arrivals:
                 try:
-                    accept(event, spool, ledger, at, tlp=tlp)
+                    accept(event, spool, ledger, at, tlp=tlp, kinds=kinds)
                 except UNFILEABLE as exc:
                     spool.arrival_failed(arrival_id, str(exc))
                     unfileable(arrival_id, exc)
@@ -151,7 +161,7 @@ def file_arrivals(
                 try:
                     # A savepoint per arrival: a bad one is undone alone.
                     with storage.savepoint(db):
-                        found = findings_of(event, tlp=tlp)
+                        found = findings_of(event, tlp=tlp, kinds=kinds)
                         _spool_due(spool, found, ledger.observe(observations(found), now=at, conn=db), at)
                 except UNFILEABLE as exc:
                     spool.arrival_failed(arrival_id, str(exc))

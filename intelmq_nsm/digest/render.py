@@ -1,4 +1,12 @@
-"""A digest as JSON (for REST), CSV (the e-mail attachment) and text a person reads."""
+"""A digest as JSON (for REST), CSV (the e-mail attachment) and text a person reads.
+
+The text is laid out by kind of abuse (compromised, misbehaving, vulnerable, exposed: see
+:mod:`intelmq_nsm.abuse_kinds`), each with what it means and what to do, then by kind of
+notice (new, reopened, reminder, fixed, not seen), then by case (or by the feed that saw
+the findings). A group's context (information link, advice, description, feed) stands
+above its findings only when every finding of the group has the same; otherwise each
+finding shows its own: no finding is ever shown another's link or advice.
+"""
 
 import csv
 import datetime
@@ -8,6 +16,7 @@ import re
 
 import jinja2
 
+from intelmq_nsm import abuse_kinds
 from intelmq_nsm import tlp as traffic_light
 from intelmq_nsm.digest.event_findings import COLUMNS
 
@@ -19,11 +28,20 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: so ``count`` is no longer the number of vulnerable systems: ``counts`` per kind is.
 #: 3: the digest's TLP 2.0 label (``tlp``, the strictest of its findings') and each
 #: finding's (``findings[].tlp``, also a CSV column).
-FORMAT_VERSION = "nsm-digest/3"
+#: 4: each finding's kind of abuse (``kind_of_abuse``), ``malware``, ``client_port``,
+#: ``destination`` and ``feed``; ``port`` is a service port only; the kind ``not-seen``;
+#: ``counts_by_kind_of_abuse`` (findings to act on, per kind of abuse).
+FORMAT_VERSION = "nsm-digest/4"
 #: The column of a finding's feedback link, after COLUMNS in digests that carry links.
 LINK_COLUMN = "feedback_url"
 #: The kinds in the order a digest shows them; a finding spooled without one is new.
-KINDS = ("new", "reopened", "reminder", "fixed")
+KINDS = ("new", "reopened", "reminder", "fixed", "not-seen")
+#: Kinds that are news of an end, not a system to act on.
+ENDED = ("fixed", "not-seen")
+#: The kinds of abuse in the order a digest shows them.
+KINDS_OF_ABUSE = abuse_kinds.KINDS
+#: A finding's context: shown above its group when every finding of the group has the same.
+CONTEXT = ("case_url", "recommendation", "description", "feed")
 #: Per language, what a finding's ``role`` says about the organisation's part in it.
 ROLE_TEXT = {
     "nl": {"service": "uw dienst", "network": "uw netwerk", "asn": "uw AS"},
@@ -49,13 +67,28 @@ def kind_of(finding: dict) -> str:
     return finding.get("kind") or "new"
 
 
+def abuse_of(finding: dict) -> str:
+    """The finding's kind of abuse; a finding spooled before kinds existed was vulnerable."""
+    return finding.get("kind_of_abuse") or abuse_kinds.DEFAULT
+
+
 def counts(digest) -> dict:
-    """Findings per kind; ``vulnerable``: those that are not verified fixes."""
+    """Findings per kind; ``vulnerable``: those to act on (not verified fixes, not findings
+    no longer seen), whatever their kind of abuse (as before kinds of abuse existed)."""
     result = dict.fromkeys(KINDS, 0)
     for finding in digest.findings:
         result[kind_of(finding)] += 1
-    result["vulnerable"] = len(digest.findings) - result["fixed"]
+    result["vulnerable"] = len(digest.findings) - sum(result[kind] for kind in ENDED)
     return result
+
+
+def counts_by_kind_of_abuse(digest) -> dict:
+    """Findings to act on per kind of abuse (those it has), in the order of KINDS_OF_ABUSE."""
+    result = dict.fromkeys(KINDS_OF_ABUSE, 0)
+    for finding in digest.findings:
+        if kind_of(finding) not in ENDED:
+            result[abuse_of(finding)] += 1
+    return {kind: n for kind, n in result.items() if n}
 
 
 def _columns(digest) -> tuple:
@@ -73,6 +106,7 @@ def as_document(digest) -> dict:
     """The digest as the JSON document a REST endpoint receives."""
     document = {
         "counts": counts(digest),
+        "counts_by_kind_of_abuse": counts_by_kind_of_abuse(digest),
         "format": FORMAT_VERSION,
         "tlp": tlp(digest),
         "id": digest.id,
@@ -138,36 +172,53 @@ _env.globals.update(where=_where, details=_details)
 
 
 def ordered(digest) -> list:
-    """The findings by kind (new, reopened, reminder, fixed), in arrival order within one."""
-    return sorted(digest.findings, key=lambda f: KINDS.index(kind_of(f)))
+    """The findings by kind of abuse, then by kind (new, reopened, reminder, fixed, not
+    seen), in arrival order within one."""
+    return sorted(digest.findings, key=lambda f: (KINDS_OF_ABUSE.index(abuse_of(f)), KINDS.index(kind_of(f))))
 
 
 def _sections(digest) -> list:
-    """``{"kind", "cases"}`` for each kind the digest holds, in the order of KINDS."""
-    return [
-        {"kind": kind, "cases": _cases([f for f in digest.findings if kind_of(f) == kind])}
-        for kind in KINDS
-        if any(kind_of(f) == kind for f in digest.findings)
-    ]
+    """``{"abuse", "count", "notices": [{"kind", "cases"}]}`` for each kind of abuse the
+    digest holds (in the order of KINDS_OF_ABUSE), its notices in the order of KINDS."""
+    sections = []
+    for abuse in KINDS_OF_ABUSE:
+        mine = [f for f in digest.findings if abuse_of(f) == abuse]
+        if not mine:
+            continue
+        notices = [
+            {"kind": kind, "cases": _cases([f for f in mine if kind_of(f) == kind])}
+            for kind in KINDS
+            if any(kind_of(f) == kind for f in mine)
+        ]
+        sections.append({"abuse": abuse, "count": sum(1 for f in mine if kind_of(f) not in ENDED), "notices": notices})
+    return sections
 
 
 def _cases(findings) -> list:
-    """The cases of these findings with their context, in order of first appearance."""
-    cases = {}
+    """The groups of these findings, in order of first appearance: by case, else by the feed
+    that saw them. A group's ``context`` holds what every one of its findings has alike;
+    each finding's ``own`` holds what it has that its group does not show."""
+    groups = {}
     for finding in findings:
-        key = finding.get("case_id") or ""
-        case = cases.setdefault(
+        key = ("case", finding.get("case_id")) if finding.get("case_id") else ("feed", finding.get("feed") or "")
+        group = groups.setdefault(
             key,
-            {
-                "id": key,
-                "title": finding.get("case_title") or "",
-                "url": finding.get("case_url") or "",
-                "recommendation": finding.get("recommendation") or "",
-                "findings": [],
-            },
+            {"id": finding.get("case_id") or "", "title": finding.get("case_title") or "", "rows": []},
         )
-        case["findings"].append(finding)
-    return list(cases.values())
+        group["rows"].append(finding)
+    result = []
+    for (by, name), group in groups.items():
+        shared = {}
+        for column in CONTEXT:
+            values = {str(f.get(column) or "") for f in group["rows"]}
+            shared[column] = values.pop() if len(values) == 1 else None
+        group["feed_group"] = name if by == "feed" else ""
+        group["context"] = {column: value for column, value in shared.items() if value}
+        group["findings"] = [
+            {"row": f, "own": {c: f.get(c) for c in CONTEXT if shared[c] is None and f.get(c)}} for f in group["rows"]
+        ]
+        result.append(group)
+    return result
 
 
 def csv_name(digest) -> str:
@@ -193,6 +244,7 @@ def to_text(digest, language: str = "nl") -> str:
         sections=_sections(digest),
         counts=counts(digest),
         count=counts(digest)["vulnerable"],
+        by_kind=counts_by_kind_of_abuse(digest),
         roles=ROLE_TEXT[language],
         feedback_url=getattr(digest, "feedback_url", ""),
     )
@@ -211,15 +263,43 @@ def subject(digest, language: str = "nl") -> str:
 _REF = {"nl": "overzicht", "en": "digest"}
 
 
+#: Per language, the short word of each kind of abuse in a subject.
+SUBJECT_WORDS = {
+    "nl": {
+        "compromised": "besmet of gehackt",
+        "misbehaving": "misbruik",
+        "vulnerable": "kwetsbaar",
+        "exposed": "blootgesteld",
+    },
+    "en": {
+        "compromised": "infected or compromised",
+        "misbehaving": "abusing others",
+        "vulnerable": "vulnerable",
+        "exposed": "exposed",
+    },
+}
+
+
 def _summary(digest, language: str) -> str:
     name = _one_line(digest.organisation.get("name") or digest.organisation.get("id"))
     numbers = counts(digest)
-    count, fixed = numbers["vulnerable"], numbers["fixed"]
+    count, fixed, gone = numbers["vulnerable"], numbers["fixed"], numbers["not-seen"]
+    by_kind = counts_by_kind_of_abuse(digest)
     tag = digest.constituency.upper()
+    if count == 0 and gone and not fixed:
+        if language == "en":
+            return f"[{tag}] {gone} {'system' if gone == 1 else 'systems'} no longer seen for {name}"
+        return f"[{tag}] {gone} {'systeem' if gone == 1 else 'systemen'} niet meer gezien voor {name}"
     if count == 0:
         if language == "en":
             return f"[{tag}] {fixed} {'system' if fixed == 1 else 'systems'} verified fixed for {name}"
         return f"[{tag}] {fixed} {'systeem' if fixed == 1 else 'systemen'} als opgelost bevestigd voor {name}"
+    if set(by_kind) == {abuse_kinds.VULNERABLE}:
+        if language == "en":
+            return f"[{tag}] {count} vulnerable {'system' if count == 1 else 'systems'} reported for {name}"
+        return f"[{tag}] {count} {'kwetsbaar systeem' if count == 1 else 'kwetsbare systemen'} gemeld voor {name}"
+    words = SUBJECT_WORDS[language]
+    parts = ", ".join(f"{n} {words[kind]}" for kind, n in by_kind.items())
     if language == "en":
-        return f"[{tag}] {count} vulnerable {'system' if count == 1 else 'systems'} reported for {name}"
-    return f"[{tag}] {count} {'kwetsbaar systeem' if count == 1 else 'kwetsbare systemen'} gemeld voor {name}"
+        return f"[{tag}] {count} {'system' if count == 1 else 'systems'} reported for {name}: {parts}"
+    return f"[{tag}] {count} {'systeem' if count == 1 else 'systemen'} gemeld voor {name}: {parts}"

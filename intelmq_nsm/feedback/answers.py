@@ -23,11 +23,26 @@ CHOICES = {
     "not-ours": "disputed",
     "false-positive": "false-positive",
 }
-#: States the ticket system may set: the owners' answers, and ``open`` to take one back.
+#: States the ticket system may set: the owners' answers, and ``open`` to take one back
+#: (what each does to a finding's state is the ledger's precedence, source ``ticket``).
 API_STATES = ("fixed-reported", "accepted-risk", "disputed", "false-positive", "open")
 MAX_COMMENT_CHARS = 2000
 #: The facts of a finding the page shows, from the digest as it was delivered.
-FACT_COLUMNS = ("ip", "port", "fqdn", "url", "cves", "severity", "product", "case_title", "recommendation")
+FACT_COLUMNS = (
+    "kind_of_abuse",
+    "ip",
+    "port",
+    "fqdn",
+    "url",
+    "cves",
+    "severity",
+    "product",
+    "malware",
+    "case_title",
+    "description",
+    "recommendation",
+    "feed",
+)
 
 
 class UnknownFinding(LookupError):
@@ -131,7 +146,7 @@ class FeedbackStore:
                 finding_id,
                 org_id,
                 state,
-                source="operator",
+                source="ticket",
                 note=comment,
                 reference=stored_reference,
                 now=time.time() if now is None else now,

@@ -21,6 +21,8 @@ COLUMNS = (
     "case_id",
     "old_state",
     "state",
+    "answer",
+    "kind_of_abuse",
     "source",
     "comment",
     "reference",
@@ -28,7 +30,10 @@ COLUMNS = (
 
 
 def answers(ledger, since: Optional[float] = None) -> list:
-    """Every answer (source owner or operator) in the ledger, oldest first, as dicts of COLUMNS."""
+    """Every answer (the owners', the ticket system's, operators', downstream CERTs') in the
+    ledger, oldest first, as dicts of COLUMNS: ``state`` is the finding's after it, ``answer``
+    what was asked (the two differ where an answer was kept in the history only, e.g. an
+    owner's "fixed" after a verified fix)."""
     return [
         {
             "at": datetime.datetime.fromtimestamp(r["at"], datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -39,6 +44,8 @@ def answers(ledger, since: Optional[float] = None) -> list:
             "case_id": r["case_id"],
             "old_state": r["old_state"] or "",
             "state": r["state"],
+            "answer": r["answer"],
+            "kind_of_abuse": r["abuse"],
             "source": r["source"],
             "comment": r["note"],
             "reference": r["reference"],

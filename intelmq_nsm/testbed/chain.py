@@ -15,7 +15,14 @@ from typing import Callable, Optional
 import yaml
 
 from intelmq_nsm.testbed.client import IntakeClient
-from intelmq_nsm.testbed.layout import install_example_files, localise_runtime
+from intelmq_nsm.testbed.layout import (
+    drop_feed_file,
+    example_feeds,
+    feed_folders,
+    install_example_files,
+    install_feed_files,
+    localise_runtime,
+)
 from intelmq_nsm.testbed.pipeline import LOOPBACK, ExternalRedis, Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, RabbitMQServer
 from intelmq_nsm.testbed.signing import make_signing_keys
@@ -27,8 +34,9 @@ INTAKE_MODULE = "intelmq.bots.collectors.nsm.intake"
 FILE_OUTPUT_MODULE = "intelmq.bots.outputs.file.output"
 #: The example's researcher token; the example's token file holds only its salted hash.
 TOKEN_FILE = "demo-token.txt"  # noqa: S105 (a file name, not a secret)
-#: Digests go out after a few seconds, not after the example's hour.
-PACE = {"max_age": 3, "delivery_interval": 0.5}
+#: Digests go out after a few seconds, not after the example's hour; file collectors look
+#: for reports every second, not every five minutes.
+PACE = {"max_age": 3, "delivery_interval": 0.5, "rate_limit": 1}
 #: Report files among an example's ``reports/`` (``NAME.case.json`` is a CSV's case
 #: metadata, ``answers.json`` the owners' answers of a rescan).
 REPORT_SUFFIXES = (".json", ".jsonl", ".csv")
@@ -41,13 +49,16 @@ def example_reports(example: Path, folder: str = "") -> list:
     return sorted(p for p in reports if p.suffix in REPORT_SUFFIXES and not p.name.endswith(NOT_REPORTS))
 
 
-def settled(queue_sizes: dict, intake_spools=(), digest_spools=()) -> bool:
+def settled(queue_sizes: dict, intake_spools=(), digest_spools=(), feed_folders=()) -> bool:
     """Nothing waits anywhere: no message in a queue (``queue_sizes``), no report in an
-    intake's spool, no finding or digest undelivered in a digest spool."""
+    intake's spool or a file collector's folder, no finding or digest undelivered in a
+    digest spool."""
     from intelmq_nsm.digest.spool import DigestSpool
     from intelmq_nsm.intake.spool import SubmissionSpool
 
     if any(queue_sizes.values()):
+        return False
+    if any(any(Path(folder).glob("*.csv")) for folder in feed_folders):
         return False
     for path in map(Path, intake_spools):
         if path.exists():
@@ -110,6 +121,7 @@ class ExampleChain:
         self.sink = None
         self.pipeline = None
         self.intake = None  # the IntakeClient of the researcher, once started
+        self.feed_folders = []  # where the file collectors look for a feed's reports, once started
         self.signing_keys = []  # the fresh keys of the outputs that sign (SigningKey)
         self._own_rabbitmq = False
 
@@ -121,6 +133,10 @@ class ExampleChain:
 
     def reports(self, folder: str = "") -> list:
         return example_reports(self.example, folder)
+
+    def feeds(self, folder: str = "") -> list:
+        """The example's feed reports (its second source: files a file collector picks up)."""
+        return example_feeds(self.example, folder)
 
     def token(self) -> str:
         return (self.example / TOKEN_FILE).read_text(encoding="utf-8").strip()
@@ -151,6 +167,7 @@ class ExampleChain:
         overrides = {"http_port": intake_port, "smtp_port": self.sink.port, **self.pace}
         runtime = localise_runtime(runtime, self.workdir, overrides)
         install_example_files(self.example, self.workdir)
+        self.feed_folders = feed_folders(runtime)
         self.signing_keys = make_signing_keys(runtime, self.workdir)
         for key in self.signing_keys:
             self.progress(
@@ -162,6 +179,7 @@ class ExampleChain:
         self.pipeline = self.pipeline_class(
             self.workdir / "intelmq", self.redis, runtime, broker=self._amqp_broker()
         ).setup()
+        install_feed_files(self.example, runtime, self.pipeline.root)
         problems = [line for line in self.pipeline.check()["lines"] if line[0] in ("error", "warning")] if check else []
         if self.broker == "amqp" and self.rabbitmq.management_port != INTELMQCTL_MANAGEMENT_PORT:
             # intelmqctl check reads AMQP queue counts from port 15672 of the pipeline host
@@ -191,6 +209,13 @@ class ExampleChain:
         """POST one report to the intake as the example's researcher; ``(status, submission id)``."""
         return self.intake.submit(report)
 
+    def deliver_feed(self, report: Path) -> Path:
+        """Put one feed report into the (first) file collector's folder, as the feed's
+        delivery would; the collector picks it up within its ``rate_limit``."""
+        if not self.feed_folders:
+            raise ValueError("The example has no file collector to deliver a feed's report to.")
+        return drop_feed_file(report, self.feed_folders[0])
+
     def bots(self, module: str) -> dict:
         """``{bot id: bot}`` of the running runtime's bots of ``module``."""
         return {b: bot for b, bot in self.pipeline.runtime.items() if b != "global" and bot["module"] == module}
@@ -201,7 +226,12 @@ class ExampleChain:
     def settled(self) -> bool:
         """Nothing waits anywhere: no report in the intake's spool, no message in a queue,
         no finding or digest undelivered in a digest spool."""
-        return settled(self.pipeline.queue_sizes(), self.spool_files(INTAKE_MODULE), self.spool_files(DIGEST_MODULE))
+        return settled(
+            self.pipeline.queue_sizes(),
+            self.spool_files(INTAKE_MODULE),
+            self.spool_files(DIGEST_MODULE),
+            self.feed_folders,
+        )
 
     def wait_until_delivered(self) -> None:
         # Settled twice in a row, a second apart: a report may still be crossing a bot.

@@ -14,6 +14,12 @@ from intelmq_nsm.testbed.pipeline import LOOPBACK
 #: Where the examples keep their files in a standard IntelMQ installation; this prefix
 #: moves into the working directory.
 INTELMQ_PREFIX = "/opt/intelmq/"
+#: IntelMQ's file collector: a feed's reports are files dropped into its ``path``.
+FILE_COLLECTOR_MODULE = "intelmq.bots.collectors.file.collector_file"
+#: An example's feeds (``feeds/``: the reports a file collector picks up, ``feeds/rescan/``
+#: those of round two) and the Shadowserver schema its reports need.
+FEEDS = "feeds"
+SHADOWSERVER_SCHEMA = "shadowserver-schema.json"
 
 
 def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
@@ -53,3 +59,40 @@ def install_example_files(example: Path, workdir: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(example / "registry", target / "registry", dirs_exist_ok=True)
     shutil.copy2(example / "tokens.json", target / "tokens.json")
+
+
+def example_feeds(example: Path, folder: str = "") -> list:
+    """The feed reports of ``example`` (of its rescan: ``folder="rescan"``), sorted: CSV files
+    a file collector picks up."""
+    return sorted((Path(example) / FEEDS / folder).glob("*.csv"))
+
+
+def feed_folders(runtime: dict) -> list:
+    """The folders the runtime's file collectors read (``path``), one per collector."""
+    return [
+        Path(bot["parameters"]["path"])
+        for bot_id, bot in runtime.items()
+        if bot_id != "global" and bot.get("module") == FILE_COLLECTOR_MODULE
+    ]
+
+
+def install_feed_files(example: Path, runtime: dict, intelmq_root: Path) -> None:
+    """Make the folders the file collectors read, and put the example's Shadowserver schema
+    where IntelMQ's Shadowserver parser reads it (its state folder: ``var/lib/bots``)."""
+    for folder in feed_folders(runtime):
+        folder.mkdir(parents=True, exist_ok=True)
+    schema = Path(example) / FEEDS / SHADOWSERVER_SCHEMA
+    if schema.exists():
+        state = Path(intelmq_root) / "var" / "lib" / "bots"
+        state.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(schema, state / SHADOWSERVER_SCHEMA)
+
+
+def drop_feed_file(report: Path, folder: Path) -> Path:
+    """Deliver one feed report into a collector's folder as a whole: written under another
+    name, then renamed, so that the collector never reads half a file."""
+    target = Path(folder) / Path(report).name
+    partial = target.with_name(target.name + ".part")
+    shutil.copyfile(report, partial)
+    partial.replace(target)
+    return target

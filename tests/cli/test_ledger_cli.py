@@ -72,3 +72,22 @@ def test_stats_per_case_constituency_and_organisation(ledger_url, capsys):
     assert main(["ledger", database(ledger_url), "stats"]) == 0
     out = capsys.readouterr().out
     assert "Cases:" in out and "DIVD-1" in out and "Organisations:" in out
+
+
+def test_kinds_of_abuse_and_answers_kept_in_the_history_are_shown(ledger_url, capsys):
+    ledger = fill(ledger_url)
+    try:
+        infected = Observation("nf2-9", "GM0344", "e10", org_name="Utrecht", constituency="ibd", abuse="compromised")
+        ledger.observe([infected], now=T0)
+        ledger.record_answer("nf1-0", "GM0363", "fixed-reported", "owner", "Gepatcht.", now=T0 + 4 * DAY)
+    finally:
+        ledger.close()
+    assert main(["ledger", database(ledger_url), "show", "nf1-0"]) == 0
+    out = capsys.readouterr().out
+    assert "nf1-0 for GM0363 (Amsterdam), vulnerable, case DIVD-1" in out
+    assert "fixed-verified -> fixed-verified (asked fixed-reported, kept in the history)  (owner) Gepatcht." in out
+    assert main(["ledger", database(ledger_url), "list", "--organisation", "GM0344"]) == 0
+    assert "compromised" in capsys.readouterr().out
+    assert main(["ledger", database(ledger_url), "stats"]) == 0
+    out = capsys.readouterr().out
+    assert "by kind: compromised 1 (open 1, fixed 0, not seen 0), vulnerable 1 (open 1, fixed 0, not seen 0)" in out

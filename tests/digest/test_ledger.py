@@ -8,21 +8,18 @@ elsewhere after ``ledger_url`` changed). What a round delivered is read back fro
 digests it wrote.
 """
 
-import json
-import logging
+import re
 import sqlite3
 import threading
 
 import pytest
 
 from intelmq_nsm.digest import notify
-from intelmq_nsm.digest.channels import FileChannel
-from intelmq_nsm.digest.delivery import Deliverer
 from intelmq_nsm.digest.event_findings import FindingError
 from intelmq_nsm.digest.ledger import Ledger, LedgerUnavailable, Observation
 from intelmq_nsm.digest.ledger.stats import case_counts, stats
-from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.testbed.sample_events import event, organisation
+from tests.digest.mechanism import Output
 
 AMSTERDAM = organisation("GM0363", "Amsterdam")
 UTRECHT = organisation("GM0344", "Utrecht")
@@ -32,50 +29,13 @@ T0 = 1_780_000_000.0
 
 
 def scan(n: int, when: float, orgs=(AMSTERDAM,), vulnerable: bool = True, **extra) -> dict:
-    """Finding ``n`` (one address, port 443, one case) as a scan at ``when`` reports it."""
+    """Finding ``n`` (one address, port 443, one case) as a scan at ``when`` reports it: each
+    scan is a report of its own (its time of observation)."""
     stamp = f"2026-06-{1 + int((when - T0) // DAY):02d}T09:00:{n % 60:02d}+00:00"
+    report = f"2026-06-{1 + int((when - T0) // DAY):02d}T10:00:00+00:00"
     if not vulnerable:
         extra["extra.nsm.result"] = "not-vulnerable"
-    return event(n, list(orgs), **{"time.source": stamp, **extra})
-
-
-class Output:
-    """The digest output's mechanism without IntelMQ, delivering into JSON files."""
-
-    def __init__(self, tmp_path, url, name="ibd-mail", spool_file=None, intake="accept", **policy):
-        self.directory = tmp_path / f"out-{name}"
-        self.intake = intake
-        self.spool = DigestSpool(spool_file or tmp_path / f"{name}.spool.sqlite")
-        self.ledger = Ledger(url, name=name, **policy)
-        self.deliverer = Deliverer(
-            self.spool,
-            FileChannel(str(self.directory), formats=["json"]),
-            logging.getLogger("test-ledger"),
-            max_events=1000,
-            max_age=0,
-            ledger=self.ledger,
-        )
-        self.seen = set()
-
-    def round(self, events, now: float) -> list:
-        """Take the events, deliver what is due; return the digests this round delivered."""
-        for e in events:
-            self.take(e, now)
-        self.deliverer.run_once(now=now, flush=True)
-        new = sorted(set(self.directory.glob("*.json")) - self.seen)
-        self.seen.update(new)
-        return [json.loads(p.read_text()) for p in new]
-
-    def take(self, event: dict, now: float) -> None:
-        """One event into the output, the way its intake goes."""
-        if self.intake == "arrive":
-            notify.arrive(event, self.spool, now)
-        else:
-            notify.accept(event, self.spool, self.ledger, now)
-
-    def close(self):
-        self.spool.close()
-        self.ledger.close()
+    return event(n, list(orgs), **{"time.source": stamp, "time.observation": report, **extra})
 
 
 def kinds(digests) -> list:
@@ -94,7 +54,7 @@ def output(request, tmp_path, ledger_url):
 
 def test_a_finding_seen_in_three_rescans_is_notified_once_and_reminded_once(output):
     [first] = output.round([scan(1, T0)], T0)
-    assert first["format"] == "nsm-digest/3"
+    assert first["format"] == "nsm-digest/4"
     [finding] = first["findings"]
     assert finding["kind"] == "new" and finding["times_seen"] == 1 and finding["finding_id"].startswith("nf1-")
     assert output.round([scan(1, T0 + 2 * DAY)], T0 + 2 * DAY) == []
@@ -317,6 +277,16 @@ def test_stats_count_states_and_days_to_a_verified_fix(output):
             "fixed_verified": 2,
             "reopened": 0,
             "by_state": {"notified": 2, "fixed-verified": 2},
+            "by_kind": {"vulnerable": 4},
+        }
+    }
+    assert case["by_kind"] == {
+        "vulnerable": {
+            "findings": 4,
+            "open": 2,
+            "fixed_verified": 2,
+            "no_longer_seen": 0,
+            "by_state": {"notified": 2, "fixed-verified": 2},
         }
     }
 
@@ -470,23 +440,62 @@ def test_a_stopped_postgresql_makes_the_ledger_unavailable_and_it_recovers(tmp_p
             out.close()
 
 
+#: The check constraints of the ledger's tables as versions before kinds of abuse made them.
+EARLIER_CHECKS = {
+    "ledger_findings": (
+        "state_known",
+        "state IN ('open', 'notified', 'fixed-verified', 'reopened', 'fixed-reported', 'disputed',"
+        " 'accepted-risk', 'false-positive')",
+    ),
+    "ledger_history": ("source_known", "source IN ('scan', 'owner', 'operator')"),
+    "ledger_notifications": ("kind_known", "kind IN ('new', 'reminder', 'reopened', 'fixed')"),
+}
+
+
+def make_earlier(path) -> None:
+    """Turn the ledger in ``path`` into one as an earlier version made it: without the columns
+    added since, with the earlier indexes and the narrower check constraints."""
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX ledger_findings_tally")
+    db.execute("DROP INDEX ledger_findings_fixed_days")
+    added = ("matches", "abuse", "reporter", "upstream_finding_id", "upstream_instance")
+    for table, column in (("ledger_findings", c) for c in added):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute("ALTER TABLE ledger_findings DROP COLUMN last_report")
+    db.execute("ALTER TABLE ledger_history DROP COLUMN requested")
+    db.execute("CREATE INDEX ledger_findings_case ON ledger_findings (ledger, case_id)")
+    db.execute("CREATE INDEX ledger_findings_counts ON ledger_findings (ledger, case_id, constituency, org_id, state)")
+    db.execute("DROP TABLE arrivals")
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    db.execute("PRAGMA writable_schema = ON")
+    for table, (name, check) in EARLIER_CHECKS.items():
+        [text] = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        found = re.search(rf"CONSTRAINT {name} CHECK \((?:[^()]|\([^()]*\))*\)", text)
+        start, end = found.span()
+        db.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE name = ?",
+            (text[:start] + f"CONSTRAINT {name} CHECK ({check})" + text[end:], table),
+        )
+    db.execute(f"PRAGMA schema_version = {version + 1}")
+    db.execute("PRAGMA writable_schema = OFF")
+    db.commit()
+    db.close()
+
+
 def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(tmp_path):
-    """A spool file whose ledger lacks the ``matches`` and ``reporter`` columns and still has the earlier
-    indexes, and which has no arrivals table: opened, it gets them, keeps its records and
-    takes events as before."""
+    """A spool file whose ledger lacks the columns added since (``matches``, ``reporter``,
+    ``abuse``, ``last_report``, the history's ``requested``), still has the earlier indexes and the
+    narrower checks of states, sources and kinds, and which has no arrivals table: opened,
+    it gets them, keeps its records and takes events as before, and the states, sources
+    and kinds added since."""
     path = tmp_path / "spool.sqlite"
     out = Output(tmp_path, f"sqlite:///{path}", spool_file=path, intake="arrive")
     out.round([scan(1, T0)], T0)
     out.close()
-    db = sqlite3.connect(path)
-    db.execute("DROP INDEX ledger_findings_counts")
-    db.execute("DROP INDEX ledger_findings_fixed_days")
-    db.execute("ALTER TABLE ledger_findings DROP COLUMN matches")
-    db.execute("ALTER TABLE ledger_findings DROP COLUMN reporter")
-    db.execute("CREATE INDEX ledger_findings_case ON ledger_findings (ledger, case_id)")
-    db.execute("DROP TABLE arrivals")
-    db.commit()
-    db.close()
+    make_earlier(path)
+    with pytest.raises(sqlite3.IntegrityError):  # the earlier checks hold
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE ledger_findings SET state = 'no-longer-seen'")
 
     out = Output(tmp_path, f"sqlite:///{path}", spool_file=path, intake="arrive")
     out.seen.update(out.directory.glob("*.json"))  # the first round's digest
@@ -495,15 +504,56 @@ def test_a_spool_file_of_an_earlier_version_is_brought_up_to_date_when_it_opens(
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         columns = {r[1] for r in db.execute("PRAGMA table_info(ledger_findings)")}
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         db.close()
-        assert {"ledger_findings_counts", "ledger_findings_fixed_days"} <= indexes
-        assert "ledger_findings_case" not in indexes
-        assert {"matches", "reporter"} <= columns and "arrivals" in tables
+        assert {"ledger_findings_tally", "ledger_findings_fixed_days"} <= indexes
+        assert not {"ledger_findings_case", "ledger_findings_counts"} & indexes
+        assert {"matches", "reporter", "abuse", "last_report"} <= columns and "arrivals" in tables
         [record] = out.ledger.records()
-        assert (record["state"], record["matches"], record["reporter"]) == ("notified", "", "")
+        assert (record["state"], record["matches"], record["abuse"]) == ("notified", "", "vulnerable")
+        assert record["reporter"] == ""
         assert kinds(out.round([scan(1, T0 + 8 * DAY)], T0 + 8 * DAY)) == [("reminder", "198.51.100.2", 443)]
         # A record from before reporters were kept belongs to the next to see it vulnerable.
         [record] = out.ledger.records()
         assert record["reporter"] == "DIVD"
+        # What the earlier checks refused: a ticket system's and a CERT's sources, a new state.
+        previous, decision = out.ledger.record_change(record["finding_id"], "GM0363", "disputed", "ticket")
+        assert (previous, decision.state) == ("notified", "disputed")
+        out.ledger.record_change(record["finding_id"], "GM0363", "open", "cert:ibd/operator", "Looked again.")
+        history = out.ledger.history_of(record["finding_id"])[0]["history"]
+        assert [h["source"] for h in history[-2:]] == ["ticket", "cert:ibd/operator"]
     finally:
         out.close()
+
+
+@pytest.mark.e2e
+def test_a_postgresql_ledger_of_an_earlier_version_takes_the_new_states_sources_and_kinds(tmp_path, postgres_server):
+    """On PostgreSQL the narrower checks of an earlier version are replaced in place and the
+    history's source column widened: a CERT's source, a ticket's, no-longer-seen fit."""
+    import sqlalchemy
+
+    url = postgres_server.create_database("earlier_ledger")
+    out = Output(tmp_path, url)
+    try:
+        out.round([scan(1, T0)], T0)
+    finally:
+        out.close()
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        for table, (name, check) in EARLIER_CHECKS.items():
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({check})")
+        conn.exec_driver_sql("ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(10)")
+        conn.exec_driver_sql("ALTER TABLE ledger_findings DROP COLUMN abuse, DROP COLUMN last_report")
+        conn.exec_driver_sql("ALTER TABLE ledger_history DROP COLUMN requested")
+    engine.dispose()
+    ledger = Ledger(url, name="ibd-mail")
+    try:
+        [record] = ledger.records()
+        assert record["abuse"] == "vulnerable"
+        finding = record["finding_id"]
+        assert ledger.record_change(finding, "GM0363", "disputed", "cert:ibd/owner", "Niet van ons.")[1].changes
+        assert ledger.record_change(finding, "GM0363", "open", "ticket")[1].changes
+        history = ledger.history_of(finding)[0]["history"]
+        assert [h["source"] for h in history[-2:]] == ["cert:ibd/owner", "ticket"]
+    finally:
+        ledger.close()

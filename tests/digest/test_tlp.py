@@ -59,7 +59,7 @@ def test_a_digest_has_the_strictest_label_of_its_findings_in_subject_text_json_a
     spool.add(findings_of(event(2, [ORG], **{"extra.nsm.tlp": "AMBER+STRICT"})), now=0)
     spool.add(findings_of(event(3, [ORG], tlp="WHITE")), now=0)
     [document] = _delivered(spool, tmp_path)
-    assert document["tlp"] == "AMBER+STRICT" and document["format"] == "nsm-digest/3"
+    assert document["tlp"] == "AMBER+STRICT" and document["format"] == "nsm-digest/4"
     assert sorted(f["tlp"] for f in document["findings"]) == ["AMBER+STRICT", "CLEAR", "GREEN"]
     digest = spool.load(document["id"])
     assert render.subject(digest, "nl").startswith("[TLP:AMBER+STRICT] [IBD] 3 kwetsbare systemen")

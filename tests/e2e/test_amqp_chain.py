@@ -15,7 +15,8 @@ from intelmq_nsm.demo import Demo, finding_address
 from intelmq_nsm.testbed.pipeline import STATISTICS_DB, Pipeline, wait_for
 from intelmq_nsm.testbed.rabbitmq import INTELMQCTL_MANAGEMENT_PORT, port_is_free
 from intelmq_nsm.testbed.spools import spool_digests
-from tests.e2e.test_nsm_ibd_example import CONTACTS, EXPECTED, EXPECTED_DEFAULT
+from tests.e2e.test_nsm_ibd_example import CONTACTS, EXPECTED_DEFAULT
+from tests.e2e.test_nsm_ibd_example import EXPECTED_DEMO as EXPECTED
 from tests.harness import HarnessPipeline, csv_attachment
 
 # Run after the parallel part of the test command, in one process (see scripts/test).

@@ -75,6 +75,8 @@ def test_the_demo_from_an_installed_wheel_plays_both_rounds_and_the_owners_answe
     assert [r["round"] for r in summary["rounds"]] == [1, 2]
     one, two = summary["rounds"]
     assert one["organisations"] and all(r["status"] == 202 for r in one["submitted"])
+    # The second source ships in the wheel too: the feed's reports, by kind of abuse.
+    assert len(one["feeds"]) == 3 and one["organisations"]["GM0034"]["kinds_of_abuse"]["compromised"] == ["192.0.2.41"]
     # Round two: the rescan was submitted and delivered, the owners' answer recorded.
     assert two["submitted"] and all(r["status"] == 202 for r in two["submitted"]) and two["refused"] == []
     assert {a["state"] for a in two["answers"]} == {"fixed-reported"}

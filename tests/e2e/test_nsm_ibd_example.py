@@ -6,6 +6,7 @@ real HTTP submissions, a real SMTP server) and check who received what, finding 
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,19 @@ EXPECTED = {
     },
     ("SURF-UNI-VOORBEELD", "surf"): {"203.0.113.20:443", "203.0.113.99"},
 }
+#: The second source, Shadowserver's reports (feeds/): Almere's infected host (one finding
+#: over three connections from three client ports), its brute-forcer and its open RDP;
+#: Zeewolde's infected host.
+EXPECTED_FEEDS = {
+    ("GM0034", "ibd"): {"192.0.2.41", "192.0.2.42", "192.0.2.43:3389"},
+    ("GM0050", "ibd"): {"192.0.2.66"},
+}
+EXPECTED_FEEDS_BY_KIND = {
+    "GM0034": {"compromised": ["192.0.2.41"], "misbehaving": ["192.0.2.42"], "exposed": ["192.0.2.43:3389"]},
+    "GM0050": {"compromised": ["192.0.2.66"]},
+}
+#: What the demo delivers in round one: the researchers' findings and the feed's.
+EXPECTED_DEMO = {**EXPECTED, **EXPECTED_FEEDS}
 #: An excluded address, an excluded domain, and an address nobody claims.
 EXPECTED_DEFAULT = {
     "192.0.2.5:443",
@@ -66,6 +80,9 @@ EXPECTED_ROUND_TWO = {
     },
     ("GM0344", "ibd"): {"fixed": {"[2001:db8:4::443]:443"}},
     ("GM0363", "ibd"): {"reminder": {"vpn.amsterdam.example:443"}},
+    # The infected host, seen again by the feed from two new client ports: a reminder, not a
+    # second "new". Zeewolde's was not in the feed's next report: nothing.
+    ("GM0034", "ibd"): {"reminder": {"192.0.2.41"}},
     ("GM0505", "ibd"): {"fixed": {"198.51.100.5:443"}},
     ("GM0518", "ibd"): {"fixed": {"192.0.2.19:4443"}},
     ("GM0599", "ibd"): {
@@ -141,10 +158,72 @@ def demo_run(tmp_path_factory):
 def test_every_organisation_gets_exactly_its_own_findings(demo_run):
     _, summary = demo_run
     delivered = {(row["organisation"], row["constituency"]): set(row["findings"]) for row in summary.rows}
-    assert delivered == EXPECTED
+    assert delivered == EXPECTED_DEMO
     assert set(summary.default_findings) == EXPECTED_DEFAULT
     assert all(row["failed"] == [] for row in summary.rows)
     assert summary.dumped == {}
+
+
+def test_the_second_source_s_findings_are_shown_by_kind_in_the_summary_and_its_json(demo_run):
+    _, summary = demo_run
+    assert summary.feeds == [
+        "2026-11-02-event4_honeypot_brute_force-nsm-example.csv",
+        "2026-11-02-event4_sinkhole_http-nsm-example.csv",
+        "2026-11-02-scan_rdp-nsm-example.csv",
+    ]
+    rows = {row["organisation"]: row for row in summary.rows}
+    for organisation, by_kind in EXPECTED_FEEDS_BY_KIND.items():
+        assert rows[organisation]["abuse"] == by_kind
+        assert rows[organisation]["sources"] == {"Shadowserver": by_kind}
+    researchers_only = [row for row in summary.rows if row["organisation"] not in EXPECTED_FEEDS_BY_KIND]
+    assert {kind for row in researchers_only for kind in row["abuse"]} == {"vulnerable"}
+    text = summary.render()
+    assert "GM0034 Almere" in text and "compromised 1, misbehaving 1, exposed 1" in text
+    assert "GM0034 Almere, compromised: 192.0.2.41" in text
+    assert re.search(r"^Shadowserver +2 +1 +0 +1$", text, re.M)
+    assert re.search(r"^DIVD +0 +0 +\d+ +0$", text, re.M)
+    document = summary.as_json()
+    almere = document["rounds"][0]["organisations"]["GM0034"]
+    assert almere["kinds_of_abuse"] == {
+        "compromised": ["192.0.2.41"],
+        "misbehaving": ["192.0.2.42"],
+        "vulnerable": [],
+        "exposed": ["192.0.2.43:3389"],
+    }
+    assert almere["sources"] == {"Shadowserver": EXPECTED_FEEDS_BY_KIND["GM0034"]}
+    assert document["rounds"][0]["feeds"] == summary.feeds
+    # Round two: the infected host seen again is a reminder, in the words for what is seen.
+    two = document["rounds"][1]["organisations"]["GM0034"]
+    assert two["kinds"]["reminder"] == ["192.0.2.41"] and two["kinds"]["new"] == []
+    assert "GM0034 Almere, still seen by the feed: 192.0.2.41 (a reminder)" in summary.round_two.render()
+
+
+def test_one_digest_tells_the_three_kinds_of_the_feed_in_their_own_words(demo_run):
+    demo, summary = demo_run
+    spool = demo.workdir / "var" / "lib" / "bots" / "ibd-digest-mail" / "spool.sqlite"
+    [(_, digest)] = [
+        (s, d)
+        for s, d in spool_digests(spool)
+        if d.organisation["id"] == "GM0034" and d.id in rows_digests(summary, "GM0034")
+    ]
+    from intelmq_nsm.digest import render
+
+    text = render.to_text(digest, "nl")
+    for title in ("BESMET OF GEHACKT (1)", "MISBRUIK VANAF UW SYSTEEM (1)", "BLOOTGESTELD (1)"):
+        assert title in text
+    assert "Wij hebben meldingen over 3 systemen die bij uw organisatie (GM0034) horen:" in text
+    assert "Onderzoekers hebben" not in text
+    assert "bronpoort: 49152" in text and "192.0.2.41:49152" not in text
+    assert "== Gemeld door Shadowserver / Sinkhole-HTTP-Events ==" in text
+    [finding] = [f for f in digest.findings if f["kind_of_abuse"] == "compromised"]
+    assert finding["times_seen"] == 1  # three events of one report: one observation
+    assert render.subject(digest, "nl").startswith(
+        "[TLP:AMBER] [IBD] 3 systemen gemeld voor Almere: 1 besmet of gehackt, 1 misbruik, 1 blootgesteld"
+    )
+
+
+def rows_digests(summary, organisation: str) -> set:
+    return {d for row in summary.rows if row["organisation"] == organisation for d in row["digests"]}
 
 
 def test_ibd_digests_go_by_mail_and_to_the_archive(demo_run):
@@ -170,7 +249,7 @@ def test_each_mail_goes_to_its_organisation_and_holds_only_its_findings(demo_run
         for row in csv.DictReader(io.StringIO(csv_attachment(message))):
             by_kind.setdefault(row["kind"], set()).add(finding_address(row))
         if digest.id in first_round:
-            assert by_kind == {"new": EXPECTED[(organisation, "ibd")]}
+            assert by_kind == {"new": EXPECTED_DEMO[(organisation, "ibd")]}
         else:
             assert by_kind == EXPECTED_ROUND_TWO[(organisation, "ibd")]
 
@@ -210,7 +289,7 @@ def test_round_two_sends_reminders_fixes_and_the_reopened_finding_once(demo_run)
 def test_the_summary_names_every_organisation_and_the_default_path(demo_run):
     _, summary = demo_run
     text = summary.render()
-    for organisation, _ in EXPECTED:
+    for organisation, _ in EXPECTED_DEMO:
         assert organisation in text
     assert "3 findings claimed by no constituency went to the _default path" in text
     assert isinstance(summary, Summary) and "NOT DELIVERED" not in text

@@ -11,7 +11,7 @@ import yaml
 from intelmq_nsm.demo.summary import event_finding, finding_address
 from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, PACE, TOKEN_FILE, example_reports, settled
 from intelmq_nsm.testbed.client import IntakeClient
-from intelmq_nsm.testbed.layout import install_example_files, localise_runtime
+from intelmq_nsm.testbed.layout import install_example_files, install_feed_files, localise_runtime
 from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.testbed.signing import make_signing_keys
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
@@ -43,6 +43,7 @@ class Host:
         self.signing_keys = make_signing_keys(self.runtime, workdir)
         self.redis = RedisServer(workdir / "redis").start()
         self.pipeline = HarnessPipeline(workdir / "intelmq", self.redis, self.runtime, broker=broker).setup()
+        install_feed_files(EXAMPLE, self.runtime, self.pipeline.root)
 
     def spools(self, module: str = DIGEST_MODULE):
         return {
@@ -69,7 +70,9 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
         hosts.append(intake)
         routing = Host("routing-host", tmp_path / "routing-host", amqp_broker, overrides, ledger_url)
         hosts.append(routing)
-        assert set(intake.pipeline.bot_ids) == {"nsm-intake", "nsm-report-parser"}
+        assert set(intake.pipeline.bot_ids) == {
+            "nsm-intake", "nsm-report-parser", "shadowserver-collector", "shadowserver-parser"
+        }  # fmt: skip
         assert set(routing.pipeline.bot_ids).isdisjoint(intake.pipeline.bot_ids)
         for host in hosts:
             check = host.pipeline.check()
@@ -137,7 +140,7 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
     assert mails == len([key for key in EXPECTED if key[1] == "ibd"])
     assert dumps == {"intake-host": {}, "routing-host": {}}
     assert errors == {"intake-host": [], "routing-host": []}
-    assert intake_files == {"nsm-intake"}
+    assert intake_files == {"nsm-intake", "shadowserver-collector", "shadowserver-schema.json"}
     # The outputs keep their findings' lives in the one PostgreSQL ledger both hosts may reach.
     assert ledgered and {state for _, _, state in ledgered} == {"notified"}
     assert {org for _, org, _ in ledgered} == {org for org, _ in EXPECTED}

@@ -44,7 +44,7 @@ def test_an_answer_is_recorded_once_by_reference(delivered, service):
     assert result["duplicate"] is False and result["reference"] == "IBD-2026-0042"
     again = send(service, body)
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    entries = [h for h in history(delivered, body["finding_id"], "GM0363") if h["source"] == "operator"]
+    entries = [h for h in history(delivered, body["finding_id"], "GM0363") if h["source"] == "ticket"]
     assert len(entries) == 1 and entries[0]["note"] == "Patched, ticket closed."
     # The same reference for another answer is a conflict and changes nothing.
     conflict = send(service, {**body, "state": "disputed"})
@@ -137,4 +137,4 @@ def test_comments_in_the_answers_csv_are_formula_safe(tmp_path, delivered, servi
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert len(rows) == 1
     assert rows[0]["comment"] == '\'=HYPERLINK("http://evil.example","klik")'
-    assert rows[0]["state"] == "fixed-reported" and rows[0]["source"] == "operator"
+    assert rows[0]["state"] == "fixed-reported" and rows[0]["source"] == "ticket"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from intelmq_nsm.digest.ledger.policy import Step
-from intelmq_nsm.digest.ledger.precedence import decide
+from intelmq_nsm.digest.ledger.precedence import SOURCES, decide
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,11 @@ def note(reported: Reported, instance: str) -> str:
 
 
 def on_record(record, reported: Reported, source: str, instance: str) -> Step:
-    """What the change does to the hub's record (``record``: its row)."""
-    state = decide(record["state"], reported.state, source)
+    """What the change does to the hub's record (``record``: its row): what the hub's table
+    of precedence applies (:func:`.precedence.decide`, as who changed it at the CERT), in
+    the history either way."""
+    decision = decide(record["state"], reported.state, origin(source, reported))
+    state = decision.state
     values = {}
     if state != record["state"]:
         values["state"] = state
@@ -60,6 +63,15 @@ def on_record(record, reported: Reported, source: str, instance: str) -> Step:
     return Step(None, values, (record["state"], state, note(reported, instance)))
 
 
+def origin(source: str, reported: Reported) -> str:
+    """The source the hub decides a CERT's change as: ``cert:<key>/<who changed it there>``,
+    or ``cert:<key>`` when the CERT named nobody the table knows."""
+    return f"{source}/{reported.cert_source}" if reported.cert_source in SOURCES else source
+
+
 def downstream_state(old_state: Optional[str], reported: Reported, source: str) -> str:
-    """The state of the CERT's organisation's row (None: its first report)."""
-    return decide(old_state, reported.state, source)
+    """The state of the CERT's organisation's row (None: its first report): what the CERT's
+    own ledger says, which decided it by the same table; a reminder leaves it as it was."""
+    if reported.state == "reminded":
+        return old_state or "notified"
+    return reported.state

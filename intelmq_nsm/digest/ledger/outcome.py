@@ -21,8 +21,10 @@ import time
 from collections import defaultdict
 from typing import Callable, Optional
 
+from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
+from intelmq_nsm.abuse_kinds import KINDS as KINDS_OF_ABUSE
 from intelmq_nsm.digest.ledger.schema import CERT_SOURCE, STATES
-from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, percentiles
+from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, kind_counts, percentiles
 
 #: The daily series covers at most this many days (the most recent ones).
 MAX_DAYS = 400
@@ -37,17 +39,25 @@ def _end_of(day: datetime.date) -> float:
     return (start + datetime.timedelta(days=1)).timestamp()
 
 
-def _counts(records) -> dict:
+def _counts(records, kinds: bool = True) -> dict:
+    """Counts of the records; ``kinds``: with them per kind of abuse (``by_kind``)."""
     by_state = dict.fromkeys(STATES, 0)
+    by_kind = {}
     for r in records:
         by_state[r["state"]] += 1
-    return {
+        kind = by_kind.setdefault(r.get("abuse") or DEFAULT_KIND, dict.fromkeys(STATES, 0))
+        kind[r["state"]] += 1
+    counts = {
         "findings": len(records),
         "notified": sum(1 for r in records if r["first_notified"] is not None),
         "open": sum(by_state[s] for s in UNRESOLVED),
         "fixed_verified": by_state["fixed-verified"],
         "by_state": {s: n for s, n in by_state.items() if n},
     }
+    if kinds:
+        # Per kind of abuse: a compromised system no longer seen is not a verified fix.
+        counts["by_kind"] = {k: kind_counts(by_kind[k]) for k in KINDS_OF_ABUSE if k in by_kind}
+    return counts
 
 
 def _days_to_fix(records) -> dict:
@@ -170,7 +180,7 @@ def case_outcome(
             per_org = defaultdict(list)
             for r in group:
                 per_org[r["org_name"] or r["org_id"]].append(r)
-            entry["organisations"] = [{"name": name, **_counts(per_org[name])} for name in sorted(per_org)]
+            entry["organisations"] = [{"name": name, **_counts(per_org[name], kinds=False)} for name in sorted(per_org)]
         else:
             entry["organisations_count"] = len({r["org_id"] for r in group})
         downstream = downstream_of(group, [d for r in group for d in reported[r["key"]]], share_names(key))

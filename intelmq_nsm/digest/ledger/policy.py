@@ -2,21 +2,31 @@
 
 Plain functions over a record (a mapping of ``ledger_findings`` columns, or None for a
 finding never seen): no database here, so the rules can be read and tested on their own.
+Which state may follow which is :func:`.precedence.decide`'s (source ``scan``); here is
+what the digest gets.
 
-- Seen vulnerable for the first time: ``open``, to be notified (kind ``new``).
+- Seen (vulnerable, infected, misbehaving) for the first time: ``open``, to be notified
+  (kind ``new``).
 - Seen again while notified (or reopened) and nothing for it waiting in a digest: a
   reminder (kind ``reminder``) once ``reminder_after`` seconds passed since its last
   notification (``0``: never). While ``open`` its first notification is on its way.
-- Seen vulnerable after ``fixed-verified`` or ``fixed-reported``: ``reopened`` (kind
-  ``reopened``); a finding never notified becomes ``open`` again (kind ``new``).
+- Seen again after ``fixed-verified``, ``fixed-reported`` or ``no-longer-seen``:
+  ``reopened`` (kind ``reopened``); a finding never notified becomes ``open`` again (kind
+  ``new``).
 - Owners' answers ``disputed``, ``accepted-risk``, ``false-positive``: counted as seen, no
   reminders; an operator reopens them.
 - Seen not vulnerable: ``fixed-verified``; when it had been notified and ``report_fixed``
   is on, it goes into the next digest's section of verified fixes (kind ``fixed``). A
-  finding never seen vulnerable is recorded and sends nothing.
+  finding never seen vulnerable is recorded and sends nothing. A compromised or
+  misbehaving system that a rescan no longer finds is ``no-longer-seen`` instead (kind
+  ``not-seen``): no feed can verify that an infection is gone.
 - Only the reporter that first saw a finding vulnerable (the case's owner, else the feed's
   provider) closes it: another reporter's not-vulnerable result changes nothing (see
   ``harmonization/finding-id.md``, "Who may close a finding").
+- Compromised and misbehaving systems the feeds stopped reporting for ``quiet_after``
+  seconds become ``no-longer-seen`` (:func:`quiet`): reported as such, never as fixed.
+- Observations are counted per report (``times_seen``): the events of one report (a
+  submission, a feed's report) about one finding are one observation.
 - The same event again (IntelMQ hands a message over once more after a crash): the same
   answer as the first time, while that is still waiting for its digest; counted once.
 - A delivered reminder changes no state, but is written to the history all the same (the
@@ -26,8 +36,16 @@ finding never seen): no database here, so the rules can be read and tested on th
 from dataclasses import dataclass, field
 from typing import Optional
 
+from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
+from intelmq_nsm.abuse_kinds import SEEN_BY_FEEDS
+from intelmq_nsm.digest.ledger.precedence import decide
+
 FIXED = ("fixed-verified", "fixed-reported")
 NOTIFIED = ("notified", "reopened")
+#: States a quiet period moves to ``no-longer-seen`` (see :mod:`.precedence`).
+QUIET_FROM = ("open", "notified", "reopened", "fixed-reported")
+#: Kinds in a digest that are news of an end, not a notice to act: they count as no notification.
+NEWS = ("fixed", "not-seen")
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,10 @@ class Observation:
     #: A finding a hub forwarded: the hub's finding id and instance (``extra.nsm.upstream``).
     upstream_finding_id: str = ""
     upstream_instance: str = ""
+    #: The kind of abuse: vulnerable, compromised, misbehaving or exposed.
+    abuse: str = DEFAULT_KIND
+    #: The report it came from ("" when unknown: the event is an observation of its own).
+    report: str = ""
 
 
 @dataclass
@@ -61,12 +83,18 @@ class Step:
     change: Optional[tuple] = None
 
 
+def _gone(observation: Observation) -> str:
+    """The state a not-vulnerable result moves a finding to: a verified fix, except for
+    what no scan can verify (compromised, misbehaving): no longer seen."""
+    return "no-longer-seen" if observation.abuse in SEEN_BY_FEEDS else "fixed-verified"
+
+
 def first(observation: Observation, now: float) -> Step:
     """A finding never seen before."""
     if observation.vulnerable:
-        state, kind, note = "open", "new", "First seen vulnerable."
+        state, kind, note = "open", "new", f"First seen ({observation.abuse})."
     else:
-        state, kind, note = "fixed-verified", None, "First seen not vulnerable; nothing to notify."
+        state, kind, note = _gone(observation), None, "First seen not vulnerable; nothing to notify."
     values = {
         "org_name": observation.org_name,
         "constituency": observation.constituency,
@@ -87,6 +115,8 @@ def first(observation: Observation, now: float) -> Step:
         "pending": kind,
         "last_event": observation.event_hash,
         "last_kind": kind,
+        "abuse": observation.abuse,
+        "last_report": observation.report,
     }
     return Step(kind, values, (None, state, note))
 
@@ -98,13 +128,15 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
         return Step(repeat)
     if not observation.vulnerable and not may_close(record, observation):
         return Step(None)  # another reporter's rescan cannot speak for this finding
-    values = {
-        "last_seen": max(now, record["last_seen"]),
-        "times_seen": record["times_seen"] + 1,
-        "last_event": observation.event_hash,
-    }
+    values = {"last_seen": max(now, record["last_seen"]), "last_event": observation.event_hash}
+    # One observation per report: another event of a report already counted is not one.
+    if not observation.report or observation.report != record.get("last_report"):
+        values["times_seen"] = record["times_seen"] + 1
+        values["last_report"] = observation.report
     if observation.matches and observation.matches != record.get("matches"):
         values["matches"] = observation.matches
+    if observation.abuse != record.get("abuse"):
+        values["abuse"] = observation.abuse
     if observation.vulnerable and observation.reporter and not record.get("reporter"):
         values["reporter"] = observation.reporter
     if observation.upstream_finding_id and not record.get("upstream_finding_id"):
@@ -114,24 +146,29 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
         values["upstream_instance"] = observation.upstream_instance
     state, kind, change = record["state"], None, None
     if observation.vulnerable:
-        if state in FIXED:
+        decision = decide(state, "reopened", "scan")
+        if decision.changes:
             if record["first_notified"] is None:
-                kind, new_state, note = "new", "open", "Seen vulnerable again; it had never been notified."
+                kind, new_state, note = "new", "open", f"Seen again after {state}; it had never been notified."
             else:
-                kind, new_state, note = "reopened", "reopened", f"Seen vulnerable again after {state}."
+                kind, new_state, note = "reopened", "reopened", f"Seen again after {state}."
                 values["reopened"] = record["reopened"] + 1
             values.update(state=new_state, pending=kind)
             change = (state, new_state, note)
         elif state in NOTIFIED and record["pending"] is None and due_for_reminder(record, now, reminder_after):
             kind = "reminder"
             values["pending"] = kind
-    elif state != "fixed-verified":
-        change = (state, "fixed-verified", "A rescan found it not vulnerable.")
-        values["state"] = "fixed-verified"
+    elif decide(state, _gone(observation), "scan").changes:
+        new_state = _gone(observation)
+        verified = new_state == "fixed-verified"
+        note = "A rescan found it not vulnerable." if verified else "A rescan no longer found it."
+        change = (state, new_state, note)
+        values["state"] = new_state
         if record["first_notified"] is not None:
-            values["fixed_at"] = now
+            if verified:
+                values["fixed_at"] = now
             if report_fixed:
-                kind = "fixed"
+                kind = "fixed" if verified else "not-seen"
                 values["pending"] = kind
     values["last_kind"] = kind
     return Step(kind, values, change)
@@ -144,6 +181,19 @@ def may_close(record, observation: Observation) -> bool:
     return not record.get("reporter") or record["reporter"] == observation.reporter
 
 
+def quiet(record, now: float, quiet_after: float) -> Optional[Step]:
+    """A compromised or misbehaving finding the feeds stopped reporting ``quiet_after``
+    seconds ago: ``no-longer-seen`` (nothing for a digest: no event says so, the ledger's
+    readers and the owners' page do); None when it is not (yet) so."""
+    if quiet_after <= 0 or record.get("abuse") not in SEEN_BY_FEEDS or now - record["last_seen"] < quiet_after:
+        return None
+    decision = decide(record["state"], "no-longer-seen", "scan")
+    if not decision.changes:
+        return None
+    note = f"No longer seen for {quiet_after / 86400:g} days."
+    return Step(None, {"state": decision.state}, (record["state"], decision.state, note))
+
+
 def due_for_reminder(record, now: float, reminder_after: float) -> bool:
     last = record["last_notified"]
     return reminder_after > 0 and last is not None and now - last >= reminder_after
@@ -153,7 +203,7 @@ def delivered(record, kind: str, digest_id: str, now: float) -> Step:
     """The digest ``digest_id`` holding this finding as ``kind`` was delivered."""
     values = {}
     change = None
-    if kind != "fixed":
+    if kind not in NEWS:
         values.update(
             last_notified=now,
             notifications=record["notifications"] + 1,
@@ -164,9 +214,9 @@ def delivered(record, kind: str, digest_id: str, now: float) -> Step:
             # No change of state, but a change of the finding's life all the same: in the
             # history, so that it goes where the history goes (a hub's outbox).
             change = (record["state"], record["state"], f"Reminded in digest {digest_id}.")
-        if record["state"] == "open":
+        if decide(record["state"], "notified", "scan").changes:
             values["state"] = "notified"
-            change = ("open", "notified", f"Notified in digest {digest_id}.")
+            change = (record["state"], "notified", f"Notified in digest {digest_id}.")
         elif record["state"] == "fixed-verified" and record["fixed_at"] is None:
             # Verified fixed while its first notification was on its way.
             values["fixed_at"] = now

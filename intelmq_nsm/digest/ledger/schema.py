@@ -22,36 +22,34 @@ from sqlalchemy import (
     Text,
 )
 
-#: Every state a finding can be in. ``open``: seen, not yet notified. ``notified``: in a
-#: delivered digest. ``fixed-verified``: a rescan said not vulnerable. ``reopened``: seen
-#: vulnerable again after a fix. The owners' answers: ``fixed-reported`` (says fixed, not
-#: yet verified), ``disputed``, ``accepted-risk``, ``false-positive``.
-STATES = (
-    "open",
-    "notified",
-    "fixed-verified",
-    "reopened",
-    "fixed-reported",
-    "disputed",
-    "accepted-risk",
-    "false-positive",
-)
-#: Who changed a state: a rescan (or the output acting on one), the owner, an operator.
-#: At a hub, a downstream CERT's reported change has the source ``cert:<constituency key>``
-#: (:data:`CERT_SOURCE`), one per CERT.
-SOURCES = ("scan", "owner", "operator")
+from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
+from intelmq_nsm.digest.ledger.precedence import ANSWERS as OWNERS_ANSWERS
+from intelmq_nsm.digest.ledger.precedence import SOURCES as NOT_CERTS
+from intelmq_nsm.digest.ledger.precedence import STATES as ALL_STATES
+
+#: Every state a finding can be in (see :mod:`.precedence`, where who may move it is decided).
+STATES = ALL_STATES
+#: Who changed a state: the output on a scan's result, the owner, the ticket system, an
+#: operator; a downstream CERT's change is stored as ``cert:<key>`` or ``cert:<key>/<origin>``
+#: (:data:`CERT_SOURCE` and the CERT's constituency key), one per CERT.
+SOURCES = NOT_CERTS
 CERT_SOURCE = "cert:"
-#: What a finding is in a digest.
-KINDS = ("new", "reminder", "reopened", "fixed")
+#: What a finding is in a digest; ``not-seen``: a compromised or misbehaving system that a
+#: rescan no longer found (never a verified fix).
+KINDS = ("new", "reminder", "reopened", "fixed", "not-seen")
 #: States an owner's (or operator's) answer may set.
-ANSWERS = ("fixed-reported", "disputed", "accepted-risk", "false-positive", "open")
+ANSWERS = (*OWNERS_ANSWERS, "open")
 
 
-def _one_of(column: str, values, or_like: str = "") -> CheckConstraint:
-    text = f"{column} IN ({', '.join(repr(v) for v in values)})"
-    if or_like:
-        text = f"{text} OR {column} LIKE '{or_like}%'"
+def _one_of(column: str, values, *more: str) -> CheckConstraint:
+    """``column IN (values)`` (or one of ``more`` conditions), named ``<column>_known``. A
+    ledger made before a value was added has the narrower check: the store widens it."""
+    text = " OR ".join((f"{column} IN ({', '.join(repr(v) for v in values)})", *more))
     return CheckConstraint(text, name=f"{column}_known")
+
+
+#: A downstream CERT's source in the history.
+CERT_SOURCE_CHECK = f"source LIKE '{CERT_SOURCE}%'"
 
 
 metadata = MetaData()
@@ -96,6 +94,11 @@ ledger_findings = Table(
     #: (the outbox, :mod:`intelmq_nsm.digest.outbox`) under the hub's id.
     Column("upstream_finding_id", String(200), nullable=False, default=""),
     Column("upstream_instance", String(200), nullable=False, default=""),
+    #: The kind of abuse (vulnerable, compromised, misbehaving, exposed): its life and words.
+    Column("abuse", String(20), nullable=False, default=DEFAULT_KIND),
+    #: The report (a submission, a feed's report) of the last observation counted: the events
+    #: of one report are one observation (``times_seen``), however many it holds.
+    Column("last_report", Text, nullable=False, default=""),
     PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
     _one_of("state", STATES),
 )
@@ -105,7 +108,17 @@ ledger_findings = Table(
 # of each index of this table in its event's commit. (Lookups by finding id use the
 # primary key, which starts with the ledger and the finding id.)
 c = ledger_findings.c
-Index("ledger_findings_counts", c.ledger, c.case_id, c.constituency, c.org_id, c.state, c.first_notified, c.org_name)
+Index(
+    "ledger_findings_tally",
+    c.ledger,
+    c.case_id,
+    c.constituency,
+    c.org_id,
+    c.abuse,
+    c.state,
+    c.first_notified,
+    c.org_name,
+)
 _fixed = c.state == "fixed-verified"
 Index(
     "ledger_findings_fixed_days",
@@ -121,6 +134,7 @@ Index(
 )
 #: Indexes of earlier versions that the ones above replace; dropped when a ledger opens.
 SUPERSEDED_INDEXES = (
+    "ledger_findings_counts",
     "ledger_findings_case",
     "ledger_findings_constituency",
     "ledger_findings_org",
@@ -141,11 +155,14 @@ ledger_history = Table(
     Column("source", String(200), nullable=False),
     Column("note", Text, nullable=False, default=""),
     Column("reference", Text, nullable=False, default=""),
+    #: What the source asked for when the state stayed (an answer kept in the history only,
+    #: see :mod:`.precedence`); "" when ``state`` is what it asked for.
+    Column("requested", String(20), nullable=False, default=""),
     ForeignKeyConstraint(
         ["ledger", "finding_id", "org_id"],
         [ledger_findings.c.ledger, ledger_findings.c.finding_id, ledger_findings.c.org_id],
     ),
-    _one_of("source", SOURCES, or_like=CERT_SOURCE),
+    _one_of("source", SOURCES, CERT_SOURCE_CHECK),
 )
 Index("ledger_history_finding", ledger_history.c.ledger, ledger_history.c.finding_id, ledger_history.c.org_id)
 #: The ticket system's references (``POST /v1/feedback``) are looked up on every call.

@@ -1,8 +1,9 @@
-"""What became of the findings: counts per case, constituency and organisation, and how
-long a fix took (days from the first notification to the verified fix).
+"""What became of the findings: counts per case, constituency and organisation (and per
+kind of abuse within each), and how long a fix took (days from the first notification to
+the verified fix).
 
-The counts come from the ledger as one ``GROUP BY`` (case, constituency, organisation,
-state), read in the order of one covering index and summed per level here; only the fixed
+The counts come from the ledger as one ``GROUP BY`` (case, constituency, organisation, kind
+of abuse, state), read in the order of one covering index and summed per level here; only the fixed
 findings' durations (a partial index) are read out to compute the median and the 90th
 percentile (linear interpolation, as ``numpy.percentile``). The queries are the ledger's
 (:meth:`intelmq_nsm.digest.ledger.store.Ledger.statistics_rows`); here are the sums.
@@ -12,6 +13,7 @@ from collections import defaultdict
 
 import numpy
 
+from intelmq_nsm.abuse_kinds import KINDS as KINDS_OF_ABUSE
 from intelmq_nsm.digest.ledger.schema import STATES
 
 #: States in which the finding is still there as far as anyone knows.
@@ -21,22 +23,26 @@ DAY = 86400.0
 
 
 def _empty() -> dict:
-    return {"findings": 0, "notified": 0, "by_state": dict.fromkeys(STATES, 0), "days": []}
+    return {"findings": 0, "notified": 0, "by_state": dict.fromkeys(STATES, 0), "days": [], "by_kind": {}}
 
 
 def stats(ledger) -> dict:
     """``{"cases": [...], "constituencies": [...], "organisations": [...]}``; each entry has
     its key, ``findings``, ``notified`` (ever), ``open`` (unresolved), ``fixed_verified``,
-    ``reopened`` (now), ``by_state`` and ``days_to_fix`` (``median``, ``p90``, ``count``)."""
+    ``no_longer_seen``, ``reopened`` (now), ``by_state``, ``days_to_fix`` (``median``,
+    ``p90``, ``count``) and ``by_kind``: per kind of abuse it has findings of, its
+    ``findings``, ``open``, ``fixed_verified``, ``no_longer_seen`` and ``by_state``."""
     groups = {level: defaultdict(_empty) for level, _ in LEVELS}
     names = {}
     counts, fixes = ledger.statistics_rows()
-    for case_id, constituency, org_id, state, n, notified, name in counts:
+    for case_id, constituency, org_id, abuse, state, n, notified, name in counts:
         for level, key in (("cases", case_id), ("constituencies", constituency), ("organisations", org_id)):
             group = groups[level][key]
             group["findings"] += n
             group["notified"] += notified
             group["by_state"][state] += n
+            by_kind = group["by_kind"].setdefault(abuse, dict.fromkeys(STATES, 0))
+            by_kind[state] += n
         names[org_id] = max(names.get(org_id) or "", name or "")
     # The fixed findings' durations: one list per group and level.
     days = {level: defaultdict(list) for level, _ in LEVELS}
@@ -69,9 +75,22 @@ def _summary(group: dict) -> dict:
         "notified": group["notified"],
         "open": sum(by_state[s] for s in UNRESOLVED),
         "fixed_verified": by_state["fixed-verified"],
+        "no_longer_seen": by_state["no-longer-seen"],
         "reopened": by_state["reopened"],
         "by_state": by_state,
         "days_to_fix": percentiles(group["days"]),
+        "by_kind": {kind: kind_counts(group["by_kind"][kind]) for kind in KINDS_OF_ABUSE if kind in group["by_kind"]},
+    }
+
+
+def kind_counts(by_state: dict) -> dict:
+    """One kind of abuse's counts from its findings per state."""
+    return {
+        "findings": sum(by_state.values()),
+        "open": sum(by_state[s] for s in UNRESOLVED),
+        "fixed_verified": by_state["fixed-verified"],
+        "no_longer_seen": by_state["no-longer-seen"],
+        "by_state": {state: n for state, n in by_state.items() if n},
     }
 
 
@@ -88,13 +107,15 @@ def percentiles(days: list) -> dict:
 
 
 def case_counts(ledger) -> dict:
-    """Per case: ``findings``, ``notified``, ``open``, ``fixed_verified``, ``reopened`` and
-    ``by_state`` (the states it has findings in), as the demo's summary shows them."""
+    """Per case: ``findings``, ``notified``, ``open``, ``fixed_verified``, ``reopened``,
+    ``by_state`` (the states it has findings in) and ``by_kind`` (per kind of abuse), as the
+    demo's summary shows them."""
     keys = ("findings", "notified", "open", "fixed_verified", "reopened")
     return {
         entry["case_id"]: {
             **{key: entry[key] for key in keys},
             "by_state": {state: n for state, n in entry["by_state"].items() if n},
+            "by_kind": {kind: counts["findings"] for kind, counts in entry["by_kind"].items()},
         }
         for entry in stats(ledger)["cases"]
     }

@@ -33,6 +33,7 @@ on the sqlite3 connection itself, see there why).
 
 import contextlib
 import os
+import re
 import secrets
 import sqlite3
 import time
@@ -40,17 +41,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, or_, select
+from sqlalchemy import CheckConstraint, and_, bindparam, create_engine, event, exc, func, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from intelmq_nsm import storage
+from intelmq_nsm.abuse_kinds import SEEN_BY_FEEDS
 from intelmq_nsm.digest.ledger.downstream import downstream_state, on_record
-from intelmq_nsm.digest.ledger.policy import Observation, again, delivered, first
+from intelmq_nsm.digest.ledger.policy import QUIET_FROM, Observation, again, delivered, first, quiet
+from intelmq_nsm.digest.ledger.precedence import decide
 from intelmq_nsm.digest.ledger.schema import (
     ANSWERS,
     CERT_SOURCE,
-    SOURCES,
     STATES,
     SUPERSEDED_INDEXES,
     ledger_disputes,
@@ -66,7 +68,18 @@ from intelmq_nsm.digest.ledger.schema import (
 
 __all__ = ["BAD_VALUE_ERRORS", "Ledger", "LedgerUnavailable", "make_url", "sqlite_path", "sqlite_url"]
 
-HISTORY_COLUMNS = ("ledger", "finding_id", "org_id", "at", "old_state", "state", "source", "note", "reference")
+HISTORY_COLUMNS = (
+    "ledger",
+    "finding_id",
+    "org_id",
+    "at",
+    "old_state",
+    "state",
+    "source",
+    "note",
+    "reference",
+    "requested",
+)
 #: The advisory lock (any fixed number) under which a ledger's schema is made on PostgreSQL.
 SCHEMA_LOCK = 0x6E736D6C  # 'nsml'
 
@@ -119,14 +132,19 @@ RECORDS_ORDER = (F.c.first_seen, F.c.finding_id, F.c.org_id)
 #: Every organisation's record of one finding.
 FINDING_RECORDS = select(F).where(_mine(F), F.c.finding_id == bindparam("finding_id")).order_by(F.c.org_id)
 #: One record's changes of state, oldest first, and the digests it was in.
-HISTORY = select(H.c.at, H.c.old_state, H.c.state, H.c.source, H.c.note, H.c.reference).where(_key(H)).order_by(H.c.id)
+HISTORY = (
+    select(H.c.at, H.c.old_state, H.c.state, H.c.source, H.c.note, H.c.reference, H.c.requested)
+    .where(_key(H))
+    .order_by(H.c.id)
+)
 DIGESTS = select(N.c.digest_id, N.c.kind, N.c.delivered_at).where(_key(N)).order_by(N.c.delivered_at)
 NAMES = select(F.c.ledger).distinct().order_by(F.c.ledger)
 COUNT = select(func.count()).select_from(F).where(_mine(F))
-_GROUP = (F.c.case_id, F.c.constituency, F.c.org_id, F.c.state)
-#: The statistics' counts per (case, constituency, organisation, state): one pass over
-#: the covering index ``ledger_findings_counts``, in its order, so the database groups as
-#: it reads. Far fewer rows than findings: a case reaches some organisations, not every finding.
+_GROUP = (F.c.case_id, F.c.constituency, F.c.org_id, F.c.abuse, F.c.state)
+#: The statistics' counts per (case, constituency, organisation, kind of abuse, state): one
+#: pass over the covering index ``ledger_findings_tally``, in its order, so the database
+#: groups as it reads. Far fewer rows than findings: a case reaches some organisations, not
+#: every finding.
 STATE_COUNTS = (
     select(*_GROUP, func.count(), func.count(F.c.first_notified), func.max(F.c.org_name))
     .where(_mine(F))
@@ -155,11 +173,26 @@ DELIVERED_IN = (
 DELIVERED_FINDING = DELIVERED_IN.where(F.c.finding_id == bindparam("finding_id"))
 #: The first change recorded under a reference (the ticket system's).
 BY_REFERENCE = select(H).where(_mine(H), H.c.reference == bindparam("reference")).order_by(H.c.id).limit(1)
-#: The owners' and operators' answers with what they were about.
+#: The answers (owners', the ticket system's, operators', downstream CERTs') with what they
+#: were about: every change but the output's own (source ``scan``).
 ANSWERS_GIVEN = (
-    select(H, F.c.org_name, F.c.target, F.c.case_id)
+    select(H, F.c.org_name, F.c.target, F.c.case_id, F.c.abuse)
     .join(F, _same_record(F, H))
-    .where(_mine(H), H.c.source.in_(("owner", "operator")))
+    .where(_mine(H), H.c.source != "scan")
+)
+#: Compromised and misbehaving findings not seen since a cutoff, in a state a quiet period
+#: ends (the sweep of :meth:`Ledger.quiet`), locked for the change that follows.
+QUIET_RECORDS = (
+    select(F)
+    .where(
+        _mine(F),
+        F.c.abuse.in_(SEEN_BY_FEEDS),
+        F.c.state.in_(QUIET_FROM),
+        F.c.last_seen <= bindparam("cutoff"),
+    )
+    .order_by(F.c.last_seen, F.c.finding_id, F.c.org_id)
+    .limit(bindparam("limit"))
+    .with_for_update()
 )
 #: The last change of a record to a state (a dispute's comment and time).
 LAST_CHANGE_TO = (
@@ -290,35 +323,89 @@ RECEIVED_PER_SOURCE = (
 # -- the statements: the schema and the database -----------------------------------------
 
 TAKE_SCHEMA_LOCK = f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"
-#: Columns added to ledger_findings after ledgers were made (create_all makes only missing
-#: tables): added with their default, so older ledgers go on working.
-ADDED_COLUMNS = {
-    "matches": "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''",
-    "upstream_finding_id": (
+ADD_MATCHES_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''"
+#: Columns added after ledgers were made, each with its default for the rows there are
+#: (a finding recorded before kinds of abuse existed was a vulnerable system).
+ADD_COLUMNS = {
+    ("ledger_findings", "matches"): ADD_MATCHES_COLUMN,
+    ("ledger_findings", "abuse"): (
+        "ALTER TABLE ledger_findings ADD COLUMN abuse VARCHAR(20) NOT NULL DEFAULT 'vulnerable'"
+    ),
+    ("ledger_findings", "last_report"): "ALTER TABLE ledger_findings ADD COLUMN last_report TEXT NOT NULL DEFAULT ''",
+    ("ledger_findings", "reporter"): "ALTER TABLE ledger_findings ADD COLUMN reporter TEXT NOT NULL DEFAULT ''",
+    ("ledger_findings", "upstream_finding_id"): (
         "ALTER TABLE ledger_findings ADD COLUMN upstream_finding_id VARCHAR(200) NOT NULL DEFAULT ''"
     ),
-    "upstream_instance": "ALTER TABLE ledger_findings ADD COLUMN upstream_instance VARCHAR(200) NOT NULL DEFAULT ''",
-    "reporter": "ALTER TABLE ledger_findings ADD COLUMN reporter TEXT NOT NULL DEFAULT ''",
+    ("ledger_findings", "upstream_instance"): (
+        "ALTER TABLE ledger_findings ADD COLUMN upstream_instance VARCHAR(200) NOT NULL DEFAULT ''"
+    ),
+    ("ledger_history", "requested"): "ALTER TABLE ledger_history ADD COLUMN requested VARCHAR(20) NOT NULL DEFAULT ''",
 }
-#: The history's sources, since a hub's changes from CERTs (``cert:<key>``) came: a ledger
-#: made before takes them after these steps. SQLite cannot change a table's CHECK, so the
-#: table is made anew (its indexes dropped first: their names would clash) and its rows
-#: copied, ids and all; PostgreSQL changes the column and the constraint in place.
-SOURCE_CHECK = next(c for c in H.constraints if c.name == "source_known").sqltext.text
-OLD_HISTORY = "ledger_history_before_cert_sources"
-RENAME_HISTORY = f"ALTER TABLE ledger_history RENAME TO {OLD_HISTORY}"
-_COPIED = ", ".join(("id", *HISTORY_COLUMNS))
-COPY_HISTORY = f"INSERT INTO ledger_history ({_COPIED}) SELECT {_COPIED} FROM {OLD_HISTORY}"  # noqa: S608
-DROP_OLD_HISTORY = f"DROP TABLE {OLD_HISTORY}"
+# Widening a check constraint of a ledger made before a value was added (a state, a source,
+# a digest's kind). SQLite cannot alter a constraint: its table's text in the schema is
+# rewritten, the documented way for a change that loosens what rows may hold and leaves
+# the stored rows as they are (sqlite.org/lang_altertable.html, "making other kinds of
+# table schema changes"), in the schema's transaction with its version counted up.
+TABLE_TEXT = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
+SCHEMA_VERSION = "PRAGMA schema_version"
+SET_SCHEMA_VERSION = "PRAGMA schema_version = {:d}"
+WRITABLE_SCHEMA = "PRAGMA writable_schema = {}"
+SET_TABLE_TEXT = "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?"
+# PostgreSQL alters it in place (and the wider column of a CERT's source).
+CONSTRAINT_TEXT = (
+    "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+    " WHERE c.conname = %(name)s AND t.relname = %(table)s"
+)
+REPLACE_CONSTRAINT = "ALTER TABLE {table} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} CHECK ({text})"
 WIDEN_SOURCE = "ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(200)"
-DROP_SOURCE_CHECK = "ALTER TABLE ledger_history DROP CONSTRAINT IF EXISTS source_known"
-# (psycopg reads % as a placeholder even in a statement without parameters.)
-ADD_SOURCE_CHECK = f"ALTER TABLE ledger_history ADD CONSTRAINT source_known CHECK ({SOURCE_CHECK.replace('%', '%%')})"
 DROP_INDEX = "DROP INDEX IF EXISTS {}"
 TABLES_ON_DISK = (
     "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
     " + pg_total_relation_size('ledger_notifications')"
 )
+
+
+def _checks():
+    """``(table, constraint name, its text)`` of the check constraints of the ledger's tables."""
+    for table in (F, H, N):
+        for constraint in table.constraints:
+            if isinstance(constraint, CheckConstraint):
+                yield table.name, constraint.name, str(constraint.sqltext)
+
+
+def _covers(current: str, wanted: str) -> bool:
+    """Whether a constraint's text in the database names every value of ``wanted``'s."""
+    return all(value in current for value in re.findall(r"'[^']*'", wanted))
+
+
+def _widen_checks(conn) -> None:
+    """Widen the check constraints of a ledger made before a value was added to them."""
+    if conn.dialect.name == "postgresql":
+        for table, name, text in _checks():
+            current = conn.exec_driver_sql(CONSTRAINT_TEXT, {"name": name, "table": table}).scalar()
+            if current is not None and not _covers(current, text):
+                # psycopg reads % as a placeholder even without parameters (LIKE 'cert:%').
+                conn.exec_driver_sql(REPLACE_CONSTRAINT.format(table=table, name=name, text=text.replace("%", "%%")))
+        source = next(c for c in inspect(conn).get_columns(H.name) if c["name"] == "source")
+        if (getattr(source["type"], "length", None) or 64) < H.c.source.type.length:
+            conn.exec_driver_sql(WIDEN_SOURCE)
+        return
+    rewritten = {}
+    for table, name, text in _checks():
+        current = rewritten.get(table) or conn.exec_driver_sql(TABLE_TEXT, (table,)).scalar() or ""
+        found = re.search(rf"CONSTRAINT {name} CHECK \((?:[^()]|\([^()]*\))*\)", current)
+        if found and not _covers(found.group(0), text):
+            rewritten[table] = current.replace(found.group(0), f"CONSTRAINT {name} CHECK ({text})")
+    if not rewritten:
+        return
+    version = conn.exec_driver_sql(SCHEMA_VERSION).scalar()
+    conn.exec_driver_sql(WRITABLE_SCHEMA.format("ON"))
+    try:
+        for table, text in rewritten.items():
+            conn.exec_driver_sql(SET_TABLE_TEXT, (text, table))
+        conn.exec_driver_sql(SET_SCHEMA_VERSION.format(version + 1))
+    finally:
+        conn.exec_driver_sql(WRITABLE_SCHEMA.format("OFF"))
 
 
 class LedgerUnavailable(Exception):
@@ -493,11 +580,15 @@ class Ledger:
         name: str = "default",
         reminder_after: float = 604800,
         report_fixed: bool = True,
+        quiet_after: float = 1209600,
         synchronous: str = "NORMAL",
         autocheckpoint: Optional[int] = None,
     ):
         self.url, self.name = url, name
         self.reminder_after, self.report_fixed = float(reminder_after), bool(report_fixed)
+        #: Seconds without a feed's report after which a compromised or misbehaving finding
+        #: is no longer seen (0: never).
+        self.quiet_after = float(quiet_after)
         self.engine = make_engine(url, synchronous=synchronous, autocheckpoint=autocheckpoint)
         self._shares = {}
         self._sqlite = _SQLiteText() if self.engine.dialect.name == "sqlite" else None
@@ -514,32 +605,20 @@ class Ledger:
             if self.engine.dialect.name == "postgresql":
                 conn.exec_driver_sql(TAKE_SCHEMA_LOCK)
             metadata.create_all(conn)
-            columns = {column["name"] for column in inspect(conn).get_columns(F.name)}
-            for column, statement in ADDED_COLUMNS.items():
-                if column not in columns:
+            # Columns added after a ledger was made (create_all makes only missing tables):
+            # added with their default, so older ledgers go on working.
+            inspector = inspect(conn)
+            present = {table: {c["name"] for c in inspector.get_columns(table)} for table in (F.name, H.name)}
+            for (table, column), statement in ADD_COLUMNS.items():
+                if column not in present[table]:
                     conn.exec_driver_sql(statement)
-            checks = {c["name"]: c["sqltext"] for c in inspect(conn).get_check_constraints(H.name)}
-            if CERT_SOURCE not in (checks.get("source_known") or ""):
-                self._take_cert_sources(conn)
+            _widen_checks(conn)
             # A ledger made by an earlier version: its tables exist, so create_all leaves
             # them alone; the statistics' present indexes are made here, the old dropped.
             for index in (*F.indexes, *H.indexes):
                 index.create(conn, checkfirst=True)
             for index in SUPERSEDED_INDEXES:
                 conn.exec_driver_sql(DROP_INDEX.format(index))
-
-    def _take_cert_sources(self, conn) -> None:
-        """Let a ledger made before hubs took CERTs' changes record them (see SOURCE_CHECK)."""
-        if conn.dialect.name == "postgresql":
-            for statement in (WIDEN_SOURCE, DROP_SOURCE_CHECK, ADD_SOURCE_CHECK):
-                conn.exec_driver_sql(statement)
-            return
-        for index in H.indexes:
-            conn.exec_driver_sql(DROP_INDEX.format(index.name))
-        conn.exec_driver_sql(RENAME_HISTORY)
-        H.create(conn)
-        conn.exec_driver_sql(COPY_HISTORY)
-        conn.exec_driver_sql(DROP_OLD_HISTORY)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -604,10 +683,12 @@ class Ledger:
     def _bind(self, finding_id: str, org_id: str) -> dict:
         return {"k_ledger": self.name, "k_finding": finding_id, "k_org": org_id}
 
-    def _change(self, finding_id, org_id, change, now, source="scan", reference="") -> dict:
-        """The history row of ``change`` (old state, new state, note)."""
+    def _change(self, finding_id, org_id, change, now, source="scan", reference="", requested="") -> dict:
+        """The history row of ``change`` (old state, new state, note); ``requested``: what the
+        source asked for when the state stayed."""
         old, new, note = change
         return {
+            "requested": requested,
             "ledger": self.name,
             "finding_id": finding_id,
             "org_id": org_id,
@@ -694,23 +775,71 @@ class Ledger:
         reference: str = "",
         now: Optional[float] = None,
     ) -> Optional[str]:
-        """An owner's or operator's answer about a finding: ``fixed-reported``, ``disputed``,
-        ``accepted-risk``, ``false-positive``, or ``open`` (an operator reopening it). A later
-        rescan still decides (fixed-reported, then seen vulnerable: reopened). Returns the
-        previous state, or None when the ledger has no such finding for that organisation."""
+        """An owner's, the ticket system's or an operator's answer about a finding:
+        ``fixed-reported``, ``disputed``, ``accepted-risk``, ``false-positive``, or ``open``
+        (taking an answer back). What it changes is :func:`.precedence.decide`'s: an answer
+        after a verified fix is kept in the history only. A later rescan still decides
+        (fixed-reported, then seen vulnerable: reopened). Returns the previous state, or None
+        when the ledger has no such finding for that organisation."""
         if state not in ANSWERS:
             raise ValueError(f"An answer sets one of {', '.join(ANSWERS)}, not {state!r}.")
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}.")
+        recorded = self.record_change(finding_id, org_id, state, source, note, reference, now)
+        return None if recorded is None else recorded[0]
+
+    def record_change(
+        self,
+        finding_id: str,
+        org_id: str,
+        state: str,
+        source: str,
+        note: str = "",
+        reference: str = "",
+        now: Optional[float] = None,
+    ) -> Optional[tuple]:
+        """A change of a finding's state asked for by ``source`` (``owner``, ``ticket``,
+        ``operator``, ``cert:<key>`` or ``cert:<key>/<origin>``: see :mod:`.precedence`),
+        applied as :func:`.precedence.decide` says, in one transaction with the record
+        locked. Returns ``(previous state, Decision)``, or None when the ledger has no such
+        finding for that organisation. Raises ValueError for an unknown state or source."""
+        decide(None, state, source)  # an unknown state or source fails before the database is asked
         now = time.time() if now is None else now
         with self._steps() as steps:
             key = self._bind(finding_id, org_id)
             record = steps.record(key)
             if record is None:
                 return None
-            steps.update({"state": state}, key)
-            steps.change(self._change(finding_id, org_id, (record["state"], state, note), now, source, reference))
-            return record["state"]
+            old = record["state"]
+            decision = decide(old, state, source)
+            if decision.changes:
+                steps.update({"state": decision.state}, key)
+            if decision.recorded:
+                requested = "" if decision.changes else state
+                change = (old, decision.state, note)
+                steps.change(self._change(finding_id, org_id, change, now, source, reference, requested))
+            return old, decision
+
+    def quiet(self, now: Optional[float] = None, quiet_after: Optional[float] = None, limit: int = 1000) -> list:
+        """Compromised and misbehaving findings the feeds stopped reporting ``quiet_after``
+        seconds (default: the ledger's) before ``now`` become ``no-longer-seen``, at most
+        ``limit`` per call; returns their records after the change."""
+        now = time.time() if now is None else now
+        quiet_after = self.quiet_after if quiet_after is None else float(quiet_after)
+        if quiet_after <= 0:
+            return []
+        changed = []
+        params = {"k_ledger": self.name, "cutoff": now - quiet_after, "limit": limit}
+        # Through SQLAlchemy on either database: a sweep an hour is off every event's path.
+        with self._transaction() as conn:
+            steps = _AlchemySteps(conn)
+            for record in conn.execute(QUIET_RECORDS, params).mappings().all():
+                step = quiet(record, now, quiet_after)
+                if step is None:
+                    continue
+                key = self._bind(record["finding_id"], record["org_id"])
+                steps.update(step.values, key)
+                steps.change(self._change(record["finding_id"], record["org_id"], step.change, now))
+                changed.append({**record, **step.values})
+        return changed
 
     def record_decision(
         self, finding_id: str, org_id: str, decision: str, at: float, note: str = "", correction: str = ""
@@ -891,8 +1020,8 @@ class Ledger:
 
     def statistics_rows(self) -> tuple:
         """``(counts, fixes)`` for :func:`intelmq_nsm.digest.ledger.stats.stats`: the counts per
-        (case, constituency, organisation, state) as ``(case, constituency, org, state,
-        findings, notified, org name)``, and per verified fix after a notification ``(case,
+        (case, constituency, organisation, kind of abuse, state) as ``(case, constituency, org,
+        kind, state, findings, notified, org name)``, and per verified fix after a notification ``(case,
         constituency, org, seconds from the first notification to the fix)``; plain tuples."""
         with _Reachable(), self.engine.connect() as conn:
             mine = {"k_ledger": self.name}
@@ -939,7 +1068,8 @@ class Ledger:
         query = query.order_by(H.c.id.desc() if newest_first else H.c.id)
         if limit:
             query = query.limit(limit)
-        return self._read(query)
+        # ``answer``: what was asked, whether it changed the state or was kept in the history.
+        return [{**row, "answer": row["requested"] or row["state"]} for row in self._read(query)]
 
     def last_change_to(self, finding_id: str, org_id: str, state: str) -> Optional[dict]:
         """The last change of a record to ``state``: its ``note``, ``at`` and ``source``; None if none."""

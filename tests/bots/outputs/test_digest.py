@@ -73,7 +73,8 @@ class TestDigestOutputBot(BotTestCase, unittest.TestCase):
         self.input_message = NO_TARGET
         self.run_bot(allowed_error_count=1)
         self.assertLogMatches(
-            r".*InvalidValue: .* for key 'source.ip': a finding id needs source.ip, source.fqdn or source.url.*",
+            r".*InvalidValue: .* for key 'source.ip': a finding needs the host it is about:"
+            r" source.ip, source.fqdn or source.url.*",
             levelname="ERROR",
         )
 

@@ -59,6 +59,8 @@ class NSMDigestOutputBot(OutputBot):
     ledger_name: Optional[str] = None
     reminder_after: int = 604800
     report_fixed: bool = True
+    quiet_after: int = 1209600
+    kinds_of_abuse: Optional[dict] = None
     ledger_retry_delay: float = 10.0
     clock_offset: float = 0.0
     feedback_base_url: Optional[str] = None
@@ -87,6 +89,7 @@ class NSMDigestOutputBot(OutputBot):
     _thread = None
     _ledger = None
     _arrivals = False
+    _kinds = None
 
     def init(self):
         unset_empty(self)  # the IntelMQ Manager writes an empty default as ''
@@ -101,6 +104,7 @@ class NSMDigestOutputBot(OutputBot):
                 name=self.ledger_name or self.bot_id,
                 reminder_after=self.reminder_after,
                 report_fixed=self.report_fixed,
+                quiet_after=self.quiet_after,
                 synchronous=self.spool_synchronous,
                 autocheckpoint=INTAKE_CHECKPOINT,
             )
@@ -112,6 +116,7 @@ class NSMDigestOutputBot(OutputBot):
         )
         self._arrivals = self._ledger.shares_file(path)
         self.tlp = normalise_tlp(self.tlp)
+        self._kinds = check_kinds(self.kinds_of_abuse)
         channel = self.make_channel()
         self._thread = DeliveryThread(
             lambda: DigestSpool(path, synchronous=self.spool_synchronous, by_case=self.group_by_case),
@@ -129,6 +134,7 @@ class NSMDigestOutputBot(OutputBot):
             tlp=self.tlp,
             bounce_maildir=self.bounce_maildir,
             pusher=self.outbox_pusher(),
+            kinds=self._kinds,
         )
         self._thread.start()
         where = "the spool's file" if not self.ledger_url else self._ledger.engine.url.render_as_string()
@@ -263,10 +269,17 @@ class NSMDigestOutputBot(OutputBot):
             # elsewhere in the ledger, then the spool (intelmq_nsm.digest.notify).
             fields = shortcuts.as_dict(event)
             if self._arrivals:
-                notify.arrive(fields, self._spool, self.now(), self.constituency, tlp=self.tlp)
+                notify.arrive(fields, self._spool, self.now(), self.constituency, tlp=self.tlp, kinds=self._kinds)
             else:
                 notify.accept(
-                    fields, self._spool, self._ledger, self.now(), self.constituency, call=self._ledgered, tlp=self.tlp
+                    fields,
+                    self._spool,
+                    self._ledger,
+                    self.now(),
+                    self.constituency,
+                    call=self._ledgered,
+                    tlp=self.tlp,
+                    kinds=self._kinds,
                 )
         except FindingError as exc:
             raise InvalidValue(exc.field, exc.value, exc.reason) from exc
@@ -297,6 +310,12 @@ class NSMDigestOutputBot(OutputBot):
             results.append(["error", "Parameter spool_synchronous must be NORMAL, FULL or EXTRA."])
         if float(parameters.get("reminder_after", NSMDigestOutputBot.reminder_after) or 0) < 0:
             results.append(["error", "Parameter reminder_after must be 0 (never remind) or a number of seconds."])
+        if float(parameters.get("quiet_after", NSMDigestOutputBot.quiet_after) or 0) < 0:
+            results.append(["error", "Parameter quiet_after must be 0 (never) or a number of seconds."])
+        try:
+            check_kinds(parameters.get("kinds_of_abuse"))
+        except ValueError as exc:
+            results.append(["error", f"Parameter {exc}."])
         url = parameters.get("ledger_url")
         if url and not str(url).startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             results.append(["error", "Parameter ledger_url must be a sqlite:/// or postgresql:// URL."])
@@ -331,6 +350,13 @@ class NSMDigestOutputBot(OutputBot):
 CHANNEL_NEEDS = {"rest": ("rest_url", "rest_secret"), "smtp": ("smtp_from",), "file": ("file_directory",)}
 #: Days before the signing key expires from which check() warns.
 KEY_EXPIRY_WARNING_DAYS = 30
+
+
+def check_kinds(rules) -> dict:
+    """The ``kinds_of_abuse`` parameter checked (raises ValueError saying what is wrong)."""
+    from intelmq_nsm.abuse_kinds import check_rules
+
+    return check_rules(rules)
 
 
 def normalise_tlp(value) -> str:
