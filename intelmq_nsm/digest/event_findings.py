@@ -68,6 +68,9 @@ class Finding:
     target: str = ""
     #: The registry matches that routed the event to this organisation (``extra.nsm.matches``).
     matches: tuple = ()
+    #: A finding a hub forwarded: the hub's finding id and instance (``extra.nsm.upstream``).
+    upstream_finding_id: str = ""
+    upstream_instance: str = ""
 
 
 def _get(event: dict, key: str):
@@ -156,6 +159,34 @@ def identify(event: dict) -> str:
         raise FindingError(exc.field, fields.get(exc.field), exc.reason) from None
 
 
+def target(event: dict) -> str:
+    """Where the finding is, as the ledger shows it: ``host`` or ``host:port``; "" for an
+    event without an address (one that brought its own finding id)."""
+    try:
+        host, port = fid.target_of(
+            {k: _get(event, k) for k in ("source.ip", "source.fqdn", "source.url", "source.port")}
+        )
+    except fid.MissingField:
+        return ""
+    return host if port is None else f"{host}:{port}"
+
+
+def case_id_of(event: dict) -> str:
+    """The event's case id (``extra.nsm.case_id``), "" without one."""
+    return str(_get(event, ec.CASE_ID) or "")
+
+
+def constituency_of(event: dict, constituency: Optional[str] = None) -> str:
+    """The event's ``constituency``; raises FindingError when it has none or, with
+    ``constituency`` given (an output serves one), another one: a routing error."""
+    value = _get(event, "constituency")
+    if not value:
+        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
+    if constituency and value != constituency:
+        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
+    return value
+
+
 def vulnerable(event: dict) -> bool:
     """False when the scan said the system is not (any more) vulnerable."""
     value = _get(event, ec.RESULT)
@@ -194,26 +225,17 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
     is a routing error), or no organisations. Such an event must not be delivered and must
     not vanish either; the bot dumps it.
     """
-    value = _get(event, "constituency")
-    if not value:
-        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
-    if constituency and value != constituency:
-        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
+    value = constituency_of(event, constituency)
     organisations = _organisations(event)
     finding = identify(event)
     is_vulnerable = vulnerable(event)
     digest = event_hash(event)
     row = finding_row(event, tlp)
     row["finding_id"] = finding
-    try:
-        host, port = fid.target_of(
-            {k: _get(event, k) for k in ("source.ip", "source.fqdn", "source.url", "source.port")}
-        )
-        where = host if port is None else f"{host}:{port}"
-    except fid.MissingField:
-        where = ""  # an event that brought its own finding id
+    where = target(event)
     case_id = str(row["case_id"] or "")
     matches = _matches(event)
+    upstream_id, upstream_instance = upstream_of(event)
     seen = set()
     result = []
     for org in organisations:
@@ -230,9 +252,43 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
         mine = tuple(m for m in matches if m.get("organisation") == org["id"])
         role = org.get("role") if org.get("role") in ROLES else ""
         result.append(
-            Finding(digest, organisation, value, case_id, dict(row, role=role), finding, is_vulnerable, where, mine)
+            Finding(
+                digest,
+                organisation,
+                value,
+                case_id,
+                dict(row, role=role),
+                finding,
+                is_vulnerable,
+                where,
+                mine,
+                upstream_id,
+                upstream_instance,
+            )
         )
     return result
+
+
+def upstream_of(event: dict) -> tuple:
+    """``(the hub's finding id, the hub's instance)`` of a finding a hub forwarded
+    (``extra.nsm.upstream``, as the CERT's forwarded-event parser wrote it), else ``("", "")``."""
+    upstream = _get(event, ec.UPSTREAM)
+    if isinstance(upstream, str):
+        try:
+            upstream = json.loads(upstream)
+        except json.JSONDecodeError:
+            raise FindingError(ec.UPSTREAM, upstream, "is not a JSON object") from None
+    if not upstream:
+        return "", ""
+    if not isinstance(upstream, dict):
+        raise FindingError(ec.UPSTREAM, upstream, "is not an object")
+    values = []
+    for key, limit in (("finding_id", 64), ("instance", 200)):
+        value = upstream.get(key) or ""
+        if not isinstance(value, str) or len(value) > limit:
+            raise FindingError(ec.UPSTREAM, upstream, f"its {key} is not a string of at most {limit} characters")
+        values.append(value)
+    return tuple(values)
 
 
 def _preferences(org: dict) -> dict:

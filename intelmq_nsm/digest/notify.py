@@ -46,6 +46,8 @@ def observations(found) -> list:
             case_id=f.case_id,
             target=f.target,
             matches=json.dumps(list(f.matches), sort_keys=True) if f.matches else "",
+            upstream_finding_id=f.upstream_finding_id,
+            upstream_instance=f.upstream_instance,
         )
         for f in found
     ]

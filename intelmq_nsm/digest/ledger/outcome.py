@@ -6,7 +6,9 @@ state and per constituency, the days from notification to verified fix (median a
 percentile), and a daily series of open and fixed findings, each day's state being the
 last change on or before its end (UTC). Organisation names appear only for constituencies
 that allow sharing them (``share_names`` in the registry); otherwise a constituency shows
-counts only.
+counts only. At a hub, ``forwarded`` counts per constituency the findings handed to that
+constituency's CERT (records of the organisation ``cert:<key>``), whatever the CERT
+reported of them since.
 """
 
 import datetime
@@ -14,6 +16,7 @@ import time
 from collections import defaultdict
 from typing import Callable, Optional
 
+from intelmq_nsm.digest.ledger.policy import forwarded_to
 from intelmq_nsm.digest.ledger.schema import STATES
 from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, percentiles
 
@@ -41,6 +44,12 @@ def _counts(records) -> dict:
         "fixed_verified": by_state["fixed-verified"],
         "by_state": {s: n for s, n in by_state.items() if n},
     }
+
+
+def _forwarded(records) -> dict:
+    """How many of ``records`` this hub handed to a sectoral CERT's instance, whatever the
+    CERT reported of them since."""
+    return {"forwarded": sum(1 for r in records if forwarded_to(r["org_id"]))}
 
 
 def _days_to_fix(records) -> dict:
@@ -114,7 +123,7 @@ def case_outcome(
     constituencies = []
     for key in sorted(per_constituency):
         group = per_constituency[key]
-        entry = {"constituency": key, **_counts(group), "days_to_fix": _days_to_fix(group)}
+        entry = {"constituency": key, **_counts(group), **_forwarded(group), "days_to_fix": _days_to_fix(group)}
         if share_names(key):
             per_org = defaultdict(list)
             for r in group:
@@ -126,6 +135,7 @@ def case_outcome(
     return {
         "case_id": case_id,
         **_counts(records),
+        **_forwarded(records),
         "days_to_fix": _days_to_fix(records),
         "constituencies": constituencies,
         "daily": daily_series(records, changes, now),

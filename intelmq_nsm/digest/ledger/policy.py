@@ -16,6 +16,11 @@ finding never seen): no database here, so the rules can be read and tested on th
   finding never seen vulnerable is recorded and sends nothing.
 - The same event again (IntelMQ hands a message over once more after a crash): the same
   answer as the first time, while that is still waiting for its digest; counted once.
+- A hub's record of forwarding (:func:`forwarded_first`, :func:`forwarded_again`): the
+  organisation is the CERT (``cert:<key>``), the state ``forwarded`` until the CERT
+  reports otherwise; it never goes into a digest of the hub's.
+- At a CERT, a finding a hub forwarded keeps that hub's finding id and instance name
+  (``upstream_finding_id``, ``upstream_instance``), the last ones seen.
 """
 
 from dataclasses import dataclass, field
@@ -39,6 +44,9 @@ class Observation:
     target: str = ""
     #: The registry matches that routed it to this organisation, as JSON ("" if unknown).
     matches: str = ""
+    #: A finding a hub forwarded: the hub's finding id and instance name ("" otherwise).
+    upstream_finding_id: str = ""
+    upstream_instance: str = ""
 
 
 @dataclass
@@ -63,6 +71,8 @@ def first(observation: Observation, now: float) -> Step:
         "case_id": observation.case_id,
         "target": observation.target,
         "matches": observation.matches,
+        "upstream_finding_id": observation.upstream_finding_id,
+        "upstream_instance": observation.upstream_instance,
         "state": state,
         "first_seen": now,
         "last_seen": now,
@@ -89,6 +99,7 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
     }
     if observation.matches and observation.matches != record.get("matches"):
         values["matches"] = observation.matches
+    values.update(_upstream(record, observation))
     state, kind, change = record["state"], None, None
     if observation.vulnerable:
         if state in FIXED:
@@ -140,3 +151,57 @@ def delivered(record, kind: str, digest_id: str, now: float) -> Step:
     if record["pending"] == kind:
         values["pending"] = None
     return Step(kind, values, change)
+
+
+def _upstream(record, observation: Observation) -> dict:
+    """The hub a finding came from, as last seen: a finding the CERT saw first itself and a
+    hub forwarded later is reported back to that hub from then on."""
+    upstream = {
+        "upstream_finding_id": observation.upstream_finding_id,
+        "upstream_instance": observation.upstream_instance,
+    }
+    if not observation.upstream_finding_id or all(record.get(k) == v for k, v in upstream.items()):
+        return {}
+    return upstream
+
+
+# -- a hub's record of what it forwarded to a sectoral CERT's instance ---------------------
+
+#: The state of a hub's record of a finding it forwarded (see STATES).
+FORWARDED = "forwarded"
+#: A hub's record of a finding forwarded to a CERT has the organisation ``cert:<key>``,
+#: the key of the CERT's constituency in the hub's registry.
+CERT_PREFIX = "cert:"
+
+
+def cert_org_id(constituency: str) -> str:
+    """The organisation id of a hub's records of findings forwarded to ``constituency``'s CERT."""
+    return f"{CERT_PREFIX}{constituency}"
+
+
+def forwarded_to(org_id: str) -> str:
+    """The constituency whose CERT a record's organisation ``cert:<key>`` stands for; "" for
+    any other organisation."""
+    return org_id[len(CERT_PREFIX) :] if org_id.startswith(CERT_PREFIX) else ""
+
+
+def forwarded_first(observation: Observation, now: float) -> Step:
+    """A finding the hub forwards for the first time: recorded as ``forwarded``; nothing
+    goes into a digest (the CERT's instance notifies)."""
+    result = "vulnerable" if observation.vulnerable else "not vulnerable"
+    step = first(observation, now)
+    step.values.update(state=FORWARDED, pending=None, last_kind=None)
+    return Step(None, step.values, (None, FORWARDED, f"Forwarded to {observation.org_id} ({result})."))
+
+
+def forwarded_again(record, observation: Observation, now: float) -> Step:
+    """A finding forwarded again (a rescan, a repeat): counted as seen; its state is what
+    the CERT reported back since, and stays."""
+    if record["last_event"] == observation.event_hash:
+        return Step(None)
+    values = {
+        "last_seen": max(now, record["last_seen"]),
+        "times_seen": record["times_seen"] + 1,
+        "last_event": observation.event_hash,
+    }
+    return Step(None, values)

@@ -25,7 +25,9 @@ from sqlalchemy import (
 #: Every state a finding can be in. ``open``: seen, not yet notified. ``notified``: in a
 #: delivered digest. ``fixed-verified``: a rescan said not vulnerable. ``reopened``: seen
 #: vulnerable again after a fix. The owners' answers: ``fixed-reported`` (says fixed, not
-#: yet verified), ``disputed``, ``accepted-risk``, ``false-positive``.
+#: yet verified), ``disputed``, ``accepted-risk``, ``false-positive``. ``forwarded``: a
+#: hub handed the finding to a sectoral CERT's instance (the record's organisation is
+#: ``cert:<constituency key>``); what became of it there is the CERT's to say.
 STATES = (
     "open",
     "notified",
@@ -35,6 +37,7 @@ STATES = (
     "disputed",
     "accepted-risk",
     "false-positive",
+    "forwarded",
 )
 #: Who changed a state: a rescan (or the output acting on one), the owner, an operator.
 SOURCES = ("scan", "owner", "operator")
@@ -46,6 +49,10 @@ ANSWERS = ("fixed-reported", "disputed", "accepted-risk", "false-positive", "ope
 
 def _one_of(column: str, values) -> CheckConstraint:
     return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=f"{column}_known")
+
+
+#: The name of ledger_findings' constraint on its states (made again when STATES grows).
+STATE_CHECK = "state_known"
 
 
 metadata = MetaData()
@@ -81,6 +88,11 @@ ledger_findings = Table(
     #: The registry's matches that routed the finding to this organisation (JSON list of
     #: ``extra.nsm.matches`` entries), as last seen: what a dispute of it is about.
     Column("matches", Text, nullable=False, default=""),
+    #: At a sectoral CERT's instance, for a finding a hub forwarded: the hub's finding id
+    #: and the hub's instance name (``extra.nsm.upstream``), by which the CERT reports the
+    #: finding's changes back to that hub; empty for a finding of the CERT's own.
+    Column("upstream_finding_id", String(64), nullable=False, default=""),
+    Column("upstream_instance", String(200), nullable=False, default=""),
     PrimaryKeyConstraint("ledger", "finding_id", "org_id"),
     _one_of("state", STATES),
 )

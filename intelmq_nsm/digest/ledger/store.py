@@ -42,12 +42,14 @@ from typing import Optional
 from sqlalchemy import and_, bindparam, create_engine, event, exc, func, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateTable
 
 from intelmq_nsm import storage
-from intelmq_nsm.digest.ledger.policy import Observation, again, delivered, first
+from intelmq_nsm.digest.ledger.policy import Observation, again, delivered, first, forwarded_again, forwarded_first
 from intelmq_nsm.digest.ledger.schema import (
     ANSWERS,
     SOURCES,
+    STATE_CHECK,
     STATES,
     SUPERSEDED_INDEXES,
     ledger_disputes,
@@ -193,8 +195,31 @@ SILENT = (
 # -- the statements: the schema and the database -----------------------------------------
 
 TAKE_SCHEMA_LOCK = f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"
-ADD_MATCHES_COLUMN = "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''"
+#: Columns added to ledger_findings after ledgers were made, each with the statement that
+#: adds it (with its default) to a ledger that lacks it.
+ADDED_COLUMNS = {
+    "matches": "ALTER TABLE ledger_findings ADD COLUMN matches TEXT NOT NULL DEFAULT ''",
+    "upstream_finding_id": "ALTER TABLE ledger_findings ADD COLUMN upstream_finding_id VARCHAR(64) NOT NULL DEFAULT ''",
+    "upstream_instance": "ALTER TABLE ledger_findings ADD COLUMN upstream_instance VARCHAR(200) NOT NULL DEFAULT ''",
+}
 DROP_INDEX = "DROP INDEX IF EXISTS {}"
+#: SQLite cannot change a table's CHECK constraint (a state added to STATES): the table is
+#: made again under its name and its rows copied (SQLite's own recipe for a schema change,
+#: https://www.sqlite.org/lang_altertable.html#otheralter). The references of the other
+#: tables to ``ledger_findings`` stay as they are written (``legacy_alter_table``), and
+#: they name the new table once it stands; foreign keys are not enforced on these files.
+KEEP_REFERENCES = "PRAGMA legacy_alter_table = ON"
+FOLLOW_REFERENCES = "PRAGMA legacy_alter_table = OFF"
+SET_ASIDE_FINDINGS = "ALTER TABLE ledger_findings RENAME TO ledger_findings_before"
+COPY_FINDINGS = "INSERT INTO ledger_findings ({columns}) SELECT {columns} FROM ledger_findings_before"
+DROP_FINDINGS_SET_ASIDE = "DROP TABLE ledger_findings_before"
+#: PostgreSQL changes the constraint in place. (Text of their own: SQLAlchemy's
+#: AddConstraint would mark the Table's constraint as added apart, and every CREATE TABLE
+#: of the process after it would leave the constraint out.)
+DROP_STATE_CHECK = f"ALTER TABLE ledger_findings DROP CONSTRAINT IF EXISTS {STATE_CHECK}"
+ADD_STATE_CHECK = (
+    f"ALTER TABLE ledger_findings ADD CONSTRAINT {STATE_CHECK} CHECK (state IN ({', '.join(map(repr, STATES))}))"
+)
 TABLES_ON_DISK = (
     "SELECT pg_total_relation_size('ledger_findings') + pg_total_relation_size('ledger_history')"
     " + pg_total_relation_size('ledger_notifications')"
@@ -372,14 +397,40 @@ class Ledger:
             metadata.create_all(conn)
             # Columns added to ledger_findings after a ledger was made (create_all makes
             # only missing tables): added with their default, so older ledgers go on working.
-            if "matches" not in {column["name"] for column in inspect(conn).get_columns(F.name)}:
-                conn.exec_driver_sql(ADD_MATCHES_COLUMN)
+            present = {column["name"] for column in inspect(conn).get_columns(F.name)}
+            for column, statement in ADDED_COLUMNS.items():
+                if column not in present:
+                    conn.exec_driver_sql(statement)
+            self._allow_every_state(conn)
             # A ledger made by an earlier version: its tables exist, so create_all leaves
             # them alone; the statistics' present indexes are made here, the old dropped.
             for index in (*F.indexes, *H.indexes):
                 index.create(conn, checkfirst=True)
             for index in SUPERSEDED_INDEXES:
                 conn.exec_driver_sql(DROP_INDEX.format(index))
+
+    @staticmethod
+    def _allow_every_state(conn) -> None:
+        """A ledger made before a state was added to STATES refuses it by its CHECK
+        constraint: the constraint is made again with every state (on SQLite, the table)."""
+        stored = [c for c in inspect(conn).get_check_constraints(F.name) if c["name"] == STATE_CHECK]
+        if stored and all(f"'{state}'" in stored[0]["sqltext"] for state in STATES):
+            return
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(DROP_STATE_CHECK)
+            conn.exec_driver_sql(ADD_STATE_CHECK)
+            return
+        columns = ", ".join(column.name for column in F.c)
+        conn.exec_driver_sql(KEEP_REFERENCES)
+        try:
+            conn.exec_driver_sql(SET_ASIDE_FINDINGS)
+            # The table alone: its indexes still stand under their names on the old one,
+            # which goes with them; _create_schema makes them next.
+            conn.execute(CreateTable(F))
+            conn.exec_driver_sql(COPY_FINDINGS.format(columns=columns))
+            conn.exec_driver_sql(DROP_FINDINGS_SET_ASIDE)
+        finally:
+            conn.exec_driver_sql(FOLLOW_REFERENCES)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -460,26 +511,42 @@ class Ledger:
         with _Reachable():
             return self._observe(self._steps_on(conn), observations, now)
 
-    def _observe(self, steps, observations: Iterable[Observation], now: float) -> list:
+    def record_forwarded(self, observations: Iterable[Observation], now: Optional[float] = None) -> list:
+        """A hub forwarded one event's findings to a sectoral CERT's instance (each
+        observation's organisation is ``cert:<key>``): recorded ``forwarded`` when new,
+        counted as seen when known, in one transaction; per observation the record after it."""
+        now = time.time() if now is None else now
+        with self._steps() as steps:
+            return self._observe(steps, observations, now, forwarded_first, forwarded_again)
+
+    def _observe(self, steps, observations: Iterable[Observation], now: float, new=first, known=None) -> list:
+        """The loop of an observation's write: ``new(observation, now)`` for a finding the
+        ledger has no record of, ``known(record, observation, now)`` for one it has (by
+        default the notification policy's :func:`again`)."""
+        if known is None:
+            known = self._again
         results = []
         for o in observations:
             # A new finding first: one statement where it is new; where it is known, the
             # conflict leaves it alone and it is read (locked) and changed.
             key = self._bind(o.finding_id, o.org_id)
-            step = first(o, now)
+            step = new(o, now)
             row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
             if steps.added(F, row):
                 steps.change(self._change(o.finding_id, o.org_id, step.change, now))
                 results.append({**row, "kind": step.kind})
                 continue
             record = steps.record(key)
-            step = again(record, o, now, self.reminder_after, self.report_fixed)
+            step = known(record, o, now)
             if step.values:
                 steps.update(step.values, key)
             if step.change:
                 steps.change(self._change(o.finding_id, o.org_id, step.change, now))
             results.append({**record, **step.values, "kind": step.kind})
         return results
+
+    def _again(self, record, observation: Observation, now: float):
+        return again(record, observation, now, self.reminder_after, self.report_fixed)
 
     def record_delivery(self, digest_id: str, entries: Iterable[tuple], now: Optional[float] = None) -> int:
         """The digest ``digest_id`` holding ``(finding id, org id, kind)`` entries was delivered.
