@@ -66,3 +66,12 @@ MATCHES = "extra.nsm.matches"
 TIE = "extra.nsm.tie"
 #: str: version (or content hash) of the constituency registry that made the decision.
 REGISTRY_VERSION = "extra.nsm.registry_version"
+
+# -- Event, written by the forwarded-event parser (a sectoral CERT's instance) ------------
+#: dict: where a finding a hub forwarded came from, kept by the CERT's forwarded-event
+#: parser: ``{"instance": "<the hub's instance name>", "finding_id": "<the hub's finding
+#: id>", "case_id": ..., "reporter": {"feed_name", "feed_provider", "feed_code",
+#: "feed_accuracy"} (the hub's feed.*), "forwarded_at": "<ISO time>"}``, keys absent when
+#: unknown. The CERT's own ``extra.nsm.finding_id`` is computed by the CERT; the return leg
+#: reports to the hub by this finding id. See ``harmonization/federation.md``.
+UPSTREAM = "extra.nsm.upstream"

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "intelmq_nsm"
 #: The mechanism: plain Python that needs no IntelMQ, under the bots and the commands.
-MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback", "auth")
+MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback", "auth", "federation")
 #: What the mechanism must not reach: IntelMQ itself (also through the package's bots or
 #: its one module of shortcuts past IntelMQ's Message API), the commands, the demo and
 #: whatever stands beside the product.
