@@ -19,6 +19,7 @@ CERT's own finding id. See ``harmonization/federation.md``.
 
 import copy
 import json
+import re
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Optional
@@ -46,6 +47,7 @@ REPORTER = {
 _SHOWN = 80
 #: The document itself, where no field is to blame (not an object, too many fields).
 WHOLE = "event"
+NOT_A_NAME = "is not a field name IntelMQ allows"
 
 
 class ForwardedEventError(ValueError):
@@ -114,7 +116,31 @@ def _validator():
     # jsonschema is imported here: only a CERT's parser needs it.
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(_schema())
+    # The same schema with its local references put in place: resolving a "$ref" for
+    # each field was a third of the validation's cost per event.
+    schema = _schema()
+    checked = {key: value for key, value in schema.items() if key != "propertyNames"}  # see _names
+    return Draft202012Validator(_in_place(checked, schema.get("$defs", {})))
+
+
+@cache
+def _names():
+    """The schema's own rule for field names (``propertyNames``: a pattern and a length),
+    compiled once: jsonschema's descent into every name of every event was half of the
+    validation's cost. The names are checked here first, the rest by jsonschema."""
+    rule = _schema()["propertyNames"]
+    return re.compile(rule["pattern"]), rule["maxLength"]
+
+
+def _in_place(node, definitions: dict):
+    """``node`` with every ``{"$ref": "#/$defs/NAME"}`` replaced by that definition."""
+    if isinstance(node, dict):
+        if set(node) == {"$ref"} and node["$ref"].startswith("#/$defs/"):
+            return _in_place(definitions[node["$ref"][len("#/$defs/") :]], definitions)
+        return {key: _in_place(value, definitions) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_in_place(value, definitions) for value in node]
+    return node
 
 
 def problems(document) -> list:
@@ -122,6 +148,10 @@ def problems(document) -> list:
     in order; empty when it is a forwarded event."""
     if not isinstance(document, dict):
         return [(WHOLE, f"is not a JSON object but {type(document).__name__}")]
+    pattern, longest = _names()
+    found = [(name[:_SHOWN], NOT_A_NAME) for name in document if len(name) > longest or not pattern.search(name)]
+    if found:
+        return found
     errors = sorted(_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     return [_problem(error, document) for error in errors]
 
@@ -132,18 +162,14 @@ def _problem(error, document: dict) -> tuple:
         return missing[0], "is missing"
     if error.validator == "anyOf" and not error.absolute_path:
         return "source.ip", "is missing: a forwarded event needs source.ip, source.fqdn or source.url"
-    if "propertyNames" in error.absolute_schema_path:  # the name itself, not its value
-        return str(error.instance)[:_SHOWN], "is not a field name IntelMQ allows"
-    if error.validator in ("maxProperties", "minProperties"):
+    if error.validator in ("maxProperties", "minProperties") and not error.absolute_path:
         return WHOLE, f"has {len(document)} fields; a forwarded event has 1 to {_schema()['maxProperties']}"
     field = str(error.absolute_path[0]) if error.absolute_path else WHOLE
     value = document.get(field, error.instance)
     if error.validator in ("pattern", "enum", "const"):
         return field, f"{shown(value)} is not an accepted value"
     if error.validator in ("maxLength", "maxItems", "maxProperties"):
-        return field, f"is longer than the {error.validator_value} the schema allows"
-    if error.validator == "anyOf":  # any other field: a JSON value of bounded size
-        return field, "is too large (text of at most 20000 characters, at most 1000 items or 200 keys)"
+        return field, f"is larger than the schema allows ({error.validator} {error.validator_value})"
     return field, f"{shown(value)} is not accepted: {error.message[:200]}"
 
 

@@ -84,8 +84,10 @@ def test_upstream_leaves_out_what_is_unknown_and_takes_the_computed_id_when_the_
         ({"source.port": 70000}, "source.port", "is not accepted"),
         ({"Source.IP": "192.0.2.1"}, "Source.IP", "is not a field name IntelMQ allows"),
         ({ec.ORGANISATIONS: "GM0363"}, ec.ORGANISATIONS, "is not accepted"),
-        ({"extra.nsm.evidence": "x" * 20001}, "extra.nsm.evidence", "longer than the 20000"),
-        ({"extra.note": "y" * 20001}, "extra.note", "too large"),
+        ({"extra.nsm.evidence": "x" * 20001}, "extra.nsm.evidence", "larger than the schema allows (maxLength 20000)"),
+        ({"extra.note": "y" * 20001}, "extra.note", "larger than the schema allows (maxLength 20000)"),
+        ({"extra.list": list(range(1001))}, "extra.list", "larger than the schema allows (maxItems 1000)"),
+        ({"extra.map": {f"k{i}": i for i in range(201)}}, "extra.map", "allows (maxProperties 200)"),
     ],
 )
 def test_a_forged_or_malformed_event_is_refused_naming_the_field(change, field, reason):
