@@ -197,13 +197,20 @@ def vulnerable(event: dict) -> bool:
     raise FindingError(ec.RESULT, value, "must be vulnerable or not-vulnerable")
 
 
+def _decoded(event: dict, key: str, what: str):
+    """The value of ``key``, decoded when it came as JSON text (an event whose ``extra`` an
+    output kept as a string); raises FindingError when that text is not JSON."""
+    value = _get(event, key)
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise FindingError(key, value, f"is not a JSON {what}") from None
+
+
 def _organisations(event: dict) -> list:
-    organisations = _get(event, ec.ORGANISATIONS)
-    if isinstance(organisations, str):
-        try:
-            organisations = json.loads(organisations)
-        except json.JSONDecodeError:
-            raise FindingError(ec.ORGANISATIONS, organisations, "is not a JSON list") from None
+    organisations = _decoded(event, ec.ORGANISATIONS, "list")
     if not organisations:
         raise FindingError(
             ec.ORGANISATIONS, organisations, "is missing or empty, so no organisation can receive this finding"
@@ -272,12 +279,7 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
 def upstream_of(event: dict) -> tuple:
     """``(the hub's finding id, the hub's instance)`` of a finding a hub forwarded
     (``extra.nsm.upstream``, as the CERT's forwarded-event parser wrote it), else ``("", "")``."""
-    upstream = _get(event, ec.UPSTREAM)
-    if isinstance(upstream, str):
-        try:
-            upstream = json.loads(upstream)
-        except json.JSONDecodeError:
-            raise FindingError(ec.UPSTREAM, upstream, "is not a JSON object") from None
+    upstream = _decoded(event, ec.UPSTREAM, "object")
     if not upstream:
         return "", ""
     if not isinstance(upstream, dict):

@@ -20,11 +20,11 @@ CERT's own finding id. See ``harmonization/federation.md``.
 import copy
 import json
 import re
-from functools import cache, lru_cache
-from importlib import resources
+from functools import cache
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
+from intelmq_nsm.formats.schema import package_schema
 
 SCHEMA_RESOURCE = "forwarded-event-1.schema.json"
 #: The largest body the parser reads by default (its ``max_event_size``): an event is a
@@ -105,10 +105,8 @@ def load_schema() -> dict:
     return copy.deepcopy(_schema())
 
 
-@lru_cache(maxsize=1)
 def _schema() -> dict:
-    text = resources.files("intelmq_nsm").joinpath("schemas", SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)
+    return package_schema(SCHEMA_RESOURCE)
 
 
 @cache

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import yaml
 
-from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, ExampleChain
+from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, ExampleChain, wait_settled
 from intelmq_nsm.testbed.pipeline import HarnessError, Pipeline, wait_for
 from intelmq_nsm.testbed.rabbitmq import RABBITMQ_BIN
 
@@ -220,14 +220,7 @@ class ForwardLeg:
         return self.hub.settled() and self.queued() == 0 and self.cert.settled()
 
     def wait_until_delivered(self) -> None:
-        last = [False]
-
-        def settled_twice():
-            now = self.settled()
-            both, last[0] = now and last[0], now
-            return both
-
-        wait_for(settled_twice, timeout=self.timeout, interval=1.0, what="the forward leg to settle")
+        wait_settled(self.settled, self.timeout, "the forward leg to settle")
 
     def close(self) -> None:
         for chain in (self.hub, self.cert):
