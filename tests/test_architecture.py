@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "intelmq_nsm"
 #: The mechanism: plain Python that needs no IntelMQ, under the bots and the commands.
-MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback", "auth")
+MECHANISM = ("intake", "formats", "constituency", "digest", "web", "feedback", "auth", "federation")
 #: What the mechanism must not reach: IntelMQ itself (also through the package's bots or
 #: its one module of shortcuts past IntelMQ's Message API), the commands, the demo and
 #: whatever stands beside the product.
@@ -722,3 +722,29 @@ def test_only_the_ledgers_store_uses_its_tables(name):
         elif isinstance(node, ast.Import):
             taken += [alias.name for alias in node.names if alias.name == LEDGER_SCHEMA]
     assert taken == [], f"{name} takes {', '.join(taken)} from the ledger's schema: ask the Ledger instead."
+
+
+# -- between installations: one home each ------------------------------------------------------
+
+FORWARDED_MODULE = f"{PACKAGE}.federation.forwarded"
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_the_forwarded_event_schema_and_the_hubs_routing_keys_are_read_in_one_module(name):
+    # What a hub may send, and what of it a CERT drops, is decided in federation/forwarded.py:
+    # the forwarded-event parser asks it, nothing reads the schema or lists the keys itself.
+    if name == FORWARDED_MODULE:
+        return
+    text = MODULES[name].read_text(encoding="utf-8")
+    assert "forwarded-event-1.schema.json" not in text, f"{name} reads the forwarded-event schema itself."
+    assert not re.search(r"\bROUTING\s*=", text), f"{name} lists the hub's routing keys itself."
+
+
+@pytest.mark.parametrize("name", under(PACKAGE))
+def test_the_organisation_of_a_forward_is_spelled_in_the_ledgers_policy(name):
+    # ``cert:<key>`` names the CERT a hub forwarded to (the record output writes it, the case's
+    # outcome counts it, the return leg checks it): made and read by cert_org_id/forwarded_to.
+    if name == f"{PACKAGE}.digest.ledger.policy":
+        return
+    spelled = [line for line, text in strings_of(tree_of(name)) if text.startswith("cert:")]
+    assert spelled == [], f"{name} spells cert:<key> at line(s) {spelled}: use cert_org_id/forwarded_to."

@@ -43,6 +43,8 @@ PALETTE = {
     "intelmq.bots.parsers.nsm.report": ("Parser", "NSMReport"),
     "intelmq.bots.experts.nsm.constituency": ("Expert", "NSMConstituency"),
     "intelmq.bots.outputs.nsm.digest": ("Output", "NSMDigest"),
+    "intelmq.bots.parsers.nsm.forwarded": ("Parser", "NSMForwarded"),
+    "intelmq.bots.outputs.nsm.forward_record": ("Output", "NSMForwardRecord"),
 }
 
 

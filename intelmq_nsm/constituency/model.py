@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Optional
 
+from intelmq_nsm.event_contract import CERT_PREFIX
+
 from .fields import addresses, boolean, day, identifiers, one_of, record_field, text
 from .preferences import KEYS as PREFERENCE_KEYS
 from .preferences import parse as parse_preferences
@@ -21,7 +23,7 @@ MANUAL = "manual"
 CLAIMS_SOURCE = "claims:"
 #: The organisation that stands for a whole constituency in its claims: ``cert:ibd`` owns
 #: every asset a CERT claims without naming an organisation of its own.
-CERT_ORGANISATION = "cert:"
+CERT_ORGANISATION = CERT_PREFIX
 #: The constituency the shipped municipality list belongs to.
 DEFAULT_CONSTITUENCY = "ibd"
 #: A constituency's key: also the name of the expert's path for it.
@@ -41,11 +43,6 @@ def claims_source(key: str) -> str:
 def claimed_by(source: str) -> Optional[str]:
     """The constituency whose claims an asset of ``source`` came from, or None."""
     return source[len(CLAIMS_SOURCE) :] if source.startswith(CLAIMS_SOURCE) else None
-
-
-def cert_organisation(key: str) -> str:
-    """The id of the organisation that stands for constituency ``key`` as a whole: ``cert:ibd``."""
-    return CERT_ORGANISATION + key
 
 
 @dataclass(frozen=True)

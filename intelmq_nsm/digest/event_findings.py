@@ -174,7 +174,7 @@ ROW_FIELDS = (
 )
 
 
-def _fields(event: dict, keys=ROW_FIELDS) -> dict:
+def event_fields(event: dict, keys=ROW_FIELDS) -> dict:
     """The event's non-empty values of ``keys``, flat (a flat-but-nested event's ``extra``
     read too)."""
     if isinstance(event.get("extra"), dict):
@@ -189,7 +189,7 @@ def finding_row(
     """The columns of :data:`COLUMNS` for one event; absent values are empty strings.
     ``kind``: its kind of abuse, if known (else from its classification); ``fields`` and
     ``service`` (its service port): what :func:`findings_of` read of it already."""
-    fields = _fields(event) if fields is None else fields
+    fields = event_fields(event) if fields is None else fields
     kind = kind or abuse_kinds.kind_of(fields)
     port = fields.get("source.port")
     if service is ...:
@@ -238,7 +238,7 @@ def kind_of_abuse(event: dict, rules=None, fields=None) -> str:
     """The event's kind of abuse (see intelmq_nsm.abuse_kinds); raises FindingError for an
     ``extra.nsm.kind`` that names none. ``rules``: the output's ``kinds_of_abuse``, checked."""
     try:
-        return abuse_kinds.kind_of(_fields(event) if fields is None else fields, rules)
+        return abuse_kinds.kind_of(event_fields(event) if fields is None else fields, rules)
     except abuse_kinds.UnknownKind as exc:
         raise FindingError(exc.field, exc.value, str(exc)) from None
 
@@ -247,11 +247,11 @@ def identify(event: dict, kind: Optional[str] = None) -> str:
     """The event's finding id: its own ``extra.nsm.finding_id``, else computed by the rule
     of its kind of abuse (see intelmq_nsm.finding_id); raises FindingError naming what is
     missing and which fields could say it."""
-    fields = _fields(event)
-    return _identity(fields, kind or kind_of_abuse(event, fields=fields))[0]
+    fields = event_fields(event)
+    return identity_of(fields, kind or kind_of_abuse(event, fields=fields))[0]
 
 
-def _identity(fields: dict, kind: str) -> tuple:
+def identity_of(fields: dict, kind: str) -> tuple:
     """``(finding id, where, service port)``: the id (the event's own, else computed), the
     host (with its service port) the finding is about as the ledger keeps it, and that port."""
     given = fields.get(ec.FINDING_ID)
@@ -274,7 +274,7 @@ def report_of(event: dict, fields=None) -> str:
     its collector made the report (IntelMQ copies ``time.observation`` from the report to
     each of its events). Events of one report are one observation of a finding; "" when
     nothing names the report (each event is then an observation of its own)."""
-    fields = _fields(event) if fields is None else fields
+    fields = event_fields(event) if fields is None else fields
     if ec.SUBMISSION_ID in fields:
         key = f"submission\x1f{fields[ec.SUBMISSION_ID]}"
     elif "time.observation" in fields:
@@ -295,6 +295,22 @@ def reporter_of(event: dict) -> str:
     return ""
 
 
+def case_id_of(event: dict) -> str:
+    """The event's case id (``extra.nsm.case_id``), "" without one."""
+    return str(_get(event, ec.CASE_ID) or "")
+
+
+def constituency_of(event: dict, constituency: Optional[str] = None) -> str:
+    """The event's ``constituency``; raises FindingError when it has none or, with
+    ``constituency`` given (an output serves one), another one: a routing error."""
+    value = _get(event, "constituency")
+    if not value:
+        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
+    if constituency and value != constituency:
+        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
+    return value
+
+
 def vulnerable(event: dict) -> bool:
     """False when the scan said the system is not (any more) vulnerable."""
     value = _get(event, ec.RESULT)
@@ -305,13 +321,20 @@ def vulnerable(event: dict) -> bool:
     raise FindingError(ec.RESULT, value, "must be vulnerable or not-vulnerable")
 
 
+def _decoded(event: dict, key: str, what: str):
+    """The value of ``key``, decoded when it came as JSON text (an event whose ``extra`` an
+    output kept as a string); raises FindingError when that text is not JSON."""
+    value = _get(event, key)
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise FindingError(key, value, f"is not a JSON {what}") from None
+
+
 def _organisations(event: dict) -> list:
-    organisations = _get(event, ec.ORGANISATIONS)
-    if isinstance(organisations, str):
-        try:
-            organisations = json.loads(organisations)
-        except json.JSONDecodeError:
-            raise FindingError(ec.ORGANISATIONS, organisations, "is not a JSON list") from None
+    organisations = _decoded(event, ec.ORGANISATIONS, "list")
     if not organisations:
         raise FindingError(
             ec.ORGANISATIONS, organisations, "is missing or empty, so no organisation can receive this finding"
@@ -334,15 +357,11 @@ def findings_of(event: dict, constituency: Optional[str] = None, tlp: str = traf
     is a routing error), or no organisations. Such an event must not be delivered and must
     not vanish either; the bot dumps it.
     """
-    value = _get(event, "constituency")
-    if not value:
-        raise FindingError("constituency", value, "is missing, so the event was not routed to this output")
-    if constituency and value != constituency:
-        raise FindingError("constituency", value, f"differs from this output's constituency {constituency!r}")
+    value = constituency_of(event, constituency)
     organisations = _organisations(event)
-    fields = _fields(event)  # one pass over the event for what follows
+    fields = event_fields(event)  # one pass over the event for what follows
     kind = kind_of_abuse(event, kinds, fields)
-    finding, where, service = _identity(fields, kind)
+    finding, where, service = identity_of(fields, kind)
     is_vulnerable = vulnerable(event)
     digest = event_hash(event)
     row = finding_row(event, tlp, kind, fields, service)
@@ -395,14 +414,9 @@ def upstream(event: dict) -> tuple:
     """``(the hub's finding id, the hub's instance)`` of a finding a hub forwarded
     (``extra.nsm.upstream``), () for the CERT's own; raises FindingError for a value no hub
     sends (the forwarded-event parser lets none through)."""
-    value = _get(event, ec.UPSTREAM)
+    value = _decoded(event, ec.UPSTREAM, "object")
     if value in (None, "", {}):
         return ()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise FindingError(ec.UPSTREAM, value, "is not a JSON object") from None
     if not isinstance(value, dict):
         raise FindingError(ec.UPSTREAM, value, "is not an object")
     found = []

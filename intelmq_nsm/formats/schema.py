@@ -20,9 +20,15 @@ def load_schema() -> dict:
     return copy.deepcopy(_schema())
 
 
-@lru_cache(maxsize=1)
 def _schema() -> dict:
-    text = resources.files("intelmq_nsm").joinpath("schemas", SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return package_schema(SCHEMA_RESOURCE)
+
+
+@lru_cache(maxsize=8)
+def package_schema(resource: str) -> dict:
+    """A JSON Schema the package ships in ``intelmq_nsm/schemas/`` (read once; do not change
+    it: the copy is shared)."""
+    text = resources.files("intelmq_nsm").joinpath("schemas", resource).read_text(encoding="utf-8")
     return json.loads(text)
 
 

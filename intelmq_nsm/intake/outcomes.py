@@ -80,6 +80,7 @@ class CaseOutcomes:
             "case_id": case_id,
             "findings": 0,
             "notified": 0,
+            "forwarded": 0,
             "open": 0,
             "fixed_verified": 0,
             "by_state": {},

@@ -81,6 +81,19 @@ def settled(queue_sizes: dict, intake_spools=(), digest_spools=(), feed_folders=
     return True
 
 
+def wait_settled(settled: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait until ``settled()`` says so twice in a row, a second apart: a message may still
+    be crossing a bot the first time."""
+    last = [False]
+
+    def settled_twice():
+        now = settled()
+        both, last[0] = now and last[0], now
+        return both
+
+    wait_for(settled_twice, timeout=timeout, interval=1.0, what=what)
+
+
 class ExampleChain:
     """One example configuration running on private servers; ``close()`` stops what it started.
 
@@ -234,15 +247,7 @@ class ExampleChain:
         )
 
     def wait_until_delivered(self) -> None:
-        # Settled twice in a row, a second apart: a report may still be crossing a bot.
-        last = [False]
-
-        def settled_twice():
-            now = self.settled()
-            both, last[0] = now and last[0], now
-            return both
-
-        wait_for(settled_twice, timeout=self.timeout, interval=1.0, what="all digests to be delivered")
+        wait_settled(self.settled, self.timeout, "all digests to be delivered")
 
     def set_clock(self, offset: float) -> None:
         """Restart the digest outputs with their clock ``offset`` seconds ahead."""

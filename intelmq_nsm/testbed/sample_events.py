@@ -58,3 +58,38 @@ def event(n: int, organisations: list, constituency: str = "ibd", case: str = "D
     }
     result.update(extra)
     return result
+
+
+#: The example registry's municipal networks: one /29 each in 192.0.2.0/24 up to .239
+#: (runtime-examples/nsm-ibd/registry), and their CBS codes in that order.
+EXAMPLE_MUNICIPAL_HOSTS = 240
+
+
+def hub_event(n: int, constituency: str = "ibd", case: str = "DIVD-2024-00012", vulnerable: bool = True) -> dict:
+    """A finding as a hub's constituency expert sends it on a CERT's path: its address in
+    one of the example registry's municipal networks (so the CERT's own registry routes
+    it), the hub's routing decision, feed and finding id."""
+    from intelmq_nsm.finding_id import finding_id
+
+    ip = f"192.0.2.{n % EXAMPLE_MUNICIPAL_HOSTS}"
+    fields = {
+        "source.ip": ip,
+        "source.port": 443 + n // EXAMPLE_MUNICIPAL_HOSTS,
+        "source.fqdn": f"host{n}.gemeente.example",
+        "feed.name": "DIVD researchers",
+        "feed.provider": "DIVD",
+        "feed.code": "divd",
+        "feed.accuracy": 100.0,
+        "extra.nsm.result": "vulnerable" if vulnerable else "not-vulnerable",
+        "extra.nsm.matches": [{"field": "source.ip", "value": ip, "kind": "network", "matched": "192.0.2.0/24"}],
+        "extra.nsm.registry_version": "hub-claims-1",
+    }
+    result = event(
+        n,
+        [{"id": f"claim:{constituency}", "name": "Claimed by the CERT", "kind": "other"}],
+        constituency,
+        case,
+        **fields,
+    )
+    result["extra.nsm.finding_id"] = finding_id(result)
+    return result

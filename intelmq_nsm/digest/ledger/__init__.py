@@ -7,19 +7,22 @@ on SQLite or PostgreSQL: every statement on its tables), ``stats``, ``outcome`` 
 ``chart`` (what became of the findings, from the Ledger's reads).
 """
 
-from intelmq_nsm.digest.ledger.policy import Observation
+from intelmq_nsm.digest.ledger.policy import FORWARDED, Observation, cert_org_id, forwarded_to
 from intelmq_nsm.digest.ledger.schema import ANSWERS, KINDS, SOURCES, STATES
 from intelmq_nsm.digest.ledger.store import BAD_VALUE_ERRORS, Ledger, LedgerUnavailable, sqlite_path, sqlite_url
 
 __all__ = [
     "ANSWERS",
     "BAD_VALUE_ERRORS",
+    "FORWARDED",
     "KINDS",
     "SOURCES",
     "STATES",
     "Ledger",
     "LedgerUnavailable",
     "Observation",
+    "cert_org_id",
+    "forwarded_to",
     "sqlite_path",
     "sqlite_url",
 ]

@@ -14,6 +14,10 @@ instance, how many findings it reported on and when last, and per organisation o
 CERT's the states, by name only where the CERT sent names and the hub's registry lets the
 constituency share them, else as a count. The constituency's own counts, the days to a fix
 and the daily series follow the CERT's reports (applied to the hub's records).
+
+At a hub, ``forwarded`` counts per constituency the findings handed to that
+constituency's CERT (records of the organisation ``cert:<key>``), whatever the CERT
+reported of them since.
 """
 
 import datetime
@@ -23,6 +27,7 @@ from typing import Callable, Optional
 
 from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
 from intelmq_nsm.abuse_kinds import KINDS as KINDS_OF_ABUSE
+from intelmq_nsm.digest.ledger.policy import forwarded_to
 from intelmq_nsm.digest.ledger.schema import CERT_SOURCE, STATES
 from intelmq_nsm.digest.ledger.stats import DAY, UNRESOLVED, kind_counts, percentiles
 
@@ -58,6 +63,12 @@ def _counts(records, kinds: bool = True) -> dict:
         # Per kind of abuse: a compromised system no longer seen is not a verified fix.
         counts["by_kind"] = {k: kind_counts(by_kind[k]) for k in KINDS_OF_ABUSE if k in by_kind}
     return counts
+
+
+def _forwarded(records) -> dict:
+    """How many of ``records`` this hub handed to a sectoral CERT's instance, whatever the
+    CERT reported of them since."""
+    return {"forwarded": sum(1 for r in records if forwarded_to(r["org_id"]))}
 
 
 def _days_to_fix(records) -> dict:
@@ -175,7 +186,7 @@ def case_outcome(
     constituencies = []
     for key in sorted(per_constituency):
         group = per_constituency[key]
-        entry = {"constituency": key, **_counts(group), "days_to_fix": _days_to_fix(group)}
+        entry = {"constituency": key, **_counts(group), **_forwarded(group), "days_to_fix": _days_to_fix(group)}
         if share_names(key):
             per_org = defaultdict(list)
             for r in group:
@@ -190,6 +201,7 @@ def case_outcome(
     return {
         "case_id": case_id,
         **_counts(records),
+        **_forwarded(records),
         "days_to_fix": _days_to_fix(records),
         "constituencies": constituencies,
         "daily": daily_series(records, changes, now),

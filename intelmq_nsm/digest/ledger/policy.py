@@ -31,11 +31,17 @@ what the digest gets.
   answer as the first time, while that is still waiting for its digest; counted once.
 - A delivered reminder changes no state, but is written to the history all the same (the
   same state before and after), so that a hub learns of it from a CERT's outbox.
+- A hub's record of forwarding (:func:`forwarded_first`, :func:`forwarded_again`): the
+  organisation is the CERT (``cert:<key>``), the state ``forwarded`` until the CERT
+  reports otherwise; it never goes into a digest of the hub's.
+- At a CERT, a finding a hub forwarded keeps that hub's finding id and instance name
+  (``upstream_finding_id``, ``upstream_instance``), the last ones seen.
 """
 
 from dataclasses import dataclass, field
 from typing import Optional
 
+from intelmq_nsm import event_contract as ec
 from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
 from intelmq_nsm.abuse_kinds import SEEN_BY_FEEDS
 from intelmq_nsm.digest.ledger.precedence import decide
@@ -223,3 +229,40 @@ def delivered(record, kind: str, digest_id: str, now: float) -> Step:
     if record["pending"] == kind:
         values["pending"] = None
     return Step(kind, values, change)
+
+
+# -- a hub's record of what it forwarded to a sectoral CERT's instance ---------------------
+
+#: The state of a hub's record of a finding it forwarded (see STATES).
+FORWARDED = "forwarded"
+#: A hub's record of a finding forwarded to a CERT has the organisation ``cert:<key>``,
+#: the key of the CERT's constituency in the hub's registry.
+CERT_PREFIX = ec.CERT_PREFIX
+
+
+#: The organisation id of a hub's records of findings forwarded to a constituency's CERT.
+cert_org_id = ec.cert_organisation
+#: The constituency whose CERT a record's organisation ``cert:<key>`` stands for ("" if none).
+forwarded_to = ec.cert_key
+
+
+def forwarded_first(observation: Observation, now: float) -> Step:
+    """A finding the hub forwards for the first time: recorded as ``forwarded``; nothing
+    goes into a digest (the CERT's instance notifies)."""
+    result = "vulnerable" if observation.vulnerable else "not vulnerable"
+    step = first(observation, now)
+    step.values.update(state=FORWARDED, pending=None, last_kind=None)
+    return Step(None, step.values, (None, FORWARDED, f"Forwarded to {observation.org_id} ({result})."))
+
+
+def forwarded_again(record, observation: Observation, now: float) -> Step:
+    """A finding forwarded again (a rescan, a repeat): counted as seen; its state is what
+    the CERT reported back since, and stays."""
+    if record["last_event"] == observation.event_hash:
+        return Step(None)
+    values = {"last_seen": max(now, record["last_seen"]), "last_event": observation.event_hash}
+    # One observation per report, as for the findings a digest notifies (:func:`again`).
+    if not observation.report or observation.report != record.get("last_report"):
+        values["times_seen"] = record["times_seen"] + 1
+        values["last_report"] = observation.report
+    return Step(None, values)

@@ -40,6 +40,8 @@ from typing import Optional
 #: misbehaving system that the feeds stopped reporting for the quiet period (or a rescan no
 #: longer found): never a verified fix. The owners' answers: ``fixed-reported`` (says
 #: fixed, not yet verified), ``disputed`` (not ours), ``accepted-risk``, ``false-positive``.
+#: ``forwarded``: at a hub, a finding handed to a sectoral CERT's own instance (the record's
+#: organisation is ``cert:<key>``); what becomes of it there is the CERT's to say.
 STATES = (
     "open",
     "notified",
@@ -50,13 +52,14 @@ STATES = (
     "accepted-risk",
     "false-positive",
     "no-longer-seen",
+    "forwarded",
 )
 #: States a CERT may report that are no state of a hub's record: it reminded its constituent.
 REPORTED_ONLY = ("reminded",)
 #: The owners' answers.
 ANSWERS = ("fixed-reported", "disputed", "accepted-risk", "false-positive")
 #: The finding is there as far as anyone knows, and nobody answered.
-ACTIVE = ("open", "notified", "reopened")
+ACTIVE = ("open", "notified", "reopened", "forwarded")
 #: The sources that are not a CERT's.
 SOURCES = ("scan", "owner", "ticket", "operator")
 #: A downstream CERT's source: ``cert:<key>`` or ``cert:<key>/<origin>``.
@@ -68,7 +71,8 @@ CERT_ORIGIN = {
     "reopened": "scan",
     "no-longer-seen": "scan",
     "open": "ticket",
-    "notified": None,
+    # The CERT notified its constituent: the hub's record of a forwarded finding follows.
+    "notified": "scan",
     "reminded": None,
     **dict.fromkeys(ANSWERS, "owner"),
 }
@@ -89,7 +93,7 @@ _TICKET = {
 TABLE = {
     "scan": {
         "open": {None: APPLY},
-        "notified": {"open": APPLY},
+        "notified": {"open": APPLY, "forwarded": APPLY},
         "reopened": {"fixed-verified": APPLY, "fixed-reported": APPLY, "no-longer-seen": APPLY},
         "fixed-verified": {None: APPLY, **{s: APPLY for s in STATES if s != "fixed-verified"}},
         "no-longer-seen": {None: APPLY, **dict.fromkeys((*ACTIVE, "fixed-reported"), APPLY)},

@@ -26,6 +26,7 @@ from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
 from intelmq_nsm.digest.ledger.precedence import ANSWERS as OWNERS_ANSWERS
 from intelmq_nsm.digest.ledger.precedence import SOURCES as NOT_CERTS
 from intelmq_nsm.digest.ledger.precedence import STATES as ALL_STATES
+from intelmq_nsm.event_contract import CERT_PREFIX
 
 #: Every state a finding can be in (see :mod:`.precedence`, where who may move it is decided).
 STATES = ALL_STATES
@@ -33,7 +34,7 @@ STATES = ALL_STATES
 #: operator; a downstream CERT's change is stored as ``cert:<key>`` or ``cert:<key>/<origin>``
 #: (:data:`CERT_SOURCE` and the CERT's constituency key), one per CERT.
 SOURCES = NOT_CERTS
-CERT_SOURCE = "cert:"
+CERT_SOURCE = CERT_PREFIX
 #: What a finding is in a digest; ``not-seen``: a compromised or misbehaving system that a
 #: rescan no longer found (never a verified fix).
 KINDS = ("new", "reminder", "reopened", "fixed", "not-seen")

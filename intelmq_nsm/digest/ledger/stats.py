@@ -16,8 +16,9 @@ import numpy
 from intelmq_nsm.abuse_kinds import KINDS as KINDS_OF_ABUSE
 from intelmq_nsm.digest.ledger.schema import STATES
 
-#: States in which the finding is still there as far as anyone knows.
-UNRESOLVED = ("open", "notified", "reopened", "fixed-reported", "disputed")
+#: States in which the finding is still there as far as anyone knows (``forwarded``: a
+#: hub handed it to a CERT's instance, which has not reported otherwise yet).
+UNRESOLVED = ("open", "notified", "reopened", "fixed-reported", "disputed", "forwarded")
 LEVELS = (("cases", "case_id"), ("constituencies", "constituency"), ("organisations", "org_id"))
 DAY = 86400.0
 

@@ -48,7 +48,16 @@ from sqlalchemy.engine import make_url
 from intelmq_nsm import storage
 from intelmq_nsm.abuse_kinds import SEEN_BY_FEEDS
 from intelmq_nsm.digest.ledger.downstream import downstream_state, on_record
-from intelmq_nsm.digest.ledger.policy import QUIET_FROM, Observation, again, delivered, first, quiet
+from intelmq_nsm.digest.ledger.policy import (
+    QUIET_FROM,
+    Observation,
+    again,
+    delivered,
+    first,
+    forwarded_again,
+    forwarded_first,
+    quiet,
+)
 from intelmq_nsm.digest.ledger.precedence import decide
 from intelmq_nsm.digest.ledger.schema import (
     ANSWERS,
@@ -713,26 +722,42 @@ class Ledger:
         with _Reachable():
             return self._observe(self._steps_on(conn), observations, now)
 
-    def _observe(self, steps, observations: Iterable[Observation], now: float) -> list:
+    def record_forwarded(self, observations: Iterable[Observation], now: Optional[float] = None) -> list:
+        """A hub forwarded one event's findings to a sectoral CERT's instance (each
+        observation's organisation is ``cert:<key>``): recorded ``forwarded`` when new,
+        counted as seen when known, in one transaction; per observation the record after it."""
+        now = time.time() if now is None else now
+        with self._steps() as steps:
+            return self._observe(steps, observations, now, forwarded_first, forwarded_again)
+
+    def _observe(self, steps, observations: Iterable[Observation], now: float, new=first, known=None) -> list:
+        """The loop of an observation's write: ``new(observation, now)`` for a finding the
+        ledger has no record of, ``known(record, observation, now)`` for one it has (by
+        default the notification policy's :func:`again`)."""
+        if known is None:
+            known = self._again
         results = []
         for o in observations:
             # A new finding first: one statement where it is new; where it is known, the
             # conflict leaves it alone and it is read (locked) and changed.
             key = self._bind(o.finding_id, o.org_id)
-            step = first(o, now)
+            step = new(o, now)
             row = {"ledger": self.name, "finding_id": o.finding_id, "org_id": o.org_id, **step.values}
             if steps.added(F, row):
                 steps.change(self._change(o.finding_id, o.org_id, step.change, now))
                 results.append({**row, "kind": step.kind})
                 continue
             record = steps.record(key)
-            step = again(record, o, now, self.reminder_after, self.report_fixed)
+            step = known(record, o, now)
             if step.values:
                 steps.update(step.values, key)
             if step.change:
                 steps.change(self._change(o.finding_id, o.org_id, step.change, now))
             results.append({**record, **step.values, "kind": step.kind})
         return results
+
+    def _again(self, record, observation: Observation, now: float):
+        return again(record, observation, now, self.reminder_after, self.report_fixed)
 
     def record_delivery(self, digest_id: str, entries: Iterable[tuple], now: Optional[float] = None) -> int:
         """The digest ``digest_id`` holding ``(finding id, org id, kind)`` entries was delivered.

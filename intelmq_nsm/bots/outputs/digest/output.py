@@ -15,6 +15,7 @@ from intelmq.lib.bot import OutputBot
 from intelmq.lib.exceptions import InvalidValue
 
 from intelmq_nsm import intelmq_shortcuts as shortcuts
+from intelmq_nsm.bots.ledgered import until_reachable
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.event_findings import FindingError
@@ -186,16 +187,7 @@ class NSMDigestOutputBot(OutputBot):
 
     def _ledgered(self, action):
         """Run ``action`` until the ledger's database answers; the message stays unacknowledged."""
-        from intelmq_nsm.digest.ledger import LedgerUnavailable
-
-        while True:
-            try:
-                return action()
-            except LedgerUnavailable as exc:
-                self.logger.warning(
-                    "The ledger cannot be reached, trying again in %s s: %s.", self.ledger_retry_delay, exc
-                )
-                time.sleep(self.ledger_retry_delay)
+        return until_reachable(action, self.logger, self.ledger_retry_delay)
 
     def spool_path(self) -> str:
         return self.spool_file or os.path.join(VAR_STATE_PATH, f"{self.bot_id}.spool.sqlite")

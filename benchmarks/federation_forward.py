@@ -1,0 +1,157 @@
+"""The forward leg's findings/s (hub → a sectoral CERT's instance) against the single
+chain's, in the same run.
+
+The forward leg is what a finding crosses between the hub's constituency expert and the
+CERT's own deduplicator (runtime-examples/forward-leg): at the hub IntelMQ's AMQP output
+(a persistent message with a publisher confirm per event) to the CERT's virtual host on
+the hub's RabbitMQ, beside it the forward-record output (the hub's ledger); at the CERT
+IntelMQ's AMQP collector and the forwarded-event parser. Both instances run as the tests
+run them (intelmq_nsm.testbed.federation: two IntelMQ roots, each its own redis-server, a
+private RabbitMQ node); the CERT's bots behind the parser are stopped, so that what the
+parser sends waits in the deduplicator's queue and is counted there. N events as the
+hub's expert sends them on the CERT's path go into the two queues at the hub at once; the
+clock runs from the first push until all N wait at the CERT's deduplicator and the hub's
+ledger holds all N.
+
+The single chain is benchmarks/chain.py's: the example chain on one installation, from
+the first report submitted to the last digest delivered (findings/s over the same N).
+Rounds alternate the order, so that a change of the machine's load hits both alike.
+
+    python benchmarks/federation_forward.py [--findings 10000] [--rounds 2]
+
+Run it as an unprivileged user with the venv that scripts/test built.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.chain import cpu_seconds  # noqa: E402
+from benchmarks.chain import run as run_chain  # noqa: E402
+from intelmq_nsm.digest.ledger import Ledger, sqlite_url  # noqa: E402
+from intelmq_nsm.testbed.federation import ForwardLeg  # noqa: E402
+from intelmq_nsm.testbed.pipeline import wait_for  # noqa: E402
+from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
+from intelmq_nsm.testbed.sample_events import hub_event  # noqa: E402
+
+EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
+SNIPPETS = ROOT / "runtime-examples" / "forward-leg"
+HUB_BOTS = ("ibd-forward-amqp", "ibd-forward-record")
+CERT_BOTS = ("hub-collector", "hub-forwarded-parser")
+#: Where the leg ends: the CERT's own chain starts here (stopped while measuring).
+CERT_NEXT = "deduplicator-expert"
+PUSH_BATCH = 1000
+
+
+def forwarded_count(leg) -> int:
+    parameters = leg.hub.pipeline.runtime["ibd-forward-record"]["parameters"]
+    ledger = Ledger(sqlite_url(parameters["ledger_file"]), name="ibd-forward-record")
+    try:
+        return ledger.count()
+    finally:
+        ledger.close()
+
+
+def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
+    leg = ForwardLeg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
+    events = [json.dumps(hub_event(n)) for n in range(findings)]
+    try:
+        leg.start()
+        # Only the leg runs: the CERT's chain behind the parser and the hub's in front of
+        # the expert's path are idle or stopped.
+        others = [b for b in leg.cert.pipeline.bot_ids if b not in CERT_BOTS]
+        leg.cert.pipeline.stop(*others)
+        hub_redis, cert_redis = leg.hub.pipeline.redis.client(), leg.cert.pipeline.redis.client()
+        queues = [leg.hub.pipeline.queue(b) for b in HUB_BOTS]
+        arrived = leg.cert.pipeline.queue(CERT_NEXT)
+        processes = {b: leg.hub.pipeline.pid(b) for b in HUB_BOTS} | {b: leg.cert.pipeline.pid(b) for b in CERT_BOTS}
+        idle = {b: cpu_seconds(pid) for b, pid in processes.items()}
+        broker_idle = sum(cpu_seconds(pid) for pid in rabbitmq._group_pids())
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        for start in range(0, findings, PUSH_BATCH):
+            batch = events[start : start + PUSH_BATCH]
+            with hub_redis.pipeline(transaction=False) as push:
+                for queue in queues:
+                    push.lpush(queue, *batch)
+                push.execute()
+        wait_for(lambda: cert_redis.llen(arrived) >= findings, timeout=3600, interval=0.1, what="the CERT's parser")
+        at_cert = time.perf_counter() - started
+        wait_for(lambda: forwarded_count(leg) >= findings, timeout=3600, interval=0.2, what="the hub's record")
+        wall = max(at_cert, time.perf_counter() - started)
+        busy = {b: cpu_seconds(pid) - idle[b] for b, pid in processes.items()}
+        busy["rabbitmq"] = sum(cpu_seconds(pid) for pid in rabbitmq._group_pids()) - broker_idle
+        arrived_count = cert_redis.llen(arrived)
+    finally:
+        leg.close()
+    return {
+        "variant": "forward-leg",
+        "findings": findings,
+        "arrived_at_cert": arrived_count,
+        "wall_s": round(wall, 1),
+        "at_cert_s": round(at_cert, 1),
+        "findings_per_s": round(findings / wall),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "cpu_ms_per_finding": {b: round(1000 * s / findings, 3) for b, s in sorted(busy.items())},
+    }
+
+
+def run_single_chain(findings: int, workdir: Path) -> dict:
+    load_before = os.getloadavg()
+    result = run_chain("nsm", findings, workdir)
+    return {
+        "variant": "single-chain",
+        "findings": findings,
+        "wall_s": round(result["wall_s"], 1),
+        "findings_per_s": round(result["events_per_s"]),
+        "delivered_findings": result["delivered_findings"],
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--findings", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    rabbitmq = RabbitMQServer(intelmqctl_port=False).start()
+    results = {"forward-leg": [], "single-chain": []}
+    try:
+        for number in range(args.rounds):
+            order = ("forward-leg", "single-chain") if number % 2 == 0 else ("single-chain", "forward-leg")
+            for variant in order:
+                workdir = Path(tempfile.mkdtemp(prefix=f"nsm-{variant}-"))
+                try:
+                    if variant == "forward-leg":
+                        result = run_leg(args.findings, workdir, rabbitmq)
+                    else:
+                        result = run_single_chain(args.findings, workdir)
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                result["round"] = number + 1
+                results[variant].append(result)
+                print(json.dumps(result), flush=True)
+            leg, chain = results["forward-leg"][-1], results["single-chain"][-1]
+            ratio = leg["findings_per_s"] / chain["findings_per_s"]
+            print(
+                f"round {number + 1}, {args.findings} findings: forward leg {leg['findings_per_s']} findings/s "
+                f"({leg['wall_s']} s), single chain {chain['findings_per_s']} findings/s ({chain['wall_s']} s): "
+                f"{ratio:.2f}x",
+                flush=True,
+            )
+    finally:
+        rabbitmq.stop()
+
+
+if __name__ == "__main__":
+    main()
