@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from intelmq_nsm.auth.tokens import add_token
+from intelmq_nsm.cert_ids import cert_organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
@@ -55,13 +56,15 @@ def hub_ledger(url: str, forwarded: dict, now: float = T0) -> Ledger:
         observations = [
             Observation(
                 hub_id(n),
-                f"cert:{key}",
+                cert_organisation(key),
                 f"forwarded-{key}-{n}",
                 org_name=key.upper(),
                 constituency=key,
                 case_id=CASE,
                 target=f"{event(n, [])['source.ip']}:443",
-                matches=network_match(f"cert:{key}", f"{event(n, [])['source.ip']}/32", source=f"claims:{key}"),
+                matches=network_match(
+                    cert_organisation(key), f"{event(n, [])['source.ip']}/32", source=f"claims:{key}"
+                ),
             )
             for n in numbers
         ]

@@ -25,11 +25,12 @@ def reported(n, state, at, seq=None, org="GM0363", name="", **extra):
 
 
 def test_the_precedence_takes_the_report_but_keeps_a_verified_fix_from_an_unverified_word():
-    assert decide(None, "open", "scan") == "open"
-    assert decide("open", "notified", "cert:ibd") == "notified"
-    assert decide("fixed-verified", "fixed-reported", "cert:ibd") == "fixed-verified"
-    assert decide("fixed-verified", "reopened", "cert:ibd") == "reopened"
-    assert decide("notified", "disputed", "owner") == "disputed"
+    assert decide(None, "open", "scan").state == "open"
+    assert decide("open", "notified", "cert:ibd").state == "notified"
+    assert decide("forwarded", "notified", "cert:ibd").state == "notified"
+    assert decide("fixed-verified", "fixed-reported", "cert:ibd").state == "fixed-verified"
+    assert decide("fixed-verified", "reopened", "cert:ibd").state == "reopened"
+    assert decide("notified", "disputed", "owner").state == "disputed"
 
 
 def test_a_cert_s_changes_apply_once_with_their_source_and_time(ledger_url):
