@@ -99,8 +99,12 @@ def measure(tree: Path, events: int) -> dict:
     import tempfile
 
     from intelmq_nsm.digest import notify
-    from intelmq_nsm.digest.event_findings import findings_of
     from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+
+    try:
+        from intelmq_nsm.digest.event_findings import findings_of
+    except ImportError:  # a tree from before kinds of abuse (ddd11bf): the same job, its old home
+        from intelmq_nsm.digest.findings import findings as findings_of
     from intelmq_nsm.digest.spool import DigestSpool
 
     result = {}
