@@ -236,9 +236,10 @@ OLD_POSTGRESQL_LEDGER = (
 )
 
 
+#: A CERT's change (``requested``: the column every history row of this version fills).
 CERT_CHANGE = (
-    "INSERT INTO ledger_history (ledger, finding_id, org_id, at, state, source, note, reference)"
-    " VALUES ('hub-forwarded', :f, 'cert:ibd', 2, 'open', 'cert:ibd', '', '')"
+    "INSERT INTO ledger_history (ledger, finding_id, org_id, at, state, source, note, reference, requested)"
+    " VALUES ('hub-forwarded', :f, 'cert:ibd', 2, 'open', 'cert:ibd', '', '', '')"
 )
 
 
