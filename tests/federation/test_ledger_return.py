@@ -230,16 +230,19 @@ INSERT INTO ledger_history VALUES (41, 'hub-forwarded', 'nf1-0000000000000000000
 OLD_POSTGRESQL_LEDGER = (
     "ALTER TABLE ledger_findings DROP COLUMN upstream_finding_id",
     "ALTER TABLE ledger_findings DROP COLUMN upstream_instance",
+    "ALTER TABLE ledger_findings DROP COLUMN reporter",
+    "ALTER TABLE ledger_findings DROP COLUMN abuse",
+    "ALTER TABLE ledger_findings DROP COLUMN last_report",
+    "ALTER TABLE ledger_history DROP COLUMN requested",
     "ALTER TABLE ledger_history DROP CONSTRAINT source_known",
     "ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(10)",
     "ALTER TABLE ledger_history ADD CONSTRAINT source_known CHECK (source IN ('scan', 'owner', 'operator'))",
 )
 
 
-#: A CERT's change (``requested``: the column every history row of this version fills).
 CERT_CHANGE = (
-    "INSERT INTO ledger_history (ledger, finding_id, org_id, at, state, source, note, reference, requested)"
-    " VALUES ('hub-forwarded', :f, 'cert:ibd', 2, 'open', 'cert:ibd', '', '', '')"
+    "INSERT INTO ledger_history (ledger, finding_id, org_id, at, state, source, note, reference)"
+    " VALUES ('hub-forwarded', :f, 'cert:ibd', 2, 'open', 'cert:ibd', '', '')"
 )
 
 
