@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode
 
 import jinja2
 
+from intelmq_nsm.abuse_kinds import SEEN_BY_FEEDS
 from intelmq_nsm.feedback import answers
 from intelmq_nsm.feedback.context import ServiceContext
 from intelmq_nsm.feedback.links import PAGE_PATH, LinkError
@@ -115,6 +116,11 @@ TEXT = {
             "not-ours": "Dit systeem hoort niet bij onze organisatie.",
             "false-positive": "Het systeem is niet kwetsbaar.",
         },
+        # A system the feeds see infected or abusing others: fixed is cleaned, not patched.
+        "seen_hints": {
+            "fixed": "Het systeem is opgeschoond of vervangen.",
+            "false-positive": "Dit systeem is niet besmet en misbruikt niets.",
+        },
         "states": {
             "open": "open",
             "notified": "gemeld",
@@ -126,6 +132,8 @@ TEXT = {
             "false-positive": "vals positief (volgens eigenaar)",
             "no-longer-seen": "niet meer gezien (geen bevestiging dat het is opgelost)",
         },
+        # Seen again by a feed is not "vulnerable again".
+        "seen_states": {"reopened": "opnieuw gezien"},
         "sources": {"scan": "controle", "owner": "eigenaar", "ticket": "IBD", "operator": "IBD", "cert": "CERT"},
         "reasons": {
             "tampered": "Deze link is gewijzigd of is niet door deze dienst gemaakt.",
@@ -193,6 +201,10 @@ TEXT = {
             "not-ours": "This system does not belong to our organisation.",
             "false-positive": "The system is not vulnerable.",
         },
+        "seen_hints": {
+            "fixed": "The system was cleaned up or replaced.",
+            "false-positive": "This system is not infected and abuses nothing.",
+        },
         "states": {
             "open": "open",
             "notified": "notified",
@@ -204,6 +216,7 @@ TEXT = {
             "false-positive": "false positive (says the owner)",
             "no-longer-seen": "no longer seen (not a confirmation that it is fixed)",
         },
+        "seen_states": {"reopened": "seen again"},
         "sources": {"scan": "check", "owner": "owner", "ticket": "IBD", "operator": "IBD", "cert": "CERT"},
         "reasons": {
             "tampered": "This link was changed or was not made by this service.",
@@ -367,6 +380,7 @@ class OwnersPage:
             choice_of=choice_of,
             confirmed_label=confirmed_label,
             max_comment=answers.MAX_COMMENT_CHARS,
+            seen_by_feeds=SEEN_BY_FEEDS,
         )
 
     def post(self, request: Request, lang: str) -> Response:

@@ -13,8 +13,10 @@ import pytest
 from intelmq_nsm.bots.outputs.digest.output import NSMDigestOutputBot
 from intelmq_nsm.cli import main
 from intelmq_nsm.digest import health
-from intelmq_nsm.digest.ledger import sqlite_url
+from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.digest.ledger.outcome import case_outcome
+from intelmq_nsm.digest.ledger.stats import stats
+from intelmq_nsm.federation import record as hub_record
 from intelmq_nsm.feedback.overview import overview
 from intelmq_nsm.feedback.pages import html
 from intelmq_nsm.testbed.http_receiver import Receiver
@@ -23,11 +25,15 @@ from tests.federation.two_tiers import (
     AMSTERDAM,
     CASE,
     CERT,
+    HUB,
+    HUB_LEDGER,
+    T0,
     UTRECHT,
     Cert,
     Hub,
     cert_changes,
     forwarded_event,
+    hub_history,
     hub_id,
     hub_ledger,
     hub_states,
@@ -261,3 +267,83 @@ def hub_history_of(hub, finding_id):
         return record["history"]
     finally:
         ledger.close()
+
+
+def infected_host(observed: str) -> dict:
+    """An infected host as a feed reports it (a sinkhole saw it connect from a client port),
+    routed by the hub's expert to the IBD's path."""
+    return {
+        "__type": "Event",
+        "feed.provider": "Shadowserver",
+        "feed.name": "Sinkhole-HTTP-Events",
+        "time.observation": observed,
+        "time.source": observed,
+        "classification.taxonomy": "malicious-code",
+        "classification.type": "infected-system",
+        "classification.identifier": "andromeda",
+        "malware.name": "andromeda",
+        "source.ip": "192.0.2.9",
+        "source.port": 49152,
+        "destination.ip": "203.0.113.80",
+        "destination.port": 80,
+        "protocol.transport": "tcp",
+        "constituency": "ibd",
+        "extra.nsm.organisations": [{"id": "claim:ibd", "name": "Claimed by the CERT", "kind": "other"}],
+    }
+
+
+def test_a_compromised_finding_no_longer_seen_at_the_cert_reaches_the_hub_as_such_never_as_fixed(tmp_path):
+    """The forward leg's record at the hub (``forwarded``) and the return leg through the
+    hub's real ``POST /v1/outcomes``: what the CERT's quiet period makes of an infected host
+    is "no longer seen" at the hub too, in its state, history and figures; seen again, it
+    is reopened there as well."""
+    day = 86400.0
+    url = sqlite_url(tmp_path / "hub-ledger.sqlite")
+    ledger = Ledger(url, name=HUB_LEDGER)
+    forwarded = hub_record.record(infected_host("2026-06-01T06:00:00+00:00"), ledger, T0, constituency="ibd")
+    ledger.close()
+    assert (forwarded["state"], forwarded["org_id"], forwarded["abuse"]) == ("forwarded", "cert:ibd", "compromised")
+    hub_finding = forwarded["finding_id"]
+    hub = Hub(tmp_path, url)
+    cert = Cert(tmp_path)
+    try:
+        cert.ledger.quiet_after = 14 * day
+        upstream = {"instance": HUB, "finding_id": hub_finding}
+
+        def at_the_cert(observed: str, port: int) -> dict:
+            event = {**infected_host(observed), "source.port": port, "extra.nsm.upstream": upstream}
+            return {**event, "extra.nsm.organisations": [AMSTERDAM]}
+
+        cert.notify([at_the_cert("2026-06-01T06:00:00+00:00", 49152)], now=T0)
+        pusher = cert.pusher(hub.url, token_file(tmp_path, hub.ibd_token))
+        assert pusher.run_once()["refused"] == 0
+        assert hub_states(hub) == {hub_finding: "notified"}
+        # Fifteen days without a report at the CERT: its quiet period, then the outbox.
+        assert cert.deliverer.no_longer_seen(now=T0 + 15 * day) == 1
+        [mine] = cert.ledger.records()
+        assert mine["state"] == "no-longer-seen"
+        time.sleep(0.1)  # the pusher's interval
+        counts = pusher.run_once()
+        assert (counts["applied"], counts["refused"]) == (1, 0)
+        assert hub_states(hub) == {hub_finding: "no-longer-seen"}
+        by_cert = [(h["old_state"], h["state"]) for h in hub_history(hub, hub_finding) if h["source"] != "scan"]
+        assert by_cert[-1] == ("notified", "no-longer-seen") and "fixed-verified" not in {s for _, s in by_cert}
+        ledger = hub.ledger()
+        try:
+            [at_hub] = ledger.records(org_id="cert:ibd")
+            assert at_hub["fixed_at"] is None
+            [ibd] = stats(ledger)["constituencies"]
+            assert (ibd["fixed_verified"], ibd["no_longer_seen"], ibd["days_to_fix"]["count"]) == (0, 1, 0)
+            assert ibd["by_kind"]["compromised"]["no_longer_seen"] == 1
+            assert ibd["by_kind"]["compromised"]["fixed_verified"] == 0
+        finally:
+            ledger.close()
+        # Seen again at the CERT, from another client port: reopened there and at the hub.
+        cert.notify([at_the_cert("2026-06-20T06:00:00+00:00", 51234)], now=T0 + 19 * day)
+        assert {r["state"] for r in cert.ledger.records()} == {"reopened"}
+        time.sleep(0.1)
+        assert pusher.run_once()["applied"] >= 1
+        assert hub_states(hub) == {hub_finding: "reopened"}
+    finally:
+        cert.close()
+        hub.stop()

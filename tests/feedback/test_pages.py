@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from intelmq_nsm.feedback.links import LinkSigner, read_secret, url
-from tests.feedback.conftest import LEDGER, deliver, standard_events
+from intelmq_nsm.testbed.sample_events import event
+from tests.feedback.conftest import AMSTERDAM, LEDGER, deliver, standard_events
 
 pytestmark = pytest.mark.e2e
 
@@ -300,3 +301,49 @@ def test_the_stylesheet_is_served_and_the_ledger_name_matters(delivered, service
     response = requests.get(service.url + "/static/feedback.css", timeout=10)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")
     assert LEDGER == service.config.ledger_name
+
+
+def test_each_finding_is_shown_as_its_kind_of_abuse_in_its_own_words(tmp_path, service_factory):
+    """An infected host from a feed beside a researcher's vulnerable system: each says its
+    kind; the infected one is "seen again" when the feed reports it after a quiet period,
+    never "vulnerable again", and its answers speak of cleaning, not patching."""
+    now = time.time()
+    infected = {
+        "__type": "Event",
+        "feed.provider": "Shadowserver",
+        "feed.name": "Sinkhole-HTTP-Events",
+        "time.observation": "2026-06-01T06:00:00+00:00",
+        "classification.taxonomy": "malicious-code",
+        "classification.type": "infected-system",
+        "malware.name": "andromeda",
+        "source.ip": "192.0.2.41",
+        "source.port": 49152,
+        "destination.ip": "203.0.113.80",
+        "constituency": "ibd",
+        "extra.nsm.organisations": [AMSTERDAM],
+    }
+    delivered = deliver(tmp_path, "https://feedback.ibd.example", [infected, event(1, [AMSTERDAM])], now=now)
+    ledger = delivered.ledger()
+    try:
+        [host] = [r for r in ledger.records() if r["abuse"] == "compromised"]
+        # No report for the quiet period, then the feed sees it again: reopened.
+        ledger.quiet_after = 14 * 86400
+        assert [r["state"] for r in ledger.quiet(now=now + 15 * 86400)] == ["no-longer-seen"]
+        ledger.record_change(host["finding_id"], "GM0363", "reopened", source="scan", now=now + 16 * 86400)
+    finally:
+        ledger.close()
+    service = service_factory(delivered)
+    link = service.local(delivered.documents()["GM0363"]["feedback_url"])
+    for lang, kinds, seen_again, again, cleaned, patched in (
+        ("nl", ("besmet of gehackt", "kwetsbaar"), "opnieuw gezien", "opnieuw kwetsbaar", "opgeschoond", "bijgewerkt"),
+        ("en", ("infected or compromised", "vulnerable"), "seen again", "vulnerable again", "cleaned up", "updated"),
+    ):
+        page = requests.get(f"{link}&lang={lang}", timeout=10).text
+        sections = {s.split('"', 1)[0]: s for s in page.split('<section class="finding" id="finding-')[1:]}
+        mine, researchers = sections.pop(host["finding_id"]), next(iter(sections.values()))
+        assert f"<dd><bdi>{kinds[0]}</bdi></dd>" in mine and f"<dd><bdi>{kinds[1]}</bdi></dd>" in researchers
+        assert "<dd><bdi>Shadowserver / Sinkhole-HTTP-Events</bdi></dd>" in mine  # the feed that saw it
+        assert f'data-state="reopened">{seen_again}</strong>' in mine and again not in mine
+        assert cleaned in mine and patched not in mine
+        assert patched in researchers and cleaned not in researchers
+        assert "niet meer gezien" in mine if lang == "nl" else "no longer seen" in mine  # its history

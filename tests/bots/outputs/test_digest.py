@@ -97,3 +97,43 @@ class TestDigestOutputBot(BotTestCase, unittest.TestCase):
         assert NSMDigestOutputBot.check(self.sysconfig) is None
         assert NSMDigestOutputBot.check({**self.sysconfig, "ledger_url": "mysql://x"})[0][0] == "error"
         assert NSMDigestOutputBot.check({**self.sysconfig, "reminder_after": -1})[0][0] == "error"
+
+    def test_an_explicit_kind_or_the_kinds_of_abuse_parameter_decides_the_kind(self):
+        """``extra.nsm.kind`` on the event first, then the output's rules, then IntelMQ's
+        classification: an open RDP (exposed by its type) a rule calls vulnerable, a scanner
+        (misbehaving by its type) a feed calls compromised."""
+        feed = {"feed.provider": "Shadowserver", "source.port": 3389, "extra.nsm.case_id": None}
+        rdp = event(7, [AMSTERDAM], **feed, **{"feed.name": "Accessible-RDP"})
+        rdp.update({"classification.type": "potentially-unwanted-accessible", "classification.identifier": "rdp"})
+        scanner = event(8, [AMSTERDAM], **feed, **{"feed.name": "Scan", "extra.nsm.kind": "compromised"})
+        scanner.update({"classification.taxonomy": "information-gathering", "classification.type": "scanner"})
+        plain = event(9, [AMSTERDAM], **feed, **{"feed.name": "Scan"})
+        plain.update({"classification.taxonomy": "information-gathering", "classification.type": "scanner"})
+        for e in (rdp, scanner, plain):
+            del e["extra.nsm.case_id"], e["product.vulnerabilities"]
+        self.input_message = [rdp, scanner, plain]
+        self.run_bot(iterations=3, parameters={"kinds_of_abuse": {"feed.name": {"accessible-rdp": "vulnerable"}}})
+        kinds = {json.loads(r[3])["ip"]: json.loads(r[3])["kind_of_abuse"] for r in self.spooled()}
+        assert (kinds["198.51.100.8"], kinds["203.0.113.9"], kinds["192.0.2.10"]) == (
+            "vulnerable",
+            "compromised",
+            "misbehaving",
+        )
+
+    def test_an_event_naming_no_kind_of_abuse_is_dumped_naming_the_field(self):
+        self.input_message = event(10, [AMSTERDAM], **{"extra.nsm.kind": "hacked"})
+        self.run_bot(allowed_error_count=1)
+        self.assertLogMatches(
+            r".*for key 'extra.nsm.kind': 'hacked' is not a kind of abuse: use compromised, misbehaving,"
+            r" vulnerable, exposed.*",
+            levelname="ERROR",
+        )
+
+    def test_check_names_what_is_wrong_in_the_kinds_of_abuse_parameter(self):
+        for rules, says in (
+            ({"source.ip": {"192.0.2.1": "exposed"}}, "names 'source.ip'"),
+            ({"feed.name": {"Accessible-RDP": "hacked"}}, "'hacked' is not a kind of abuse"),
+            ({"feed.name": "exposed"}, "must map a value to a kind"),
+        ):
+            [[level, message]] = NSMDigestOutputBot.check({**self.sysconfig, "kinds_of_abuse": rules})
+            assert level == "error" and "kinds_of_abuse" in message and says in message, message
