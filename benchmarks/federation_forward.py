@@ -6,7 +6,7 @@ CERT's own deduplicator (runtime-examples/forward-leg): at the hub IntelMQ's AMQ
 (a persistent message with a publisher confirm per event) to the CERT's virtual host on
 the hub's RabbitMQ, beside it the forward-record output (the hub's ledger); at the CERT
 IntelMQ's AMQP collector and the forwarded-event parser. Both instances run as the tests
-run them (intelmq_nsm.testbed.federation: two IntelMQ roots, each its own redis-server, a
+run them (intelmq_nsm.testbed.tiers: two IntelMQ roots, each its own redis-server, a
 private RabbitMQ node); the CERT's bots behind the parser are stopped, so that what the
 parser sends waits in the deduplicator's queue and is counted there. N events as the
 hub's expert sends them on the CERT's path go into the two queues at the hub at once; the
@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.chain import cpu_seconds  # noqa: E402
 from benchmarks.chain import run as run_chain  # noqa: E402
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url  # noqa: E402
-from intelmq_nsm.testbed.federation import ForwardLeg  # noqa: E402
 from intelmq_nsm.testbed.pipeline import wait_for  # noqa: E402
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
 from intelmq_nsm.testbed.sample_events import hub_event  # noqa: E402
+from intelmq_nsm.testbed.tiers import Tiers  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
 SNIPPETS = ROOT / "runtime-examples" / "forward-leg"
@@ -61,7 +61,7 @@ def forwarded_count(leg) -> int:
 
 
 def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
-    leg = ForwardLeg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
+    leg = Tiers.forward_leg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
     events = [json.dumps(hub_event(n)) for n in range(findings)]
     try:
         leg.start()
