@@ -489,6 +489,25 @@ class Tiers:
     def wait_until_delivered(self) -> None:
         wait_settled(self.settled, self.timeout, "the tiers to settle")
 
+    def returned(self) -> bool:
+        """Every CERT's output that goes back to the hub has sent the hub all its changes."""
+        for tier in self.cert_tiers:
+            chain = self.chains[tier.name]
+            for bot_id, ledger in chain.ledgers():
+                try:
+                    if not chain.pipeline.runtime[bot_id]["parameters"].get("upstream_url"):
+                        continue
+                    boxes = ledger.outboxes()
+                    waiting = sum(b["waiting"] for b in boxes) if boxes else len(ledger.outgoing(0, 1)[0])
+                finally:
+                    ledger.close()
+                if waiting:
+                    return False
+        return True
+
+    def wait_until_returned(self) -> None:
+        wait_settled(self.returned, self.timeout, "every CERT's outbox to reach the hub")
+
     def close(self) -> None:
         for chain in self.chains.values():
             with contextlib.suppress(Exception):
