@@ -275,7 +275,8 @@ def take_claims(pipeline: Pipeline) -> str:
     result = pipeline.program(EXPERT_MODULE, "--update-database", "--verbose", timeout=300)
     if result.returncode != 0:
         raise HarnessError(f"--update-database exited with {result.returncode}: {result.stdout}{result.stderr}")
-    return result.stdout.strip()
+    # Before the first start there is no running bot to reload: that line says nothing here.
+    return "; ".join(line for line in result.stdout.splitlines() if line.strip() and ": reload " not in line)
 
 
 # -- the tiers running ------------------------------------------------------------------------
