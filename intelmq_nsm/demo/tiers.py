@@ -13,6 +13,7 @@ shows it per constituency (the ``downstream`` block).
 """
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -106,7 +107,8 @@ class TwoTierDemo:
         for summary in summaries.values():
             summary.submitted, summary.feeds = submitted, feeds
         answered = self.answer(certs[ANSWERING])
-        summaries[ANSWERING].feedback = {"answers": answered}
+        # The researchers' view is the hub's (below), not the IBD's.
+        summaries[ANSWERING].feedback = {"answers": answered, "cases": {}, "charts": {}}
         before = {key: {d.id for _, d in chain.digests()} for key, chain in certs.items()}
         self.progress(f"Round two: the rescan, {ROUND_TWO_CLOCK // 86400} days later on the CERTs' outputs' clock.")
         for chain in certs.values():
@@ -166,14 +168,7 @@ def render(result: dict) -> list:
     for key, summary in result.items():
         if key == "hub":
             continue
-        lines += [f"== {key.upper()}'s instance", "", *summary.render().splitlines()]
-        if summary.round_two is not None:
-            lines += ["", *summary.round_two.render().splitlines()]
-        for answer in summary.feedback.get("answers", []):
-            lines.append(
-                f"{answer['organisation']} answered {answer['choice']} for {answer['target']}: {answer['state']}"
-            )
-        lines.append("")
+        lines += [f"== {key.upper()}'s instance", "", *summary.render().splitlines(), ""]
     hub = result["hub"]
     lines += ["== The Meldpunt hub", ""]
     for key in sorted(hub["forwarded"]):
@@ -191,6 +186,7 @@ def render(result: dict) -> list:
             for org in down.get("organisations", []):
                 org_states = ", ".join(f"{s} {n}" for s, n in sorted(org.get("by_state", {}).items()))
                 lines.append(f"    {org.get('name') or org.get('id')}: {org_states}")
+        lines += json.dumps(view, indent=2, ensure_ascii=False).splitlines()
     return lines
 
 
