@@ -27,7 +27,7 @@ from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.testbed.sample_events import hub_event
 from intelmq_nsm.testbed.tiers import HUB_INSTANCE, Tiers, add_cert, remove_cert
 from tests.e2e.test_nsm_ibd_example import EXPECTED
-from tests.harness import HarnessPipeline, wait_for
+from tests.harness import HarnessPipeline, csv_attachment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
 
@@ -68,8 +68,7 @@ def mails(leg) -> Counter:
     """How often each (recipient, finding id) was mailed by the CERT."""
     seen = Counter()
     for _, recipients, message in leg.cert.sink.messages:
-        [attachment] = list(message.iter_attachments())
-        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+        for row in csv.DictReader(io.StringIO(csv_attachment(message))):
             seen[(tuple(recipients), row["finding_id"])] += 1
     return seen
 
@@ -118,8 +117,7 @@ def test_each_municipality_gets_exactly_its_findings_from_the_certs_instance_onc
     leg = forwarded_run
     got = {}
     for _, recipients, message in leg.cert.sink.messages:
-        [attachment] = list(message.iter_attachments())
-        rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+        rows = list(csv.DictReader(io.StringIO(csv_attachment(message))))
         organisation = message["Subject"]
         got.setdefault(tuple(recipients), []).extend(finding_address(row) for row in rows)
         assert {row["kind"] for row in rows} == {"new"}, organisation

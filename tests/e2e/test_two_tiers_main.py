@@ -4,7 +4,10 @@ runtime-examples/two-tiers, each its own IntelMQ root and Redis, a private Rabbi
 them (its own, started by the command), a real SMTP sink at the IBD, the owners' answers on
 the IBD's real feedback page, the hub's real ``POST /v1/outcomes`` and intake."""
 
+import csv
 import email
+import email.policy
+import io
 import json
 import subprocess
 from collections import Counter
@@ -14,6 +17,7 @@ import pytest
 
 from intelmq_nsm.testbed.pipeline import VENV_BIN
 from intelmq_nsm.testbed.rabbitmq import rabbitmq_available
+from tests.harness import csv_attachment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
 
@@ -59,14 +63,9 @@ def test_no_municipality_is_mailed_a_finding_twice(run):
     _, _, folder = run
     seen = Counter()
     for path in sorted((folder / "work" / "mails").glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes())
-        for part in message.walk():
-            if part.get_filename() and part.get_filename().endswith(".csv"):
-                rows = part.get_payload(decode=True).decode().splitlines()[1:]
-                header = part.get_payload(decode=True).decode().splitlines()[0].split(",")
-                for row in rows:
-                    values = dict(zip(header, row.split(",")))
-                    seen[(message["To"], values["finding_id"], values["kind"])] += 1
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for row in csv.DictReader(io.StringIO(csv_attachment(message))):
+            seen[(message["To"], row["finding_id"], row["kind"])] += 1
     assert seen and max(seen.values()) == 1, [k for k, n in seen.items() if n > 1]
 
 
