@@ -81,21 +81,3 @@ MATCHES = "extra.nsm.matches"
 TIE = "extra.nsm.tie"
 #: str: version (or content hash) of the constituency registry that made the decision.
 REGISTRY_VERSION = "extra.nsm.registry_version"
-
-
-# -- Between installations ---------------------------------------------------------------
-#: The prefix of the organisation that stands for a sectoral CERT as a whole (``cert:ibd``):
-#: the owner of what a CERT claims without naming an organisation of its own (the hub's
-#: registry), the organisation of the hub's ledger records of findings forwarded to that
-#: CERT, and the source of the changes the CERT reports back (``cert:ibd/owner``).
-CERT_PREFIX = "cert:"
-
-
-def cert_organisation(key: str) -> str:
-    """The organisation id that stands for the CERT of constituency ``key``: ``cert:ibd``."""
-    return CERT_PREFIX + key
-
-
-def cert_key(org_id: str) -> str:
-    """The constituency key of a CERT's organisation id ``cert:<key>``; "" for any other."""
-    return org_id[len(CERT_PREFIX) :] if org_id.startswith(CERT_PREFIX) else ""

@@ -447,7 +447,9 @@ def test_only_the_test_bed_makes_signing_keys(name):
     assert "new_signing_key" not in names, f"{name} makes a signing key; the test bed's signing module does."
 
 
-@pytest.mark.parametrize("name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences", f"{PACKAGE}.controls"])
+@pytest.mark.parametrize(
+    "name", [f"{PACKAGE}.tlp", f"{PACKAGE}.constituency.preferences", f"{PACKAGE}.controls", f"{PACKAGE}.cert_ids"]
+)
 def test_the_shared_rules_of_tlp_and_of_an_organisations_wishes_import_nothing_of_the_package(name):
     # Read by the parser, the registry and the digest output alike: a leaf, like finding_id.
     assert not any(target.startswith(f"{PACKAGE}.") or target == PACKAGE for target in GRAPH[name]), GRAPH[name]
@@ -742,12 +744,12 @@ def test_the_forwarded_event_schema_and_the_hubs_routing_keys_are_read_in_one_mo
 
 @pytest.mark.parametrize("name", under(PACKAGE))
 def test_the_organisation_of_a_forward_is_spelled_in_the_ledgers_policy(name):
-    # ``cert:<key>`` names the CERT a hub forwarded to (the record output writes it, the case's
-    # outcome counts it, the return leg checks it): made and read by cert_org_id/forwarded_to.
-    if name == f"{PACKAGE}.digest.ledger.policy":
+    # ``cert:<key>`` names a CERT as a whole (its claims' owner at the hub, the hub's records of
+    # what it forwarded to it, the source of what it reports back): made and read by cert_ids.
+    if name == f"{PACKAGE}.cert_ids":
         return
     spelled = [line for line, text in strings_of(tree_of(name)) if text.startswith("cert:")]
-    assert spelled == [], f"{name} spells cert:<key> at line(s) {spelled}: use cert_org_id/forwarded_to."
+    assert spelled == [], f"{name} spells cert:<key> at line(s) {spelled}: use intelmq_nsm.cert_ids."
 
 
 TIERS_MODULE = f"{PACKAGE}.testbed.tiers"

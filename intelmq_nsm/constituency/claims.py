@@ -33,9 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from intelmq_nsm.cert_ids import cert_organisation
 from intelmq_nsm.storage import atomic_write
 
-from .model import CERT_ORGANISATION, CONSTITUENCY_KEY, DEFAULT_CONSTITUENCY, cert_organisation
+from .model import CERT_ORGANISATION, CONSTITUENCY_KEY, DEFAULT_CONSTITUENCY
 from .paths import database_paths
 
 #: The document section that makes a registry document a claims file, and its keys.

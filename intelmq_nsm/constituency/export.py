@@ -26,9 +26,11 @@ from collections import defaultdict
 from datetime import date, datetime, timezone
 from typing import Optional
 
+from intelmq_nsm.cert_ids import cert_organisation
+
 from .builtin import builtin_municipalities
 from .claims import HEADER
-from .model import CERT_ORGANISATION, cert_organisation
+from .model import CERT_ORGANISATION
 from .values import parents, parse_network, utc_today
 
 #: What ``organisations`` may ask for: no organisation at all (every asset is the

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Optional
 
-from intelmq_nsm.event_contract import CERT_PREFIX, cert_organisation  # noqa: F401  (the registry names it here too)
+from intelmq_nsm.cert_ids import CERT_PREFIX
 
 from .fields import addresses, boolean, day, identifiers, one_of, record_field, text
 from .preferences import KEYS as PREFERENCE_KEYS

@@ -16,6 +16,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Optional
 
+from intelmq_nsm.cert_ids import cert_organisation
+
 from .claims import HEADER, ClaimsPolicy, ClaimsScope
 from .model import (
     CONSTITUENCY_KEY,
@@ -25,7 +27,6 @@ from .model import (
     Constituency,
     Issues,
     Organisation,
-    cert_organisation,
     claims_source,
 )
 from .registry import NetworkRows, Registry

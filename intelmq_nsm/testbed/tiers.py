@@ -40,10 +40,11 @@ from typing import Callable, Optional
 import yaml
 
 from intelmq_nsm.auth.tokens import add_token
+from intelmq_nsm.cert_ids import cert_organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.ledger import Ledger, Observation, cert_org_id, sqlite_url
+from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
 from intelmq_nsm.digest.outbox import OutboxPusher
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.feedback import config as config_mod
@@ -553,13 +554,15 @@ def hub_ledger(url: str, forwarded: dict, now: float = T0) -> Ledger:
         observations = [
             Observation(
                 hub_id(n),
-                cert_org_id(key),
+                cert_organisation(key),
                 f"forwarded-{key}-{n}",
                 org_name=key.upper(),
                 constituency=key,
                 case_id=CASE,
                 target=f"{event(n, [])['source.ip']}:443",
-                matches=network_match(cert_org_id(key), f"{event(n, [])['source.ip']}/32", source=f"claims:{key}"),
+                matches=network_match(
+                    cert_organisation(key), f"{event(n, [])['source.ip']}/32", source=f"claims:{key}"
+                ),
             )
             for n in numbers
         ]

@@ -33,7 +33,8 @@ def test_each_forwarded_finding_is_recorded_once_and_keeps_what_the_cert_reports
         assert (first["state"], first["org_id"], first["kind"]) == ("forwarded", "cert:ibd", None)
         record(hub_event(1), ledger, T0 + 1)  # the same event again (a redelivery): counted once
         record(hub_event(2), ledger, T0 + 2)
-        record(hub_event(1, vulnerable=False), ledger, T0 + DAY)  # a rescan's result goes too
+        rescan = {**hub_event(1, vulnerable=False), "time.observation": "2024-05-08T10:00:00+00:00"}
+        record(rescan, ledger, T0 + DAY)  # a rescan's result (a report of its own) goes too
         [one, two] = ledger.records()
         assert (one["times_seen"], one["state"], one["pending"]) == (2, "forwarded", None)
         assert (two["times_seen"], two["state"]) == (1, "forwarded")
@@ -95,7 +96,7 @@ def test_a_forwarded_event_with_a_malformed_upstream_is_refused_naming_the_field
     bad = event(1, [organisation("GM0363", "Amsterdam")], **{ec.UPSTREAM: {"finding_id": 42}})
     with pytest.raises(FindingError) as caught:
         findings_of(bad)
-    assert caught.value.field == ec.UPSTREAM
+    assert caught.value.field == f"{ec.UPSTREAM}.finding_id"
 
 
 OLD_STATES = (
@@ -165,7 +166,7 @@ def test_a_ledger_of_the_version_before_forwarding_takes_forwards_and_keeps_its_
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         references = {r[2] for r in db.execute("PRAGMA foreign_key_list(ledger_history)")}
         db.close()
-        assert {"ledger_findings_counts", "ledger_findings_fixed_days"} <= indexes
+        assert {"ledger_findings_tally", "ledger_findings_fixed_days"} <= indexes
         assert "ledger_findings_case" not in indexes and "ledger_findings_before" not in tables
         assert references == {"ledger_findings"}
 

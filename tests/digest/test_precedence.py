@@ -77,10 +77,13 @@ def test_a_downstream_certs_changes_are_decided_as_their_origin_and_always_kept(
     assert outcome("fixed-verified", "reopened", "cert:ibd") == "apply"
     assert outcome("notified", "fixed-reported", "cert:ibd") == "apply"
     assert outcome("notified", "no-longer-seen", "cert:ibd/scan") == "apply"
-    # Its own notices are its news: kept, no change.
+    # It notified its constituent: the hub's record of what it forwarded follows; notified
+    # again and its reminders are its news: kept, no change.
+    assert outcome("forwarded", "notified", "cert:ibd") == "apply"
+    assert outcome("open", "notified", "cert:ibd/scan") == "apply"
     for reported in ("notified", "reminded"):
         assert outcome("notified", reported, "cert:ibd") == "history"
-        assert outcome("open", reported, "cert:ibd/scan") == "history"
+    assert outcome("forwarded", "reminded", "cert:ibd/scan") == "history"
     # A CERT's operator is no hub operator: a verified fix stays (kept in the history).
     assert outcome("fixed-verified", "open", "cert:ibd/operator") == "history"
     assert outcome("fixed-verified", "open", "operator") == "apply"

@@ -206,7 +206,12 @@ def test_rescans_through_a_running_output_with_its_postgresql_ledger_stopped_and
 
     def scan(n, round_no, vulnerable=True):
         extra = {} if vulnerable else {"extra.nsm.result": "not-vulnerable"}
-        return event(n, [orgs[n % 2]], **{"time.source": f"2026-06-0{round_no}T09:00:0{n}+00:00", **extra})
+        # Each round is a report of its own (its time.observation): one observation per round.
+        times = {
+            "time.source": f"2026-06-0{round_no}T09:00:0{n}+00:00",
+            "time.observation": f"2026-06-0{round_no}T10:00:00+00:00",
+        }
+        return event(n, [orgs[n % 2]], **{**times, **extra})
 
     with PostgresServer() as server:
         url = server.create_database("ledger")

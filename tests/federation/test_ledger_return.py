@@ -25,11 +25,12 @@ def reported(n, state, at, seq=None, org="GM0363", name="", **extra):
 
 
 def test_the_precedence_takes_the_report_but_keeps_a_verified_fix_from_an_unverified_word():
-    assert decide(None, "open", "scan") == "open"
-    assert decide("open", "notified", "cert:ibd") == "notified"
-    assert decide("fixed-verified", "fixed-reported", "cert:ibd") == "fixed-verified"
-    assert decide("fixed-verified", "reopened", "cert:ibd") == "reopened"
-    assert decide("notified", "disputed", "owner") == "disputed"
+    assert decide(None, "open", "scan").state == "open"
+    assert decide("open", "notified", "cert:ibd").state == "notified"
+    assert decide("forwarded", "notified", "cert:ibd").state == "notified"
+    assert decide("fixed-verified", "fixed-reported", "cert:ibd").state == "fixed-verified"
+    assert decide("fixed-verified", "reopened", "cert:ibd").state == "reopened"
+    assert decide("notified", "disputed", "owner").state == "disputed"
 
 
 def test_a_cert_s_changes_apply_once_with_their_source_and_time(ledger_url):
@@ -229,6 +230,10 @@ INSERT INTO ledger_history VALUES (41, 'hub-forwarded', 'nf1-0000000000000000000
 OLD_POSTGRESQL_LEDGER = (
     "ALTER TABLE ledger_findings DROP COLUMN upstream_finding_id",
     "ALTER TABLE ledger_findings DROP COLUMN upstream_instance",
+    "ALTER TABLE ledger_findings DROP COLUMN reporter",
+    "ALTER TABLE ledger_findings DROP COLUMN abuse",
+    "ALTER TABLE ledger_findings DROP COLUMN last_report",
+    "ALTER TABLE ledger_history DROP COLUMN requested",
     "ALTER TABLE ledger_history DROP CONSTRAINT source_known",
     "ALTER TABLE ledger_history ALTER COLUMN source TYPE VARCHAR(10)",
     "ALTER TABLE ledger_history ADD CONSTRAINT source_known CHECK (source IN ('scan', 'owner', 'operator'))",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from intelmq_nsm.digest.ledger.policy import Step
-from intelmq_nsm.digest.ledger.precedence import SOURCES, decide
+from intelmq_nsm.digest.ledger.precedence import REPORTED_ONLY, SOURCES, decide
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ def origin(source: str, reported: Reported) -> str:
 
 
 def downstream_state(old_state: Optional[str], reported: Reported, source: str) -> str:
-    """The state of the CERT's organisation's row (None: its first report): what the CERT's
-    own ledger says, which decided it by the same table; a reminder leaves it as it was."""
-    if reported.state == "reminded":
-        return old_state or "notified"
-    return reported.state
+    """The state of the CERT's organisation's row (None: its first report): what the CERT
+    reports, by the same table as the hub's record (an unverified word after a verified
+    fix leaves it verified); a reminder leaves it as it was."""
+    if old_state is None:
+        return "notified" if reported.state in REPORTED_ONLY else reported.state
+    return decide(old_state, reported.state, origin(source, reported)).state

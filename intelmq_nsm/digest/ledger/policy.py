@@ -41,7 +41,7 @@ what the digest gets.
 from dataclasses import dataclass, field
 from typing import Optional
 
-from intelmq_nsm import event_contract as ec
+from intelmq_nsm import cert_ids
 from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
 from intelmq_nsm.abuse_kinds import SEEN_BY_FEEDS
 from intelmq_nsm.digest.ledger.precedence import decide
@@ -237,13 +237,13 @@ def delivered(record, kind: str, digest_id: str, now: float) -> Step:
 FORWARDED = "forwarded"
 #: A hub's record of a finding forwarded to a CERT has the organisation ``cert:<key>``,
 #: the key of the CERT's constituency in the hub's registry.
-CERT_PREFIX = ec.CERT_PREFIX
+CERT_PREFIX = cert_ids.CERT_PREFIX
 
 
 #: The organisation id of a hub's records of findings forwarded to a constituency's CERT.
-cert_org_id = ec.cert_organisation
+cert_org_id = cert_ids.cert_organisation
 #: The constituency whose CERT a record's organisation ``cert:<key>`` stands for ("" if none).
-forwarded_to = ec.cert_key
+forwarded_to = cert_ids.cert_key
 
 
 def forwarded_first(observation: Observation, now: float) -> Step:

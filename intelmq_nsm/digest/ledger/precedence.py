@@ -74,6 +74,8 @@ CERT_ORIGIN = {
     # The CERT notified its constituent: the hub's record of a forwarded finding follows.
     "notified": "scan",
     "reminded": None,
+    # Handed on to a CERT further down: the CERT's news.
+    "forwarded": None,
     **dict.fromkeys(ANSWERS, "owner"),
 }
 
@@ -119,6 +121,7 @@ _WHY_HISTORY = {
     "open": "it is open already.",
     "notified": "it is open already.",
     "reopened": "it is open already.",
+    "forwarded": "the CERT it was forwarded to says what became of it.",
     "reported": "the CERT's own news.",
 }
 

@@ -23,10 +23,10 @@ from sqlalchemy import (
 )
 
 from intelmq_nsm.abuse_kinds import DEFAULT as DEFAULT_KIND
+from intelmq_nsm.cert_ids import CERT_PREFIX
 from intelmq_nsm.digest.ledger.precedence import ANSWERS as OWNERS_ANSWERS
 from intelmq_nsm.digest.ledger.precedence import SOURCES as NOT_CERTS
 from intelmq_nsm.digest.ledger.precedence import STATES as ALL_STATES
-from intelmq_nsm.event_contract import CERT_PREFIX
 
 #: Every state a finding can be in (see :mod:`.precedence`, where who may move it is decided).
 STATES = ALL_STATES

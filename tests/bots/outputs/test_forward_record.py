@@ -37,7 +37,8 @@ class TestForwardRecordOutputBot(BotTestCase, unittest.TestCase):
             ledger.close()
 
     def test_each_finding_is_recorded_as_forwarded_to_the_cert_once(self):
-        first, rescan = hub_event(1), hub_event(1, vulnerable=False)
+        first = hub_event(1)
+        rescan = {**hub_event(1, vulnerable=False), "time.observation": "2024-05-08T10:00:00+00:00"}  # its own report
         self.input_message = [first, first, rescan, hub_event(2)]  # the repeat: a redelivery
         self.run_bot(iterations=4)
         records = self.records()
@@ -59,7 +60,7 @@ class TestForwardRecordOutputBot(BotTestCase, unittest.TestCase):
         event = {k: v for k, v in hub_event(4).items() if not k.startswith("source.") and k != ec.FINDING_ID}
         self.input_message = event
         self.run_bot(allowed_error_count=1)
-        self.assertLogMatches(r".*for key 'source.ip': a finding id needs source.ip.*", levelname="ERROR")
+        self.assertLogMatches(r".*for key 'source.ip': a finding needs the host it is about.*", levelname="ERROR")
 
     def test_check_refuses_a_ledger_url_of_another_kind_and_warns_without_a_constituency(self):
         [[level, message]] = NSMForwardRecordOutputBot.check({"constituency": "ibd", "ledger_url": "mysql://x"})
