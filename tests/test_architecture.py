@@ -770,6 +770,8 @@ def test_a_hub_and_cert_instances_are_put_together_in_one_home(name):
 
 @pytest.mark.parametrize("name", under("tests", "benchmarks"))
 def test_the_tests_and_benchmarks_of_both_legs_take_their_hub_and_certs_from_the_test_bed(name):
+    if name == "tests.test_architecture":
+        return  # this test names them
     text = MODULES[name].read_text(encoding="utf-8")
     for gone in ("testbed.federation", "testbed.two_tiers"):
         assert gone not in text, f"{name} imports {gone}, which is now intelmq_nsm.testbed.tiers."
