@@ -34,8 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chain import cpu_seconds  # noqa: E402
-from benchmarks.chain import run as run_chain  # noqa: E402
+from benchmarks.chain import cpu_seconds, single_chain  # noqa: E402
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url  # noqa: E402
 from intelmq_nsm.testbed.pipeline import wait_for  # noqa: E402
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
@@ -105,20 +104,6 @@ def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
     }
 
 
-def run_single_chain(findings: int, workdir: Path) -> dict:
-    load_before = os.getloadavg()
-    result = run_chain("nsm", findings, workdir)
-    return {
-        "variant": "single-chain",
-        "findings": findings,
-        "wall_s": round(result["wall_s"], 1),
-        "findings_per_s": round(result["events_per_s"]),
-        "delivered_findings": result["delivered_findings"],
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, default=10_000)
@@ -135,7 +120,7 @@ def main() -> None:
                     if variant == "forward-leg":
                         result = run_leg(args.findings, workdir, rabbitmq)
                     else:
-                        result = run_single_chain(args.findings, workdir)
+                        result = single_chain(args.findings, workdir)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
                 result["round"] = number + 1

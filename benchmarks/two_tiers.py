@@ -28,8 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chain import PER_REPORT  # noqa: E402
-from benchmarks.chain import run as run_chain  # noqa: E402
+from benchmarks.chain import PER_REPORT, single_chain  # noqa: E402
 from intelmq_nsm.demo.summary import Summary, Tally  # noqa: E402
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
 from intelmq_nsm.testbed.synthetic import synthetic_example  # noqa: E402
@@ -77,21 +76,6 @@ def run_tiers(findings: int, workdir: Path, rabbitmq) -> dict:
     }
 
 
-def run_one(findings: int, workdir: Path) -> dict:
-    load_before = os.getloadavg()
-    result = run_chain("nsm", findings, workdir)
-    return {
-        "variant": "one-installation",
-        "findings": findings,
-        "wall_s": round(result["wall_s"], 1),
-        "findings_per_s": round(result["events_per_s"]),
-        "delivered_findings": result["delivered_findings"],
-        "digests": result["digests"],
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, nargs="+", default=[10_000])
@@ -109,7 +93,7 @@ def main() -> None:
                         if variant == "two-tiers":
                             results[variant] = run_tiers(findings, workdir, rabbitmq)
                         else:
-                            results[variant] = run_one(findings, workdir)
+                            results[variant] = single_chain(findings, workdir, variant)
                     finally:
                         shutil.rmtree(workdir, ignore_errors=True)
                     print(json.dumps({**results[variant], "round": number + 1}), flush=True)
