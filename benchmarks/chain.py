@@ -109,6 +109,23 @@ def run(variant: str, findings: int, workdir: Path) -> dict:
     return result
 
 
+def single_chain(findings: int, workdir: Path, variant: str = "single-chain") -> dict:
+    """The example chain's run (``run("nsm", ...)``) as the federation benchmarks report it
+    beside their own: findings/s, digests and the load before and after."""
+    load_before = os.getloadavg()
+    result = run("nsm", findings, workdir)
+    return {
+        "variant": variant,
+        "findings": findings,
+        "wall_s": round(result["wall_s"], 1),
+        "findings_per_s": round(result["events_per_s"]),
+        "delivered_findings": result["delivered_findings"],
+        "digests": result["digests"],
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def cpu_seconds(pid) -> float:
     """User + system CPU time of a process so far (0 if it is gone)."""
     try:

@@ -6,7 +6,7 @@ CERT's own deduplicator (runtime-examples/forward-leg): at the hub IntelMQ's AMQ
 (a persistent message with a publisher confirm per event) to the CERT's virtual host on
 the hub's RabbitMQ, beside it the forward-record output (the hub's ledger); at the CERT
 IntelMQ's AMQP collector and the forwarded-event parser. Both instances run as the tests
-run them (intelmq_nsm.testbed.federation: two IntelMQ roots, each its own redis-server, a
+run them (intelmq_nsm.testbed.tiers: two IntelMQ roots, each its own redis-server, a
 private RabbitMQ node); the CERT's bots behind the parser are stopped, so that what the
 parser sends waits in the deduplicator's queue and is counted there. N events as the
 hub's expert sends them on the CERT's path go into the two queues at the hub at once; the
@@ -34,13 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chain import cpu_seconds  # noqa: E402
-from benchmarks.chain import run as run_chain  # noqa: E402
+from benchmarks.chain import cpu_seconds, single_chain  # noqa: E402
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url  # noqa: E402
-from intelmq_nsm.testbed.federation import ForwardLeg  # noqa: E402
 from intelmq_nsm.testbed.pipeline import wait_for  # noqa: E402
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
 from intelmq_nsm.testbed.sample_events import hub_event  # noqa: E402
+from intelmq_nsm.testbed.tiers import Tiers  # noqa: E402
 
 EXAMPLE = ROOT / "runtime-examples" / "nsm-ibd"
 SNIPPETS = ROOT / "runtime-examples" / "forward-leg"
@@ -61,7 +60,7 @@ def forwarded_count(leg) -> int:
 
 
 def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
-    leg = ForwardLeg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
+    leg = Tiers.forward_leg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
     events = [json.dumps(hub_event(n)) for n in range(findings)]
     try:
         leg.start()
@@ -105,20 +104,6 @@ def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
     }
 
 
-def run_single_chain(findings: int, workdir: Path) -> dict:
-    load_before = os.getloadavg()
-    result = run_chain("nsm", findings, workdir)
-    return {
-        "variant": "single-chain",
-        "findings": findings,
-        "wall_s": round(result["wall_s"], 1),
-        "findings_per_s": round(result["events_per_s"]),
-        "delivered_findings": result["delivered_findings"],
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, default=10_000)
@@ -135,7 +120,7 @@ def main() -> None:
                     if variant == "forward-leg":
                         result = run_leg(args.findings, workdir, rabbitmq)
                     else:
-                        result = run_single_chain(args.findings, workdir)
+                        result = single_chain(args.findings, workdir)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
                 result["round"] = number + 1

@@ -41,7 +41,7 @@ from intelmq_nsm.feedback import config as config_mod
 from intelmq_nsm.feedback.links import create_secret
 from intelmq_nsm.feedback.service import build
 from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, wait_for
-from intelmq_nsm.testbed.two_tiers import (
+from intelmq_nsm.testbed.tiers import (
     CERT,
     HUB,
     HUB_LEDGER,

@@ -750,3 +750,28 @@ def test_the_organisation_of_a_forward_is_spelled_in_the_ledgers_policy(name):
         return
     spelled = [line for line, text in strings_of(tree_of(name)) if text.startswith("cert:")]
     assert spelled == [], f"{name} spells cert:<key> at line(s) {spelled}: use intelmq_nsm.cert_ids."
+
+
+TIERS_MODULE = f"{PACKAGE}.testbed.tiers"
+
+
+@pytest.mark.parametrize("name", under(PACKAGE, "benchmarks", "tests"))
+def test_a_hub_and_cert_instances_are_put_together_in_one_home(name):
+    # Both legs' tests, their benchmarks and the two-tier demo run a hub and CERT instances on
+    # testbed/tiers.py: nothing else runs the operator's script that joins a CERT to the hub's
+    # node, wires a hub's outcomes service to CERT tokens, or defines a hub or CERT of its own.
+    if name == TIERS_MODULE or name.startswith(f"{PACKAGE}.feedback") or name.startswith("tests."):
+        return
+    spelled = [line for line, text in strings_of(tree_of(name)) if text in ("rabbitmq-add-cert.sh", "cert_tokens_file")]
+    assert spelled == [], f"{name} joins a hub and a CERT itself at line(s) {spelled}: use intelmq_nsm.testbed.tiers."
+    classes = {n.name for n in ast.walk(tree_of(name)) if isinstance(n, ast.ClassDef)}
+    assert not classes & {"ForwardLeg", "Hub", "Cert", "Tiers"}, f"{name} defines its own hub or CERT."
+
+
+@pytest.mark.parametrize("name", under("tests", "benchmarks"))
+def test_the_tests_and_benchmarks_of_both_legs_take_their_hub_and_certs_from_the_test_bed(name):
+    if name == "tests.test_architecture":
+        return  # this test names them
+    text = MODULES[name].read_text(encoding="utf-8")
+    for gone in ("testbed.federation", "testbed.two_tiers"):
+        assert gone not in text, f"{name} imports {gone}, which is now intelmq_nsm.testbed.tiers."

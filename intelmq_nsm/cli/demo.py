@@ -26,6 +26,8 @@ def run(args) -> int:
     keep = args.workdir is not None
     # Absolute: the bots' paths in the runtime it lays out must not depend on their working directory.
     workdir = Path(args.workdir).resolve() if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
+    if args.tiers == 2:
+        return run_two_tiers(args, workdir, keep, progress)
     demo = Demo(
         example,
         workdir,
@@ -75,6 +77,38 @@ def run(args) -> int:
     return 0
 
 
+def run_two_tiers(args, workdir: Path, keep: bool, progress) -> int:
+    """The hub and the CERTs' instances of runtime-examples/two-tiers (``--tiers 2``)."""
+    from intelmq_nsm.demo import DemoError
+    from intelmq_nsm.demo.tiers import TWO_TIERS, TwoTierDemo, as_json, render
+    from intelmq_nsm.testbed.pipeline import HarnessError
+
+    folder = Path(args.example) if args.example else TWO_TIERS
+    demo = TwoTierDemo(workdir, folder, progress=progress, timeout=args.timeout, charts=Path(args.charts))
+    try:
+        result = demo.run()
+    except (DemoError, HarnessError) as exc:
+        warn(f"intelmq-nsm demo: {exc}")
+        warn(f"Each instance's logs and dumps are in {workdir}/<instance>/intelmq/var/log.")
+        return 1
+    say()
+    say_lines("\n".join(render(result)))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        say()
+        say(f"Each tier's summary is in {args.json}.")
+    if keep:
+        say()
+        say(f"Everything the demo wrote is in {workdir} (a folder per instance: hub, ibd, surf).")
+    else:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -102,6 +136,14 @@ def register(subparsers) -> None:
         choices=("redis", "amqp"),
         default="redis",
         help="carry messages on Redis or on a private RabbitMQ (amqp; statistics stay on Redis) (%(default)s)",
+    )
+    parser.add_argument(
+        "--tiers",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: the example as one installation; 2: the Meldpunt hub and the CERTs' own instances of "
+        "runtime-examples/two-tiers, joined by a private RabbitMQ and the hub's feedback service (%(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for delivery (%(default)s)")
     parser.set_defaults(func=run)

@@ -152,16 +152,26 @@ class ExampleChain:
         return example_feeds(self.example, folder)
 
     def token(self) -> str:
-        return (self.example / TOKEN_FILE).read_text(encoding="utf-8").strip()
+        """The researcher's token; empty for an example without an intake (a CERT's instance)."""
+        path = self.example / TOKEN_FILE
+        return path.read_text(encoding="utf-8").strip() if path.exists() else ""
 
     # -- start -------------------------------------------------------------------------
 
-    def start(self, runtime: dict, check: bool = True, before: Optional[Callable[[dict], None]] = None) -> None:
+    def start(
+        self,
+        runtime: dict,
+        check: bool = True,
+        before: Optional[Callable[[dict], None]] = None,
+        prepare: Optional[Callable[[Pipeline], None]] = None,
+    ) -> None:
         """Redis, the SMTP sink and the example's bots, running on the private IntelMQ root.
 
         ``check``: refuse to start when ``intelmqctl check`` reports an error or warning.
         ``before``: called with the localised runtime before the pipeline is laid out (the
         demo puts its feedback service's address into the mail output's parameters there).
+        ``prepare``: called with the pipeline laid out, before it is checked and started (a
+        hub takes its CERTs' claims there, as an operator does before the first start).
         """
         from intelmq_nsm.testbed.pipeline import HarnessError, redis_server_binary
 
@@ -193,6 +203,8 @@ class ExampleChain:
             self.workdir / "intelmq", self.redis, runtime, broker=self._amqp_broker()
         ).setup()
         install_feed_files(self.example, runtime, self.pipeline.root)
+        if prepare is not None:
+            prepare(self.pipeline)
         problems = [line for line in self.pipeline.check()["lines"] if line[0] in ("error", "warning")] if check else []
         if self.broker == "amqp" and self.rabbitmq.management_port != INTELMQCTL_MANAGEMENT_PORT:
             # intelmqctl check reads AMQP queue counts from port 15672 of the pipeline host

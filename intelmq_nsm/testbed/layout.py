@@ -54,11 +54,13 @@ def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
 
 
 def install_example_files(example: Path, workdir: Path) -> None:
-    """Put the example's registry and token file where its localised runtime expects them."""
+    """Put the example's registry and token file (an example with an intake has one) where
+    its localised runtime expects them."""
     target = workdir / "etc" / "nsm"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(example / "registry", target / "registry", dirs_exist_ok=True)
-    shutil.copy2(example / "tokens.json", target / "tokens.json")
+    if (example / "tokens.json").exists():
+        shutil.copy2(example / "tokens.json", target / "tokens.json")
 
 
 def example_feeds(example: Path, folder: str = "") -> list:

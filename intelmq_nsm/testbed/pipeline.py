@@ -279,6 +279,10 @@ class Pipeline:
             raise HarnessError(f"{' '.join(argv)} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
         return result
 
+    def program(self, name: str, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run the venv's program ``name`` (a bot's entry point, say) against this installation."""
+        return self._run([str(VENV_BIN / name), *args], check=check, timeout=timeout)
+
     def ctl(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run ``intelmqctl ARGS`` against this installation."""
         return self._run([str(VENV_BIN / "intelmqctl"), *args], check=check, timeout=timeout)

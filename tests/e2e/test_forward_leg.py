@@ -7,7 +7,7 @@ at the CERT. No TLS: everything is on 127.0.0.1.
 The hub runs the example chain with the IBD's digest outputs replaced by IntelMQ's AMQP
 output and the forward-record output; the IBD runs the example chain behind IntelMQ's AMQP
 collector and the forwarded-event parser, routing by its own registry and mailing its
-municipalities (intelmq_nsm.testbed.federation).
+municipalities (intelmq_nsm.testbed.tiers).
 """
 
 import base64
@@ -24,10 +24,10 @@ import pytest
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.demo.summary import finding_address
 from intelmq_nsm.digest.ledger import Ledger, sqlite_url
-from intelmq_nsm.testbed.federation import HUB_INSTANCE, ForwardLeg, add_cert, remove_cert
 from intelmq_nsm.testbed.sample_events import hub_event
+from intelmq_nsm.testbed.tiers import HUB_INSTANCE, Tiers, add_cert, remove_cert
 from tests.e2e.test_nsm_ibd_example import EXPECTED
-from tests.harness import HarnessPipeline, wait_for
+from tests.harness import HarnessPipeline, csv_attachment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq]
 
@@ -68,8 +68,7 @@ def mails(leg) -> Counter:
     """How often each (recipient, finding id) was mailed by the CERT."""
     seen = Counter()
     for _, recipients, message in leg.cert.sink.messages:
-        [attachment] = list(message.iter_attachments())
-        for row in csv.DictReader(io.StringIO(attachment.get_content())):
+        for row in csv.DictReader(io.StringIO(csv_attachment(message))):
             seen[(tuple(recipients), row["finding_id"])] += 1
     return seen
 
@@ -87,7 +86,7 @@ def ledger_records(chain, bot_id: str, name: str = "") -> list:
 def forward_leg(tmp_path, rabbitmq_server, request):
     """A hub and the IBD's instance, not started; stopped and its virtual host deleted after."""
     vhost = "nsm-ibd-" + request.node.name[:40].replace("[", "-").replace("]", "")
-    leg = ForwardLeg(EXAMPLE, SNIPPETS, tmp_path, rabbitmq_server, vhost=vhost, pipeline_class=HarnessPipeline)
+    leg = Tiers.forward_leg(EXAMPLE, SNIPPETS, tmp_path, rabbitmq_server, vhost=vhost, pipeline_class=HarnessPipeline)
     try:
         yield leg
     finally:
@@ -101,7 +100,9 @@ def forward_leg(tmp_path, rabbitmq_server, request):
 def forwarded_run(tmp_path_factory, rabbitmq_server):
     """The example's three sample reports submitted to the hub's intake, delivered by the IBD."""
     workdir = tmp_path_factory.mktemp("forward")
-    leg = ForwardLeg(EXAMPLE, SNIPPETS, workdir, rabbitmq_server, vhost="nsm-ibd-run", pipeline_class=HarnessPipeline)
+    leg = Tiers.forward_leg(
+        EXAMPLE, SNIPPETS, workdir, rabbitmq_server, vhost="nsm-ibd-run", pipeline_class=HarnessPipeline
+    )
     try:
         leg.start(cert_changes=keep_what_the_parser_sends)
         for report in leg.hub.reports():
@@ -116,8 +117,7 @@ def test_each_municipality_gets_exactly_its_findings_from_the_certs_instance_onc
     leg = forwarded_run
     got = {}
     for _, recipients, message in leg.cert.sink.messages:
-        [attachment] = list(message.iter_attachments())
-        rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+        rows = list(csv.DictReader(io.StringIO(csv_attachment(message))))
         organisation = message["Subject"]
         got.setdefault(tuple(recipients), []).extend(finding_address(row) for row in rows)
         assert {row["kind"] for row in rows} == {"new"}, organisation

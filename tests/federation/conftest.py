@@ -4,7 +4,7 @@
 import pytest
 
 from intelmq_nsm.digest.ledger import sqlite_url
-from intelmq_nsm.testbed.two_tiers import Hub, hub_ledger
+from intelmq_nsm.testbed.tiers import Hub, hub_ledger
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What the return leg's tests do beyond the test bed's hub and CERT (``intelmq_nsm.testbed.two_tiers``):
+"""What the return leg's tests do beyond the test bed's hub and CERT (``intelmq_nsm.testbed.tiers``):
 read the hub's ledger, wait, and a relay that holds the hub's answer while a test kills the sender."""
 
 import json
@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler
 import requests
 
 from intelmq_nsm.testbed.http_receiver import Receiver
-from intelmq_nsm.testbed.two_tiers import *  # noqa: F403  (the tests' hub and CERT are the bed's)
-from intelmq_nsm.testbed.two_tiers import CERT, Hub
+from intelmq_nsm.testbed.tiers import *  # noqa: F403  (the tests' hub and CERT are the bed's)
+from intelmq_nsm.testbed.tiers import CERT, Hub
 
 
 def hub_states(hub: Hub, key: str = "ibd") -> dict:

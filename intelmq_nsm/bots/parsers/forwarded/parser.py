@@ -22,8 +22,10 @@ from intelmq.lib.exceptions import IntelMQException
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm import intelmq_shortcuts as shortcuts
 from intelmq_nsm.bots.parameters import unset_empty, without_empty
+from intelmq_nsm.digest.event_findings import FindingError, kind_of_abuse
 from intelmq_nsm.federation import forwarded
-from intelmq_nsm.finding_id import MissingField, finding_id
+from intelmq_nsm.finding_id import MissingField
+from intelmq_nsm.finding_id import identity as finding_identity
 
 ERROR = "intelmq_nsm.federation.ForwardedEventError"
 
@@ -74,10 +76,15 @@ class NSMForwardedParserBot(ParserBot):
         # As any parser's event: the input it came from, here the message as it came over
         # the connection (the hub's whole event, its routing decision included).
         shortcuts.put(event, "raw", report["raw"])
+        fields = shortcuts.as_dict(event)
         try:
-            # The CERT's own, from the harmonised values: never the hub's.
-            identity = finding_id(shortcuts.as_dict(event), harmonised=True)
+            # The CERT's own, from the harmonised values (never the hub's), by the rule of the
+            # event's kind of abuse: the rule the hub's forward record names it by, so that a
+            # feed's finding the hub sent without an id is known by the same id at both ends.
+            identity = finding_identity(fields, kind_of_abuse(fields), harmonised=True)[0]
         except MissingField as exc:
+            raise forwarded.ForwardedEventError(exc.field, exc.reason) from None
+        except FindingError as exc:
             raise forwarded.ForwardedEventError(exc.field, exc.reason) from None
         shortcuts.put(event, ec.FINDING_ID, identity)
         event.add(ec.UPSTREAM, forwarded.upstream(hub, self.upstream_instance, received, identity))
