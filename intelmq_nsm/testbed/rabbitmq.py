@@ -209,7 +209,11 @@ class RabbitMQServer:
             "RABBITMQ_LOG_BASE": str(self.log_dir),
             "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            # Erlang's schedulers spin while idle by default; on a small machine shared with
+            # the bots (and, in the test command, with the other tests) they sleep instead.
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                "-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
+            ),
         }
 
     def _write_config(self) -> None:

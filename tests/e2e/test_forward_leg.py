@@ -15,6 +15,9 @@ import csv
 import io
 import itertools
 import json
+import os
+import signal
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -275,11 +278,21 @@ def waiting(chain, bot_id: str) -> int:
 
 def kill_part_way(chain, bot_id: str, part_way) -> None:
     """Start ``bot_id``, SIGKILL it once ``part_way()`` says it is working through its
-    batch, and start it again. (Started by intelmqctl alone: waiting until its status says
-    it runs takes longer than some bots need for a whole batch.)"""
-    chain.pipeline.ctl("start", bot_id, check=True, timeout=60)
-    wait_for(part_way, timeout=120, interval=0.005, what=f"{bot_id} part way through its batch")
-    chain.pipeline.kill_and_restart(bot_id)
+    batch, and start it again. The blow falls while intelmqctl may still be starting it:
+    on an idle machine some bots work through a whole batch before intelmqctl reports them
+    running."""
+    pipeline = chain.pipeline
+    starting = threading.Thread(target=pipeline.ctl, args=("start", bot_id), kwargs={"timeout": 60})
+    starting.start()
+    try:
+        wait_for(part_way, timeout=120, interval=0.005, what=f"{bot_id} part way through its batch")
+        pid = wait_for(lambda: pipeline.pid(bot_id), timeout=30, what=f"{bot_id}'s pid file")
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        starting.join()
+    wait_for(lambda: pipeline.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
+    pipeline.ctl("start", bot_id, check=True, timeout=60)
+    wait_for(lambda: pipeline.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
 
 
 def assert_each_mailed_once(leg, events: list) -> None:

@@ -11,7 +11,7 @@ import yaml
 from intelmq_nsm.demo.summary import event_finding, finding_address
 from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, PACE, TOKEN_FILE, example_reports, settled
 from intelmq_nsm.testbed.client import IntakeClient
-from intelmq_nsm.testbed.layout import install_example_files, install_feed_files, localise_runtime
+from intelmq_nsm.testbed.layout import SHADOWSERVER_SCHEMA, install_example_files, install_feed_files, localise_runtime
 from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.testbed.signing import make_signing_keys
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
@@ -140,7 +140,12 @@ def test_the_example_split_over_two_hosts_delivers_every_digest(tmp_path, amqp_b
     assert mails == len([key for key in EXPECTED if key[1] == "ibd"])
     assert dumps == {"intake-host": {}, "routing-host": {}}
     assert errors == {"intake-host": [], "routing-host": []}
-    assert intake_files == {"nsm-intake", "shadowserver-collector", "shadowserver-schema.json"}
+    # The intake's and the feed collector's state, the intake's case book (with SQLite's
+    # journal files while it is open); the Shadowserver parser's schema is in IntelMQ's own
+    # state folder of the host.
+    assert {n for n in intake_files if not n.startswith("nsm-cases.sqlite")} == {"nsm-intake", "shadowserver-collector"}
+    assert "nsm-cases.sqlite" in intake_files
+    assert (intake.pipeline.root / "var" / "lib" / "bots" / SHADOWSERVER_SCHEMA).is_file()
     # The outputs keep their findings' lives in the one PostgreSQL ledger both hosts may reach.
     assert ledgered and {state for _, _, state in ledgered} == {"notified"}
     assert {org for _, org, _ in ledgered} == {org for org, _ in EXPECTED}
