@@ -68,7 +68,11 @@ class TestSignedDigestOutput(BotTestCase, unittest.TestCase):
             result = Deliverer(spool, self.bot.make_channel(), logging.getLogger("test"), max_age=0).run_once(now=2e9)
         finally:
             spool.close()
-        assert result["delivered"] == 2
+        # The bot's own delivery thread may have sent one of them before it stopped: each
+        # organisation's digest is delivered once, by one of the two.
+        assert result["delivered"] <= 2
+        self.sink.wait_for(2, timeout=30)
+        assert len(self.sink.messages) == 2
         mails = {tuple(rcpt): raw for (_, rcpt, _), raw in zip(self.sink.messages, self.sink.raw)}
         english = email.message_from_bytes(mails[("security@gm0363.example",)], policy=email.policy.default)
         dutch = email.message_from_bytes(mails[("security@gm0344.example",)], policy=email.policy.default)
