@@ -134,11 +134,7 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
         return Step(repeat)
     if not observation.vulnerable and not may_close(record, observation):
         return Step(None)  # another reporter's rescan cannot speak for this finding
-    values = {"last_seen": max(now, record["last_seen"]), "last_event": observation.event_hash}
-    # One observation per report: another event of a report already counted is not one.
-    if not observation.report or observation.report != record.get("last_report"):
-        values["times_seen"] = record["times_seen"] + 1
-        values["last_report"] = observation.report
+    values = seen(record, observation, now)
     if observation.matches and observation.matches != record.get("matches"):
         values["matches"] = observation.matches
     if observation.abuse != record.get("abuse"):
@@ -178,6 +174,17 @@ def again(record, observation: Observation, now: float, reminder_after: float, r
                 values["pending"] = kind
     values["last_kind"] = kind
     return Step(kind, values, change)
+
+
+def seen(record, observation: Observation, now: float) -> dict:
+    """The record's values after ``observation`` was seen again: when last, which event, and
+    one observation more unless its report was counted already (the events of one report
+    are one observation)."""
+    values = {"last_seen": max(now, record["last_seen"]), "last_event": observation.event_hash}
+    if not observation.report or observation.report != record.get("last_report"):
+        values["times_seen"] = record["times_seen"] + 1
+        values["last_report"] = observation.report
+    return values
 
 
 def may_close(record, observation: Observation) -> bool:
@@ -260,9 +267,4 @@ def forwarded_again(record, observation: Observation, now: float) -> Step:
     the CERT reported back since, and stays."""
     if record["last_event"] == observation.event_hash:
         return Step(None)
-    values = {"last_seen": max(now, record["last_seen"]), "last_event": observation.event_hash}
-    # One observation per report, as for the findings a digest notifies (:func:`again`).
-    if not observation.report or observation.report != record.get("last_report"):
-        values["times_seen"] = record["times_seen"] + 1
-        values["last_report"] = observation.report
-    return Step(None, values)
+    return Step(None, seen(record, observation, now))
