@@ -3,12 +3,15 @@ looks at what became of each case through the intake's API.
 
 The feedback service (``intelmq-nsm serve``'s server, here in the demo's process) listens
 on loopback and serves the mail digest output's ledger; that output puts links to it into
-its digests. It runs on the files an operator's would: its configuration
-(``etc/nsm/feedback.yaml`` in the demo's folder, paths relative to it), secret, the ticket
-system's and the operators' token files, and for the demo the two tokens in clear
-(``feedback-token.txt``, ``operator-token.txt``). ``--workdir`` keeps them with the ledger,
-so that ``intelmq-nsm serve --config <workdir>/etc/nsm/feedback.yaml`` serves the kept
-state again. One owner answer of each kind is made as a browser would: the link taken
+its digests. It runs on the files an operator's would: its configuration, secret, the
+ticket system's and the operators' token files, and for the demo the two tokens in clear
+(``feedback-token.txt``, ``operator-token.txt``, beside their token files). The
+configuration is the example's own feedback.yaml where the demo is given one (the two-tier
+demo: an instance's folder; laid out by the test bed's ``FeedbackFile``, it names the
+ledger and so the output), else one the demo writes (``etc/nsm/feedback.yaml`` in the
+demo's folder, paths relative to it). ``--workdir`` keeps them with the ledger, so that
+``intelmq-nsm serve --config <workdir>/etc/nsm/feedback.yaml`` serves the kept state
+again. One owner answer of each kind is made as a browser would: the link taken
 from a mail the SMTP sink received, the page fetched for its form token, the form posted.
 Then ``GET /v1/cases/<id>`` and its chart with the researcher's own token; each chart is
 kept in the charts folder the demo was given.
@@ -18,12 +21,14 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Optional
 from urllib.parse import parse_qs, urlparse
 
 from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+from intelmq_nsm.digest.ledger import Ledger, sqlite_path, sqlite_url
 from intelmq_nsm.testbed.chain import DIGEST_MODULE
 from intelmq_nsm.testbed.client import OwnerClient, Refused
+from intelmq_nsm.testbed.feedback_file import FeedbackFile
 from intelmq_nsm.testbed.pipeline import LOOPBACK, free_port
 
 #: One answer per kind, with the comment an owner might give.
@@ -39,38 +44,54 @@ LINK = re.compile(r"http://[0-9.:\[\]]+/feedback\?link=[A-Za-z0-9_.%-]+")
 #: The service's files in the demo's folder, as an operator keeps them under /opt/intelmq/etc/nsm/.
 SERVICE_FOLDER = Path("etc") / "nsm"
 CONFIG_FILE = "feedback.yaml"
+#: The tokens the demo makes for the service where its configuration names their files,
+#: each also in clear beside its file (this is a demo): ``(key, clear file's name, who, feed code)``.
+DEMO_TOKENS = (
+    ("tokens_file", "feedback-token.txt", "IBD-tickets", "feedback"),
+    ("operator_tokens_file", "operator-token.txt", "IBD operator", "operators"),
+)
 
 
 class FeedbackRound:
     """The feedback service beside the example chain, and the round of answers on it."""
 
-    def __init__(self, workdir: Path, progress):
+    def __init__(self, workdir: Path, progress, configured: Optional[FeedbackFile] = None):
         self.workdir = Path(workdir)
         self.progress = progress
+        #: The example's feedback.yaml (paths as it writes them), laid out in ``workdir`` at
+        #: start; None: the demo writes a configuration of its own.
+        self.configured = configured
         self.server = None  # the feedback service, serving the mail output's ledger
         self.output = None  # that output's bot id
         self.config_file = None  # its configuration, kept with --workdir
 
     def start(self, runtime: dict) -> None:
-        """The feedback service for the first mail digest output of the (localised)
-        ``runtime``, whose digests then carry its links."""
-        mail = [
-            b for b, bot in runtime.items() if bot.get("module") == DIGEST_MODULE and "smtp_port" in bot["parameters"]
-        ]
-        if not mail:
-            return
-        self.output = mail[0]
-        parameters = runtime[self.output]["parameters"]
+        """The feedback service for a digest output of the (localised) ``runtime``, whose
+        digests then carry its links: the output whose ledger the example's feedback.yaml
+        names, else the first mail digest output."""
         port = free_port()
-        folder = self.workdir / SERVICE_FOLDER
-        config_file = self.config_file = write_service_files(folder, Path(parameters["spool_file"]), self.output, port)
-        self.server = start_service(config_file)
+        if self.configured is not None:
+            configured = self.configured.localised(self.workdir, port)
+            self.output = configured.served_by(runtime, DIGEST_MODULE)
+            config, said = configured.config, f"its configuration {self.configured.path}, laid out in {self.workdir}"
+            make_credentials(config)
+        else:
+            mail = [
+                b
+                for b, bot in runtime.items()
+                if bot.get("module") == DIGEST_MODULE and "smtp_port" in bot["parameters"]
+            ]
+            if not mail:
+                return
+            self.output = mail[0]
+            spool_file = Path(runtime[self.output]["parameters"]["spool_file"])
+            self.config_file = write_service_files(self.workdir / SERVICE_FOLDER, spool_file, self.output, port)
+            config, said = load_config(self.config_file), f"intelmq-nsm serve --config {self.config_file}"
+        self.server = start_service(config)
+        parameters = runtime[self.output]["parameters"]
         parameters["feedback_base_url"] = f"http://{LOOPBACK}:{port}"
-        parameters["feedback_secret_file"] = str(self.server.context.config.secret_file)
-        self.progress(
-            f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.output} "
-            f"(intelmq-nsm serve --config {config_file})."
-        )
+        parameters["feedback_secret_file"] = str(config.secret_file)
+        self.progress(f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.output} ({said}).")
 
     def run(self, chain, charts: Path) -> dict:
         """One owner answer per kind through the feedback service; the researcher's view of each case."""
@@ -97,22 +118,31 @@ class FeedbackRound:
             self.server.context.store.close()
 
 
+def make_credentials(config) -> None:
+    """The secret and the ticket system's and operators' token files the service's
+    configuration ``config`` names, made where it says unless they are there; each token
+    made here also in clear beside its file (this is a demo)."""
+    from intelmq_nsm.auth.tokens import add_token
+    from intelmq_nsm.feedback.links import create_secret
+
+    Path(config.secret_file).parent.mkdir(parents=True, exist_ok=True)
+    create_secret(config.secret_file)
+    for key, clear_name, who, code in DEMO_TOKENS:
+        tokens = Path(getattr(config, key) or "")
+        if not getattr(config, key) or tokens.exists():
+            continue
+        tokens.parent.mkdir(parents=True, exist_ok=True)
+        _, token = add_token(tokens, who, [code], comment="made by intelmq-nsm demo")
+        clear = tokens.parent / clear_name
+        clear.write_text(token + "\n", encoding="utf-8")
+        clear.chmod(0o600)
+
+
 def write_service_files(folder: Path, spool_file: Path, ledger_name: str, port: int) -> Path:
     """The feedback service's configuration in ``folder`` for the ledger in ``spool_file``,
     with its secret, a token file for the ticket system and one for the operators (each
     token in clear beside it: this is a demo); returns the configuration file."""
-    from intelmq_nsm.auth.tokens import add_token
-    from intelmq_nsm.feedback.links import create_secret
-
     folder.mkdir(parents=True, exist_ok=True)
-    create_secret(folder / "feedback-secret")
-    for name, who, code in (("feedback", "IBD-tickets", "feedback"), ("operator", "IBD operator", "operators")):
-        tokens = folder / f"{name}-tokens.json"
-        if not tokens.exists():
-            _, token = add_token(tokens, who, [code], comment="made by intelmq-nsm demo")
-            clear = folder / f"{name}-token.txt"
-            clear.write_text(token + "\n", encoding="utf-8")
-            clear.chmod(0o600)
     # Relative to the configuration's folder: the demo's folder may be moved and served again.
     ledger = Path(os.path.relpath(spool_file.resolve(), folder.resolve()))
     config_file = folder / CONFIG_FILE
@@ -130,17 +160,25 @@ def write_service_files(folder: Path, spool_file: Path, ledger_name: str, port: 
         f"base_url: http://{LOOPBACK}:{port}\n",
         encoding="utf-8",
     )
+    make_credentials(load_config(config_file))
     return config_file
 
 
-def start_service(config_file: Path):
-    """The feedback service of the configuration ``config_file`` (started), as
-    ``intelmq-nsm serve --config`` starts it."""
+def load_config(config_file: Path):
+    """The service's configuration in ``config_file``, read as ``intelmq-nsm serve --config`` reads it."""
     from intelmq_nsm.feedback import config as config_mod
+
+    return config_mod.load(config_file)
+
+
+def start_service(config):
+    """The feedback service of the configuration ``config`` (started), as ``intelmq-nsm
+    serve`` starts it."""
     from intelmq_nsm.feedback.service import build
 
-    config = config_mod.load(config_file)
-    Path(config.ledger_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ledger_file = sqlite_path(config.ledger_url)
+    if ledger_file:
+        Path(ledger_file).parent.mkdir(parents=True, exist_ok=True)
     return build(config, logging.getLogger("intelmq-nsm.demo.feedback")).start()
 
 

@@ -10,6 +10,10 @@ sink) and its owners answer on its feedback service's page, one answer of each k
 later the rescan, submitted to the hub, is verified at the CERTs; what each CERT's ledger
 says goes back to the hub, and the researcher's ``GET /v1/cases/<id>`` on the hub's intake
 shows it per constituency (the ``downstream`` block).
+
+Both feedback services run on the example's own configurations where an instance's folder
+has one (``hub/feedback.yaml``, ``ibd/feedback.yaml``), laid out as the runtimes are; they
+are read and checked against the runtimes before anything starts.
 """
 
 import contextlib
@@ -28,7 +32,7 @@ from intelmq_nsm.testbed.chain import example_reports
 from intelmq_nsm.testbed.pipeline import VENV_BIN, Pipeline
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer, rabbitmq_available
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
-from intelmq_nsm.testbed.tiers import Tiers
+from intelmq_nsm.testbed.tiers import Tiers, read_tiers
 
 CHECKOUT = Path(__file__).resolve().parents[2] / "runtime-examples"
 TWO_TIERS = CHECKOUT / "two-tiers"
@@ -58,27 +62,39 @@ class TwoTierDemo:
         self.feedback = FeedbackRound(self.workdir / ANSWERING, progress)  # the IBD's owners' page
         self.tiers: Optional[Tiers] = None
 
-    def preflight(self) -> None:
+    def preflight(self) -> tuple:
+        """Check what the demo needs before starting anything; ``(hub, [CERTs])``, the
+        example's tiers, their feedback services' configurations read and checked."""
         if not (VENV_BIN / "intelmqctl").exists():
             raise DemoError(f"intelmqctl is not in {VENV_BIN}: install intelmq-nsm (scripts/main does).")
         if not (self.folder / "hub" / "runtime.yaml").exists():
             raise DemoError(f"No two-tier example in {self.folder} (runtime-examples/two-tiers of a source checkout).")
+        hub, certs = read_tiers(self.folder)
+        answering = [tier for tier in certs if tier.name == ANSWERING]
+        if not answering:
+            raise DemoError(f"No {ANSWERING}/ instance in {self.folder}: the demo's owners answer on its page.")
+        # The IBD's owners' page as its folder configures it (else one the demo writes).
+        self.feedback.configured = answering[0].feedback
+        for tier in certs:
+            preflight_signing(tier.runtime)
         if self.rabbitmq is None and not rabbitmq_available():
             raise DemoError(
                 "The two tiers need Debian's rabbitmq-server (/usr/lib/rabbitmq/bin) between the hub and the "
                 "CERTs' instances (scripts/main as root installs it)."
             )
+        return hub, certs
 
     def run(self) -> dict:
-        self.preflight()
+        hub, certs = self.preflight()
         prepare(self.mails)
         try:
             if self.rabbitmq is None:
                 self.progress("Starting the hub's private RabbitMQ (/usr/lib/rabbitmq/bin/rabbitmq-server).")
                 # Its management API off port 15672: no intelmqctl reads this node's queues.
                 self.rabbitmq, self._own_rabbitmq = RabbitMQServer(intelmqctl_port=False).start(), True
-            self.tiers = tiers = Tiers.from_folders(
-                self.folder,
+            self.tiers = tiers = Tiers(
+                hub,
+                certs,
                 SNIPPETS,
                 self.workdir,
                 self.rabbitmq,
@@ -88,8 +104,6 @@ class TwoTierDemo:
                 progress=self.progress,
                 timeout=self.timeout,
             )
-            for tier in tiers.cert_tiers:
-                preflight_signing(tier.runtime)
             tiers.start(before={ANSWERING: self.feedback.start})
             return self.play(tiers)
         finally:

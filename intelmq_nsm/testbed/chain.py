@@ -32,6 +32,10 @@ from intelmq_nsm.testbed.spools import spool_digests
 DIGEST_MODULE = "intelmq.bots.outputs.nsm.digest"
 INTAKE_MODULE = "intelmq.bots.collectors.nsm.intake"
 FILE_OUTPUT_MODULE = "intelmq.bots.outputs.file.output"
+FORWARD_RECORD_MODULE = "intelmq.bots.outputs.nsm.forward_record"
+#: The bots that write a finding ledger, each with the parameter that names its SQLite
+#: file when no ``ledger_url`` is set.
+LEDGER_FILES = {DIGEST_MODULE: "spool_file", FORWARD_RECORD_MODULE: "ledger_file"}
 #: The example's researcher token; the example's token file holds only its salted hash.
 TOKEN_FILE = "demo-token.txt"  # noqa: S105 (a file name, not a secret)
 #: Digests go out after a few seconds, not after the example's hour; file collectors look
@@ -47,6 +51,20 @@ def example_reports(example: Path, folder: str = "") -> list:
     """The sample reports of ``example`` (of its rescan: ``folder="rescan"``), sorted."""
     reports = (Path(example) / "reports" / folder).glob("*")
     return sorted(p for p in reports if p.suffix in REPORT_SUFFIXES and not p.name.endswith(NOT_REPORTS))
+
+
+def ledger_of(bot_id: str, bot: dict) -> Optional[tuple]:
+    """``(URL, name)`` of the finding ledger a runtime's bot writes, as the bot opens it
+    (the URL None when the runtime leaves the bot its default file); None for a bot that
+    writes no ledger."""
+    from intelmq_nsm.digest.ledger import sqlite_url
+
+    parameter = LEDGER_FILES.get(bot.get("module"))
+    if parameter is None:
+        return None
+    parameters = bot.get("parameters", {})
+    url = parameters.get("ledger_url") or (sqlite_url(parameters[parameter]) if parameters.get(parameter) else None)
+    return url, parameters.get("ledger_name") or bot_id
 
 
 def settled(queue_sizes: dict, intake_spools=(), digest_spools=(), feed_folders=()) -> bool:
@@ -279,12 +297,11 @@ class ExampleChain:
 
     def ledgers(self):
         """``(bot id, Ledger)`` of every digest output (each in its spool file, named by bot id)."""
-        from intelmq_nsm.digest.ledger import Ledger, sqlite_url
+        from intelmq_nsm.digest.ledger import Ledger
 
         for bot_id, bot in self.bots(DIGEST_MODULE).items():
-            parameters = bot["parameters"]
-            url = parameters.get("ledger_url") or sqlite_url(parameters["spool_file"])
-            yield bot_id, Ledger(url, name=parameters.get("ledger_name") or bot_id)
+            url, name = ledger_of(bot_id, bot)
+            yield bot_id, Ledger(url, name=name)
 
     # -- stop --------------------------------------------------------------------------
 

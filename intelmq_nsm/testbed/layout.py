@@ -14,6 +14,8 @@ from intelmq_nsm.testbed.pipeline import LOOPBACK
 #: Where the examples keep their files in a standard IntelMQ installation; this prefix
 #: moves into the working directory.
 INTELMQ_PREFIX = "/opt/intelmq/"
+#: A SQLite database's URL (a ledger's) opens so, its absolute path follows.
+SQLITE_URL = "sqlite:///"
 #: IntelMQ's file collector: a feed's reports are files dropped into its ``path``.
 FILE_COLLECTOR_MODULE = "intelmq.bots.collectors.file.collector_file"
 #: An example's feeds (``feeds/``: the reports a file collector picks up, ``feeds/rescan/``
@@ -22,29 +24,34 @@ FEEDS = "feeds"
 SHADOWSERVER_SCHEMA = "shadowserver-schema.json"
 
 
+def localise_value(value, workdir: Path):
+    """One value of an example's configuration (a runtime's parameter, a feedback.yaml's
+    key) as it is laid out in ``workdir``: a path under ``/opt/intelmq/``, or a ``sqlite:///``
+    URL of one, moves to ``workdir/``; a list, item by item; anything else stays."""
+    if isinstance(value, str) and value.startswith(INTELMQ_PREFIX):
+        return str(Path(workdir) / value[len(INTELMQ_PREFIX) :])
+    if isinstance(value, str) and value.startswith(SQLITE_URL + INTELMQ_PREFIX):
+        return SQLITE_URL + localise_value(value[len(SQLITE_URL) :], workdir)
+    if isinstance(value, list):
+        return [localise_value(v, workdir) for v in value]
+    return value
+
+
 def localise_runtime(runtime: dict, workdir: Path, overrides: dict) -> dict:
     """The example runtime with its paths moved under ``workdir`` and some parameters set.
 
-    Every string parameter that starts with ``/opt/intelmq/`` moves to ``workdir/``; the
+    Every parameter under ``/opt/intelmq/`` moves to ``workdir/`` (``localise_value``); the
     parameters named in ``overrides`` (ports, and the digests' ``max_age`` so that the demo
     does not wait an hour) get the given values wherever a bot has them, and
     ``smtp_host`` becomes the loopback address. Nothing else changes.
     """
     runtime = json.loads(json.dumps(runtime))
-
-    def move(value):
-        if isinstance(value, str) and value.startswith(INTELMQ_PREFIX):
-            return str(workdir / value[len(INTELMQ_PREFIX) :])
-        if isinstance(value, list):
-            return [move(v) for v in value]
-        return value
-
     for bot_id, bot in runtime.items():
         if bot_id == "global":
             continue
         parameters = bot.setdefault("parameters", {})
         for key, value in list(parameters.items()):
-            parameters[key] = move(value)
+            parameters[key] = localise_value(value, workdir)
         for key, value in overrides.items():
             if key in parameters:
                 parameters[key] = value

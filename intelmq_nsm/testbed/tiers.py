@@ -44,15 +44,22 @@ from intelmq_nsm.cert_ids import cert_organisation
 from intelmq_nsm.digest import notify
 from intelmq_nsm.digest.channels import FileChannel
 from intelmq_nsm.digest.delivery import Deliverer
-from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_url
+from intelmq_nsm.digest.ledger import Ledger, Observation, sqlite_path, sqlite_url
 from intelmq_nsm.digest.outbox import OutboxPusher
 from intelmq_nsm.digest.spool import DigestSpool
 from intelmq_nsm.feedback import config as config_mod
 from intelmq_nsm.feedback.links import create_secret
 from intelmq_nsm.feedback.service import build
-from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, ExampleChain, wait_settled
-from intelmq_nsm.testbed.layout import INTELMQ_PREFIX
-from intelmq_nsm.testbed.pipeline import LOOPBACK, VENV_BIN, HarnessError, Pipeline, wait_for
+from intelmq_nsm.testbed.chain import (
+    DIGEST_MODULE,
+    FORWARD_RECORD_MODULE,
+    INTAKE_MODULE,
+    ExampleChain,
+    wait_settled,
+)
+from intelmq_nsm.testbed.feedback_file import FeedbackFile
+from intelmq_nsm.testbed.layout import localise_value
+from intelmq_nsm.testbed.pipeline import LOOPBACK, VENV_BIN, HarnessError, Pipeline, free_port, wait_for
 from intelmq_nsm.testbed.rabbitmq import RABBITMQ_BIN
 from intelmq_nsm.testbed.sample_events import event, network_match, organisation
 
@@ -61,7 +68,6 @@ CERT_SNIPPET = "cert.yaml"
 SETUP_SCRIPT = "rabbitmq-add-cert.sh"
 AMQP_OUTPUT_MODULE = "intelmq.bots.outputs.amqptopic.output"
 AMQP_COLLECTOR_MODULE = "intelmq.bots.collectors.amqp.collector_amqp"
-FORWARD_RECORD_MODULE = "intelmq.bots.outputs.nsm.forward_record"
 FORWARDED_PARSER_MODULE = "intelmq.bots.parsers.nsm.forwarded"
 REPORT_PARSER_MODULE = "intelmq.bots.parsers.nsm.report"
 EXPERT_MODULE = "intelmq.bots.experts.nsm.constituency"
@@ -285,11 +291,35 @@ def take_claims(pipeline: Pipeline) -> str:
 
 @dataclasses.dataclass
 class Tier:
-    """One instance: the folder it is laid out from (registry, tokens, reports) and its runtime."""
+    """One instance: the folder it is laid out from (registry, tokens, reports), its runtime
+    and, where the folder has one, its feedback service's configuration (feedback.yaml)."""
 
     name: str
     example: Path
     runtime: dict
+    feedback: Optional[FeedbackFile] = None
+
+
+def read_tiers(folder: Path) -> tuple:
+    """``(hub, [CERTs])`` of ``folder`` (runtime-examples/two-tiers): ``hub/`` and one folder
+    per CERT, named by its constituency key, each with its runtime.yaml and registry. A
+    folder's feedback.yaml is read and checked here, before anything starts: the hub's must
+    serve the ledger its forward-record outputs write and take the CERTs' tokens, a CERT's
+    the ledger of one of its digest outputs (HarnessError naming the file, key and reason)."""
+    tiers = []
+    for path in sorted(Path(folder).iterdir()):
+        if (path / "runtime.yaml").exists():
+            runtime = yaml.safe_load((path / "runtime.yaml").read_text(encoding="utf-8"))
+            tiers.append(Tier(path.name, path, runtime, FeedbackFile.read(path)))
+    hubs = [t for t in tiers if t.name == HUB_FOLDER]
+    if len(hubs) != 1:
+        raise HarnessError(f"{folder} has no {HUB_FOLDER}/ with a runtime.yaml: no hub to start.")
+    for tier in tiers:
+        if tier.feedback is not None:
+            tier.feedback.served_by(tier.runtime, FORWARD_RECORD_MODULE if tier.name == HUB_FOLDER else DIGEST_MODULE)
+    if hubs[0].feedback is not None and not hubs[0].feedback.config.cert_tokens_file:
+        raise hubs[0].feedback.problem("cert_tokens_file", "is not set: the hub would refuse every CERT's outcomes.")
+    return hubs[0], [t for t in tiers if t.name != HUB_FOLDER]
 
 
 class Tiers:
@@ -337,15 +367,9 @@ class Tiers:
 
     @classmethod
     def from_folders(cls, folder: Path, snippets: Path, workdir: Path, rabbitmq, **options) -> "Tiers":
-        """``folder`` (runtime-examples/two-tiers): ``hub/`` and one folder per CERT, named by
-        its constituency key, each with its runtime.yaml and registry."""
-        tiers = [
-            Tier(path.name, path, yaml.safe_load((path / "runtime.yaml").read_text(encoding="utf-8")))
-            for path in sorted(Path(folder).iterdir())
-            if (path / "runtime.yaml").exists()
-        ]
-        [hub] = [t for t in tiers if t.name == HUB_FOLDER]
-        return cls(hub, [t for t in tiers if t.name != HUB_FOLDER], snippets, workdir, rabbitmq, **options)
+        """The tiers of ``folder`` (runtime-examples/two-tiers, :func:`read_tiers`)."""
+        hub, certs = read_tiers(folder)
+        return cls(hub, certs, snippets, workdir, rabbitmq, **options)
 
     @classmethod
     def forward_leg(
@@ -440,24 +464,11 @@ class Tiers:
         return prepare
 
     def _start_outcomes(self, runtimes: dict) -> None:
-        """The hub's feedback service over the ledger its forward-record outputs share, a
-        token per CERT bound to its constituency."""
-        hub = runtimes[self.hub_tier.name]
-        records = [hub[b]["parameters"] for b in bots_of(hub, FORWARD_RECORD_MODULE)]
-        ledgers = {(p.get("ledger_file"), p.get("ledger_name")) for p in records}
-        if len(ledgers) != 1 or None in next(iter(ledgers)):
-            raise HarnessError(
-                f"The return leg needs one ledger_file and ledger_name for the forward records: {ledgers}."
-            )
-        [(path, name)] = ledgers
-        # Where the hub's chain puts it when it lays its runtime out.
-        ledger_file = self.workdir / self.hub_tier.name / path.removeprefix(INTELMQ_PREFIX)
-        ledger_file.parent.mkdir(parents=True, exist_ok=True)
-        folder = self.workdir / "hub-outcomes"
-        folder.mkdir(parents=True, exist_ok=True)
-        keys = [tier.name for tier in self.cert_tiers]
-        self.outcomes = Hub(folder, sqlite_url(ledger_file), ledger_name=name, certs=keys)
-        self.progress(f"Started the hub's feedback service for the CERTs' outcomes on {self.outcomes.url}.")
+        self.outcomes = start_outcomes(
+            self.hub_tier, runtimes[self.hub_tier.name], self.workdir, [tier.name for tier in self.cert_tiers]
+        )
+        where = f" from {self.hub_tier.feedback.path}" if self.hub_tier.feedback is not None else ""
+        self.progress(f"Started the hub's feedback service{where} for the CERTs' outcomes on {self.outcomes.url}.")
 
     def _cert_before(self, name: str, hook: Optional[Callable[[dict], None]]) -> Callable[[dict], None]:
         """The CERT's digest outputs that go back to the hub: its URL and the CERT's token."""
@@ -523,6 +534,28 @@ class Tiers:
             remove_cert(self.rabbitmq, link)
 
 
+def start_outcomes(hub: Tier, runtime: dict, workdir: Path, certs: list) -> "Hub":
+    """The hub's feedback service over the ledger its forward-record outputs share (in
+    ``runtime``, the hub's as written), a token per CERT of ``certs`` bound to its
+    constituency. With the hub's feedback.yaml, the service it configures, laid out in the
+    hub's folder under ``workdir`` as the chain lays the runtime out (its secret and the
+    CERTs' token file made where the file says); without one, a service of the test bed's."""
+    if hub.feedback is not None:
+        hub.feedback.served_by(runtime, FORWARD_RECORD_MODULE)
+        config = hub.feedback.localised(Path(workdir) / hub.name, free_port()).config
+        return Hub.from_config(config, certs)
+    records = [runtime[b]["parameters"] for b in bots_of(runtime, FORWARD_RECORD_MODULE)]
+    ledgers = {(p.get("ledger_file"), p.get("ledger_name")) for p in records}
+    if len(ledgers) != 1 or None in next(iter(ledgers)):
+        raise HarnessError(f"The return leg needs one ledger_file and ledger_name for the forward records: {ledgers}.")
+    [(path, name)] = ledgers
+    folder = Path(workdir) / "hub-outcomes"
+    folder.mkdir(parents=True, exist_ok=True)
+    # The ledger where the hub's chain puts it when it lays its runtime out.
+    ledger_url = sqlite_url(localise_value(path, Path(workdir) / hub.name))
+    return Hub(folder, ledger_url, ledger_name=name, certs=certs)
+
+
 # -- the return leg's parts, without IntelMQ --------------------------------------------------
 
 CASE = "DIVD-2024-00012"  # sample_events' case
@@ -578,27 +611,44 @@ class Hub:
     def __init__(
         self, tmp_path: Path, ledger_url: str, ledger_name: str = HUB_LEDGER, certs=("ibd", "surf"), **overrides
     ):
-        self.tmp_path = tmp_path
-        secret = tmp_path / "hub-secret"
-        create_secret(secret)
         tokens = tmp_path / "hub-cert-tokens.json"
-        self.tokens = {key: add_token(tokens, key.upper(), [], constituency=key)[1] for key in certs}
-        _, self.unbound_token = add_token(tokens, "Some ticket system", ["tickets"])
-        self.ledger_url, self.ledger_name = ledger_url, ledger_name
-        self.config = config_mod.from_mapping(
+        config = config_mod.from_mapping(
             {
                 "ledger_url": ledger_url,
                 "ledger_name": ledger_name,
-                "secret_file": str(secret),
+                "secret_file": str(tmp_path / "hub-secret"),
                 "cert_tokens_file": str(tokens),
                 "port": 0,
                 **overrides,
             }
         )
+        self._begin(config, certs, tokens)
+        _, self.unbound_token = add_token(tokens, "Some ticket system", ["tickets"])
+        self.start()
+
+    @classmethod
+    def from_config(cls, config: config_mod.ServiceConfig, certs=("ibd", "surf")) -> "Hub":
+        """The service ``config`` describes (an operator's feedback.yaml, laid out), its
+        secret and its ``cert_tokens_file`` made where it says, with a token for each CERT."""
+        hub = cls.__new__(cls)
+        hub._begin(config, certs, Path(config.cert_tokens_file))
+        hub.unbound_token = None
+        return hub.start()
+
+    def _begin(self, config: config_mod.ServiceConfig, certs, tokens: Path) -> None:
+        for path in (Path(config.secret_file), tokens):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        create_secret(config.secret_file)
+        self.tokens = {key: add_token(tokens, key.upper(), [], constituency=key)[1] for key in certs}
+        self.ledger_url, self.ledger_name = config.ledger_url, config.ledger_name
+        # The ledger's folder, where the hub's chain will lay it out: the service opens it first.
+        ledger_file = sqlite_path(config.ledger_url)
+        if ledger_file:
+            Path(ledger_file).parent.mkdir(parents=True, exist_ok=True)
+        self.config = config
         self.logger = logging.getLogger("intelmq_nsm.testbed.hub")
         self.server = None
-        self.port = 0
-        self.start()
+        self.port = config.port
 
     @property
     def ibd_token(self) -> str:
