@@ -62,7 +62,8 @@ class ServiceConfig:
     limits: Limits = LIMITS
 
 
-_PATHS = ("secret_file", "spool_file", "tokens_file", "operator_tokens_file", "cert_tokens_file")
+#: The keys that name a file (relative to the configuration file's folder when relative).
+FILE_KEYS = ("secret_file", "spool_file", "tokens_file", "operator_tokens_file", "cert_tokens_file")
 
 
 def from_mapping(document: dict, source: str = "The configuration") -> ServiceConfig:
@@ -92,7 +93,7 @@ def load(path) -> ServiceConfig:
         raise ConfigError(f"The configuration file {path} is not valid YAML: {exc}.") from None
     if not isinstance(document, dict):
         raise ConfigError(f"The configuration file {path} must hold a mapping of keys.")
-    for key in _PATHS:
+    for key in FILE_KEYS:
         if document.get(key):
             document[key] = str((path.parent / str(document[key])).resolve())
     url = str(document.get("ledger_url", ""))

@@ -19,9 +19,9 @@ from intelmq_nsm.testbed.pipeline import LOOPBACK, HarnessError
 
 #: The file's name in an example's folder (an instance's, in runtime-examples/two-tiers).
 FILE = "feedback.yaml"
-#: The keys that name a file (and the ledger's URL, which may name one): each moves into
-#: the working directory, so each must be under /opt/intelmq/ in the example.
-FILE_KEYS = ("ledger_url", "secret_file", "spool_file", "tokens_file", "operator_tokens_file", "cert_tokens_file")
+#: The keys that name a file (the loader's) and the ledger's URL, which may name one: each
+#: moves into the working directory, so each must be under /opt/intelmq/ in the example.
+FILE_KEYS = ("ledger_url", *config_mod.FILE_KEYS)
 
 
 @dataclasses.dataclass(frozen=True)
