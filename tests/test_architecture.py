@@ -775,3 +775,34 @@ def test_the_tests_and_benchmarks_of_both_legs_take_their_hub_and_certs_from_the
     text = MODULES[name].read_text(encoding="utf-8")
     for gone in ("testbed.federation", "testbed.two_tiers"):
         assert gone not in text, f"{name} imports {gone}, which is now intelmq_nsm.testbed.tiers."
+
+
+LAYOUT_MODULE = f"{PACKAGE}.testbed.layout"
+
+
+def moves_the_intelmq_prefix(node) -> bool:
+    """``x.removeprefix(INTELMQ_PREFIX)``, ``x.replace("/opt/intelmq/", …)``, ``len(INTELMQ_PREFIX)``:
+    code that takes the prefix off a path to put another in its place."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
+    first = node.args[0]
+    is_prefix = (isinstance(first, ast.Name) and first.id == "INTELMQ_PREFIX") or (
+        isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith("/opt/intelmq")
+    )
+    if isinstance(node.func, ast.Attribute):
+        return is_prefix and node.func.attr in ("removeprefix", "replace", "split", "partition")
+    return is_prefix and isinstance(node.func, ast.Name) and node.func.id == "len"
+
+
+@pytest.mark.parametrize("name", [n for n in under(PACKAGE, "benchmarks", "tests") if n != LAYOUT_MODULE])
+def test_an_examples_paths_move_into_a_working_directory_in_one_function(name):
+    # An example's runtime.yaml and its feedback.yaml are laid out alike: every path under
+    # /opt/intelmq/ (and a sqlite:/// URL of one) moves by testbed/layout.py's localise_value.
+    moved = [node.lineno for node in ast.walk(tree_of(name)) if moves_the_intelmq_prefix(node)]
+    assert moved == [], f"{name} moves /opt/intelmq/ paths itself at line(s) {moved}: use layout.localise_value."
+
+
+def test_the_layout_rule_sees_a_prefix_moved():
+    source = 'a = p.removeprefix(INTELMQ_PREFIX)\nb = p[len(INTELMQ_PREFIX):]\nc = p.replace("/opt/intelmq/", w)\n'
+    assert sum(moves_the_intelmq_prefix(node) for node in ast.walk(ast.parse(source))) == 3
+    assert sum(moves_the_intelmq_prefix(node) for node in ast.walk(tree_of(LAYOUT_MODULE))) >= 1
