@@ -89,7 +89,7 @@ class FeedbackRound:
             config, said = load_config(self.config_file), f"intelmq-nsm serve --config {self.config_file}"
         self.server = start_service(config)
         parameters = runtime[self.output]["parameters"]
-        parameters["feedback_base_url"] = f"http://{LOOPBACK}:{port}"
+        parameters["feedback_base_url"] = config.base_url
         parameters["feedback_secret_file"] = str(config.secret_file)
         self.progress(f"Started the feedback service on {LOOPBACK}:{port} for the digests of {self.output} ({said}).")
 
