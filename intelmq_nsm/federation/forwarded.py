@@ -109,16 +109,42 @@ def _schema() -> dict:
     return package_schema(SCHEMA_RESOURCE)
 
 
+def _checked_schema() -> dict:
+    """The schema without ``propertyNames`` (see :func:`_names`) and with its local
+    references put in place: resolving a "$ref" for each field was a third of jsonschema's
+    cost per event."""
+    schema = _schema()
+    checked = {key: value for key, value in schema.items() if key != "propertyNames"}
+    return _in_place(checked, schema.get("$defs", {}))
+
+
 @cache
 def _validator():
     # jsonschema is imported here: only a CERT's parser needs it.
     from jsonschema import Draft202012Validator
 
-    # The same schema with its local references put in place: resolving a "$ref" for
-    # each field was a third of the validation's cost per event.
-    schema = _schema()
-    checked = {key: value for key, value in schema.items() if key != "propertyNames"}  # see _names
-    return Draft202012Validator(_in_place(checked, schema.get("$defs", {})))
+    return Draft202012Validator(_checked_schema())
+
+
+@cache
+def _accepts():
+    """The schema compiled to Python code by fastjsonschema: the check every forwarded event
+    passes, about 20 times faster than jsonschema's (8 against 165 µs per event), which
+    was a third of the parser's own work per finding. It only says yes or no,
+    and tells the first error only; jsonschema, the reference, explains a refusal (every
+    error, by field) and decides where the two would disagree (:func:`problems`)."""
+    import fastjsonschema
+
+    check = fastjsonschema.compile(_checked_schema())
+
+    def accepts(document: dict) -> bool:
+        try:
+            check(document)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return accepts
 
 
 @cache
@@ -150,6 +176,10 @@ def problems(document) -> list:
     found = [(name[:_SHOWN], NOT_A_NAME) for name in document if len(name) > longest or not pattern.search(name)]
     if found:
         return found
+    if _accepts()(document):
+        return []
+    # Refused: jsonschema says why, field by field (and finds nothing where the two differ,
+    # e.g. 443.0 as an integer: then the event is taken, as jsonschema alone would).
     errors = sorted(_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     return [_problem(error, document) for error in errors]
 
