@@ -20,7 +20,7 @@ CERT's own finding id. See ``harmonization/federation.md``.
 import copy
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
@@ -156,6 +156,14 @@ def _names():
     return re.compile(rule["pattern"]), rule["maxLength"]
 
 
+@lru_cache(maxsize=4096)
+def _good_name(name: str) -> bool:
+    # Remembered: every event repeats the same few dozen names; bounded, since a hostile
+    # hub may send a new name in every event.
+    pattern, longest = _names()
+    return len(name) <= longest and pattern.search(name) is not None
+
+
 def _in_place(node, definitions: dict):
     """``node`` with every ``{"$ref": "#/$defs/NAME"}`` replaced by that definition."""
     if isinstance(node, dict):
@@ -172,8 +180,7 @@ def problems(document) -> list:
     in order; empty when it is a forwarded event."""
     if not isinstance(document, dict):
         return [(WHOLE, f"is not a JSON object but {type(document).__name__}")]
-    pattern, longest = _names()
-    found = [(name[:_SHOWN], NOT_A_NAME) for name in document if len(name) > longest or not pattern.search(name)]
+    found = [(name[:_SHOWN], NOT_A_NAME) for name in document if not _good_name(name)]
     if found:
         return found
     if _accepts()(document):
