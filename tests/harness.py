@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -44,6 +45,35 @@ class HarnessPipeline(Pipeline):
         wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
         self.ctl("start", bot_id, check=True, timeout=60)
         wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
+
+    def kill_part_way(self, bot_id: str, part_way, while_dead=None) -> None:
+        """Start ``bot_id``, SIGKILL it once ``part_way()`` says it is working through its
+        batch, and start it again; ``while_dead()`` runs between the blow and the new start.
+        The blow falls while intelmqctl may still be starting it: on an idle machine some
+        bots work through a whole batch before intelmqctl reports them running."""
+        starting = threading.Thread(target=self.ctl, args=("start", bot_id), kwargs={"timeout": 60})
+        starting.start()
+        try:
+            wait_for(part_way, timeout=120, interval=0.005, what=f"{bot_id} part way through its batch")
+            pid = wait_for(lambda: self.pid(bot_id), timeout=30, what=f"{bot_id}'s pid file")
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            starting.join()
+        wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
+        if while_dead is not None:
+            while_dead()
+        self.ctl("start", bot_id, check=True, timeout=60)
+        wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
+
+    def waiting(self, bot_id: str) -> int:
+        """Messages in ``bot_id``'s source queue (on Redis, a list: cheap to ask often)."""
+        return self.redis.client().llen(self.queue(bot_id))
+
+    def in_hand(self, bot_id: str) -> list:
+        """The messages ``bot_id`` took and has not acknowledged (its internal queue on
+        Redis), as dicts: after a SIGKILL, the one it is handed again when it starts."""
+        client = self.redis.client()
+        return [json.loads(m) for m in client.lrange(f"{self.queue(bot_id)}-internal", 0, -1)]
 
     def push(self, bot_id: str, *messages) -> None:
         """Put messages (dicts or JSON strings) into ``bot_id``'s source queue."""
