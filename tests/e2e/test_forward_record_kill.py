@@ -75,7 +75,11 @@ def test_a_sigkilled_forward_record_output_mid_batch_records_each_finding_once_a
     assert len({e[ec.FINDING_ID] for e in events}) == TOTAL
     parameters = pipeline.runtime[RECORD]["parameters"]
     ledger = Ledger(sqlite_url(parameters["ledger_file"]), name=RECORD)
-    CaseBook(pipeline.runtime["nsm-intake"]["parameters"]["case_file"]).assign(CASE, RESEARCHER)
+    cases = CaseBook(pipeline.runtime["nsm-intake"]["parameters"]["case_file"])
+    try:
+        cases.assign(CASE, RESEARCHER)  # as an operator does: intelmq-nsm cases assign
+    finally:
+        cases.close()
     pipeline.stop(RECORD)
     pipeline.push(RECORD, *events)
     held = []
@@ -83,8 +87,10 @@ def test_a_sigkilled_forward_record_output_mid_batch_records_each_finding_once_a
     def repeat_what_it_held():
         # The message in hand when killed comes back to the bot from its internal queue.
         # Whether the blow fell before or after its record was committed is a matter of
-        # timing (said in the output: -s); so it is handed in once more, as a bot upstream
-        # killed between sending and acknowledging repeats it: a repeat is recorded, every run.
+        # timing (printed: -s shows it), so it is handed in once more, as a bot upstream
+        # killed between sending and acknowledging would repeat it: the bot meets a repeat
+        # of a recorded event every run. When it held nothing (the blow fell between two
+        # messages), the batch's first event is repeated, the first one it recorded.
         held.extend(pipeline.in_hand(RECORD))
         recorded = {r["finding_id"] for r in ledger.records()}
         ids = [m[ec.FINDING_ID] for m in held]
@@ -92,7 +98,11 @@ def test_a_sigkilled_forward_record_output_mid_batch_records_each_finding_once_a
         pipeline.push(RECORD, *(held or [events[0]]))
 
     pipeline.kill_part_way(RECORD, lambda: 20 < TOTAL - pipeline.waiting(RECORD) < TOTAL - 100, repeat_what_it_held)
-    wait_for(lambda: ledger.count() == TOTAL and not any(pipeline.queue_sizes().values()), timeout=120)
+    wait_for(
+        lambda: ledger.count() == TOTAL and not any(pipeline.queue_sizes().values()),
+        timeout=120,
+        what=f"{TOTAL} findings recorded and every queue empty",
+    )
     pipeline.wait_drained(timeout=60, settle=0.5)
     try:
         records, changes = ledger.case_records(CASE)
