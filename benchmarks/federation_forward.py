@@ -13,6 +13,13 @@ hub's expert sends them on the CERT's path go into the two queues at the hub at 
 clock runs from the first push until all N wait at the CERT's deduplicator and the hub's
 ledger holds all N.
 
+The halves: the same leg with each organisation's side measured alone, as they run in the
+deployment, each on its own machine (here each on the whole of this one in turn). The hub's
+half with the CERT's instance stopped: from the first push until the AMQP output has had
+all N confirmed by the node and the hub's ledger holds all N; then the CERT's half: its
+collector and parser started on the N waiting in its queue, findings/s from the first to
+the last at the CERT's deduplicator (so that intelmqctl's start-up is not counted).
+
 The single chain is benchmarks/chain.py's: the example chain on one installation, from
 the first report submitted to the last digest delivered (findings/s over the same N).
 Rounds alternate the order, so that a change of the machine's load hits both alike.
@@ -104,21 +111,65 @@ def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
     }
 
 
+def run_halves(findings: int, workdir: Path, rabbitmq) -> dict:
+    leg = Tiers.forward_leg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
+    events = [json.dumps(hub_event(n)) for n in range(findings)]
+    try:
+        leg.start()
+        leg.cert.pipeline.stop(*leg.cert.pipeline.bot_ids)
+        hub_redis, cert_redis = leg.hub.pipeline.redis.client(), leg.cert.pipeline.redis.client()
+        output = leg.hub.pipeline.queue(HUB_BOTS[0])
+        started = time.perf_counter()
+        for start in range(0, findings, PUSH_BATCH):
+            batch = events[start : start + PUSH_BATCH]
+            with hub_redis.pipeline(transaction=False) as push:
+                for bot_id in HUB_BOTS:
+                    push.lpush(leg.hub.pipeline.queue(bot_id), *batch)
+                push.execute()
+        # The output acknowledges each message once the node has confirmed it.
+        unconfirmed = (output, f"{HUB_BOTS[0]}-queue-internal")
+        wait_for(lambda: sum(hub_redis.llen(q) for q in unconfirmed) == 0, timeout=3600, interval=0.1, what="the hub")
+        wait_for(lambda: forwarded_count(leg) >= findings, timeout=3600, interval=0.2, what="the hub's record")
+        hub_wall = time.perf_counter() - started
+        queued = leg.queued()
+        arrived = leg.cert.pipeline.queue(CERT_NEXT)
+        leg.cert.pipeline.start(*CERT_BOTS)
+        first = wait_for(lambda: cert_redis.llen(arrived) or None, timeout=600, interval=0.01, what="a first finding")
+        first_at = time.perf_counter()
+        wait_for(lambda: cert_redis.llen(arrived) >= findings, timeout=3600, interval=0.1, what="the CERT's parser")
+        cert_wall = time.perf_counter() - first_at
+        arrived_count = cert_redis.llen(arrived)
+    finally:
+        leg.close()
+    return {
+        "variant": "halves",
+        "findings": findings,
+        "queued_at_hub_node": queued,
+        "arrived_at_cert": arrived_count,
+        "hub_half_s": round(hub_wall, 1),
+        "hub_half_findings_per_s": round(findings / hub_wall),
+        "cert_half_s": round(cert_wall, 1),
+        "cert_half_findings_per_s": round((findings - first) / cert_wall),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     rabbitmq = RabbitMQServer(intelmqctl_port=False).start()
-    results = {"forward-leg": [], "single-chain": []}
+    results = {"forward-leg": [], "halves": [], "single-chain": []}
+    runs = {"forward-leg": run_leg, "halves": run_halves}
     try:
         for number in range(args.rounds):
-            order = ("forward-leg", "single-chain") if number % 2 == 0 else ("single-chain", "forward-leg")
+            order = ("forward-leg", "halves", "single-chain")
+            order = order if number % 2 == 0 else order[::-1]
             for variant in order:
                 workdir = Path(tempfile.mkdtemp(prefix=f"nsm-{variant}-"))
                 try:
-                    if variant == "forward-leg":
-                        result = run_leg(args.findings, workdir, rabbitmq)
+                    if variant in runs:
+                        result = runs[variant](args.findings, workdir, rabbitmq)
                     else:
                         result = single_chain(args.findings, workdir)
                 finally:
@@ -126,12 +177,14 @@ def main() -> None:
                 result["round"] = number + 1
                 results[variant].append(result)
                 print(json.dumps(result), flush=True)
-            leg, chain = results["forward-leg"][-1], results["single-chain"][-1]
-            ratio = leg["findings_per_s"] / chain["findings_per_s"]
+            leg, halves, chain = (results[v][-1] for v in ("forward-leg", "halves", "single-chain"))
+            rate = chain["findings_per_s"]
             print(
                 f"round {number + 1}, {args.findings} findings: forward leg {leg['findings_per_s']} findings/s "
-                f"({leg['wall_s']} s), single chain {chain['findings_per_s']} findings/s ({chain['wall_s']} s): "
-                f"{ratio:.2f}x",
+                f"({leg['wall_s']} s), single chain {rate} findings/s ({chain['wall_s']} s): "
+                f"{leg['findings_per_s'] / rate:.2f}x; the hub's half alone {halves['hub_half_findings_per_s']}/s "
+                f"({halves['hub_half_findings_per_s'] / rate:.2f}x), the CERT's half alone "
+                f"{halves['cert_half_findings_per_s']}/s ({halves['cert_half_findings_per_s'] / rate:.2f}x)",
                 flush=True,
             )
     finally:

@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import os
+import random
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -44,6 +46,42 @@ class HarnessPipeline(Pipeline):
         wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
         self.ctl("start", bot_id, check=True, timeout=60)
         wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
+
+    def kill_part_way(self, bot_id: str, part_way, while_dead=None, at=None) -> None:
+        """Start ``bot_id``, SIGKILL it once ``part_way()`` says it is working through its
+        batch, and start it again; ``while_dead()`` runs between the blow and the new start.
+        The blow falls while intelmqctl may still be starting it: on an idle machine some
+        bots work through a whole batch before intelmqctl reports them running.
+
+        ``at()``: a point of a message's handling the blow must fall at (say, its record
+        committed and the message not yet acknowledged). It is asked with the bot stopped
+        (SIGSTOP); where it does not hold, the bot goes on (SIGCONT) for a moment and is
+        stopped and asked again, until it does."""
+        starting = threading.Thread(target=self.ctl, args=("start", bot_id), kwargs={"timeout": 60})
+        starting.start()
+        try:
+            wait_for(part_way, timeout=120, interval=0.005, what=f"{bot_id} part way through its batch")
+            pid = wait_for(lambda: self.pid(bot_id), timeout=30, what=f"{bot_id}'s pid file")
+            if at is not None:
+                wait_for(lambda: stopped_at(pid, at), timeout=60, interval=0, what=f"{bot_id} stopped where asked")
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            starting.join()
+        wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
+        if while_dead is not None:
+            while_dead()
+        self.ctl("start", bot_id, check=True, timeout=60)
+        wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
+
+    def waiting(self, bot_id: str) -> int:
+        """Messages in ``bot_id``'s source queue (on Redis, a list: cheap to ask often)."""
+        return self.redis.client().llen(self.queue(bot_id))
+
+    def in_hand(self, bot_id: str) -> list:
+        """The messages ``bot_id`` took and has not acknowledged (its internal queue on
+        Redis), as dicts: after a SIGKILL, the one it is handed again when it starts."""
+        client = self.redis.client()
+        return [json.loads(m) for m in client.lrange(f"{self.queue(bot_id)}-internal", 0, -1)]
 
     def push(self, bot_id: str, *messages) -> None:
         """Put messages (dicts or JSON strings) into ``bot_id``'s source queue."""
@@ -97,6 +135,30 @@ class HarnessPipeline(Pipeline):
             timeout=timeout,
             what=f"{count} dumped messages of {bot_id}",
         )
+
+
+def stopped_at(pid: int, at) -> bool:
+    """Stop the process ``pid`` (SIGSTOP) and ask ``at()``: True leaves it stopped, False
+    lets it go on for up to a few milliseconds (a random while, so that the next stop falls
+    at another point of its work)."""
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: process_state(pid) == "T", timeout=5, interval=0.0005, what=f"process {pid} to stop")
+    time.sleep(0.005)  # what it sent before it stopped reaches Redis and the database first
+    there = False
+    try:
+        there = bool(at())
+    finally:
+        if not there:  # also when at() failed: never leave the bot stopped
+            os.kill(pid, signal.SIGCONT)
+    if not there:
+        time.sleep(random.uniform(0, 0.004))
+    return there
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``/proc/<pid>/stat`` (``T``: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def by_ip_and_owner(digest: dict, finding: dict) -> tuple:

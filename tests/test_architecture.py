@@ -275,6 +275,25 @@ def test_every_end_to_end_module_is_marked_e2e(name):
     )
 
 
+HARNESS = "tests.harness"
+
+
+@pytest.mark.parametrize("name", under("tests.e2e"))
+def test_the_end_to_end_tests_kill_a_pipelines_bots_through_the_harness(name):
+    # A bot SIGKILLed (at once, or part way through its batch, with what it held read from its
+    # internal queue) is HarnessPipeline's: no end-to-end module sends a signal or defines
+    # a kill of its own.
+    tree = tree_of(name)
+    signals = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.kill", "os.killpg", "kill")
+    ]
+    assert signals == [], f"{name} sends a signal itself at line(s) {signals}: use {HARNESS}.HarnessPipeline."
+    kills = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("kill")]
+    assert kills == [], f"{name} defines {kills}: {HARNESS}.HarnessPipeline kills a pipeline's bots."
+
+
 # -- the web layer: one home per mechanism ------------------------------------------------------
 
 WEB = f"{PACKAGE}.web"

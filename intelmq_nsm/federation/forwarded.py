@@ -20,7 +20,7 @@ CERT's own finding id. See ``harmonization/federation.md``.
 import copy
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Optional
 
 from intelmq_nsm import event_contract as ec
@@ -109,16 +109,42 @@ def _schema() -> dict:
     return package_schema(SCHEMA_RESOURCE)
 
 
+def _checked_schema() -> dict:
+    """The schema without ``propertyNames`` (see :func:`_names`) and with its local
+    references put in place: resolving a "$ref" for each field was a third of jsonschema's
+    cost per event."""
+    schema = _schema()
+    checked = {key: value for key, value in schema.items() if key != "propertyNames"}
+    return _in_place(checked, schema.get("$defs", {}))
+
+
 @cache
 def _validator():
     # jsonschema is imported here: only a CERT's parser needs it.
     from jsonschema import Draft202012Validator
 
-    # The same schema with its local references put in place: resolving a "$ref" for
-    # each field was a third of the validation's cost per event.
-    schema = _schema()
-    checked = {key: value for key, value in schema.items() if key != "propertyNames"}  # see _names
-    return Draft202012Validator(_in_place(checked, schema.get("$defs", {})))
+    return Draft202012Validator(_checked_schema())
+
+
+@cache
+def _accepts():
+    """The schema compiled to Python code by fastjsonschema: the check every forwarded event
+    passes, about 20 times faster than jsonschema's (8 against 165 µs per event), which
+    was a third of the parser's own work per finding. It only says yes or no,
+    and tells the first error only; jsonschema, the reference, explains a refusal (every
+    error, by field) and decides where the two would disagree (:func:`problems`)."""
+    import fastjsonschema
+
+    check = fastjsonschema.compile(_checked_schema())
+
+    def accepts(document: dict) -> bool:
+        try:
+            check(document)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return accepts
 
 
 @cache
@@ -128,6 +154,14 @@ def _names():
     validation's cost. The names are checked here first, the rest by jsonschema."""
     rule = _schema()["propertyNames"]
     return re.compile(rule["pattern"]), rule["maxLength"]
+
+
+@lru_cache(maxsize=4096)
+def _good_name(name: str) -> bool:
+    # Remembered: every event repeats the same few dozen names; bounded, since a hostile
+    # hub may send a new name in every event.
+    pattern, longest = _names()
+    return len(name) <= longest and pattern.search(name) is not None
 
 
 def _in_place(node, definitions: dict):
@@ -146,10 +180,13 @@ def problems(document) -> list:
     in order; empty when it is a forwarded event."""
     if not isinstance(document, dict):
         return [(WHOLE, f"is not a JSON object but {type(document).__name__}")]
-    pattern, longest = _names()
-    found = [(name[:_SHOWN], NOT_A_NAME) for name in document if len(name) > longest or not pattern.search(name)]
+    found = [(name[:_SHOWN], NOT_A_NAME) for name in document if not _good_name(name)]
     if found:
         return found
+    if _accepts()(document):
+        return []
+    # Refused: jsonschema says why, field by field (and finds nothing where the two differ,
+    # e.g. 443.0 as an integer: then the event is taken, as jsonschema alone would).
     errors = sorted(_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     return [_problem(error, document) for error in errors]
 

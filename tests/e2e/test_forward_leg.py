@@ -15,9 +15,6 @@ import csv
 import io
 import itertools
 import json
-import os
-import signal
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -271,30 +268,6 @@ def test_a_forged_or_malformed_event_is_dumped_at_the_cert_naming_the_field_and_
     assert set(sent.values()) == {1}
 
 
-def waiting(chain, bot_id: str) -> int:
-    """Messages in ``bot_id``'s source queue of ``chain`` (a Redis list: cheap to ask often)."""
-    return chain.pipeline.redis.client().llen(chain.pipeline.queue(bot_id))
-
-
-def kill_part_way(chain, bot_id: str, part_way) -> None:
-    """Start ``bot_id``, SIGKILL it once ``part_way()`` says it is working through its
-    batch, and start it again. The blow falls while intelmqctl may still be starting it:
-    on an idle machine some bots work through a whole batch before intelmqctl reports them
-    running."""
-    pipeline = chain.pipeline
-    starting = threading.Thread(target=pipeline.ctl, args=("start", bot_id), kwargs={"timeout": 60})
-    starting.start()
-    try:
-        wait_for(part_way, timeout=120, interval=0.005, what=f"{bot_id} part way through its batch")
-        pid = wait_for(lambda: pipeline.pid(bot_id), timeout=30, what=f"{bot_id}'s pid file")
-        os.kill(pid, signal.SIGKILL)
-    finally:
-        starting.join()
-    wait_for(lambda: pipeline.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
-    pipeline.ctl("start", bot_id, check=True, timeout=60)
-    wait_for(lambda: pipeline.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
-
-
 def assert_each_mailed_once(leg, events: list) -> None:
     leg.wait_until_delivered()
     sent = mails(leg)
@@ -307,30 +280,32 @@ def assert_each_mailed_once(leg, events: list) -> None:
 def test_a_sigkilled_amqp_output_mid_batch_loses_nothing_and_mails_no_municipality_twice(forward_leg):
     leg = forward_leg
     leg.start()
+    hub = leg.hub.pipeline
     events = municipal(400)
-    leg.hub.pipeline.stop(AMQP_OUTPUT)
-    leg.hub.pipeline.push(EXPERT, *events)
-    wait_for(lambda: waiting(leg.hub, AMQP_OUTPUT) == 400, timeout=120, what="400 events for the AMQP output")
-    kill_part_way(leg.hub, AMQP_OUTPUT, lambda: 20 < 400 - waiting(leg.hub, AMQP_OUTPUT) < 380)
+    hub.stop(AMQP_OUTPUT)
+    hub.push(EXPERT, *events)
+    wait_for(lambda: hub.waiting(AMQP_OUTPUT) == 400, timeout=120, what="400 events for the AMQP output")
+    hub.kill_part_way(AMQP_OUTPUT, lambda: 20 < 400 - hub.waiting(AMQP_OUTPUT) < 380)
     assert_each_mailed_once(leg, events)
 
 
 def test_a_sigkilled_collector_and_parser_mid_batch_lose_nothing_and_mail_no_municipality_twice(forward_leg):
     leg = forward_leg
     leg.start()
+    cert = leg.cert.pipeline
     total = 1500
     events = municipal(total)
-    leg.cert.pipeline.stop(COLLECTOR, PARSER)
+    cert.stop(COLLECTOR, PARSER)
     leg.hub.pipeline.push(EXPERT, *events)
     wait_for(lambda: leg.queued() == total, timeout=300, interval=0.5, what=f"{total} messages in the IBD's queue")
     # The collector, killed while it hands messages on to the (stopped) parser: the
     # messages it had not acknowledged go back to the queue.
-    kill_part_way(leg.cert, COLLECTOR, lambda: 20 < waiting(leg.cert, PARSER) < total - 100)
+    cert.kill_part_way(COLLECTOR, lambda: 20 < cert.waiting(PARSER) < total - 100)
     wait_for(lambda: leg.queued() == 0, timeout=120, interval=0.5, what="every message collected")
-    collected = waiting(leg.cert, PARSER)
+    collected = cert.waiting(PARSER)
     assert collected >= total  # at least once: the one in hand when killed may come twice
     # The parser, killed while it works through them: IntelMQ hands it its report again.
-    kill_part_way(leg.cert, PARSER, lambda: 20 < collected - waiting(leg.cert, PARSER) < collected - 100)
+    cert.kill_part_way(PARSER, lambda: 20 < collected - cert.waiting(PARSER) < collected - 100)
     assert_each_mailed_once(leg, events)
 
 

@@ -59,6 +59,17 @@ def test_the_hub_forwards_to_each_certs_instance_which_delivers_to_its_own(run):
     assert any(org.startswith("GM") for org in summary["ibd"]["rounds"][0]["organisations"])
 
 
+def test_the_hub_shows_names_only_of_the_cert_that_shares_them(run):
+    _, summary, _ = run
+    views = [c for view in summary["hub"]["cases"].values() for c in view["constituencies"] if "downstream" in c]
+    surf = [c["downstream"] for c in views if c["constituency"] == "surf"]
+    ibd = [c["downstream"] for c in views if c["constituency"] == "ibd"]
+    assert surf and ibd
+    # SURFcert sends its institutions' names (upstream_share_names); the IBD sends none.
+    assert all(d["organisations"] and all(o["name"] for o in d["organisations"]) for d in surf), surf
+    assert all("organisations" not in d and d["organisations_count"] >= 1 for d in ibd), ibd
+
+
 def test_no_municipality_is_mailed_a_finding_twice(run):
     _, _, folder = run
     seen = Counter()

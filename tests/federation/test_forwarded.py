@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.federation import forwarded
@@ -110,3 +112,76 @@ def test_a_body_that_is_no_event_is_refused_naming_what_is_wrong():
     assert refusal(body(hub_event(7)), max_bytes=100)[0] == "raw"
     many = {f"extra.k{i}": i for i in range(301)}
     assert refusal(json.dumps({**hub_event(7), **many}).encode())[0] == "event"
+
+
+# -- the fast check against the reference ------------------------------------------------------
+
+#: Values of every JSON type, at the sizes where the schema's limits lie.
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**40), max_value=2**40)
+    | st.sampled_from([0, 1, 443, 65535, 65536, -1, 100, 100.5, 443.0, 1e308])
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["", "x" * 101, "x" * 254, "x" * 20001, "nf1-" + "a" * 32, "nf1-" + "a" * 32 + "\n"])
+    | st.sampled_from(["vulnerable", "Event", "high", "GREEN", "AMBER+STRICT", "2024-05-01T09:00:00+00:00"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+NAMES = [*sorted(forwarded._schema()["properties"]), "extra.note", "extra.map"]
+
+
+def edges(rule: dict) -> list:
+    """Values on either side of each limit of a field's ``rule`` in the schema."""
+    rule = forwarded._in_place(rule, forwarded._schema()["$defs"])
+    found = list(rule.get("enum", [])) + (["nope"] if "enum" in rule else [])
+    found += [rule["const"], rule["const"] + "x"] if "const" in rule else []
+    found += ["", "a b", "DIVD-2024-00012\n", "nf1-" + "a" * 32 + "\n"] if "pattern" in rule else []
+    for key, step in (("maxLength", 1), ("minLength", -1)):
+        if key in rule:
+            found += ["x" * rule[key], "x" * max(rule[key] + step, 0)]
+    for key, step in (("maximum", 1), ("minimum", -1)):
+        if key in rule:
+            found += [rule[key], rule[key] + step, float(rule[key] + step)]
+    if "maxItems" in rule:
+        found += [list(range(rule["maxItems"])), list(range(rule["maxItems"] + 1))]
+    if "maxProperties" in rule:
+        found += [{f"k{i}": i for i in range(n)} for n in (rule["maxProperties"], rule["maxProperties"] + 1)]
+    return found or [None]
+
+
+def field_values(name: str):
+    rule = forwarded._schema()["properties"].get(name, forwarded._schema()["additionalProperties"])
+    return st.tuples(st.just(name), st.sampled_from(edges(rule)) | VALUES)
+
+
+CHANGES = st.lists(st.sampled_from(NAMES).flatmap(field_values), min_size=1, max_size=2).map(dict)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 500), CHANGES, st.sets(st.sampled_from(NAMES), max_size=2))
+def test_the_fast_check_takes_no_event_the_reference_refuses(n, changes, removed):
+    """fastjsonschema decides for every event the parser takes: whatever it accepts,
+    jsonschema (the reference, which explains refusals) must accept too."""
+    event = {k: v for k, v in hub_event(n).items() if k not in removed} | changes
+    if forwarded._accepts()(event):
+        assert list(forwarded._validator().iter_errors(event)) == []
+
+
+def test_the_fast_check_and_the_reference_agree_on_each_side_of_every_limit():
+    event = {k: v for k, v in hub_event(7).items() if k != "__type"}
+    for name in NAMES:
+        rule = forwarded._schema()["properties"].get(name, forwarded._schema()["additionalProperties"])
+        for value in edges(rule):
+            changed = event | {name: value}
+            reference = not list(forwarded._validator().iter_errors(changed))
+            assert forwarded._accepts()(changed) == reference, (name, forwarded.shown(value))
+
+
+def test_the_fast_check_refuses_what_the_reference_refuses_in_the_examples_above():
+    event = {k: v for k, v in hub_event(7).items() if k != "__type"}
+    assert forwarded._accepts()(event)
+    for change in ({"source.port": "443"}, {ec.RESULT: "fixed"}, {"extra.note": "y" * 20001}):
+        assert not forwarded._accepts()(event | change)
+        assert list(forwarded._validator().iter_errors(event | change))
