@@ -66,6 +66,19 @@ def forwarded_count(leg) -> int:
         ledger.close()
 
 
+def push(leg, events: list) -> None:
+    """``events`` into the queues of the hub's bots on the CERT's path, at once, as the hub's
+    expert would send them."""
+    queues = [leg.hub.pipeline.queue(b) for b in HUB_BOTS]
+    client = leg.hub.pipeline.redis.client()
+    for start in range(0, len(events), PUSH_BATCH):
+        batch = events[start : start + PUSH_BATCH]
+        with client.pipeline(transaction=False) as pushing:
+            for queue in queues:
+                pushing.lpush(queue, *batch)
+            pushing.execute()
+
+
 def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
     leg = Tiers.forward_leg(EXAMPLE, SNIPPETS, workdir, rabbitmq, vhost=f"nsm-ibd-bench-{workdir.name}", timeout=3600)
     events = [json.dumps(hub_event(n)) for n in range(findings)]
@@ -75,20 +88,14 @@ def run_leg(findings: int, workdir: Path, rabbitmq) -> dict:
         # the expert's path are idle or stopped.
         others = [b for b in leg.cert.pipeline.bot_ids if b not in CERT_BOTS]
         leg.cert.pipeline.stop(*others)
-        hub_redis, cert_redis = leg.hub.pipeline.redis.client(), leg.cert.pipeline.redis.client()
-        queues = [leg.hub.pipeline.queue(b) for b in HUB_BOTS]
+        cert_redis = leg.cert.pipeline.redis.client()
         arrived = leg.cert.pipeline.queue(CERT_NEXT)
         processes = {b: leg.hub.pipeline.pid(b) for b in HUB_BOTS} | {b: leg.cert.pipeline.pid(b) for b in CERT_BOTS}
         idle = {b: cpu_seconds(pid) for b, pid in processes.items()}
         broker_idle = sum(cpu_seconds(pid) for pid in rabbitmq._group_pids())
         load_before = os.getloadavg()
         started = time.perf_counter()
-        for start in range(0, findings, PUSH_BATCH):
-            batch = events[start : start + PUSH_BATCH]
-            with hub_redis.pipeline(transaction=False) as push:
-                for queue in queues:
-                    push.lpush(queue, *batch)
-                push.execute()
+        push(leg, events)
         wait_for(lambda: cert_redis.llen(arrived) >= findings, timeout=3600, interval=0.1, what="the CERT's parser")
         at_cert = time.perf_counter() - started
         wait_for(lambda: forwarded_count(leg) >= findings, timeout=3600, interval=0.2, what="the hub's record")
@@ -120,12 +127,7 @@ def run_halves(findings: int, workdir: Path, rabbitmq) -> dict:
         hub_redis, cert_redis = leg.hub.pipeline.redis.client(), leg.cert.pipeline.redis.client()
         output = leg.hub.pipeline.queue(HUB_BOTS[0])
         started = time.perf_counter()
-        for start in range(0, findings, PUSH_BATCH):
-            batch = events[start : start + PUSH_BATCH]
-            with hub_redis.pipeline(transaction=False) as push:
-                for bot_id in HUB_BOTS:
-                    push.lpush(leg.hub.pipeline.queue(bot_id), *batch)
-                push.execute()
+        push(leg, events)
         # The output acknowledges each message once the node has confirmed it.
         unconfirmed = (output, f"{HUB_BOTS[0]}-queue-internal")
         wait_for(lambda: sum(hub_redis.llen(q) for q in unconfirmed) == 0, timeout=3600, interval=0.1, what="the hub")
