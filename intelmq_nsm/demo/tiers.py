@@ -194,8 +194,8 @@ def render(result: dict) -> list:
             down = constituency.get("downstream") or {}
             states = ", ".join(f"{s} {n}" for s, n in sorted(down.get("by_state", {}).items()))
             lines.append(
-                f"  {constituency['constituency']}: {constituency.get('findings', 0)} findings forwarded; "
-                f"{down.get('reported', 0)} reported by the CERT: {states or '-'}"
+                f"  {constituency['constituency']}: forwarded {constituency.get('findings', 0)}, "
+                f"reported on by the CERT {down.get('reported', 0)}: {states or '-'}"
             )
             for org in down.get("organisations", []):
                 org_states = ", ".join(f"{s} {n}" for s, n in sorted(org.get("by_state", {}).items()))
