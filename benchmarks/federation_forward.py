@@ -151,7 +151,8 @@ def run_halves(findings: int, workdir: Path, rabbitmq) -> dict:
         "hub_half_s": round(hub_wall, 1),
         "hub_half_findings_per_s": round(findings / hub_wall),
         "cert_half_s": round(cert_wall, 1),
-        "cert_half_findings_per_s": round((findings - first) / cert_wall),
+        # None where all had arrived before the first look: too few findings to time.
+        "cert_half_findings_per_s": round((findings - first) / cert_wall) if first < findings else None,
     }
 
 
@@ -180,13 +181,13 @@ def main() -> None:
                 results[variant].append(result)
                 print(json.dumps(result), flush=True)
             leg, halves, chain = (results[v][-1] for v in ("forward-leg", "halves", "single-chain"))
-            rate = chain["findings_per_s"]
+            rate, cert = chain["findings_per_s"], halves["cert_half_findings_per_s"]
+            cert_text = f"{cert}/s ({cert / rate:.2f}x)" if cert else "not timed (too few findings)"
             print(
                 f"round {number + 1}, {args.findings} findings: forward leg {leg['findings_per_s']} findings/s "
                 f"({leg['wall_s']} s), single chain {rate} findings/s ({chain['wall_s']} s): "
                 f"{leg['findings_per_s'] / rate:.2f}x; the hub's half alone {halves['hub_half_findings_per_s']}/s "
-                f"({halves['hub_half_findings_per_s'] / rate:.2f}x), the CERT's half alone "
-                f"{halves['cert_half_findings_per_s']}/s ({halves['cert_half_findings_per_s'] / rate:.2f}x)",
+                f"({halves['hub_half_findings_per_s'] / rate:.2f}x), the CERT's half alone {cert_text}",
                 flush=True,
             )
     finally:
