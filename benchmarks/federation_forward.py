@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.chain import cpu_seconds, single_chain  # noqa: E402
-from intelmq_nsm.digest.ledger import Ledger, sqlite_url  # noqa: E402
 from intelmq_nsm.testbed.pipeline import wait_for  # noqa: E402
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer  # noqa: E402
 from intelmq_nsm.testbed.sample_events import hub_event  # noqa: E402
@@ -58,8 +57,7 @@ PUSH_BATCH = 1000
 
 
 def forwarded_count(leg) -> int:
-    parameters = leg.hub.pipeline.runtime["ibd-forward-record"]["parameters"]
-    ledger = Ledger(sqlite_url(parameters["ledger_file"]), name="ibd-forward-record")
+    ledger = leg.hub.ledger("ibd-forward-record")
     try:
         return ledger.count()
     finally:

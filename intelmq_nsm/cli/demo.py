@@ -1,6 +1,8 @@
 """``intelmq-nsm demo``: run the example NSM→IBD pipeline end to end and show who got what, in
 round one and in the researchers' rescan a week later."""
 
+import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -11,23 +13,20 @@ from intelmq_nsm.cli.terminal import say, say_lines, warn
 def run(args) -> int:
     from intelmq_nsm.demo import Demo, DemoError
     from intelmq_nsm.demo.example import default_example
-    from intelmq_nsm.testbed.pipeline import HarnessError
 
     started = time.monotonic()
 
     def progress(message: str) -> None:
         say(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
 
+    if args.tiers == 2:
+        return run_two_tiers(args, progress)
     try:
         example = Path(args.example) if args.example else default_example()
     except DemoError as exc:
         warn(f"intelmq-nsm demo: {exc}")
         return 1
-    keep = args.workdir is not None
-    # Absolute: the bots' paths in the runtime it lays out must not depend on their working directory.
-    workdir = Path(args.workdir).resolve() if keep else Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-"))
-    if args.tiers == 2:
-        return run_two_tiers(args, workdir, keep, progress)
+    workdir, keep = working_directory(args)
     demo = Demo(
         example,
         workdir,
@@ -37,20 +36,12 @@ def run(args) -> int:
         broker=args.broker,
         charts=Path(args.charts),
     )
-    try:
-        summary = demo.run()
-    except (DemoError, HarnessError) as exc:
-        warn(f"intelmq-nsm demo: {exc}")
-        warn(f"Logs and dumps are in {workdir / 'intelmq' / 'var' / 'log'}.")
+    summary = played(demo.run, f"Logs and dumps are in {workdir / 'intelmq' / 'var' / 'log'}.")
+    if summary is None:
         return 1
     say()
     say_lines(summary.render())
-    if args.json:
-        import json
-
-        Path(args.json).write_text(json.dumps(summary.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        say()
-        say(f"The summary of both rounds is in {args.json}.")
+    write_json(args.json, summary.as_json(), "The summary of both rounds")
     if summary.feedback.get("charts"):
         say()
         say(f"The cases' charts are kept in {Path(args.charts).resolve()}.")
@@ -71,42 +62,59 @@ def run(args) -> int:
             say(f"Serve its feedback service again: intelmq-nsm serve --config {demo.feedback.config_file}")
             say(f"(the overview at /operators/login takes the token in {folder / 'operator-token.txt'}).")
     else:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def run_two_tiers(args, workdir: Path, keep: bool, progress) -> int:
+def run_two_tiers(args, progress) -> int:
     """The hub and the CERTs' instances of runtime-examples/two-tiers (``--tiers 2``)."""
-    from intelmq_nsm.demo import DemoError
     from intelmq_nsm.demo.tiers import TWO_TIERS, TwoTierDemo, as_json, render
-    from intelmq_nsm.testbed.pipeline import HarnessError
 
     folder = Path(args.example) if args.example else TWO_TIERS
+    workdir, keep = working_directory(args)
     demo = TwoTierDemo(workdir, folder, progress=progress, timeout=args.timeout, charts=Path(args.charts))
-    try:
-        result = demo.run()
-    except (DemoError, HarnessError) as exc:
-        warn(f"intelmq-nsm demo: {exc}")
-        warn(f"Each instance's logs and dumps are in {workdir}/<instance>/intelmq/var/log.")
+    result = played(demo.run, f"Each instance's logs and dumps are in {workdir}/<instance>/intelmq/var/log.")
+    if result is None:
         return 1
     say()
     say_lines("\n".join(render(result)))
-    if args.json:
-        import json
-
-        Path(args.json).write_text(json.dumps(as_json(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        say()
-        say(f"Each tier's summary is in {args.json}.")
+    write_json(args.json, as_json(result), "Each tier's summary")
     if keep:
         say()
         say(f"Everything the demo wrote is in {workdir} (a folder per instance: hub, ibd, surf).")
     else:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def working_directory(args) -> tuple:
+    """``(folder, kept)``: ``--workdir`` (kept), else a new temporary folder (removed after)."""
+    if args.workdir is None:
+        return Path(tempfile.mkdtemp(prefix="intelmq-nsm-demo-")), False
+    # Absolute: the bots' paths in the runtime it lays out must not depend on their working directory.
+    return Path(args.workdir).resolve(), True
+
+
+def played(play, logs: str):
+    """What ``play()`` returns; None, once it is said why and where ``logs`` are, when the
+    demo failed."""
+    from intelmq_nsm.demo import DemoError
+    from intelmq_nsm.testbed.pipeline import HarnessError
+
+    try:
+        return play()
+    except (DemoError, HarnessError) as exc:
+        warn(f"intelmq-nsm demo: {exc}")
+        warn(logs)
+        return None
+
+
+def write_json(path, document: dict, what: str) -> None:
+    """``document`` into the file ``path`` (``--json``; nothing without one)."""
+    if path:
+        Path(path).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        say()
+        say(f"{what} is in {path}.")
 
 
 def register(subparsers) -> None:

@@ -13,6 +13,7 @@ from typing import Optional
 
 from intelmq_nsm.demo.errors import DemoError
 from intelmq_nsm.testbed.chain import DIGEST_MODULE, TOKEN_FILE, example_reports
+from intelmq_nsm.testbed.layout import bots_of
 from intelmq_nsm.testbed.pipeline import VENV_BIN, HarnessError, redis_server_binary
 from intelmq_nsm.testbed.rabbitmq import rabbitmq_available
 
@@ -60,11 +61,7 @@ def preflight_signing(runtime: dict) -> None:
     """A digest output of the example signs: gpg must be there to make its key and sign."""
     from intelmq_nsm.digest.openpgp import missing_programs
 
-    signing = [
-        bot_id
-        for bot_id, bot in runtime.items()
-        if bot_id != "global" and bot.get("module") == DIGEST_MODULE and bot["parameters"].get("openpgp_fingerprint")
-    ]
+    signing = [b for b in bots_of(runtime, DIGEST_MODULE) if runtime[b]["parameters"].get("openpgp_fingerprint")]
     missing = missing_programs() if signing else []
     if missing:
         raise DemoError(

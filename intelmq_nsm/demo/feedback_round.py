@@ -25,10 +25,11 @@ from typing import Optional
 from urllib.parse import parse_qs, urlparse
 
 from intelmq_nsm.demo.errors import DemoError
-from intelmq_nsm.digest.ledger import Ledger, sqlite_path, sqlite_url
+from intelmq_nsm.digest.ledger import sqlite_path
 from intelmq_nsm.testbed.chain import DIGEST_MODULE
 from intelmq_nsm.testbed.client import OwnerClient, Refused
 from intelmq_nsm.testbed.feedback_file import FeedbackFile
+from intelmq_nsm.testbed.layout import bots_of
 from intelmq_nsm.testbed.pipeline import LOOPBACK, free_port
 
 #: One answer per kind, with the comment an owner might give.
@@ -74,19 +75,15 @@ class FeedbackRound:
             configured = self.configured.localised(self.workdir, port)
             self.output = configured.served_by(runtime, DIGEST_MODULE)
             config, said = configured.config, f"its configuration {self.configured.path}, laid out in {self.workdir}"
-            make_credentials(config)
         else:
-            mail = [
-                b
-                for b, bot in runtime.items()
-                if bot.get("module") == DIGEST_MODULE and "smtp_port" in bot["parameters"]
-            ]
+            mail = [b for b in bots_of(runtime, DIGEST_MODULE) if "smtp_port" in runtime[b]["parameters"]]
             if not mail:
                 return
             self.output = mail[0]
             spool_file = Path(runtime[self.output]["parameters"]["spool_file"])
-            self.config_file = write_service_files(self.workdir / SERVICE_FOLDER, spool_file, self.output, port)
+            self.config_file = write_service_file(self.workdir / SERVICE_FOLDER, spool_file, self.output, port)
             config, said = load_config(self.config_file), f"intelmq-nsm serve --config {self.config_file}"
+        make_credentials(config)
         self.server = start_service(config)
         parameters = runtime[self.output]["parameters"]
         parameters["feedback_base_url"] = config.base_url
@@ -96,21 +93,25 @@ class FeedbackRound:
     def run(self, chain, charts: Path) -> dict:
         """One owner answer per kind through the feedback service; the researcher's view of each case."""
         self.progress("The owners answer on the feedback service's page, one answer of each kind.")
-        parameters = chain.pipeline.runtime[self.output]["parameters"]
-        ledger = Ledger(sqlite_url(parameters["spool_file"]), name=self.output)
-        try:
-            answered = answer_once_per_kind(self.server, chain.sink.messages, ledger, self.progress)
-            case_ids = {r["case_id"] for r in ledger.records() if r["case_id"]}
-        finally:
-            ledger.close()
-        for _, other in chain.ledgers():
+        answered = self.answer(chain)
+        case_ids = set()
+        for _, ledger in chain.ledgers():  # the service's output's among them
             try:
-                case_ids |= {r["case_id"] for r in other.records() if r["case_id"]}
+                case_ids |= {r["case_id"] for r in ledger.records() if r["case_id"]}
             finally:
-                other.close()
+                ledger.close()
         self.progress("The researcher asks the intake what became of each case (GET /v1/cases/<id>).")
         views, kept = researcher_view(chain.intake, case_ids, charts)
         return {"answers": answered, "cases": views, "charts": kept}
+
+    def answer(self, chain) -> list:
+        """One owner answer per kind through the service's page, for findings in the ledger
+        of the output it serves (of ``chain``, running); what was answered."""
+        ledger = chain.ledger(self.output)
+        try:
+            return answer_once_per_kind(self.server, chain.sink.messages, ledger, self.progress)
+        finally:
+            ledger.close()
 
     def stop(self) -> None:
         if self.server is not None:
@@ -138,10 +139,9 @@ def make_credentials(config) -> None:
         clear.chmod(0o600)
 
 
-def write_service_files(folder: Path, spool_file: Path, ledger_name: str, port: int) -> Path:
-    """The feedback service's configuration in ``folder`` for the ledger in ``spool_file``,
-    with its secret, a token file for the ticket system and one for the operators (each
-    token in clear beside it: this is a demo); returns the configuration file."""
+def write_service_file(folder: Path, spool_file: Path, ledger_name: str, port: int) -> Path:
+    """The feedback service's configuration in ``folder`` for the ledger in ``spool_file``
+    (its secret and token files beside it: :func:`make_credentials`); returns the file."""
     folder.mkdir(parents=True, exist_ok=True)
     # Relative to the configuration's folder: the demo's folder may be moved and served again.
     ledger = Path(os.path.relpath(spool_file.resolve(), folder.resolve()))
@@ -160,7 +160,6 @@ def write_service_files(folder: Path, spool_file: Path, ledger_name: str, port: 
         f"base_url: http://{LOOPBACK}:{port}\n",
         encoding="utf-8",
     )
-    make_credentials(load_config(config_file))
     return config_file
 
 

@@ -18,16 +18,16 @@ are read and checked against the runtimes before anything starts.
 
 import contextlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional
 
 from intelmq_nsm.demo.errors import DemoError
 from intelmq_nsm.demo.example import preflight_signing
-from intelmq_nsm.demo.feedback_round import FeedbackRound, answer_once_per_kind, researcher_view
+from intelmq_nsm.demo.feedback_round import FeedbackRound, researcher_view
 from intelmq_nsm.demo.mails import FOLDER, prepare
 from intelmq_nsm.demo.rounds import RESCAN, ROUND_TWO_CLOCK, case_statistics, deliver_feeds, submit_all
 from intelmq_nsm.demo.summary import Summary, Tally
-from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.testbed.chain import example_reports
 from intelmq_nsm.testbed.pipeline import VENV_BIN, Pipeline
 from intelmq_nsm.testbed.rabbitmq import RabbitMQServer, rabbitmq_available
@@ -141,12 +141,7 @@ class TwoTierDemo:
 
     def answer(self, chain) -> list:
         self.progress(f"The {ANSWERING.upper()}'s owners answer on its feedback service's page, one of each kind.")
-        parameters = chain.pipeline.runtime[self.feedback.output]["parameters"]
-        ledger = Ledger(sqlite_url(parameters["spool_file"]), name=self.feedback.output)
-        try:
-            return answer_once_per_kind(self.feedback.server, chain.sink.messages, ledger, self.progress)
-        finally:
-            ledger.close()
+        return self.feedback.answer(chain)
 
     def hub_view(self, tiers: Tiers) -> dict:
         """At the hub: what it forwarded to each CERT and in which state each CERT says it is,
@@ -156,16 +151,12 @@ class TwoTierDemo:
             records = ledger.records()
         finally:
             ledger.close()
-        forwarded, states = {}, {}
-        for record in records:
-            key = record["constituency"]
-            forwarded[key] = forwarded.get(key, 0) + 1
-            states.setdefault(key, {})
-            states[key][record["state"]] = states[key].get(record["state"], 0) + 1
+        forwarded = Counter(r["constituency"] for r in records)
+        states = {key: dict(Counter(r["state"] for r in records if r["constituency"] == key)) for key in forwarded}
         case_ids = {r["case_id"] for r in records if r["case_id"]}
         self.progress("The researcher asks the hub's intake what became of each case (GET /v1/cases/<id>).")
         views, charts = researcher_view(tiers.hub.intake, case_ids, self.charts)
-        return {"forwarded": forwarded, "by_state": states, "cases": views, "charts": charts}
+        return {"forwarded": dict(forwarded), "by_state": states, "cases": views, "charts": charts}
 
     def close(self) -> None:
         if self.tiers is not None:

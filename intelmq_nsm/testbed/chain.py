@@ -16,6 +16,7 @@ import yaml
 
 from intelmq_nsm.testbed.client import IntakeClient
 from intelmq_nsm.testbed.layout import (
+    bots_of,
     drop_feed_file,
     example_feeds,
     feed_folders,
@@ -261,7 +262,7 @@ class ExampleChain:
 
     def bots(self, module: str) -> dict:
         """``{bot id: bot}`` of the running runtime's bots of ``module``."""
-        return {b: bot for b, bot in self.pipeline.runtime.items() if b != "global" and bot["module"] == module}
+        return {b: self.pipeline.runtime[b] for b in bots_of(self.pipeline.runtime, module)}
 
     def spool_files(self, module: str) -> list:
         return [Path(bot["parameters"]["spool_file"]) for bot in self.bots(module).values()]
@@ -297,11 +298,16 @@ class ExampleChain:
 
     def ledgers(self):
         """``(bot id, Ledger)`` of every digest output (each in its spool file, named by bot id)."""
+        for bot_id in self.bots(DIGEST_MODULE):
+            yield bot_id, self.ledger(bot_id)
+
+    def ledger(self, bot_id: str):
+        """The finding ledger the running runtime's bot ``bot_id`` writes (a digest or
+        forward-record output), opened as the bot opens it; the caller closes it."""
         from intelmq_nsm.digest.ledger import Ledger
 
-        for bot_id, bot in self.bots(DIGEST_MODULE).items():
-            url, name = ledger_of(bot_id, bot)
-            yield bot_id, Ledger(url, name=name)
+        url, name = ledger_of(bot_id, self.pipeline.runtime[bot_id])
+        return Ledger(url, name=name)
 
     # -- stop --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 from intelmq_nsm.feedback import config as config_mod
 from intelmq_nsm.testbed.chain import ledger_of
-from intelmq_nsm.testbed.layout import INTELMQ_PREFIX, SQLITE_URL, localise_value
+from intelmq_nsm.testbed.layout import INTELMQ_PREFIX, SQLITE_URL, bots_of, localise_value
 from intelmq_nsm.testbed.pipeline import LOOPBACK, HarnessError
 
 #: The file's name in an example's folder (an instance's, in runtime-examples/two-tiers).
@@ -73,11 +73,7 @@ class FeedbackFile:
         the ledger the service serves: the file's ``ledger_url`` and ``ledger_name``.
         HarnessError naming the key that does not match, and what would."""
         url, name = self.config.ledger_url, self.config.ledger_name
-        written = {
-            bot_id: ledger_of(bot_id, bot)
-            for bot_id, bot in runtime.items()
-            if bot_id != "global" and bot.get("module") == module
-        }
+        written = {bot_id: ledger_of(bot_id, runtime[bot_id]) for bot_id in bots_of(runtime, module)}
         for bot_id, ledger in written.items():
             if ledger == (url, name):
                 return bot_id

@@ -76,13 +76,14 @@ def example_feeds(example: Path, folder: str = "") -> list:
     return sorted((Path(example) / FEEDS / folder).glob("*.csv"))
 
 
+def bots_of(runtime: dict, module: str) -> list:
+    """The ids of ``runtime``'s bots of ``module``."""
+    return [b for b, bot in runtime.items() if b != "global" and bot.get("module") == module]
+
+
 def feed_folders(runtime: dict) -> list:
     """The folders the runtime's file collectors read (``path``), one per collector."""
-    return [
-        Path(bot["parameters"]["path"])
-        for bot_id, bot in runtime.items()
-        if bot_id != "global" and bot.get("module") == FILE_COLLECTOR_MODULE
-    ]
+    return [Path(runtime[b]["parameters"]["path"]) for b in bots_of(runtime, FILE_COLLECTOR_MODULE)]
 
 
 def install_feed_files(example: Path, runtime: dict, intelmq_root: Path) -> None:

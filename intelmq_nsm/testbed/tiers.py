@@ -58,7 +58,7 @@ from intelmq_nsm.testbed.chain import (
     wait_settled,
 )
 from intelmq_nsm.testbed.feedback_file import FeedbackFile
-from intelmq_nsm.testbed.layout import localise_value
+from intelmq_nsm.testbed.layout import bots_of, localise_value
 from intelmq_nsm.testbed.pipeline import LOOPBACK, VENV_BIN, HarnessError, Pipeline, free_port, wait_for
 from intelmq_nsm.testbed.rabbitmq import RABBITMQ_BIN
 from intelmq_nsm.testbed.sample_events import event, network_match, organisation
@@ -164,10 +164,6 @@ def queue_messages(server, link: CertLink) -> Optional[int]:
 
 def snippet(snippets: Path, name: str) -> dict:
     return yaml.safe_load((Path(snippets) / name).read_text(encoding="utf-8"))
-
-
-def bots_of(runtime: dict, module: str) -> list:
-    return [b for b, bot in runtime.items() if b != "global" and bot.get("module") == module]
 
 
 def hub_runtime(example_runtime: dict, snippets: Path, key: str) -> dict:

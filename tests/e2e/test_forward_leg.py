@@ -23,7 +23,6 @@ import pytest
 
 from intelmq_nsm import event_contract as ec
 from intelmq_nsm.demo.summary import finding_address
-from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.testbed.sample_events import hub_event
 from intelmq_nsm.testbed.tiers import HUB_INSTANCE, Tiers, add_cert, remove_cert
 from tests.e2e.test_nsm_ibd_example import EXPECTED
@@ -73,9 +72,8 @@ def mails(leg) -> Counter:
     return seen
 
 
-def ledger_records(chain, bot_id: str, name: str = "") -> list:
-    parameters = chain.pipeline.runtime[bot_id]["parameters"]
-    ledger = Ledger(sqlite_url(parameters.get("ledger_file") or parameters["spool_file"]), name=name or bot_id)
+def ledger_records(chain, bot_id: str) -> list:
+    ledger = chain.ledger(bot_id)
     try:
         return ledger.records()
     finally:

@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from intelmq_nsm import event_contract as ec
-from intelmq_nsm.digest.ledger import Ledger, sqlite_url
 from intelmq_nsm.intake.cases import CaseBook
 from intelmq_nsm.testbed.chain import ExampleChain
+from intelmq_nsm.testbed.layout import bots_of
 from intelmq_nsm.testbed.sample_events import hub_event
-from intelmq_nsm.testbed.tiers import AMQP_OUTPUT_MODULE, EXPERT, bots_of, hub_runtime
+from intelmq_nsm.testbed.tiers import AMQP_OUTPUT_MODULE, EXPERT, hub_runtime
 from tests.harness import HarnessPipeline, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -78,8 +78,7 @@ def test_a_sigkilled_forward_record_output_mid_batch_records_each_finding_once_a
     pipeline = hub.pipeline
     events = batch()
     assert len({e[ec.FINDING_ID] for e in events}) == TOTAL
-    parameters = pipeline.runtime[RECORD]["parameters"]
-    ledger = Ledger(sqlite_url(parameters["ledger_file"]), name=RECORD)
+    ledger = hub.ledger(RECORD)
     cases = CaseBook(pipeline.runtime["nsm-intake"]["parameters"]["case_file"])
     try:
         cases.assign(CASE, RESEARCHER)  # as an operator does: intelmq-nsm cases assign

@@ -82,9 +82,7 @@ class NSMForwardedParserBot(ParserBot):
             # event's kind of abuse: the rule the hub's forward record names it by, so that a
             # feed's finding the hub sent without an id is known by the same id at both ends.
             identity = finding_identity(fields, kind_of_abuse(fields), harmonised=True)[0]
-        except MissingField as exc:
-            raise forwarded.ForwardedEventError(exc.field, exc.reason) from None
-        except FindingError as exc:
+        except (MissingField, FindingError) as exc:
             raise forwarded.ForwardedEventError(exc.field, exc.reason) from None
         shortcuts.put(event, ec.FINDING_ID, identity)
         event.add(ec.UPSTREAM, forwarded.upstream(hub, self.upstream_instance, received, identity))
