@@ -99,7 +99,7 @@ def at_the_hub(work: Path, findings: int, size: int) -> dict:
     started = time.perf_counter()
     hub_ledger(url, {"ibd": list(range(findings))}).close()
     print(f"hub ledger: {findings} forwarded findings recorded in {time.perf_counter() - started:.1f} s", flush=True)
-    hub = Hub(work, url, requests_per_minute=0)
+    hub = Hub.in_folder(work, url, requests_per_minute=0)
     try:
         bodies = batches(findings, size)
         applied, seconds = post_all(hub, bodies, "applied")
@@ -139,7 +139,7 @@ def from_the_outbox(work: Path, findings: int, size: int) -> dict:
         cert.observe(chunk, now=T0)
         cert.record_delivery(f"digest-{i}", [(o.finding_id, o.org_id, "new") for o in chunk], now=T0 + 60)
     (work / "second").mkdir()
-    hub = Hub(work / "second", url, requests_per_minute=0)
+    hub = Hub.in_folder(work / "second", url, requests_per_minute=0)
     try:
         pusher = OutboxPusher(
             cert, hub.url, token_file(work, hub.ibd_token), CERT, logging.getLogger("bench"), batch=size, interval=0
@@ -165,7 +165,7 @@ def answer_latency(work: Path, findings: int, answers: int) -> dict:
     url = sqlite_url(work / "hub3.sqlite")
     hub_ledger(url, {"ibd": list(range(findings))}).close()
     (work / "hub3").mkdir()
-    hub = Hub(work / "hub3", url)
+    hub = Hub.in_folder(work / "hub3", url)
     spool = work / "cert-spool.sqlite"
     redis_server = RedisServer(work / "redis").start()
     runtime = {

@@ -825,3 +825,35 @@ def test_the_layout_rule_sees_a_prefix_moved():
     source = 'a = p.removeprefix(INTELMQ_PREFIX)\nb = p[len(INTELMQ_PREFIX):]\nc = p.replace("/opt/intelmq/", w)\n'
     assert sum(moves_the_intelmq_prefix(node) for node in ast.walk(ast.parse(source))) == 3
     assert sum(moves_the_intelmq_prefix(node) for node in ast.walk(tree_of(LAYOUT_MODULE))) >= 1
+
+
+def picks_bots_by_module(node) -> bool:
+    """``bot.get("module") == …`` or ``bot["module"] in …``: code that picks a runtime's bots
+    by their module itself."""
+    if not isinstance(node, ast.Compare):
+        return False
+    left = node.left
+    if isinstance(left, ast.Call) and isinstance(left.func, ast.Attribute) and left.func.attr == "get":
+        key = left.args[0] if left.args else None
+    elif isinstance(left, ast.Subscript):
+        key = left.slice
+    else:
+        return False
+    return isinstance(key, ast.Constant) and key.value == "module"
+
+
+RUNTIME_READERS = under(f"{PACKAGE}.testbed", f"{PACKAGE}.demo", "benchmarks", "tests")
+
+
+@pytest.mark.parametrize("name", [n for n in RUNTIME_READERS if n != LAYOUT_MODULE])
+def test_a_runtimes_bots_of_a_module_are_picked_in_one_function(name):
+    # Where the test bed, the demo, the benchmarks and the tests read an example's runtime:
+    # testbed/layout.py's bots_of (the "global" entry left out, a bot without a module too).
+    # The bots read IntelMQ's own runtime with IntelMQ's functions, not the test bed's.
+    picked = [node.lineno for node in ast.walk(tree_of(name)) if picks_bots_by_module(node)]
+    assert picked == [], f"{name} picks a runtime's bots by module itself at line(s) {picked}: use layout.bots_of."
+
+
+def test_the_bots_of_rule_sees_a_pick():
+    source = 'a = [b for b, bot in r.items() if bot.get("module") == M]\nc = bot["module"] in (M, N)\n'
+    assert sum(picks_bots_by_module(node) for node in ast.walk(ast.parse(source))) == 2

@@ -170,7 +170,7 @@ def hub_runtime(example_runtime: dict, snippets: Path, key: str) -> dict:
     """The one-installation example's runtime as the hub's: the CERT ``key``'s digest outputs
     replaced by the forward leg's bots, the intake reading the forward record's ledger too."""
     runtime = json.loads(json.dumps(example_runtime))
-    replaced = [b for b, bot in runtime.items() if b != "global" and _delivers_for(bot, key)]
+    replaced = [b for b in bots_of(runtime, DIGEST_MODULE) if runtime[b]["parameters"].get("constituency") == key]
     spools = {runtime[b]["parameters"].get("spool_file") for b in replaced}
     for bot_id in replaced:
         del runtime[bot_id]
@@ -184,10 +184,6 @@ def hub_runtime(example_runtime: dict, snippets: Path, key: str) -> dict:
         kept = [path for path in parameters.get("ledgers", []) if path not in spools]
         parameters["ledgers"] = [*kept, bots[record]["parameters"]["ledger_file"]]
     return runtime
-
-
-def _delivers_for(bot: dict, key: str) -> bool:
-    return bot.get("module") == DIGEST_MODULE and bot.get("parameters", {}).get("constituency") == key
 
 
 def cert_runtime(example_runtime: dict, snippets: Path) -> dict:
@@ -539,7 +535,7 @@ def start_outcomes(hub: Tier, runtime: dict, workdir: Path, certs: list) -> "Hub
     if hub.feedback is not None:
         hub.feedback.served_by(runtime, FORWARD_RECORD_MODULE)
         config = hub.feedback.localised(Path(workdir) / hub.name, free_port()).config
-        return Hub.from_config(config, certs)
+        return Hub(config, certs)
     records = [runtime[b]["parameters"] for b in bots_of(runtime, FORWARD_RECORD_MODULE)]
     ledgers = {(p.get("ledger_file"), p.get("ledger_name")) for p in records}
     if len(ledgers) != 1 or None in next(iter(ledgers)):
@@ -549,7 +545,7 @@ def start_outcomes(hub: Tier, runtime: dict, workdir: Path, certs: list) -> "Hub
     folder.mkdir(parents=True, exist_ok=True)
     # The ledger where the hub's chain puts it when it lays its runtime out.
     ledger_url = sqlite_url(localise_value(path, Path(workdir) / hub.name))
-    return Hub(folder, ledger_url, ledger_name=name, certs=certs)
+    return Hub.in_folder(folder, ledger_url, ledger_name=name, certs=certs)
 
 
 # -- the return leg's parts, without IntelMQ --------------------------------------------------
@@ -600,13 +596,43 @@ def hub_ledger(url: str, forwarded: dict, now: float = T0) -> Ledger:
 
 
 class Hub:
-    """The hub's feedback service on 127.0.0.1 over its ledger, with a token for each CERT
-    of ``certs`` (bound to its constituency: ``tokens[key]``) and one token bound to no
-    constituency (a ticket system's)."""
+    """The hub's feedback service on 127.0.0.1 over its ledger, started, with a token for
+    each CERT of ``certs`` (bound to its constituency: ``tokens[key]``) and, made by
+    :meth:`in_folder`, one bound to no constituency (a ticket system's: ``unbound_token``)."""
 
     def __init__(
-        self, tmp_path: Path, ledger_url: str, ledger_name: str = HUB_LEDGER, certs=("ibd", "surf"), **overrides
+        self,
+        config: config_mod.ServiceConfig,
+        certs=("ibd", "surf"),
+        tokens: Optional[Path] = None,
+        ticket_system: bool = False,
     ):
+        """The service ``config`` describes (an operator's feedback.yaml, laid out), its
+        secret made where it says and a token for each CERT in ``tokens`` (by default its
+        ``cert_tokens_file``); with ``ticket_system``, one more token bound to no constituency."""
+        tokens = Path(tokens or config.cert_tokens_file)
+        for path in (Path(config.secret_file), tokens):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        create_secret(config.secret_file)
+        self.tokens = {key: add_token(tokens, key.upper(), [], constituency=key)[1] for key in certs}
+        self.unbound_token = add_token(tokens, "Some ticket system", ["tickets"])[1] if ticket_system else None
+        self.ledger_url, self.ledger_name = config.ledger_url, config.ledger_name
+        # The ledger's folder, where the hub's chain will lay it out: the service opens it first.
+        ledger_file = sqlite_path(config.ledger_url)
+        if ledger_file:
+            Path(ledger_file).parent.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.logger = logging.getLogger("intelmq_nsm.testbed.hub")
+        self.server = None
+        self.port = config.port
+        self.start()
+
+    @classmethod
+    def in_folder(
+        cls, tmp_path: Path, ledger_url: str, ledger_name: str = HUB_LEDGER, certs=("ibd", "surf"), **overrides
+    ) -> "Hub":
+        """The hub's service over ``ledger_url`` with its files in ``tmp_path``, a ticket
+        system's token among the CERTs'; ``overrides``: other keys of its configuration."""
         tokens = tmp_path / "hub-cert-tokens.json"
         config = config_mod.from_mapping(
             {
@@ -618,33 +644,7 @@ class Hub:
                 **overrides,
             }
         )
-        self._begin(config, certs, tokens)
-        _, self.unbound_token = add_token(tokens, "Some ticket system", ["tickets"])
-        self.start()
-
-    @classmethod
-    def from_config(cls, config: config_mod.ServiceConfig, certs=("ibd", "surf")) -> "Hub":
-        """The service ``config`` describes (an operator's feedback.yaml, laid out), its
-        secret and its ``cert_tokens_file`` made where it says, with a token for each CERT."""
-        hub = cls.__new__(cls)
-        hub._begin(config, certs, Path(config.cert_tokens_file))
-        hub.unbound_token = None
-        return hub.start()
-
-    def _begin(self, config: config_mod.ServiceConfig, certs, tokens: Path) -> None:
-        for path in (Path(config.secret_file), tokens):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        create_secret(config.secret_file)
-        self.tokens = {key: add_token(tokens, key.upper(), [], constituency=key)[1] for key in certs}
-        self.ledger_url, self.ledger_name = config.ledger_url, config.ledger_name
-        # The ledger's folder, where the hub's chain will lay it out: the service opens it first.
-        ledger_file = sqlite_path(config.ledger_url)
-        if ledger_file:
-            Path(ledger_file).parent.mkdir(parents=True, exist_ok=True)
-        self.config = config
-        self.logger = logging.getLogger("intelmq_nsm.testbed.hub")
-        self.server = None
-        self.port = config.port
+        return cls(config, certs, tokens, ticket_system=True)
 
     @property
     def ibd_token(self) -> str:

@@ -62,7 +62,7 @@ def expected(tmp_path) -> list:
 def hub(tmp_path):
     url = sqlite_url(tmp_path / "hub-ledger.sqlite")
     hub_ledger(url, {"ibd": list(FINDINGS)}).close()
-    made = Hub(tmp_path, url)
+    made = Hub.in_folder(tmp_path, url)
     yield made
     made.stop()
 

@@ -11,7 +11,13 @@ import yaml
 from intelmq_nsm.demo.summary import event_finding, finding_address
 from intelmq_nsm.testbed.chain import DIGEST_MODULE, INTAKE_MODULE, PACE, TOKEN_FILE, example_reports, settled
 from intelmq_nsm.testbed.client import IntakeClient
-from intelmq_nsm.testbed.layout import SHADOWSERVER_SCHEMA, install_example_files, install_feed_files, localise_runtime
+from intelmq_nsm.testbed.layout import (
+    SHADOWSERVER_SCHEMA,
+    bots_of,
+    install_example_files,
+    install_feed_files,
+    localise_runtime,
+)
 from intelmq_nsm.testbed.pipeline import Pipeline, RedisServer, free_port, wait_for
 from intelmq_nsm.testbed.signing import make_signing_keys
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
@@ -35,9 +41,9 @@ class Host:
         self.workdir = workdir
         runtime = yaml.safe_load((TWO_HOSTS / name / "runtime.yaml").read_text(encoding="utf-8"))
         self.runtime = localise_runtime(runtime, workdir, overrides)
-        for bot in self.runtime.values():
-            if ledger_url and bot.get("module") == DIGEST_MODULE:
-                bot["parameters"]["ledger_url"] = ledger_url
+        if ledger_url:
+            for bot_id in bots_of(self.runtime, DIGEST_MODULE):
+                self.runtime[bot_id]["parameters"]["ledger_url"] = ledger_url
         install_example_files(EXAMPLE, workdir)
         # The routing host's mail output signs: a fresh key in its GnuPG home, as the demo makes.
         self.signing_keys = make_signing_keys(self.runtime, workdir)
@@ -46,11 +52,8 @@ class Host:
         install_feed_files(EXAMPLE, self.runtime, self.pipeline.root)
 
     def spools(self, module: str = DIGEST_MODULE):
-        return {
-            b: Path(bot["parameters"]["spool_file"])
-            for b, bot in self.pipeline.runtime.items()
-            if b != "global" and bot["module"] == module
-        }
+        runtime = self.pipeline.runtime
+        return {b: Path(runtime[b]["parameters"]["spool_file"]) for b in bots_of(runtime, module)}
 
     def close(self):
         self.pipeline.close()

@@ -11,6 +11,6 @@ from intelmq_nsm.testbed.tiers import Hub, hub_ledger
 def hub(tmp_path):
     url = sqlite_url(tmp_path / "hub-ledger.sqlite")
     hub_ledger(url, {"ibd": [1, 2, 3], "surf": [4]}).close()
-    made = Hub(tmp_path, url)
+    made = Hub.in_folder(tmp_path, url)
     yield made
     made.stop()

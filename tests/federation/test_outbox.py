@@ -156,7 +156,7 @@ def test_changes_the_hub_refuses_are_kept_in_sight_and_hold_nothing_up(hub, cert
 def test_a_batch_too_big_for_the_hub_is_halved_until_it_is_taken(tmp_path, cert):
     url = sqlite_url(tmp_path / "hub-ledger.sqlite")
     hub_ledger(url, {"ibd": [1, 2]}).close()
-    hub = Hub(tmp_path, url, max_batch_items=2)
+    hub = Hub.in_folder(tmp_path, url, max_batch_items=2)
     try:
         pusher = cert.pusher(hub.url, token_file(tmp_path, hub.ibd_token), batch=10)
         counts = pusher.run_once()
@@ -182,7 +182,7 @@ def test_a_hub_answering_5xx_or_429_is_tried_again_later_and_retry_after_is_hono
         )
     url = sqlite_url(tmp_path / "hub-ledger.sqlite")
     hub_ledger(url, {"ibd": [1, 2]}).close()
-    hub = Hub(tmp_path, url, requests_per_minute=1, burst=1)
+    hub = Hub.in_folder(tmp_path, url, requests_per_minute=1, burst=1)
     try:
         limited = cert.pusher(hub.url, token_file(tmp_path, hub.ibd_token, "token-2"), batch=1)
         limited.run_once()  # the first request is taken, the second gets 429 and Retry-After
@@ -304,7 +304,7 @@ def test_a_compromised_finding_no_longer_seen_at_the_cert_reaches_the_hub_as_suc
     ledger.close()
     assert (forwarded["state"], forwarded["org_id"], forwarded["abuse"]) == ("forwarded", "cert:ibd", "compromised")
     hub_finding = forwarded["finding_id"]
-    hub = Hub(tmp_path, url)
+    hub = Hub.in_folder(tmp_path, url)
     cert = Cert(tmp_path)
     try:
         cert.ledger.quiet_after = 14 * day

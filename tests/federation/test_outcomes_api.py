@@ -153,7 +153,7 @@ def test_credentials_and_media_type_are_checked_before_anything(hub):
 def test_without_cert_tokens_the_endpoint_is_off(tmp_path):
     url = sqlite_url(tmp_path / "hub-ledger.sqlite")
     hub_ledger(url, {"ibd": [1]}).close()
-    hub = Hub(tmp_path, url, cert_tokens_file=None)
+    hub = Hub.in_folder(tmp_path, url, cert_tokens_file=None)
     try:
         response = post(hub, batch(change(1)))
         assert response.status_code == 503 and response.json()["error"] == "not_configured"

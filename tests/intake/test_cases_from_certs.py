@@ -31,7 +31,7 @@ def test_the_researcher_sees_what_the_cert_reported_names_only_where_both_allow(
 ):
     ledger_file = tmp_path / "hub-ledger.sqlite"
     hub_ledger(sqlite_url(ledger_file), {"ibd": [1, 2, 3]}).close()
-    hub = Hub(tmp_path, sqlite_url(ledger_file))
+    hub = Hub.in_folder(tmp_path, sqlite_url(ledger_file))
     cert = Cert(tmp_path)
     try:
         cert.notify([forwarded_event(1), forwarded_event(2, [AMSTERDAM, UTRECHT])])
