@@ -43,7 +43,13 @@ class HarnessPipeline(Pipeline):
         busy = {queue: n for queue, n in self.queue_sizes().items() if n}
         print(f"SIGKILL {bot_id} while queued: {busy}")
         self.kill(bot_id)
+        self.restart_killed(bot_id)
+
+    def restart_killed(self, bot_id: str, while_dead=None) -> None:
+        """Wait until the killed ``bot_id`` is gone, run ``while_dead()``, start it again."""
         wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
+        if while_dead is not None:
+            while_dead()
         self.ctl("start", bot_id, check=True, timeout=60)
         wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
 
@@ -67,11 +73,7 @@ class HarnessPipeline(Pipeline):
             os.kill(pid, signal.SIGKILL)
         finally:
             starting.join()
-        wait_for(lambda: self.status(bot_id) != "running", timeout=30, what=f"{bot_id} to die")
-        if while_dead is not None:
-            while_dead()
-        self.ctl("start", bot_id, check=True, timeout=60)
-        wait_for(lambda: self.status(bot_id) == "running", timeout=30, what=f"{bot_id} to run again")
+        self.restart_killed(bot_id, while_dead)
 
     def waiting(self, bot_id: str) -> int:
         """Messages in ``bot_id``'s source queue (on Redis, a list: cheap to ask often)."""

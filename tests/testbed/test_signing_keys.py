@@ -12,7 +12,7 @@ import pytest
 from intelmq_nsm.digest.openpgp import Signer
 from intelmq_nsm.testbed.signing import AGENT_SOCKETS, SOCKET_PATH_MAX, make_signing_keys
 from intelmq_nsm.testbed.smtp_sink import SmtpSink
-from tests.harness import LOOPBACK
+from tests.harness import LOOPBACK, wait_for
 
 pytestmark = pytest.mark.e2e  # gpg starts a gpg-agent per home
 
@@ -78,6 +78,8 @@ def test_each_signing_home_in_the_working_folder_gets_a_fresh_key_that_signs(tmp
         assert agents_of(home)
     finally:
         key.close()
+    # gpgconf --kill asks the agent to stop and returns: on a busy machine it exits a moment later.
+    wait_for(lambda: agents_of(home) == [], timeout=10, what="the agent to stop")
     assert agents_of(home) == [] and not key.socket_dir.exists()
 
 
